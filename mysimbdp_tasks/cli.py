@@ -1,0 +1,221 @@
+"""The ``mysimbdp`` command: one entry point, one sub-command per part of the platform."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, MysimbdpError
+from .settings import Settings
+
+SERVICES = ("redis", "kafka", "cassandra")
+Handler = Callable[[Settings, argparse.Namespace], int]
+
+
+def _echo(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# stack
+# --------------------------------------------------------------------------------------------
+
+
+def stack_up(settings: Settings, args: argparse.Namespace) -> int:
+    from . import stack
+
+    unknown = set(args.services) - set(SERVICES)
+    if unknown:
+        raise MysimbdpError(f"unknown service(s) {', '.join(sorted(unknown))}; choose from {', '.join(SERVICES)}")
+    stack.up(settings, services=tuple(args.services) or SERVICES, echo=_echo)
+    return 0
+
+
+def stack_down(settings: Settings, args: argparse.Namespace) -> int:
+    from . import stack
+
+    stack.down(settings, wipe=args.wipe, echo=_echo)
+    return 0
+
+
+def stack_status(settings: Settings, args: argparse.Namespace) -> int:
+    from . import stack
+
+    states = stack.status(settings)
+    for s in states:
+        state = "up" if s.running and s.answering else ("running, not answering" if s.running else "down")
+        pid = f" pid {s.pid}" if s.pid else ""
+        detail = f" ({s.detail})" if s.detail else ""
+        print(f"{s.name:<10} {state:<24} {s.endpoint}{pid}{detail}")
+    return 0 if stack.all_up(states) else 1
+
+
+# --------------------------------------------------------------------------------------------
+# tenants
+# --------------------------------------------------------------------------------------------
+
+
+def tenants_check(settings: Settings, args: argparse.Namespace) -> int:
+    from . import tenants
+
+    found = tenants.load(args.file)
+    for t in found.values():
+        paths = [p for p, on in (("batch", t.batch), ("stream", t.stream)) if on]
+        print(f"{t.name}: ok (keyspace {t.namespace}, table {t.table_name}, key {t.key}, paths: {', '.join(paths)})")
+    return 0
+
+
+def tenants_apply(settings: Settings, args: argparse.Namespace) -> int:
+    from . import db, provisioning, tenants, topics
+    from .registry import Registry
+
+    found = tenants.load(args.file)
+    cluster, session = db.connect(settings)
+    try:
+        provisioning.apply(session, found.values(), settings.replication, echo=_echo)
+    finally:
+        cluster.shutdown()
+    created = topics.ensure(settings, found.values())
+    registry = Registry(_redis(settings))
+    for t in found.values():
+        registry.save(t)
+        print(f"{t.name}: keyspace {t.namespace}, table {t.table_name} key {t.key}: provisioned, active")
+    if created:
+        print(f"topics created: {', '.join(sorted(created))}")
+    stale = sorted(set(registry.active_names()) - set(found))
+    for name in stale:
+        if args.prune:
+            registry.deactivate(name)
+            print(f"{name}: not in {args.file}: deactivated (data kept)")
+        else:
+            print(f"{name}: active but not in {args.file} (use --prune to deactivate it)")
+    return 0
+
+
+def tenants_list(settings: Settings, args: argparse.Namespace) -> int:
+    from . import db, provisioning
+    from .registry import Registry
+
+    registry = Registry(_redis(settings))
+    known = registry.all()
+    active = registry.active_names()
+    cluster, session = db.connect(settings)
+    try:
+        rows = [
+            {
+                "tenant": t.name,
+                "active": t.name in active,
+                "provisioned": provisioning.provisioned(session, t),
+                "keyspace": t.namespace,
+                "table": t.table_name,
+                "key": str(t.key),
+            }
+            for t in sorted(known.values(), key=lambda t: t.name)
+        ]
+    finally:
+        cluster.shutdown()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no tenants applied yet (mysimbdp tenants apply FILE)")
+    for r in rows:
+        print(f"{r['tenant']:<12} {'active' if r['active'] else 'inactive':<9} "
+              f"{'provisioned' if r['provisioned'] else 'NOT provisioned':<16} {r['keyspace']}.{r['table']} {r['key']}")
+    return 0
+
+
+def tenants_remove(settings: Settings, args: argparse.Namespace) -> int:
+    from . import db, provisioning, topics
+    from .registry import Registry
+
+    registry = Registry(_redis(settings))
+    known = registry.all()
+    if args.name not in known:
+        raise MysimbdpError(f"tenant {args.name!r} is not known; known: {', '.join(sorted(known)) or 'none'}")
+    registry.deactivate(args.name)
+    print(f"{args.name}: deactivated: no new files or messages are admitted")
+    if args.drop_data:
+        cluster, session = db.connect(settings)
+        try:
+            provisioning.drop_data(session, known[args.name])
+        finally:
+            cluster.shutdown()
+        topics.delete_tenant_topics(settings, known[args.name])
+        registry.forget(args.name)
+        print(f"{args.name}: keyspace {known[args.name].namespace} and its topics dropped")
+    else:
+        print(f"{args.name}: data kept in keyspace {known[args.name].namespace} (use --drop-data to delete it)")
+    return 0
+
+
+def _redis(settings: Settings) -> Any:
+    import redis
+
+    return redis.Redis.from_url(settings.redis_url)
+
+
+# --------------------------------------------------------------------------------------------
+# parser
+# --------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mysimbdp", description="Multi-tenant ingestion platform.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stack = sub.add_parser("stack", help="the local Redis, Kafka and Cassandra").add_subparsers(
+        dest="action", required=True)
+    p = stack.add_parser("up", help="start the local services (idempotent)")
+    p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")
+    p.set_defaults(handler=stack_up)
+    p = stack.add_parser("down", help="stop the local services")
+    p.add_argument("--wipe", action="store_true", help="also delete their data")
+    p.set_defaults(handler=stack_down)
+    stack.add_parser("status", help="state of each service; exit 0 only if all are up").set_defaults(
+        handler=stack_status)
+
+    ten = sub.add_parser("tenants", help="tenant configuration and provisioning").add_subparsers(
+        dest="action", required=True)
+    p = ten.add_parser("check", help="validate a tenant file without touching any service")
+    p.add_argument("file", type=Path)
+    p.set_defaults(handler=tenants_check)
+    p = ten.add_parser("apply", help="create keyspaces, tables and topics; activate the tenants")
+    p.add_argument("file", type=Path)
+    p.add_argument("--prune", action="store_true", help="deactivate active tenants missing from FILE")
+    p.set_defaults(handler=tenants_apply)
+    p = ten.add_parser("list", help="applied tenants, active or not, and whether provisioned")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=tenants_list)
+    p = ten.add_parser("remove", help="stop a tenant's ingestion (data kept unless --drop-data)")
+    p.add_argument("name")
+    p.add_argument("--drop-data", action="store_true", help="also drop its keyspace and topics")
+    p.set_defaults(handler=tenants_remove)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = Settings.from_env()
+        return int(args.handler(settings, args))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except MysimbdpError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Cassandra connections: one Cluster per process, created where it is used (never across fork)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+
+from .errors import SettingsError
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+REPLICATION = re.compile(r"^(SimpleStrategy):(\d+)$|^(NetworkTopologyStrategy):((?:[A-Za-z0-9_.-]+=\d+,?)+)$")
+
+
+def connect(settings: Settings, request_timeout: float = 30.0) -> tuple[Cluster, Session]:
+    """Open a token-aware session to the configured Cassandra hosts."""
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        request_timeout=request_timeout,
+    )
+    cluster = Cluster(
+        contact_points=settings.cassandra_contact_points,
+        port=settings.cassandra_port,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        protocol_version=5,
+        connect_timeout=10,
+        control_connection_timeout=10,
+    )
+    session = cluster.connect()
+    return cluster, session
+
+
+def replication_map(spec: str) -> str:
+    """Turn ``SimpleStrategy:1`` or ``NetworkTopologyStrategy:dc1=3,dc2=2`` into a CQL map literal.
+
+    DDL takes no bind markers, so the spec is validated against a strict pattern before it is
+    formatted; nothing else from outside ever reaches the text.
+    """
+    m = REPLICATION.match(spec.strip())
+    if not m:
+        raise SettingsError(
+            f"MYSIMBDP_REPLICATION: expected 'SimpleStrategy:RF' or 'NetworkTopologyStrategy:dc=RF,...', got {spec!r}"
+        )
+    if m.group(1):
+        return f"{{'class': 'SimpleStrategy', 'replication_factor': {int(m.group(2))}}}"
+    pairs = [p.split("=") for p in m.group(4).strip(",").split(",")]
+    body = ", ".join(f"'{dc}': {int(rf)}" for dc, rf in pairs)
+    return f"{{'class': 'NetworkTopologyStrategy', {body}}}"

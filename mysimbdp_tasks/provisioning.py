@@ -1,0 +1,164 @@
+"""Provisioning: bring each tenant's keyspace, tables and topics to the configured shape.
+
+``apply`` plans first and changes nothing if any tenant's plan is refused, so a bad file never half
+applies. Applying the same file again changes nothing; a new column is added with ``ALTER TABLE``;
+a changed type or primary key is refused (Cassandra cannot change either in place: that is a
+migration, with a new table, which the operator must decide on).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from cassandra.cluster import Session
+
+from . import cql
+from .cql import ident
+from .db import replication_map
+from .errors import ProvisioningError
+from .tenants import Tenant
+
+log = logging.getLogger(__name__)
+
+BATCH_METRICS = "batch_ingestion_metrics"
+STREAM_METRICS = "stream_ingestion_metrics"
+
+# One row per ingested file. Partitioned by UTC day so "today's files" is one partition read.
+BATCH_METRICS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {{ks}}.{BATCH_METRICS} (
+    day date,
+    ingest_id text,
+    file text,
+    size_bytes bigint,
+    started_at timestamp,
+    finished_at timestamp,
+    rows_ok bigint,
+    rows_refused bigint,
+    chunks int,
+    status text,
+    reason text,
+    duration_ms double,
+    ms_per_row double,
+    PRIMARY KEY ((day), ingest_id)
+)"""
+
+# One row per worker per time window of stream ingestion.
+STREAM_METRICS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {{ks}}.{STREAM_METRICS} (
+    day date,
+    window_start timestamp,
+    worker text,
+    window_end timestamp,
+    messages bigint,
+    bytes bigint,
+    tasks int,
+    avg_ingest_ms double,
+    max_ingest_ms double,
+    errors bigint,
+    avg_latency_ms double,
+    p95_latency_ms double,
+    max_latency_ms double,
+    PRIMARY KEY ((day), window_start, worker)
+) WITH CLUSTERING ORDER BY (window_start DESC, worker ASC)"""
+
+
+@dataclass
+class Plan:
+    tenant: Tenant
+    statements: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def table_columns(session: Session, keyspace: str, table: str) -> dict[str, tuple[str, str, int]]:
+    """column -> (type, kind, position) as Cassandra has them; empty if the table does not exist."""
+    rows = session.execute(
+        "SELECT column_name, type, kind, position FROM system_schema.columns "
+        "WHERE keyspace_name = %s AND table_name = %s",
+        (keyspace, table),
+    )
+    return {r.column_name: (r.type, r.kind, r.position) for r in rows}
+
+
+def keyspace_exists(session: Session, keyspace: str) -> bool:
+    rows = session.execute("SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s", (keyspace,))
+    return rows.one() is not None
+
+
+def plan(session: Session, tenant: Tenant, replication: str) -> Plan:
+    p = Plan(tenant)
+    ks, table = tenant.namespace, tenant.table_name
+    p.statements.append(
+        f"CREATE KEYSPACE IF NOT EXISTS {ident(ks)} WITH replication = {replication_map(replication)}"
+    )
+    existing = table_columns(session, ks, table)
+    if not existing:
+        cols = ", ".join(f"{ident(c)} {t}" for c, t in tenant.columns)
+        p.statements.append(
+            f"CREATE TABLE IF NOT EXISTS {ident(ks)}.{ident(table)} ({cols}, PRIMARY KEY {tenant.key.cql()})"
+        )
+    else:
+        _diff_table(p, existing)
+    p.statements.append(BATCH_METRICS_DDL.format(ks=ident(ks)))
+    p.statements.append(STREAM_METRICS_DDL.format(ks=ident(ks)))
+    return p
+
+
+def _diff_table(p: Plan, existing: dict[str, tuple[str, str, int]]) -> None:
+    tenant = p.tenant
+    where = f"{tenant.name}: table {tenant.namespace}.{tenant.table_name}"
+    have_partition = tuple(c for c, _ in sorted(((c, v[2]) for c, v in existing.items() if v[1] == "partition_key"),
+                                                key=lambda x: x[1]))
+    have_clustering = tuple(c for c, _ in sorted(((c, v[2]) for c, v in existing.items() if v[1] == "clustering"),
+                                                 key=lambda x: x[1]))
+    if (have_partition, have_clustering) != (tenant.key.partition, tenant.key.clustering):
+        have = f"(({', '.join(have_partition)}){''.join(', ' + c for c in have_clustering)})"
+        p.problems.append(f"{where}: primary key is {have} in Cassandra but {tenant.key} in the config; "
+                          "a primary key cannot be changed in place (create a new table_name and migrate)")
+    for column, ctype in tenant.columns:
+        want = cql.CANONICAL_TYPE.get(ctype, ctype)
+        if column not in existing:
+            p.statements.append(f"ALTER TABLE {ident(tenant.namespace)}.{ident(tenant.table_name)} "
+                                f"ADD {ident(column)} {ctype}")
+            p.notes.append(f"{where}: adding column {column} {ctype}")
+        elif existing[column][0] != want:
+            p.problems.append(f"{where}: column {column} is {existing[column][0]} in Cassandra but {ctype} in the "
+                              "config; a column's type cannot be changed in place")
+    for column in existing:
+        if column not in tenant.column_types:
+            p.notes.append(f"{where}: column {column} exists in Cassandra but not in the config; kept as it is")
+
+
+def apply(session: Session, tenants: Iterable[Tenant], replication: str,
+          echo: Callable[[str], None] = print) -> list[Plan]:
+    """Plan every tenant, refuse all if any plan has a problem, else run the statements."""
+    plans = [plan(session, t, replication) for t in tenants]
+    problems = [msg for p in plans for msg in p.problems]
+    if problems:
+        raise ProvisioningError("refused, nothing was changed:\n" + "\n".join(f"  - {m}" for m in problems))
+    for p in plans:
+        for note in p.notes:
+            echo(note)
+        for statement in p.statements:
+            log.debug("tenant=%s ddl=%s", p.tenant.name, statement)
+            session.execute(statement, timeout=60)
+    if plans:
+        # Schema changes must have reached every node before a worker prepares statements on them.
+        session.cluster.control_connection.wait_for_schema_agreement(wait_time=30)
+    return plans
+
+
+def provisioned(session: Session, tenant: Tenant) -> bool:
+    """True when the tenant's data table and both metrics tables exist with its columns."""
+    have = table_columns(session, tenant.namespace, tenant.table_name)
+    return (
+        all(c in have for c in tenant.column_types)
+        and bool(table_columns(session, tenant.namespace, BATCH_METRICS))
+        and bool(table_columns(session, tenant.namespace, STREAM_METRICS))
+    )
+
+
+def drop_data(session: Session, tenant: Tenant) -> None:
+    session.execute(f"DROP KEYSPACE IF EXISTS {ident(tenant.namespace)}", timeout=60)

@@ -1,0 +1,112 @@
+"""The platform's configuration: one frozen object built from the environment at start-up.
+
+Every endpoint defaults to the local stack (``mysimbdp stack up``), so the same code runs against an
+existing cluster by setting ``MYSIMBDP_REDIS_URL``, ``MYSIMBDP_KAFKA_BOOTSTRAP`` and
+``MYSIMBDP_CASSANDRA_HOSTS``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .errors import SettingsError
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_CASSANDRA_HOSTS = "127.0.0.1:9042"
+
+
+def _hostport(text: str, var: str, default_port: int) -> tuple[str, int]:
+    host, sep, port = text.strip().rpartition(":")
+    if not sep:
+        host, port = text.strip(), str(default_port)
+    if not host or not port.isdigit():
+        raise SettingsError(f"{var}: expected host:port, got {text!r}")
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    redis_url: str
+    kafka_bootstrap: tuple[tuple[str, int], ...]
+    cassandra_hosts: tuple[tuple[str, int], ...]
+    tenants_file: Path
+    replication: str  # e.g. "SimpleStrategy:1" or "NetworkTopologyStrategy:dc1=3"
+    kafka_partitions: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("MYSIMBDP_HOME", ".mysimbdp")).expanduser().resolve()
+        redis_url = env.get("MYSIMBDP_REDIS_URL", DEFAULT_REDIS_URL)
+        parsed = urlparse(redis_url)
+        if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
+            raise SettingsError(f"MYSIMBDP_REDIS_URL: expected redis://host:port/db, got {redis_url!r}")
+        kafka = tuple(
+            _hostport(part, "MYSIMBDP_KAFKA_BOOTSTRAP", 9092)
+            for part in env.get("MYSIMBDP_KAFKA_BOOTSTRAP", DEFAULT_KAFKA_BOOTSTRAP).split(",")
+            if part.strip()
+        )
+        cassandra = tuple(
+            _hostport(part, "MYSIMBDP_CASSANDRA_HOSTS", 9042)
+            for part in env.get("MYSIMBDP_CASSANDRA_HOSTS", DEFAULT_CASSANDRA_HOSTS).split(",")
+            if part.strip()
+        )
+        if not kafka or not cassandra:
+            raise SettingsError("MYSIMBDP_KAFKA_BOOTSTRAP and MYSIMBDP_CASSANDRA_HOSTS must not be empty")
+        tenants_file = Path(env.get("MYSIMBDP_TENANTS", "tenants/tenants.json")).expanduser()
+        replication = env.get("MYSIMBDP_REPLICATION", "SimpleStrategy:1")
+        partitions = env.get("MYSIMBDP_KAFKA_PARTITIONS", "3")
+        if not partitions.isdigit() or int(partitions) < 1:
+            raise SettingsError(f"MYSIMBDP_KAFKA_PARTITIONS: expected a positive integer, got {partitions!r}")
+        return cls(
+            home=home,
+            redis_url=redis_url,
+            kafka_bootstrap=kafka,
+            cassandra_hosts=cassandra,
+            tenants_file=tenants_file,
+            replication=replication,
+            kafka_partitions=int(partitions),
+        )
+
+    # Folders under MYSIMBDP_HOME -------------------------------------------------------------
+    def dir(self, name: str) -> Path:
+        return self.home / name
+
+    @property
+    def staging(self) -> Path:
+        return self.home / "staging"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.home / "run"
+
+    # Endpoints in the forms the client libraries take ------------------------------------------
+    @property
+    def kafka_bootstrap_str(self) -> str:
+        return ",".join(f"{h}:{p}" for h, p in self.kafka_bootstrap)
+
+    @property
+    def cassandra_contact_points(self) -> list[str]:
+        return [h for h, _ in self.cassandra_hosts]
+
+    @property
+    def cassandra_port(self) -> int:
+        return self.cassandra_hosts[0][1]
+
+    @property
+    def redis_port(self) -> int:
+        return urlparse(self.redis_url).port or 6379
+
+    @property
+    def redis_host(self) -> str:
+        return urlparse(self.redis_url).hostname or "127.0.0.1"

@@ -1,0 +1,362 @@
+"""The tenant model: load, validate and describe tenant configurations.
+
+A configuration file is one JSON object, tenant name -> settings, in the original format::
+
+    {"tenant1": {"max_file_size": 10, "file_type": ".json", "max_amount_of_data": 100,
+                 "max_number_of_files": 10, "max_messages_per_day": 100000,
+                 "namespace": "tenant1", "table_name": "comments",
+                 "schema": {"id": "text", "ups": "int", ..., "key": "((subreddit, id), ups)"}}}
+
+Batch settings and stream settings are each optional, so the original batch-only file and the
+original stream-only file both load as they are. Sizes are in MB, where **1 MB = 1,048,576 bytes**
+(a mebibyte, as ``os.path.getsize(f) / 1024 / 1024`` gives it); fractions are allowed.
+
+Loading never stops at the first mistake: every problem is collected with its tenant and field
+path and raised together in one :class:`~mysimbdp_tasks.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import cql
+from .errors import ConfigError, ConfigProblem
+
+MB = 1024 * 1024
+TENANT_NAME = re.compile(r"^[a-z][a-z0-9]{0,31}$")  # no '-' or '_': those end the name in file names
+FILE_TYPES = (".csv", ".json", ".jsonl")
+
+# Optional platform settings and their defaults (documented in README, "Tenant configuration").
+DEFAULTS: dict[str, Any] = {
+    "max_avg_ingestion_ms": 1000,  # monitor: a window slower than this on average is "slow"
+    "max_lag_messages": 10000,  # monitor: more messages than this waiting is "falling behind"
+    "min_workers": 1,  # manager: smallest pool size for the tenant
+    "max_workers": 4,  # manager: largest pool size for the tenant
+    "partitions": 3,  # Kafka partitions of <tenant>.ingest
+}
+
+BATCH_KEYS = ("max_file_size", "file_type", "max_amount_of_data", "max_number_of_files")
+STREAM_KEYS = ("max_messages_per_day",)
+COMMON_KEYS = ("namespace", "table_name", "schema")
+KNOWN_KEYS = BATCH_KEYS + STREAM_KEYS + COMMON_KEYS + tuple(DEFAULTS) + ("description",)
+
+
+@dataclass(frozen=True)
+class PrimaryKey:
+    partition: tuple[str, ...]
+    clustering: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.partition + self.clustering
+
+    def cql(self) -> str:
+        part = ", ".join(cql.ident(c) for c in self.partition)
+        rest = "".join(f", {cql.ident(c)}" for c in self.clustering)
+        return f"(({part}){rest})"
+
+    def __str__(self) -> str:
+        rest = "".join(f", {c}" for c in self.clustering)
+        return f"(({', '.join(self.partition)}){rest})"
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    file_types: tuple[str, ...]
+    max_file_size_bytes: int
+    max_bytes_per_day: int
+    max_files_per_day: int
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    max_messages_per_day: int
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    namespace: str
+    table_name: str
+    columns: tuple[tuple[str, str], ...]  # (column, cql type) in schema order
+    key: PrimaryKey
+    batch: BatchSettings | None = None
+    stream: StreamSettings | None = None
+    max_avg_ingestion_ms: float = DEFAULTS["max_avg_ingestion_ms"]
+    max_lag_messages: int = DEFAULTS["max_lag_messages"]
+    min_workers: int = DEFAULTS["min_workers"]
+    max_workers: int = DEFAULTS["max_workers"]
+    partitions: int = DEFAULTS["partitions"]
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def column_types(self) -> dict[str, str]:
+        return dict(self.columns)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.columns)
+
+    def to_json(self) -> str:
+        """The tenant's settings as given, for the platform registry."""
+        return json.dumps({self.name: dict(self.raw)}, sort_keys=True)
+
+    @property
+    def batch_queue(self) -> str:
+        return f"{self.name}.batch"
+
+    @property
+    def stream_queue(self) -> str:
+        return f"{self.name}.stream"
+
+    @property
+    def ingest_topic(self) -> str:
+        return f"{self.name}.ingest"
+
+    @property
+    def dead_topic(self) -> str:
+        return f"{self.name}.dead"
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def load(path: str | Path) -> dict[str, Tenant]:
+    """Read and validate a tenant configuration file; raise ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(path), f"cannot read: {exc.strerror}")], str(path)) from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problem = ConfigProblem(str(path), f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        raise ConfigError([problem], str(path)) from exc
+    return parse(data, source=str(path))
+
+
+def parse(data: Any, source: str = "") -> dict[str, Tenant]:
+    problems: list[ConfigProblem] = []
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem("(top level)", "expected a JSON object of tenant name -> settings")], source)
+    if not data:
+        raise ConfigError([ConfigProblem("(top level)", "no tenants defined")], source)
+    tenants: dict[str, Tenant] = {}
+    for name, settings in data.items():
+        tenant = _parse_tenant(name, settings, problems)
+        if tenant is not None:
+            tenants[name] = tenant
+    _check_shared_namespaces(data, problems)
+    if problems:
+        raise ConfigError(problems, source)
+    return tenants
+
+
+def _parse_tenant(name: str, raw: Any, problems: list[ConfigProblem]) -> Tenant | None:
+    before = len(problems)
+
+    def bad(path: str, message: str) -> None:
+        problems.append(ConfigProblem(f"{name}.{path}" if path else name, message))
+
+    if not TENANT_NAME.match(name):
+        bad("", "tenant names are lower-case letters and digits, starting with a letter, at most 32 "
+            "(no '-' or '_': they separate the tenant from the rest of a staged file's name)")
+    if not isinstance(raw, dict):
+        bad("", f"expected an object of settings, got {type(raw).__name__}")
+        return None
+    for key in raw:
+        if key not in KNOWN_KEYS:
+            bad(key, f"unknown setting{_did_you_mean(key, KNOWN_KEYS)}")
+    for key in COMMON_KEYS:
+        if key not in raw:
+            bad(key, "missing (required)")
+
+    namespace = _name(raw, "namespace", bad)
+    table_name = _name(raw, "table_name", bad)
+    columns, key = _schema(raw.get("schema"), bad) if "schema" in raw else ((), None)
+    if namespace.startswith("system"):
+        bad("namespace", f"{namespace!r}: names starting with 'system' belong to Cassandra itself")
+    if table_name in ("batch_ingestion_metrics", "stream_ingestion_metrics"):
+        bad("table_name", f"{table_name!r} is the platform's metrics table; choose another name")
+
+    batch = _batch(raw, bad)
+    stream = None
+    if "max_messages_per_day" in raw:
+        stream = StreamSettings(_positive_int(raw, "max_messages_per_day", bad))
+    if batch is None and stream is None and not any(k in raw for k in BATCH_KEYS):
+        bad("", "neither batch settings (max_file_size, file_type, max_amount_of_data, "
+            "max_number_of_files) nor stream settings (max_messages_per_day) are given")
+
+    extra = {k: _positive_number(raw, k, bad, integer=isinstance(DEFAULTS[k], int)) for k in DEFAULTS if k in raw}
+    if extra.get("min_workers", 1) > extra.get("max_workers", DEFAULTS["max_workers"]):
+        bad("min_workers", "is larger than max_workers")
+
+    if len(problems) > before or key is None:
+        return None
+    return Tenant(name=name, namespace=namespace, table_name=table_name, columns=columns, key=key,
+                  batch=batch, stream=stream, raw=raw, **extra)
+
+
+def _name(raw: dict[str, Any], key: str, bad: Any) -> str:
+    if key not in raw:
+        return ""
+    problem = cql.identifier_problem(raw[key])
+    if problem:
+        bad(key, problem)
+        return ""
+    return str(raw[key])
+
+
+def _schema(schema: Any, bad: Any) -> tuple[tuple[tuple[str, str], ...], PrimaryKey | None]:
+    if not isinstance(schema, dict):
+        bad("schema", "expected an object of column -> CQL type, plus \"key\"")
+        return (), None
+    columns: list[tuple[str, str]] = []
+    for column, ctype in schema.items():
+        if column == "key":
+            continue
+        problem = cql.identifier_problem(column)
+        if problem:
+            bad(f"schema.{column}", problem)
+            continue
+        if not isinstance(ctype, str) or ctype.strip().lower() not in cql.TYPES:
+            shown = ctype if isinstance(ctype, str) else type(ctype).__name__
+            bad(f"schema.{column}", f"unknown CQL type {shown!r}{_did_you_mean(str(ctype).lower(), cql.TYPES)}; "
+                f"supported: {', '.join(sorted(cql.TYPES))}")
+            continue
+        columns.append((column, ctype.strip().lower()))
+    if not columns:
+        bad("schema", "defines no columns")
+    if "key" not in schema:
+        bad("schema.key", "missing: give the primary key, e.g. \"((subreddit, id), ups)\"")
+        return tuple(columns), None
+    try:
+        key = parse_key(schema["key"])
+    except ValueError as exc:
+        bad("schema.key", str(exc))
+        return tuple(columns), None
+    names = [c for c, _ in columns]
+    for column in key.columns:
+        if column not in schema:
+            bad("schema.key", f"column {column!r} is not in the schema{_did_you_mean(column, names)}")
+    if len(set(key.columns)) != len(key.columns):
+        bad("schema.key", "names a column more than once")
+    return tuple(columns), key
+
+
+def parse_key(text: Any) -> PrimaryKey:
+    """Parse a CQL primary key: ``id``, ``(id)``, ``(a, b)``, ``((a, b), c, d)``."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("expected a CQL primary key such as \"((subreddit, id), ups)\"")
+    s = text.strip()
+    if s.startswith("("):
+        if not s.endswith(")") or _depth_ok(s) is False:
+            raise ValueError(f"{text!r}: unbalanced parentheses")
+        s = s[1:-1].strip()
+    partition: list[str]
+    if s.startswith("("):
+        close = s.find(")")
+        if close < 0:
+            raise ValueError(f"{text!r}: unbalanced parentheses")
+        partition = _names(s[1:close], text)
+        rest = s[close + 1:].strip()
+        if rest and not rest.startswith(","):
+            raise ValueError(f"{text!r}: expected ',' after the partition key")
+        clustering = _names(rest[1:], text) if rest else []
+    else:
+        parts = _names(s, text)
+        partition, clustering = parts[:1], parts[1:]
+    if not partition:
+        raise ValueError(f"{text!r}: the partition key is empty")
+    return PrimaryKey(tuple(partition), tuple(clustering))
+
+
+def _depth_ok(s: str) -> bool:
+    depth = 0
+    for i, ch in enumerate(s):
+        depth += (ch == "(") - (ch == ")")
+        if depth < 0 or (depth == 0 and i != len(s) - 1) or depth > 2:
+            return False
+    return depth == 0
+
+
+def _names(part: str, text: str) -> list[str]:
+    names = [n.strip() for n in part.split(",")]
+    for n in names:
+        if cql.identifier_problem(n) is not None or "(" in n or ")" in n:
+            raise ValueError(f"{text!r}: {n!r} is not a column name")
+    return names
+
+
+def _batch(raw: dict[str, Any], bad: Any) -> BatchSettings | None:
+    present = [k for k in BATCH_KEYS if k in raw]
+    if not present:
+        return None
+    for k in BATCH_KEYS:
+        if k not in raw:
+            bad(k, f"missing: batch settings need all of {', '.join(BATCH_KEYS)}")
+    ftypes = raw.get("file_type", [])
+    ftypes = [ftypes] if isinstance(ftypes, str) else ftypes
+    if not isinstance(ftypes, list) or not ftypes:
+        bad("file_type", "expected \".csv\", \".json\" or a list of them")
+        ftypes = []
+    clean: list[str] = []
+    for ft in ftypes:
+        norm = ft.lower() if isinstance(ft, str) else ft
+        if isinstance(norm, str) and not norm.startswith("."):
+            norm = "." + norm
+        if norm not in FILE_TYPES:
+            bad("file_type", f"unsupported file type {ft!r}; supported: {', '.join(FILE_TYPES)}")
+        else:
+            clean.append(norm)
+    size = _positive_number(raw, "max_file_size", bad)
+    per_day = _positive_number(raw, "max_amount_of_data", bad)
+    files = _positive_int(raw, "max_number_of_files", bad)
+    if size and per_day and size > per_day:
+        bad("max_file_size", f"{size} MB is more than max_amount_of_data ({per_day} MB): no such file could ever be admitted")
+    return BatchSettings(tuple(dict.fromkeys(clean)), int(size * MB), int(per_day * MB), files)
+
+
+def _positive_number(raw: dict[str, Any], key: str, bad: Any, integer: bool = False) -> Any:
+    if key not in raw:
+        return 0
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        bad(key, f"expected a positive {'integer' if integer else 'number'}, got {value!r}")
+        return 0
+    if value <= 0:
+        bad(key, f"must be positive, got {value!r}")
+        return 0
+    return value
+
+
+def _positive_int(raw: dict[str, Any], key: str, bad: Any) -> int:
+    return int(_positive_number(raw, key, bad, integer=True))
+
+
+def _check_shared_namespaces(data: dict[str, Any], problems: list[ConfigProblem]) -> None:
+    owners: dict[str, str] = {}
+    for name, raw in data.items():
+        ns = raw.get("namespace") if isinstance(raw, dict) else None
+        if not isinstance(ns, str):
+            continue
+        if ns in owners:
+            problems.append(ConfigProblem(f"{name}.namespace",
+                                          f"{ns!r} is already the namespace of tenant {owners[ns]!r}; "
+                                          "each tenant needs its own keyspace"))
+        else:
+            owners[ns] = name
+
+
+def _did_you_mean(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,63 @@
+"""Kafka topics of the platform: ``<tenant>.ingest``, ``<tenant>.dead`` and ``mysimbdp.reports``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
+
+from .settings import Settings
+from .tenants import Tenant
+
+log = logging.getLogger(__name__)
+
+REPORTS = "mysimbdp.reports"
+CONTROL = "mysimbdp.control"
+
+
+def admin(settings: Settings) -> KafkaAdminClient:
+    return KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_str, client_id="mysimbdp-admin",
+                            request_timeout_ms=30000)
+
+
+def wanted(tenants: Iterable[Tenant]) -> dict[str, int]:
+    """topic -> partition count for the given tenants plus the platform topics."""
+    topics = {REPORTS: 1, CONTROL: 1}
+    for t in tenants:
+        topics[t.ingest_topic] = t.partitions
+        topics[t.dead_topic] = 1
+    return topics
+
+
+def ensure(settings: Settings, tenants: Iterable[Tenant]) -> list[str]:
+    """Create missing topics; return the names created. Existing topics are left as they are."""
+    client = admin(settings)
+    try:
+        existing = set(client.list_topics())
+        missing = {name: n for name, n in wanted(tenants).items() if name not in existing}
+        created = []
+        for name, partitions in missing.items():
+            try:
+                client.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        client.close()
+
+
+def delete_tenant_topics(settings: Settings, tenant: Tenant) -> None:
+    client = admin(settings)
+    try:
+        existing = set(client.list_topics())
+        names = [n for n in (tenant.ingest_topic, tenant.dead_topic) if n in existing]
+        if names:
+            try:
+                client.delete_topics(names)
+            except UnknownTopicOrPartitionError:
+                pass
+    finally:
+        client.close()
