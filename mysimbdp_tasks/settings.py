@@ -29,6 +29,19 @@ def _hostport(text: str, var: str, default_port: int) -> tuple[str, int]:
     return host, int(port)
 
 
+def _number(env: Mapping[str, str], var: str, default: float) -> float:
+    text = env.get(var)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise SettingsError(f"{var}: expected a positive number, got {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -38,6 +51,8 @@ class Settings:
     tenants_file: Path
     replication: str  # e.g. "SimpleStrategy:1" or "NetworkTopologyStrategy:dc1=3"
     kafka_partitions: int
+    chunk_bytes: int = 8 * 1024 * 1024
+    visibility_timeout: int = 1800
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -64,7 +79,11 @@ class Settings:
         partitions = env.get("MYSIMBDP_KAFKA_PARTITIONS", "3")
         if not partitions.isdigit() or int(partitions) < 1:
             raise SettingsError(f"MYSIMBDP_KAFKA_PARTITIONS: expected a positive integer, got {partitions!r}")
+        chunk_mb = _number(env, "MYSIMBDP_CHUNK_MB", 8)
+        visibility = _number(env, "MYSIMBDP_VISIBILITY_TIMEOUT", 1800)
         return cls(
+            chunk_bytes=int(chunk_mb * 1024 * 1024),
+            visibility_timeout=int(visibility),
             home=home,
             redis_url=redis_url,
             kafka_bootstrap=kafka,

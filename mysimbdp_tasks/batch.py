@@ -1,0 +1,173 @@
+"""Batch ingestion of one admitted file: plan chunks, ingest each, finalize with a receipt.
+
+Called by the Celery tasks in :mod:`tasks`; knows about Redis, Cassandra and the folders but not
+about Celery. ``job`` is the JSON-able dict the watcher enqueues: ``ingest_id``, ``tenant``,
+``file`` (name as staged), ``path`` (in ``processing/``), ``bytes``, ``day``, ``admitted_at``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from . import context, folders, metrics
+from .errors import PermanentIngestError, TenantError
+from .ingest import ChunkResult, converter_for, ingest_chunk, summarize
+from .jobs import Jobs
+from .parsing import Chunk, detect_format, plan_chunks
+from .quotas import Quotas
+from .tenants import Tenant
+
+log = logging.getLogger(__name__)
+
+SendChunk = Callable[[dict[str, Any], dict[str, Any]], None]
+
+
+def _checked_path(job: dict[str, Any]) -> Path:
+    """The job's file, which must be inside processing/<tenant>/ of this platform's home."""
+    home = context.settings().home
+    path = Path(job["path"]).resolve()
+    own = (home / folders.PROCESSING / job["tenant"]).resolve()
+    if path.parent != own:
+        raise TenantError(f"tenant {job['tenant']}: file {path} is outside {own}; refused")
+    return path
+
+
+def start(job: dict[str, Any], send_chunk: SendChunk) -> None:
+    """Plan the file; ingest it here if it is one chunk, else fan chunks out to the tenant's pool."""
+    tenant = context.tenant(job["tenant"])
+    path = _checked_path(job)
+    jobs = Jobs(context.redis_client())
+    if not path.exists():
+        _resume_finalize(job, tenant, jobs)
+        return
+    started = time.time()
+    try:
+        fmt = detect_format(path)
+        chunks = plan_chunks(path, fmt, context.settings().chunk_bytes)
+    except PermanentIngestError as exc:
+        jobs.start(job["ingest_id"], 1, started)
+        jobs.record(job["ingest_id"], 0, _failed_chunk(0, exc))
+        finalize(job, tenant)
+        return
+    job = {**job, "fmt": fmt}
+    jobs.start(job["ingest_id"], len(chunks), started)
+    log.info("tenant=%s ingest=%s file=%s bytes=%d format=%s chunks=%d", tenant.name, job["ingest_id"],
+             job["file"], job["bytes"], fmt, len(chunks))
+    if len(chunks) == 1:
+        run_chunk(job, asdict(chunks[0]))
+        return
+    for chunk in chunks:
+        send_chunk(job, asdict(chunk))
+
+
+def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
+    """Ingest one chunk; the chunk that completes the file finalizes it."""
+    tenant = context.tenant(job["tenant"])
+    path = _checked_path(job)
+    jobs = Jobs(context.redis_client())
+    if not path.exists():
+        _resume_finalize(job, tenant, jobs)
+        return
+    c = Chunk(**chunk)
+    t0 = time.perf_counter()
+    try:
+        result = ingest_chunk(path, job["fmt"], c, converter_for(tenant), context.sink(tenant).write, c.index)
+        outcome = result.to_dict()
+    except PermanentIngestError as exc:
+        outcome = _failed_chunk(c.index, exc)
+    outcome["ms"] = round((time.perf_counter() - t0) * 1000, 1)
+    log.info("tenant=%s ingest=%s file=%s chunk=%d rows_ok=%d rows_refused=%d elapsed_ms=%.1f", tenant.name,
+             job["ingest_id"], job["file"], c.index, outcome["rows_ok"], outcome["rows_refused"], outcome["ms"])
+    if jobs.record(job["ingest_id"], c.index, outcome):
+        finalize(job, tenant)
+
+
+def _resume_finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
+    # The file left processing/ in an earlier delivery; finish what that finalize may not have.
+    if not jobs.is_finalized(job["ingest_id"]) and jobs.results(job["ingest_id"]):
+        finalize(job, tenant)
+
+
+def _failed_chunk(index: int, exc: PermanentIngestError) -> dict[str, Any]:
+    result = ChunkResult(index).to_dict()
+    result["error"] = {"reason": exc.reason, "detail": exc.detail}
+    return result
+
+
+def finalize(job: dict[str, Any], tenant: Tenant) -> None:
+    """Move the file to done/ or failed/, write its receipt and metrics; refund if nothing landed."""
+    jobs = Jobs(context.redis_client())
+    ingest_id = job["ingest_id"]
+    if not jobs.claim_finalize(ingest_id):
+        return
+    try:
+        _finalize(job, tenant, jobs)
+    except BaseException:
+        jobs.release_finalize(ingest_id)  # let the retry of this task finalize
+        raise
+
+
+def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
+    settings = context.settings()
+    ingest_id = job["ingest_id"]
+    results = jobs.results(ingest_id)
+    total = summarize(results)
+    errors = [r["error"] for r in results if r.get("error")]
+    started = jobs.started_at(ingest_id) or time.time()
+    finished = time.time()
+    if total["rows_ok"] > 0:
+        status, reason = "done", ("partial: some rows refused" if total["rows_refused"] else "")
+    elif errors:
+        status, reason = "failed", errors[0]["reason"]
+    elif total["rows_refused"]:
+        status, reason = "failed", "all_rows_refused"
+    else:
+        status, reason = "failed", "no_rows"
+    path = _checked_path(job)
+    stage = folders.DONE if status == "done" else folders.FAILED
+    folder = folders.Layout(settings.home).folder(stage, tenant.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    final = Path(jobs.final_path(ingest_id, str(folders.free_name(folder, job["file"]))))
+    rows = total["rows_ok"] + total["rows_refused"]
+    receipt = {
+        "tenant": tenant.name, "file": job["file"], "ingest_id": ingest_id, "status": status, "reason": reason,
+        "rows_ok": total["rows_ok"], "rows_refused": total["rows_refused"], "refusals": total["refusals"],
+        "refusals_truncated": total["refusals_truncated"], "errors": errors, "bytes": job["bytes"],
+        "chunks": len(results), "keyspace": tenant.namespace, "table": tenant.table_name,
+        "admitted_at": job["admitted_at"], "started_at": started, "finished_at": finished,
+        "timings": {
+            "queue_wait_ms": round((started - job["admitted_at"]) * 1000, 1),
+            "total_ms": round((finished - started) * 1000, 1),
+            "ms_per_row": round((finished - started) * 1000 / rows, 4) if rows else None,
+            "chunk_ms": [r.get("ms") for r in sorted(results, key=lambda r: r["index"])],
+        },
+        "quota_refunded": False,
+    }
+    if status == "failed":
+        receipt["quota_refunded"] = Quotas(context.redis_client()).refund_file(
+            tenant.name, ingest_id, job["bytes"], job["day"])
+    # Receipt first, then the move: a file in done/ or failed/ always has its receipt.
+    folders.write_receipt(final, receipt)
+    if path.exists():
+        path.rename(final)
+    metrics.record_batch(context.session(), tenant, receipt)
+    _log_events(settings.logs, receipt, final)
+    jobs.finalized(ingest_id)
+
+
+def _log_events(logs: Path, receipt: dict[str, Any], final: Path) -> None:
+    tenant = receipt["tenant"]
+    for refusal in receipt["refusals"]:
+        metrics.emit(logs, tenant, "row_refused", file=receipt["file"], ingest_id=receipt["ingest_id"], **refusal)
+    for error in receipt["errors"]:
+        metrics.emit(logs, tenant, "file_error", file=receipt["file"], ingest_id=receipt["ingest_id"], **error)
+    metrics.emit(logs, tenant, "file_done", file=receipt["file"], ingest_id=receipt["ingest_id"],
+                 status=receipt["status"], reason=receipt["reason"], bytes=receipt["bytes"],
+                 rows_ok=receipt["rows_ok"], rows_refused=receipt["rows_refused"],
+                 total_ms=receipt["timings"]["total_ms"], ms_per_row=receipt["timings"]["ms_per_row"],
+                 location=str(final))

@@ -1,0 +1,67 @@
+"""The one Celery app of the platform, configured from :class:`Settings`.
+
+Reliability choices, on purpose:
+
+- ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged only after its task
+  finished, and a task whose process died is put back on the queue. Tasks are idempotent (upserts on
+  the tenant's primary key; chunk results keyed by chunk), so running one twice is harmless.
+- ``visibility_timeout`` (Redis transport): an unacknowledged message is handed out again after this
+  long. It must exceed the longest task; tasks are bounded by the chunk size (``MYSIMBDP_CHUNK_MB``),
+  so a chunk takes seconds, and the default of 30 minutes leaves a wide margin.
+- ``worker_prefetch_multiplier = 1``: tasks are long, so a process reserves one at a time and idle
+  processes are never starved by a busy one holding a backlog.
+- No result backend: outcomes are receipts, metrics rows and job state in Redis, not task results.
+
+Queues: ``<tenant>.batch`` and ``<tenant>.stream``; a worker pool consumes only its tenant's queues.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import worker_process_init, worker_process_shutdown
+
+from . import context
+from .settings import Settings
+
+
+def make_app(settings: Settings) -> Celery:
+    app = Celery("mysimbdp", include=["mysimbdp_tasks.tasks"])
+    app.conf.update(
+        broker_url=settings.redis_url,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            # Restore unacknowledged messages of dead workers promptly once they are due.
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
+        },
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        task_ignore_result=True,
+        result_backend=None,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        task_default_queue="mysimbdp.default",
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,  # Flower shows tasks live
+        task_send_sent_event=True,
+        timezone="UTC",
+        enable_utc=True,
+    )
+    return app
+
+
+app = make_app(Settings.from_env())
+
+
+@worker_process_init.connect
+def _fresh_connections(**_: object) -> None:
+    # Never share Cassandra or Redis connections across fork: each pool process opens its own.
+    context.reset()
+
+
+@worker_process_shutdown.connect
+def _close_connections(**_: object) -> None:
+    context.close()

@@ -1,0 +1,73 @@
+"""State of one file's ingestion ("job") in Redis, shared by the tasks of its chunks.
+
+Each chunk stores its outcome under its own index, so a chunk that runs twice (redelivery after a
+crash) overwrites rather than adds. The chunk that completes the set finalizes the job; a short
+lock keeps two finalizers from racing, and ``finalized`` makes finalizing idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+TTL = 7 * 24 * 3600
+
+_RECORD = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+local total = tonumber(redis.call('HGET', KEYS[2], 'chunks') or '-1')
+return {redis.call('HLEN', KEYS[1]), total}
+"""
+
+
+class Jobs:
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self._record = client.register_script(_RECORD)
+
+    @staticmethod
+    def _key(ingest_id: str) -> str:
+        return f"mysimbdp:job:{ingest_id}"
+
+    def start(self, ingest_id: str, chunks: int, started_at: float) -> None:
+        key = self._key(ingest_id)
+        pipe = self.redis.pipeline()
+        pipe.hsetnx(key, "started_at", started_at)
+        pipe.hset(key, "chunks", chunks)
+        pipe.expire(key, TTL)
+        pipe.execute()
+
+    def started_at(self, ingest_id: str) -> float | None:
+        raw = self.redis.hget(self._key(ingest_id), "started_at")
+        return float(raw) if raw is not None else None
+
+    def record(self, ingest_id: str, index: int, result: dict[str, Any]) -> bool:
+        """Store one chunk's outcome; True when every chunk of the job has one."""
+        have, total = self._record(keys=[self._key(ingest_id) + ":chunks", self._key(ingest_id)],
+                                   args=[index, json.dumps(result), TTL])
+        return total >= 0 and int(have) >= int(total)
+
+    def results(self, ingest_id: str) -> list[dict[str, Any]]:
+        return [json.loads(v) for v in self.redis.hvals(self._key(ingest_id) + ":chunks")]
+
+    def claim_finalize(self, ingest_id: str) -> bool:
+        if self.redis.hget(self._key(ingest_id), "finalized"):
+            return False
+        return bool(self.redis.set(self._key(ingest_id) + ":finalizing", "1", nx=True, ex=120))
+
+    def release_finalize(self, ingest_id: str) -> None:
+        self.redis.delete(self._key(ingest_id) + ":finalizing")
+
+    def final_path(self, ingest_id: str, proposal: str) -> str:
+        """The file's final path, chosen once: a retried finalize reuses it."""
+        key = self._key(ingest_id)
+        self.redis.hsetnx(key, "final_path", proposal)
+        return str(self.redis.hget(key, "final_path").decode())
+
+    def is_finalized(self, ingest_id: str) -> bool:
+        return bool(self.redis.hget(self._key(ingest_id), "finalized"))
+
+    def finalized(self, ingest_id: str) -> None:
+        self.redis.hset(self._key(ingest_id), "finalized", "1")

@@ -1,0 +1,61 @@
+"""Per-tenant metrics: rows in ``<namespace>.batch_ingestion_metrics`` and JSON-lines event logs.
+
+Event logs are ``$MYSIMBDP_HOME/logs/<tenant>.events.jsonl``: one JSON object per line, one line per
+file (``file_done``), per refused row (``row_refused``), per refused file (``file_rejected``) and per
+failure. They are data: the per-tenant report can be computed from them alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from cassandra.cluster import Session
+
+from .cql import ident
+from .provisioning import BATCH_METRICS
+from .tenants import Tenant
+
+_BATCH_COLUMNS = ("day", "ingest_id", "file", "size_bytes", "started_at", "finished_at", "rows_ok",
+                  "rows_refused", "chunks", "status", "reason", "duration_ms", "ms_per_row")
+
+
+def emit(logs: Path, tenant: str, event: str, **fields: Any) -> None:
+    """Append one event line. O_APPEND keeps lines from concurrent processes whole."""
+    logs.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"ts": round(time.time(), 3), "tenant": tenant, "event": event, **fields},
+                      ensure_ascii=False, default=str)
+    fd = os.open(logs / f"{tenant}.events.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def read_events(logs: Path, tenant: str) -> list[dict[str, Any]]:
+    path = logs / f"{tenant}.events.jsonl"
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def record_batch(session: Session, tenant: Tenant, receipt: dict[str, Any]) -> None:
+    """Upsert the file's metrics row (keyed by ingestion id, so a retried finalize is harmless)."""
+    stmt = session.prepare(
+        f"INSERT INTO {ident(tenant.namespace)}.{BATCH_METRICS} ({', '.join(_BATCH_COLUMNS)}) "
+        f"VALUES ({', '.join('?' for _ in _BATCH_COLUMNS)})"
+    )
+    started = dt.datetime.fromtimestamp(receipt["started_at"], dt.timezone.utc)
+    finished = dt.datetime.fromtimestamp(receipt["finished_at"], dt.timezone.utc)
+    rows = receipt["rows_ok"] + receipt["rows_refused"]
+    session.execute(stmt, (
+        started.date(), receipt["ingest_id"], receipt["file"], receipt["bytes"], started, finished,
+        receipt["rows_ok"], receipt["rows_refused"], receipt.get("chunks", 1), receipt["status"],
+        receipt.get("reason") or "", receipt["timings"]["total_ms"],
+        receipt["timings"]["total_ms"] / rows if rows else None,
+    ))

@@ -1,0 +1,132 @@
+"""Per-tenant daily quotas as atomic Redis scripts.
+
+Every check-and-increment runs inside one Lua script, so concurrent watchers, bridges and processes
+never overshoot a limit: Redis runs a script to its end before anything else. Counters live in one
+hash per tenant per UTC day (``mysimbdp:usage:<tenant>:<YYYY-MM-DD>``: files, bytes, messages) that
+expires a day after its own day ends, so yesterday's numbers stay readable for a while.
+
+Accounting of admitted files that turn out to be unusable: a file that lands **no row at all**
+(unparseable, or every row refused) is refunded once, because the tenant got no service for it; a
+file that lands some rows counts in full (its bytes were read, parsed and partly stored).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from .registry import ACTIVE, CONFIGS
+from .tenants import Tenant
+
+GRACE_SECONDS = 24 * 3600  # usage of a day stays readable this long after the day ends
+
+_ADMIT_FILE = """
+local active, configs, usage = KEYS[1], KEYS[2], KEYS[3]
+local tenant, ext, allowed = ARGV[1], ARGV[2], ARGV[3]
+local size, max_size = tonumber(ARGV[4]), tonumber(ARGV[5])
+local max_files, max_bytes, expire_at = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+if redis.call('SISMEMBER', active, tenant) == 0 then
+  if redis.call('HEXISTS', configs, tenant) == 1 then
+    return {0, 'tenant_inactive', '', ''}
+  end
+  return {0, 'unknown_tenant', '', ''}
+end
+if max_files < 0 then
+  return {0, 'batch_not_enabled', '', ''}
+end
+if string.find(',' .. allowed .. ',', ',' .. ext .. ',', 1, true) == nil then
+  return {0, 'wrong_file_type', allowed, ext}
+end
+if size > max_size then
+  return {0, 'file_too_large', tostring(max_size), tostring(size)}
+end
+local files = tonumber(redis.call('HGET', usage, 'files') or '0')
+if files + 1 > max_files then
+  return {0, 'daily_files_exceeded', tostring(max_files), tostring(files)}
+end
+local bytes = tonumber(redis.call('HGET', usage, 'bytes') or '0')
+if bytes + size > max_bytes then
+  return {0, 'daily_bytes_exceeded', tostring(max_bytes), tostring(bytes)}
+end
+files = redis.call('HINCRBY', usage, 'files', 1)
+bytes = redis.call('HINCRBY', usage, 'bytes', size)
+redis.call('EXPIREAT', usage, expire_at)
+return {1, 'admitted', '', tostring(files) .. ',' .. tostring(bytes)}
+"""
+
+_REFUND_FILE = """
+local usage, marker = KEYS[1], KEYS[2]
+if redis.call('SET', marker, '1', 'NX', 'EX', tonumber(ARGV[2])) == false then
+  return 0
+end
+if redis.call('EXISTS', usage) == 0 then
+  return 0
+end
+local files = tonumber(redis.call('HGET', usage, 'files') or '0')
+local bytes = tonumber(redis.call('HGET', usage, 'bytes') or '0')
+redis.call('HSET', usage, 'files', math.max(files - 1, 0), 'bytes', math.max(bytes - tonumber(ARGV[1]), 0))
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Admission:
+    admitted: bool
+    reason: str  # "admitted" or a refusal reason such as "daily_files_exceeded"
+    limit: str = ""
+    usage: str = ""
+    day: str = ""
+
+
+def today() -> str:
+    return dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+
+def usage_key(tenant: str, day: str) -> str:
+    return f"mysimbdp:usage:{tenant}:{day}"
+
+
+def _expire_at(day: str) -> int:
+    end = dt.datetime.combine(dt.date.fromisoformat(day) + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+    return int(end.timestamp()) + GRACE_SECONDS
+
+
+class Quotas:
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self._admit = client.register_script(_ADMIT_FILE)
+        self._refund = client.register_script(_REFUND_FILE)
+
+    def admit_file(self, tenant_name: str, tenant: Tenant | None, file_name: str, size: int,
+                   day: str | None = None) -> Admission:
+        """Check type, size, files and bytes for today and reserve them, all in one atomic step."""
+        day = day or today()
+        ext = Path(file_name).suffix.lower()
+        if tenant is not None and tenant.batch is not None:
+            b = tenant.batch
+            limits = [",".join(b.file_types), b.max_file_size_bytes, b.max_files_per_day, b.max_bytes_per_day]
+        else:  # unknown to this process, or stream-only: the script tells which
+            limits = ["", 0, -1, 0]
+        allowed, max_size, max_files, max_bytes = limits
+        ok, reason, limit, usage = self._admit(
+            keys=[ACTIVE, CONFIGS, usage_key(tenant_name, day)],
+            args=[tenant_name, ext, allowed, size, max_size, max_files, max_bytes, _expire_at(day)],
+        )
+        return Admission(bool(ok), _s(reason), _s(limit), _s(usage), day)
+
+    def refund_file(self, tenant_name: str, ingest_id: str, size: int, day: str) -> bool:
+        """Give back one file and its bytes, at most once per ingestion (the marker makes it idempotent)."""
+        return bool(self._refund(keys=[usage_key(tenant_name, day), f"mysimbdp:refund:{ingest_id}"],
+                                 args=[size, GRACE_SECONDS + 86400]))
+
+    def usage(self, tenant_name: str, day: str | None = None) -> dict[str, int]:
+        raw = self.redis.hgetall(usage_key(tenant_name, day or today()))
+        found = {_s(k): int(v) for k, v in raw.items()}
+        return {"files": found.get("files", 0), "bytes": found.get("bytes", 0), "messages": found.get("messages", 0)}
+
+
+def _s(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,46 @@
+"""Celery tasks: decode arguments, call the core, map failures to retry or give up."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from cassandra import OperationTimedOut, RequestExecutionException
+from cassandra.cluster import NoHostAvailable
+from cassandra.connection import ConnectionException
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from . import batch
+from .celery_app import app
+from .errors import TenantError, TransientIngestError
+
+log = logging.getLogger(__name__)
+
+# Failures that may pass: a service down, slow or restarting. Retried with exponential backoff
+# (capped at a minute) for long enough to ride out a Cassandra restart.
+TRANSIENT = (TransientIngestError, NoHostAvailable, OperationTimedOut, RequestExecutionException,
+             ConnectionException, RedisConnectionError, ConnectionError)
+RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 1, "retry_backoff_max": 60, "retry_jitter": True,
+         "max_retries": 60}
+
+
+def send_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
+    ingest_chunk.apply_async(args=(job, chunk), queue=f"{job['tenant']}.batch")
+
+
+@app.task(name="mysimbdp.ingest_file", **RETRY)
+def ingest_file(job: dict[str, Any]) -> None:
+    try:
+        batch.start(job, send_chunk)
+    except TenantError as exc:
+        log.error("tenant=%s ingest=%s file=%s refused: %s", job.get("tenant"), job.get("ingest_id"),
+                  job.get("file"), exc)
+
+
+@app.task(name="mysimbdp.ingest_chunk", **RETRY)
+def ingest_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
+    try:
+        batch.run_chunk(job, chunk)
+    except TenantError as exc:
+        log.error("tenant=%s ingest=%s file=%s chunk=%s refused: %s", job.get("tenant"), job.get("ingest_id"),
+                  job.get("file"), chunk.get("index"), exc)
