@@ -154,6 +154,130 @@ def tenants_remove(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------------
+# platform processes
+# --------------------------------------------------------------------------------------------
+
+
+def platform_up(settings: Settings, args: argparse.Namespace) -> int:
+    from . import platform
+    from .registry import Registry
+
+    if args.config:
+        tenants_apply(settings, argparse.Namespace(file=args.config, prune=False))
+    active = Registry(_redis(settings)).active()
+    if not active:
+        raise MysimbdpError("no active tenant: run `mysimbdp tenants apply FILE` (or `mysimbdp up --config FILE`)")
+    platform.up(settings, active.values(), echo=_echo, concurrency=args.concurrency)
+    return 0
+
+
+def platform_down(settings: Settings, args: argparse.Namespace) -> int:
+    from . import platform
+
+    platform.down(settings, echo=_echo)
+    return 0
+
+
+def worker(settings: Settings, args: argparse.Namespace) -> int:
+    import os
+
+    from .registry import Registry
+
+    tenant = Registry(_redis(settings)).all().get(args.tenant)
+    if tenant is None:
+        raise MysimbdpError(f"tenant {args.tenant!r} has not been applied (mysimbdp tenants apply FILE)")
+    # The pool serves this tenant only: its queues, and its tasks refuse any other tenant's work.
+    os.environ["MYSIMBDP_WORKER_TENANT"] = tenant.name
+    from .celery_app import app
+
+    argv = ["worker", "-Q", f"{tenant.batch_queue},{tenant.stream_queue}", "-n", f"{tenant.name}@%h",
+            "--loglevel", "INFO", "-E", "--without-gossip", "--without-mingle"]
+    argv += ["--autoscale", f"{args.autoscale}"] if args.autoscale else ["--concurrency", str(args.concurrency)]
+    app.worker_main(argv)
+    return 0
+
+
+def watch(settings: Settings, args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .watcher import Watcher, celery_sender
+
+    logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    Watcher(settings, _redis(settings), celery_sender(), stable_seconds=args.stable_seconds).run(stop)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# reports
+# --------------------------------------------------------------------------------------------
+
+
+def status(settings: Settings, args: argparse.Namespace) -> int:
+    from . import report
+    from .quotas import Quotas
+    from .registry import Registry
+
+    client = _redis(settings)
+    registry = Registry(client)
+    known = registry.all()
+    if args.tenant not in known:
+        raise MysimbdpError(f"tenant {args.tenant!r} is not known; known: {', '.join(sorted(known)) or 'none'}")
+    tenant = known[args.tenant]
+    data = {
+        "tenant": tenant.name,
+        "active": registry.is_active(tenant.name),
+        "usage_today": report.usage(Quotas(client), tenant),
+        "files": report.file_outcomes(settings, tenant.name),
+        "latest": report.latest_files(settings, tenant.name, args.latest),
+    }
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"{tenant.name} ({'active' if data['active'] else 'inactive'}), usage today (UTC):")
+    for what, u in data["usage_today"].items():
+        if isinstance(u, dict):
+            print(f"  {what:<9} {u['used']:>12} / {u['limit']}")
+    f = data["files"]
+    print(f"files: {f['done']} done, {f['failed']} failed, {f['rejected']} rejected, {f['in_progress']} in progress")
+    print("latest files:")
+    for e in data["latest"]:
+        rows = f" rows ok {e['rows_ok']}, refused {e['rows_refused']}" if e["rows_ok"] is not None else ""
+        print(f"  {e['time']}  {e['status']:<8} {e['file']}{rows} {e['reason']}")
+    return 0
+
+
+def summary(settings: Settings, args: argparse.Namespace) -> int:
+    from . import db, report
+    from .registry import Registry
+
+    if args.wait and not report.wait_idle(settings, args.wait):
+        print(f"warning: files still pending after {args.wait} s", file=sys.stderr)
+    known = Registry(_redis(settings)).all()
+    cluster, session = db.connect(settings)
+    try:
+        rows = []
+        for t in sorted(known.values(), key=lambda t: t.name):
+            rows.append({"tenant": t.name, **report.file_outcomes(settings, t.name),
+                         "rows_in_cassandra": report.rows_in_table(session, t),
+                         "table": f"{t.namespace}.{t.table_name}"})
+    finally:
+        cluster.shutdown()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print("batch ingestion summary")
+    for r in rows:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(r["refusal_reasons"].items())) or "none"
+        print(f"  {r['tenant']}: files accepted {r['done']}, failed {r['failed']}, rejected {r['rejected']} "
+              f"(reasons: {reasons}); rows landed {r['rows_ok']}, rows refused {r['rows_refused']}; "
+              f"rows in {r['table']}: {r['rows_in_cassandra']}")
+    return 0
+
+
 def _redis(settings: Settings) -> Any:
     import redis
 
@@ -197,6 +321,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--drop-data", action="store_true", help="also drop its keyspace and topics")
     p.set_defaults(handler=tenants_remove)
+
+    p = sub.add_parser("up", help="start the watcher and a worker pool per active tenant in the background")
+    p.add_argument("--config", type=Path, help="apply this tenant file first")
+    p.add_argument("--concurrency", type=int, default=2, help="processes per tenant pool (default 2)")
+    p.set_defaults(handler=platform_up)
+    sub.add_parser("down", help="stop the platform processes").set_defaults(handler=platform_down)
+    p = sub.add_parser("worker", help="run a worker pool dedicated to one tenant (foreground)")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--autoscale", help="MAX,MIN processes instead of a fixed concurrency")
+    p.set_defaults(handler=worker)
+    p = sub.add_parser("watch", help="watch the staging folder and admit files (foreground)")
+    p.add_argument("--stable-seconds", type=float, default=2.0,
+                   help="a file whose size stays the same this long counts as complete (default 2)")
+    p.set_defaults(handler=watch)
+    p = sub.add_parser("status", help="a tenant's usage today against its limits, and its latest files")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--latest", type=int, default=10, help="how many latest files to show")
+    p.set_defaults(handler=status)
+    p = sub.add_parser("summary", help="per tenant: files accepted and refused, rows landed in Cassandra")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--wait", type=float, default=0, help="first wait up to this many seconds for pending files")
+    p.set_defaults(handler=summary)
     return parser
 
 

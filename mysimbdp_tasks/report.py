@@ -1,0 +1,98 @@
+"""What the platform did for a tenant: today's usage against limits, latest files, rows landed."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from cassandra.cluster import Session
+
+from . import folders, metrics
+from .cql import ident
+from .quotas import Quotas
+from .settings import Settings
+from .tenants import MB, Tenant
+
+
+def usage(quotas: Quotas, tenant: Tenant) -> dict[str, Any]:
+    used = quotas.usage(tenant.name)
+    out: dict[str, Any] = {}
+    if tenant.batch:
+        out["files"] = {"used": used["files"], "limit": tenant.batch.max_files_per_day}
+        out["mb"] = {"used": round(used["bytes"] / MB, 3), "limit": round(tenant.batch.max_bytes_per_day / MB, 3)}
+        out["max_file_mb"] = round(tenant.batch.max_file_size_bytes / MB, 3)
+    if tenant.stream:
+        out["messages"] = {"used": used["messages"], "limit": tenant.stream.max_messages_per_day}
+    return out
+
+
+def latest_files(settings: Settings, tenant: str, limit: int = 10) -> list[dict[str, Any]]:
+    events = [e for e in metrics.read_events(settings.logs, tenant) if e["event"] in ("file_done", "file_rejected")]
+    return [
+        {"time": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["ts"])), "file": e["file"],
+         "status": e.get("status", "rejected"), "reason": e.get("reason") or "",
+         "rows_ok": e.get("rows_ok"), "rows_refused": e.get("rows_refused")}
+        for e in events[-limit:]
+    ]
+
+
+def file_outcomes(settings: Settings, tenant: str) -> dict[str, Any]:
+    """Counts of files by final state, and rejection reasons, from the receipts on disk."""
+    import json
+
+    layout = folders.Layout(settings.home)
+    counts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    rows: Counter[str] = Counter()
+    for stage in (folders.DONE, folders.FAILED, folders.REJECTED):
+        folder = layout.folder(stage, tenant)
+        for receipt in folder.glob("*.receipt.json") if folder.exists() else ():
+            data = json.loads(receipt.read_text(encoding="utf-8"))
+            counts[stage] += 1
+            if stage != folders.DONE:
+                reasons[data.get("reason") or "?"] += 1
+            rows["ok"] += data.get("rows_ok") or 0
+            rows["refused"] += data.get("rows_refused") or 0
+    processing = layout.folder(folders.PROCESSING, tenant)
+    pending = sum(1 for _ in processing.iterdir()) if processing.exists() else 0
+    return {"done": counts[folders.DONE], "failed": counts[folders.FAILED], "rejected": counts[folders.REJECTED],
+            "in_progress": pending, "refusal_reasons": dict(reasons), "rows_ok": rows["ok"],
+            "rows_refused": rows["refused"]}
+
+
+def rows_in_table(session: Session, tenant: Tenant) -> int:
+    row = session.execute(f"SELECT COUNT(*) FROM {ident(tenant.namespace)}.{ident(tenant.table_name)}",
+                          timeout=120).one()
+    return int(row[0])
+
+
+def pending_files(settings: Settings) -> int:
+    """Files in staging or processing: work not finished yet."""
+    layout = folders.Layout(settings.home)
+    n = 0
+    for stage in (folders.STAGING, folders.PROCESSING):
+        root = layout.folder(stage)
+        if root.exists():
+            n += sum(1 for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return n
+
+
+def wait_idle(settings: Settings, timeout: float, quiet: float = 3.0) -> bool:
+    """Wait until no file is staged or in processing for ``quiet`` seconds; False on timeout."""
+    deadline = time.monotonic() + timeout
+    idle_since: float | None = None
+    while time.monotonic() < deadline:
+        if pending_files(settings) == 0:
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since >= quiet:
+                return True
+        else:
+            idle_since = None
+        time.sleep(0.5)
+    return False
+
+
+def receipts(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.receipt.json")) if folder.exists() else []

@@ -1,0 +1,154 @@
+"""Helpers for integration tests: tenants of their own, and platform processes on a private folder tree.
+
+Each test tenant gets a unique name and keyspace, so tests never see each other's rows, quota
+counters or queues; each platform runs its watcher and worker pool as real processes with a
+``MYSIMBDP_HOME`` of its own.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis
+from cassandra.cluster import Session
+
+from mysimbdp_tasks import folders, provisioning, tenants
+from mysimbdp_tasks.registry import Registry
+from mysimbdp_tasks.settings import Settings
+from mysimbdp_tasks.tenants import Tenant
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(os.environ.get("MYSIMBDP_DATA", ROOT.parent / "shared" / "data" / "reddit"))
+SHIPPED = json.loads((ROOT / "tenants" / "tenants.json").read_text())
+
+
+def new_tenant(client: redis.Redis, session: Session | None, settings: Settings, like: str = "tenant2",
+               **overrides: Any) -> Tenant:
+    """Register (and, given a session, provision) a fresh tenant shaped like a shipped one."""
+    name = "t" + uuid.uuid4().hex[:10]
+    raw = copy.deepcopy(SHIPPED[like])
+    raw["namespace"] = f"test_{name}"
+    raw.update(overrides)
+    tenant = tenants.parse({name: raw})[name]
+    if session is not None:
+        provisioning.apply(session, [tenant], settings.replication, echo=lambda _: None)
+    Registry(client).save(tenant)
+    return tenant
+
+
+class Platform:
+    """A watcher and one tenant's worker pool, as real processes, on a private MYSIMBDP_HOME."""
+
+    def __init__(self, settings: Settings, tenant: Tenant, home: Path, concurrency: int = 2,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.settings = dataclasses.replace(settings, home=home)
+        self.tenant = tenant
+        self.home = home
+        self.concurrency = concurrency
+        self.env = {**os.environ, "MYSIMBDP_HOME": str(home), **(extra_env or {})}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        folders.Layout(home).ensure()
+        (home / "logs").mkdir(exist_ok=True)
+
+    def _start(self, name: str, *args: str) -> None:
+        log = open(self.home / "logs" / f"{name}.log", "ab")
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", "mysimbdp_tasks.cli", *args], env=self.env,
+                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start_worker(self) -> None:
+        self._start("worker", "worker", "--tenant", self.tenant.name, "--concurrency", str(self.concurrency))
+
+    def start_watcher(self) -> None:
+        self._start("watcher", "watch", "--stable-seconds", "1")
+
+    def start(self) -> Platform:
+        self.start_worker()
+        self.start_watcher()
+        return self
+
+    def kill_worker(self) -> None:
+        """SIGKILL the whole pool: the main worker process and every child, with no warning."""
+        proc = self.procs.pop("worker")
+        family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        for p in family:
+            try:
+                p.send_signal(signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                pass
+        proc.wait(10)
+
+    def stop(self) -> None:
+        for name, proc in list(self.procs.items()):
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        self.procs.clear()
+
+    # -- files -----------------------------------------------------------------------------
+    def stage(self, src: Path, name: str | None = None) -> str:
+        """Publish ``src`` in staging the careful way (temporary name, then rename)."""
+        name = name or src.name
+        staging = self.home / "staging"
+        tmp = staging / f".{name}.part"
+        tmp.write_bytes(src.read_bytes())
+        os.replace(tmp, staging / name)
+        return name
+
+    def final(self, name: str, timeout: float = 120) -> tuple[Path, dict[str, Any]]:
+        """Wait until the file ``name`` has a receipt in done/, failed/ or rejected/."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for stage in (folders.DONE, folders.FAILED, folders.REJECTED):
+                for owner in (self.tenant.name, folders.UNKNOWN_TENANT_DIR):
+                    path = self.home / stage / owner / name
+                    receipt = folders.receipt_path(path)
+                    if receipt.exists():
+                        return path, json.loads(receipt.read_text())
+            self._check_alive()
+            time.sleep(0.3)
+        raise TimeoutError(f"{name} has no receipt after {timeout} s; logs:\n{self.logs()}")
+
+    def _check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; logs:\n{self.logs()}")
+
+    def logs(self, lines: int = 30) -> str:
+        out = []
+        for log in sorted((self.home / "logs").glob("*.log")):
+            text = log.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {log.name}\n" + "\n".join(text))
+        return "\n".join(out)
+
+
+@contextmanager
+def running_platform(settings: Settings, tenant: Tenant, home: Path, **kwargs: Any) -> Iterator[Platform]:
+    platform = Platform(settings, tenant, home, **kwargs).start()
+    try:
+        yield platform
+    finally:
+        platform.stop()
+
+
+def table_rows(session: Session, tenant: Tenant) -> list[Any]:
+    cols = ", ".join(f'"{c}"' for c in tenant.column_names)
+    return list(session.execute(f'SELECT {cols} FROM "{tenant.namespace}"."{tenant.table_name}"', timeout=120))
