@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The main job, end to end: local stack, tenants, platform, both tenants' producers, a summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export MYSIMBDP_HOME="${MYSIMBDP_HOME:-$PWD/.mysimbdp}"
+DATA="${MYSIMBDP_DATA:-$PWD/../shared/data/reddit}"
+[ -d "$DATA" ] || { echo "error: no sample data in $DATA (set MYSIMBDP_DATA)" >&2; exit 1; }
+
+echo "== 1. local stack and tenants"
+mysimbdp stack up
+mysimbdp tenants apply tenants/tenants.json
+
+echo "== 2. platform processes"
+mysimbdp up
+
+echo "== 3. batch producers (tenants' client apps)"
+python3 -m producers.batch --tenant tenant1 "$DATA"/1000rows*.json
+python3 -m producers.batch --tenant tenant2 "$DATA"/1000rows*.csv "$DATA"/10000rows.csv
+
+echo "== 4. summary"
+mysimbdp summary --wait 600
+for t in tenant1 tenant2; do mysimbdp status --tenant "$t"; done
+echo
+echo "The platform keeps running: drop more files into $MYSIMBDP_HOME/staging/."
+echo "Stop it with: mysimbdp down && mysimbdp stack down"
