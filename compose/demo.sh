@@ -3,8 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export MYSIMBDP_HOME="${MYSIMBDP_HOME:-$PWD/.mysimbdp}"
-DATA="${MYSIMBDP_DATA:-$PWD/../shared/data/reddit}"
-[ -d "$DATA" ] || { echo "error: no sample data in $DATA (set MYSIMBDP_DATA)" >&2; exit 1; }
+DATA="${MYSIMBDP_SAMPLES:-$PWD/../shared/data/reddit}"
+[ -d "$DATA" ] || { echo "error: no sample data in $DATA (set MYSIMBDP_SAMPLES)" >&2; exit 1; }
 
 echo "== 1. local stack and tenants"
 mysimbdp stack up
