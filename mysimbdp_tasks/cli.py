@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from redis import exceptions as redis_errors
+
 from .errors import ConfigError, MysimbdpError
 from .settings import Settings
 
@@ -160,7 +162,7 @@ def tenants_remove(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def platform_up(settings: Settings, args: argparse.Namespace) -> int:
-    from . import platform
+    from . import processes as platform
     from .registry import Registry
 
     if args.config:
@@ -173,7 +175,7 @@ def platform_up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def platform_down(settings: Settings, args: argparse.Namespace) -> int:
-    from . import platform
+    from . import processes as platform
 
     platform.down(settings, echo=_echo)
     return 0
@@ -352,8 +354,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not args.verbose:
+        # The driver logs every failed connection attempt with a traceback; our errors say it once.
+        logging.getLogger("cassandra").setLevel(logging.CRITICAL)
+        logging.getLogger("kafka").setLevel(logging.ERROR)
     try:
         settings = Settings.from_env()
+    except MysimbdpError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
         return int(args.handler(settings, args))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -363,6 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except redis_errors.ConnectionError as exc:
+        print(f"error: cannot reach Redis at {settings.redis_url} ({exc}); start the local stack with "
+              "`mysimbdp stack up` or set MYSIMBDP_REDIS_URL", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

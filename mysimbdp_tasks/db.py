@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import re
 
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
-from .errors import SettingsError
+from .errors import ServiceUnavailable, SettingsError
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,15 @@ def connect(settings: Settings, request_timeout: float = 30.0) -> tuple[Cluster,
         connect_timeout=10,
         control_connection_timeout=10,
     )
-    session = cluster.connect()
+    try:
+        session = cluster.connect()
+    except NoHostAvailable as exc:
+        cluster.shutdown()
+        hosts = ", ".join(f"{h}:{p}" for h, p in settings.cassandra_hosts)
+        raise ServiceUnavailable(
+            f"cannot reach Cassandra at {hosts} ({exc.args[0] if exc.args else exc}); "
+            "start the local stack with `mysimbdp stack up` or set MYSIMBDP_CASSANDRA_HOSTS"
+        ) from exc
     return cluster, session
 
 

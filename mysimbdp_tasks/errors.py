@@ -52,6 +52,10 @@ class StackError(MysimbdpError):
     """A local service (Redis, Kafka, Cassandra) could not be started, stopped or reached."""
 
 
+class ServiceUnavailable(MysimbdpError):
+    """Redis, Kafka or Cassandra cannot be reached at the configured endpoint."""
+
+
 class IngestError(MysimbdpError):
     """Base of failures while ingesting a file or a batch of messages."""
 

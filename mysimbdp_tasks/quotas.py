@@ -72,6 +72,48 @@ return 1
 """
 
 
+# Messages: decide a whole poll of messages in one call. ``hw`` remembers, per partition, the last
+# offset already decided, and ``exhausted`` the first offset refused because the day's quota ran
+# out. A batch replayed after a bridge crash is then decided exactly as before and counted once:
+# within one day the counter only grows, so per partition the admitted offsets are a prefix.
+_RESERVE_MESSAGES = """
+local usage, hw, exhausted = KEYS[1], KEYS[2], KEYS[3]
+local limit, expire_at = tonumber(ARGV[1]), tonumber(ARGV[2])
+local used = tonumber(redis.call('HGET', usage, 'messages') or '0')
+local granted = 0
+local marks, stops, out = {}, {}, {}
+for i = 3, #ARGV, 2 do
+  local p, o = ARGV[i], tonumber(ARGV[i + 1])
+  if marks[p] == nil then
+    marks[p] = tonumber(redis.call('HGET', hw, p) or '-1')
+    stops[p] = tonumber(redis.call('HGET', exhausted, p) or '-1')
+  end
+  if o <= marks[p] then
+    out[#out + 1] = (stops[p] < 0 or o < stops[p]) and 1 or 0
+  else
+    if used + granted < limit then
+      granted = granted + 1
+      out[#out + 1] = 1
+    else
+      out[#out + 1] = 0
+      if stops[p] < 0 then
+        stops[p] = o
+        redis.call('HSET', exhausted, p, o)
+      end
+    end
+    marks[p] = o
+    redis.call('HSET', hw, p, o)
+  end
+end
+if granted > 0 then
+  redis.call('HINCRBY', usage, 'messages', granted)
+end
+redis.call('EXPIREAT', usage, expire_at)
+redis.call('EXPIREAT', exhausted, expire_at)
+return out
+"""
+
+
 @dataclass(frozen=True)
 class Admission:
     admitted: bool
@@ -99,6 +141,7 @@ class Quotas:
         self.redis = client
         self._admit = client.register_script(_ADMIT_FILE)
         self._refund = client.register_script(_REFUND_FILE)
+        self._reserve = client.register_script(_RESERVE_MESSAGES)
 
     def admit_file(self, tenant_name: str, tenant: Tenant | None, file_name: str, size: int,
                    day: str | None = None) -> Admission:
@@ -121,6 +164,23 @@ class Quotas:
         """Give back one file and its bytes, at most once per ingestion (the marker makes it idempotent)."""
         return bool(self._refund(keys=[usage_key(tenant_name, day), f"mysimbdp:refund:{ingest_id}"],
                                  args=[size, GRACE_SECONDS + 86400]))
+
+    def reserve_messages(self, tenant_name: str, limit: int, positions: list[tuple[int, int]],
+                         day: str | None = None) -> list[bool]:
+        """Admit messages (given by Kafka partition and offset, in order) against the daily limit.
+
+        Returns one decision per message. Admission is partial when the quota runs out in the
+        middle of the batch; a replayed message gets the decision it had and is not counted again.
+        """
+        if not positions:
+            return []
+        day = day or today()
+        args: list[int | str] = [limit, _expire_at(day)]
+        for partition, offset in positions:
+            args += [partition, offset]
+        keys = [usage_key(tenant_name, day), f"mysimbdp:stream:hw:{tenant_name}",
+                f"mysimbdp:stream:exhausted:{tenant_name}:{day}"]
+        return [bool(x) for x in self._reserve(keys=keys, args=args)]
 
     def usage(self, tenant_name: str, day: str | None = None) -> dict[str, int]:
         raw = self.redis.hgetall(usage_key(tenant_name, day or today()))

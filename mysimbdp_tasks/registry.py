@@ -39,6 +39,8 @@ class Registry:
         pipe.srem(ACTIVE, name)
         pipe.hdel(CONFIGS, name)
         pipe.hdel(f"{CONFIGS}:applied_at", name)
+        # Its topics are gone too; offsets of a re-created topic start again at 0.
+        pipe.delete(f"mysimbdp:stream:hw:{name}")
         pipe.execute()
 
     def is_active(self, name: str) -> bool:

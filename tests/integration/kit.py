@@ -31,7 +31,7 @@ from mysimbdp_tasks.settings import Settings
 from mysimbdp_tasks.tenants import Tenant
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("MYSIMBDP_DATA", ROOT.parent / "shared" / "data" / "reddit"))
+DATA = Path(os.environ.get("MYSIMBDP_SAMPLES", ROOT.parent / "shared" / "data" / "reddit"))
 SHIPPED = json.loads((ROOT / "tenants" / "tenants.json").read_text())
 
 

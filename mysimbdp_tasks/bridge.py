@@ -1,0 +1,232 @@
+"""The stream bridge: a tenant's Kafka topic -> validated, quota-checked micro-batches on its queue.
+
+One consumer group per tenant (``mysimbdp.bridge.<tenant>``), auto-commit off. Per micro-batch
+(at most ``max_messages`` or ``max_wait_s`` after its first message):
+
+1. validate each message: UTF-8 JSON object, not naming another tenant, key columns present, values
+   convertible to the schema; refused ones go to ``<tenant>.dead`` with the original payload and a
+   reason (``bad_json``, ``not_an_object``, ``wrong_tenant``, ``missing_key_column``, ``bad_value``);
+2. reserve the daily message quota for the valid ones in one atomic Redis call (partial admission
+   when it runs out; the rest are dead-lettered with ``daily_messages_exceeded``);
+3. enqueue the admitted messages as Celery tasks on ``<tenant>.stream``;
+4. wait until the dead letters are acknowledged by Kafka; only then commit the offsets.
+
+A crash between 3 and 4 replays the batch: tasks are enqueued again (upserts: harmless), the quota
+decides each replayed message as before without counting it again, and dead letters may repeat.
+That window is the only at-least-once part of the path.
+
+On an exhausted quota we dead-letter rather than pause the partitions until midnight: a paused
+consumer keeps growing lag that hides real problems, messages of the next day would queue behind a
+whole day of backlog, and the dead letters tell the tenant exactly which messages were refused and
+why, so it can re-send them after buying more quota.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from .convert import RowConverter
+from .errors import RowError
+from .quotas import Quotas
+from .reports import Report, send_report
+from .settings import Settings
+from .tenants import Tenant
+
+log = logging.getLogger(__name__)
+
+SendTask = Callable[[Tenant, dict[str, Any]], None]
+
+
+@dataclass
+class Verdict:
+    admitted: list[dict[str, Any]] = field(default_factory=list)
+    dead: list[tuple[Any, str, str]] = field(default_factory=list)  # (record, reason, detail)
+
+
+def validate(tenant: Tenant, converter: RowConverter, value: bytes | None) -> tuple[dict[str, Any] | None, str, str]:
+    """(data, "", "") for a good message, or (None, reason, detail)."""
+    if value is None:
+        return None, "bad_json", "empty message"
+    try:
+        data = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, "bad_json", str(exc)[:200]
+    if not isinstance(data, dict):
+        return None, "not_an_object", f"expected a JSON object, got {type(data).__name__}"
+    claimed = data.get("tenant")
+    if claimed is not None and claimed != tenant.name:
+        return None, "wrong_tenant", f"message names tenant {str(claimed)[:40]!r} on the topic of {tenant.name!r}"
+    try:
+        converter.convert(data)
+    except RowError as exc:
+        return None, exc.reason, exc.detail
+    return data, "", ""
+
+
+def celery_task_sender() -> SendTask:
+    from .celery_app import app
+
+    def send(tenant: Tenant, batch: dict[str, Any]) -> None:
+        app.send_task("mysimbdp.ingest_messages", args=(tenant.name, batch), queue=tenant.stream_queue)
+
+    return send
+
+
+class Bridge:
+    def __init__(self, settings: Settings, tenant: Tenant, quotas: Quotas, send_task: SendTask,
+                 max_messages: int = 500, max_wait_s: float = 0.1, report_every_s: float = 5.0) -> None:
+        self.settings = settings
+        self.tenant = tenant
+        self.quotas = quotas
+        self.send_task = send_task
+        self.max_messages = max_messages
+        self.max_wait_s = max_wait_s
+        self.report_every_s = report_every_s
+        self.converter = RowConverter(tenant.column_types, tenant.key.columns)
+        self.consumer = KafkaConsumer(
+            tenant.ingest_topic,
+            bootstrap_servers=settings.kafka_bootstrap_str,
+            group_id=f"mysimbdp.bridge.{tenant.name}",
+            client_id=f"mysimbdp-bridge-{tenant.name}",
+            enable_auto_commit=False,  # committed only after enqueueing, below
+            auto_offset_reset="earliest",
+            max_poll_records=max_messages,
+            fetch_max_wait_ms=int(max_wait_s * 1000),
+        )
+        self.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all", linger_ms=5,
+                                      client_id=f"mysimbdp-bridge-{tenant.name}")
+        self.counts = {"admitted": 0, "dead": 0, "tasks": 0}
+        self._window_start = time.time()
+        self._window = {"messages": 0, "bytes": 0, "errors": 0, "batches": 0, "ms": 0.0, "max_ms": 0.0}
+
+    # -- one micro-batch ---------------------------------------------------------------------
+    def collect(self) -> list[Any]:
+        """Records of at most ``max_messages``, waiting at most ``max_wait_s`` after the first."""
+        records: list[Any] = []
+        deadline: float | None = None
+        while len(records) < self.max_messages:
+            remaining = self.max_wait_s if deadline is None else deadline - time.monotonic()
+            if deadline is not None and remaining <= 0:
+                break
+            polled = self.consumer.poll(timeout_ms=max(1, int(remaining * 1000)),
+                                        max_records=self.max_messages - len(records))
+            got = [r for batch in polled.values() for r in batch]
+            if not got:
+                if deadline is None:
+                    return records  # nothing at all within max_wait_s
+                continue
+            records.extend(got)
+            deadline = deadline or time.monotonic() + self.max_wait_s
+        return records
+
+    def decide(self, records: list[Any]) -> Verdict:
+        verdict = Verdict()
+        valid: list[tuple[Any, dict[str, Any]]] = []
+        for record in records:
+            data, reason, detail = validate(self.tenant, self.converter, record.value)
+            if data is None:
+                verdict.dead.append((record, reason, detail))
+            else:
+                valid.append((record, data))
+        limit = self.tenant.stream.max_messages_per_day if self.tenant.stream else 0
+        decisions = self.quotas.reserve_messages(self.tenant.name, limit,
+                                                 [(r.partition, r.offset) for r, _ in valid]) if limit else []
+        for i, (record, data) in enumerate(valid):
+            if limit and decisions[i]:
+                verdict.admitted.append({"data": data, "ts": record.timestamp, "p": record.partition,
+                                         "o": record.offset, "n": len(record.value)})
+            else:
+                reason = "daily_messages_exceeded" if limit else "stream_not_enabled"
+                verdict.dead.append((record, reason, f"max_messages_per_day = {limit}"))
+        return verdict
+
+    def handle(self, records: list[Any]) -> Verdict:
+        t0 = time.perf_counter()
+        verdict = self.decide(records)
+        for start in range(0, len(verdict.admitted), self.max_messages):
+            part = verdict.admitted[start:start + self.max_messages]
+            self.send_task(self.tenant, {"messages": part, "bridged_at": time.time()})
+            self.counts["tasks"] += 1
+        futures = [self._dead_letter(record, reason, detail) for record, reason, detail in verdict.dead]
+        if futures:
+            self.producer.flush()
+            for f in futures:
+                f.get(timeout=30)  # raises if Kafka refused it: then nothing is committed
+        self._commit(records)
+        self.counts["admitted"] += len(verdict.admitted)
+        self.counts["dead"] += len(verdict.dead)
+        elapsed = (time.perf_counter() - t0) * 1000
+        w = self._window
+        w["messages"] += len(records)
+        w["bytes"] += sum(len(r.value or b"") for r in records)
+        w["errors"] += len(verdict.dead)
+        w["ms"] += elapsed
+        w["max_ms"] = max(w["max_ms"], elapsed)
+        w["batches"] += 1
+        return verdict
+
+    def _dead_letter(self, record: Any, reason: str, detail: str) -> Any:
+        log.info("tenant=%s partition=%d offset=%d dead-lettered reason=%s detail=%s", self.tenant.name,
+                 record.partition, record.offset, reason, detail)
+        headers = [("reason", reason.encode()), ("detail", detail.encode("utf-8", "replace")),
+                   ("tenant", self.tenant.name.encode()), ("source_topic", record.topic.encode()),
+                   ("source_partition", str(record.partition).encode()),
+                   ("source_offset", str(record.offset).encode())]
+        return self.producer.send(self.tenant.dead_topic, value=record.value, key=record.key, headers=headers)
+
+    def _commit(self, records: list[Any]) -> None:
+        last: dict[TopicPartition, int] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            last[tp] = max(last.get(tp, -1), r.offset)
+        if last:
+            self.consumer.commit({tp: OffsetAndMetadata(o + 1, "", -1) for tp, o in last.items()})
+
+    # -- reporting ---------------------------------------------------------------------------
+    def lag(self) -> int:
+        parts = self.consumer.assignment()
+        if not parts:
+            return 0
+        ends = self.consumer.end_offsets(list(parts))
+        return sum(max(0, ends[tp] - self.consumer.position(tp)) for tp in parts)
+
+    def maybe_report(self, force: bool = False) -> None:
+        now = time.time()
+        if not force and now - self._window_start < self.report_every_s:
+            return
+        w = self._window
+        batches = max(1, int(w["batches"]))
+        report = Report(source="bridge", tenant=self.tenant.name, window_start=self._window_start, window_end=now,
+                        messages=int(w["messages"]), bytes=int(w["bytes"]), avg_ms=w["ms"] / batches,
+                        max_ms=w["max_ms"], errors=int(w["errors"]), lag=self.lag(), host=socket.gethostname(),
+                        pid=os.getpid())
+        send_report(self.producer, report)
+        log.info("tenant=%s report messages=%d lag=%s errors=%d", self.tenant.name, report.messages, report.lag,
+                 report.errors)
+        self._window_start = now
+        self._window = {"messages": 0, "bytes": 0, "errors": 0, "batches": 0, "ms": 0.0, "max_ms": 0.0}
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("tenant=%s bridging %s -> queue %s", self.tenant.name, self.tenant.ingest_topic,
+                 self.tenant.stream_queue)
+        try:
+            while not stop.is_set():
+                records = self.collect()
+                if records:
+                    self.handle(records)
+                self.maybe_report()
+        finally:
+            self.maybe_report(force=True)
+            self.consumer.close(autocommit=False)
+            self.producer.close(timeout=10)

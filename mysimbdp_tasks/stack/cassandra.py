@@ -1,0 +1,264 @@
+"""Cassandra 5.0 as a single node, sized for a 2-core development box."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import ClassVar
+from xml.sax.saxutils import escape
+
+import psutil
+
+from . import jars, procs
+from .java import find_java
+from .service import BIND_HOST, Echo, Service, java_command
+
+MAIN = "org.apache.cassandra.service.CassandraDaemon"
+# Inter-node (gossip/streaming) port. Only one node ever runs, but Cassandra always binds it.
+STORAGE_PORT = 7000
+HEAP = ["-Xms1G", "-Xmx1G"]
+
+# From Cassandra's conf/jvm17-server.options (cassandra-5.0 branch): the JDK internals Cassandra,
+# Netty, jamm and Chronicle reach into. Without them the daemon fails with IllegalAccessError.
+JPMS_OPTIONS = [
+    "-Djdk.attach.allowAttachSelf=true",
+    *(f"--add-exports={m}=ALL-UNNAMED" for m in (
+        "java.base/jdk.internal.misc",
+        "java.management.rmi/com.sun.jmx.remote.internal.rmi",
+        "java.rmi/sun.rmi.registry",
+        "java.rmi/sun.rmi.server",
+        "java.sql/java.sql",
+        "java.base/java.lang.ref",
+        "jdk.unsupported/sun.misc",
+        "jdk.compiler/com.sun.tools.javac.file",
+        "jdk.attach/sun.tools.attach",
+    )),
+    *(f"--add-opens={m}=ALL-UNNAMED" for m in (
+        "java.base/java.lang.module",
+        "java.base/jdk.internal.loader",
+        "java.base/jdk.internal.ref",
+        "java.base/jdk.internal.reflect",
+        "java.base/jdk.internal.math",
+        "java.base/jdk.internal.module",
+        "java.base/jdk.internal.util.jar",
+        "jdk.management/com.sun.management.internal",
+        "java.base/sun.nio.ch",
+        "java.base/java.io",
+        "java.base/java.lang.reflect",
+        "jdk.compiler/com.sun.tools.javac",
+        "java.base/java.lang",
+        "java.base/java.util",
+        "java.base/java.nio",
+    )),
+]
+GC_OPTIONS = [
+    # G1 as in jvm17-server.options; the pause target stays well below the request timeouts.
+    "-XX:+UseG1GC", "-XX:+ParallelRefProcEnabled", "-XX:MaxTenuringThreshold=1",
+    "-XX:G1RSetUpdatingPauseTimePercent=5", "-XX:MaxGCPauseMillis=300",
+    "-XX:InitiatingHeapOccupancyPercent=70",
+    # No hsperfdata mmap: it can stall the JVM on slow disks.
+    "-XX:+PerfDisableSharedMem",
+    # Cassandra's start-up check warns that running on after an OutOfMemoryError risks corrupt data.
+    "-XX:+ExitOnOutOfMemoryError",
+]
+NETTY_OPTIONS = [
+    "-Dio.netty.tryReflectionSetAccessible=true",
+    "-Dio.netty.allocator.useCacheForAllThreads=true",
+    "-Dio.netty.allocator.maxOrder=11",
+]
+# A lone seed node has nobody to gossip with: skip the waits meant for joining a ring.
+FAST_START_OPTIONS = [
+    "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+    "-Dcassandra.ring_delay_ms=1000",
+    "-Dcassandra.superuser_setup_delay_ms=0",
+]
+
+
+class Cassandra(Service):
+    name: ClassVar[str] = "cassandra"
+    # The first start creates every system keyspace; on a busy 2-core box that takes a while.
+    ready_timeout: ClassVar[float] = 240.0
+    stop_timeout: ClassVar[float] = 60.0
+    java: str  # set by prepare()
+
+    @property
+    def host(self) -> str:
+        return self.settings.cassandra_hosts[0][0]
+
+    @property
+    def port(self) -> int:
+        return self.settings.cassandra_port
+
+    def ports(self) -> dict[str, int]:
+        return {"native": self.port, "storage": STORAGE_PORT}
+
+    def port_advice(self, role: str) -> str:
+        if role == "storage":
+            return f" (the storage port {STORAGE_PORT} is fixed: one local Cassandra per machine)"
+        return ", or give MYSIMBDP_CASSANDRA_HOSTS another port"
+
+    def owns(self, proc: psutil.Process) -> bool:
+        text = procs.cmdline(proc)
+        return MAIN in text.split() and str(self.paths.conf / "cassandra.yaml") in text
+
+    # Configuration ------------------------------------------------------------------------------
+
+    def cassandra_yaml(self) -> str:
+        data = self.paths.data
+
+        def q(value: object) -> str:
+            # JSON strings are valid YAML scalars and quote any path safely.
+            return json.dumps(str(value))
+
+        return f"""\
+# Written by `mysimbdp stack up` on every start; change mysimbdp_tasks/stack/cassandra.py instead.
+cluster_name: mysimbdp
+num_tokens: 1
+initial_token: 0
+partitioner: org.apache.cassandra.dht.Murmur3Partitioner
+endpoint_snitch: SimpleSnitch
+seed_provider:
+  - class_name: org.apache.cassandra.locator.SimpleSeedProvider
+    parameters:
+      - seeds: "{BIND_HOST}:{STORAGE_PORT}"
+listen_address: {BIND_HOST}
+rpc_address: {BIND_HOST}
+storage_port: {STORAGE_PORT}
+native_transport_port: {self.port}
+start_native_transport: true
+
+data_file_directories:
+  - {q(data / "data")}
+commitlog_directory: {q(data / "commitlog")}
+saved_caches_directory: {q(data / "saved_caches")}
+hints_directory: {q(data / "hints")}
+cdc_raw_directory: {q(data / "cdc_raw")}
+commitlog_sync: periodic
+commitlog_sync_period: 10000ms
+commitlog_segment_size: 32MiB
+
+# Development data: no snapshot on TRUNCATE/DROP, no snapshot before compaction.
+auto_snapshot: false
+snapshot_before_compaction: false
+disk_failure_policy: stop
+commit_failure_policy: stop
+
+# Sized for 2 cores and a 1 GiB heap: few threads, small memtables and caches.
+concurrent_reads: 8
+concurrent_writes: 16
+concurrent_counter_writes: 4
+concurrent_materialized_view_writes: 4
+concurrent_compactors: 1
+memtable_flush_writers: 1
+memtable_heap_space: 128MiB
+memtable_offheap_space: 128MiB
+native_transport_max_threads: 32
+key_cache_size: 16MiB
+counter_cache_size: 8MiB
+file_cache_size: 128MiB
+compaction_throughput: 32MiB/s
+
+# A loaded 2-core box (ingest workers, Kafka and Cassandra at once) answers slowly at times; the
+# defaults (2 s writes, 5 s reads) turn those moments into client errors and retries.
+read_request_timeout: 10000ms
+range_request_timeout: 20000ms
+write_request_timeout: 5000ms
+counter_write_request_timeout: 10000ms
+cas_contention_timeout: 5000ms
+truncate_request_timeout: 60000ms
+request_timeout: 20000ms
+"""
+
+    def logback_xml(self) -> str:
+        return f"""\
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- Written by `mysimbdp stack up` on every start: INFO to one file (Cassandra's own default is a
+     noisy DEBUG log plus a rolling system log). -->
+<configuration scan="false">
+  <appender name="FILE" class="ch.qos.logback.core.FileAppender">
+    <file>{escape(str(self.paths.log))}</file>
+    <append>true</append>
+    <encoder>
+      <pattern>%-5level [%thread] %date{{ISO8601}} %F:%L - %msg%n</pattern>
+    </encoder>
+  </appender>
+  <root level="INFO">
+    <appender-ref ref="FILE"/>
+  </root>
+</configuration>
+"""
+
+    def _jvm_options(self) -> list[str]:
+        conf = self.paths.conf
+        return [
+            *HEAP,
+            "-Xss256k",
+            f"-XX:ErrorFile={self.paths.log.parent / 'cassandra-hs_err-%p.log'}",
+            *GC_OPTIONS,
+            *JPMS_OPTIONS,
+            *NETTY_OPTIONS,
+            # As Cassandra's own launcher does: jamm measures object sizes for memtable accounting.
+            f"-javaagent:{jars.find_jar(self.paths.jars, 'jamm')}",
+            "-Djava.net.preferIPv4Stack=true",
+            "-Djava.awt.headless=true",
+            # JNA and Netty unpack native libraries here: it must be writable and executable,
+            # which a shared /tmp mounted noexec is not.
+            f"-Djava.io.tmpdir={self.paths.tmp}",
+            f"-Djna.tmpdir={self.paths.tmp}",
+            # Cassandra reads this property as a URL, not a path.
+            f"-Dcassandra.config={(conf / 'cassandra.yaml').as_uri()}",
+            "-Dcassandra-foreground=yes",
+            f"-Dcassandra.storagedir={self.paths.data}",
+            f"-Dcassandra.logdir={self.paths.log.parent}",
+            f"-Dlogback.configurationFile={conf / 'logback.xml'}",
+            # Cassandra polls this folder for trigger jars and warns every minute when it is missing.
+            f"-Dcassandra.triggers_dir={conf / 'triggers'}",
+            # Chronicle (audit and query logs) otherwise reports usage to a remote server.
+            "-Dchronicle.analytics.disable=true",
+            *FAST_START_OPTIONS,
+        ]
+
+    def prepare(self, echo: Echo) -> None:
+        self.java = find_java(
+            self.name, lambda major: major in (11, 17), "Java 11 or 17 (Cassandra 5.0 does not run on 21+)"
+        )
+        self.paths.make()
+        (self.paths.conf / "triggers").mkdir(exist_ok=True)
+        jars.ensure_jars(self.name, self.paths.jars, echo)
+        (self.paths.conf / "cassandra.yaml").write_text(self.cassandra_yaml())
+        (self.paths.conf / "logback.xml").write_text(self.logback_xml())
+
+    # Lifecycle ------------------------------------------------------------------------------------
+
+    def launch(self) -> int:
+        cmd = java_command(self.java, self._jvm_options(), self.paths.jars, MAIN)
+        setpriv = shutil.which("setpriv")
+        if os.geteuid() == 0 and setpriv:
+            # Cassandra always calls mlockall(); as root (CAP_IPC_LOCK) that succeeds and pins the
+            # whole 1 GiB heap in RAM and makes the start about twice as slow. Without the
+            # capability it fails harmlessly with one warning, as for any other user.
+            cmd = [setpriv, "--bounding-set", "-ipc_lock", *cmd]
+        return procs.spawn(cmd, self.paths.log, self.paths.pidfile)
+
+    def probe(self, timeout: float) -> str:
+        # The driver is imported late: it is slow to import and `mysimbdp --help` needs none of it.
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+        from cassandra.policies import RoundRobinPolicy
+
+        # The native port opens last in Cassandra's start-up; until then the driver would only
+        # log connection errors.
+        if not procs.can_connect(self.host, self.port, timeout):
+            raise ConnectionRefusedError(f"nothing listens on {self.endpoint} yet")
+        profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=timeout)
+        cluster = Cluster(
+            contact_points=[self.host], port=self.port, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            connect_timeout=timeout, control_connection_timeout=timeout,
+        )
+        with procs.quiet_client_logs("cassandra"):
+            try:
+                session = cluster.connect()
+                row = session.execute("SELECT release_version FROM system.local").one()
+            finally:
+                cluster.shutdown()
+        return f"Cassandra {row.release_version}"

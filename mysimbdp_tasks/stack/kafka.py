@@ -1,0 +1,181 @@
+"""Kafka 4.x as one KRaft node that is both broker and controller."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import ClassVar
+
+import psutil
+
+from ..errors import StackError
+from . import jars, procs
+from .java import find_java
+from .service import BIND_HOST, Echo, Service, java_command
+
+MAIN = "kafka.Kafka"
+STORAGE_TOOL = "kafka.tools.StorageTool"
+JVM_OPTIONS = [
+    "-Xms256m", "-Xmx512m",
+    # Kafka's own launcher defaults (bin/kafka-run-class.sh).
+    "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true",
+]
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id as ``kafka-storage.sh random-uuid`` makes it, without starting a JVM."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        # Kafka's own generator skips ids starting with "-": they would read as command-line flags.
+        if not text.startswith("-"):
+            return text
+
+
+class Kafka(Service):
+    name: ClassVar[str] = "kafka"
+    ready_timeout: ClassVar[float] = 150.0
+    java: str  # set by prepare()
+
+    @property
+    def host(self) -> str:
+        return self.settings.kafka_bootstrap[0][0]
+
+    @property
+    def port(self) -> int:
+        return self.settings.kafka_bootstrap[0][1]
+
+    @property
+    def controller_port(self) -> int:
+        return self.port + 1
+
+    def ports(self) -> dict[str, int]:
+        return {"broker": self.port, "controller": self.controller_port}
+
+    def port_advice(self, role: str) -> str:
+        return ", or give MYSIMBDP_KAFKA_BOOTSTRAP another port (the controller takes that port + 1)"
+
+    def owns(self, proc: psutil.Process) -> bool:
+        text = procs.cmdline(proc)
+        return MAIN in text.split() and str(self.paths.conf / "server.properties") in text
+
+    # Configuration ------------------------------------------------------------------------------
+
+    def server_properties(self) -> str:
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{BIND_HOST}:{self.controller_port}",
+            "listeners": f"PLAINTEXT://{BIND_HOST}:{self.port},CONTROLLER://{BIND_HOST}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{BIND_HOST}:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.paths.data),
+            "num.partitions": str(self.settings.kafka_partitions),
+            # The platform creates its topics itself; a typo must not create a new one.
+            "auto.create.topics.enable": "false",
+            # One node: every internal topic has exactly one replica.
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            # 50 partitions by default: a long first group join on a 2-core box for no benefit.
+            "offsets.topic.num.partitions": "6",
+            "group.initial.rebalance.delay.ms": "0",
+            # Fewer threads than the defaults, sized for a laptop or a small CI runner.
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+            "num.recovery.threads.per.data.dir": "1",
+        }
+        return "".join(f"{key}={value}\n" for key, value in props.items())
+
+    def log4j2_properties(self) -> str:
+        log_file = str(self.paths.log)
+        return "\n".join([
+            "status = warn",
+            "name = mysimbdp-kafka",
+            # log4j's own shutdown hook would close the file while the broker's hook still logs its
+            # shutdown; the file appender flushes every line, so nothing is lost without it.
+            "shutdownHook = disable",
+            "appender.file.type = File",
+            "appender.file.name = file",
+            f"appender.file.fileName = {log_file}",
+            "appender.file.append = true",
+            "appender.file.layout.type = PatternLayout",
+            "appender.file.layout.pattern = [%d] %p %m (%c)%n",
+            "rootLogger.level = INFO",
+            "rootLogger.appenderRef.file.ref = file",
+            # Per-partition state transitions and request traces drown the useful lines.
+            "logger.statechange.name = state.change.logger",
+            "logger.statechange.level = WARN",
+            "logger.request.name = kafka.request.logger",
+            "logger.request.level = WARN",
+            "logger.requestchannel.name = kafka.network.RequestChannel$",
+            "logger.requestchannel.level = WARN",
+            "",
+        ])
+
+    def _jvm_options(self) -> list[str]:
+        return [
+            *JVM_OPTIONS,
+            f"-Dlog4j2.configurationFile={self.paths.conf / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={self.paths.log.parent}",
+            f"-Djava.io.tmpdir={self.paths.tmp}",
+            f"-XX:ErrorFile={self.paths.log.parent / 'kafka-hs_err-%p.log'}",
+        ]
+
+    def prepare(self, echo: Echo) -> None:
+        # Kafka 4.x brokers need Java 17+; only the LTS releases 17 and 21 are taken, so a JAVA_HOME
+        # on a brand-new JDK falls back to one of them.
+        self.java = find_java(self.name, lambda major: major in (17, 21), "Java 17 or 21")
+        self.paths.make()
+        jars.ensure_jars(self.name, self.paths.jars, echo)
+        (self.paths.conf / "server.properties").write_text(self.server_properties())
+        (self.paths.conf / "log4j2.properties").write_text(self.log4j2_properties())
+        if not (self.paths.data / "meta.properties").is_file():
+            self._format(echo)
+
+    def _format(self, echo: Echo) -> None:
+        """Format the KRaft log directory once; a formatted one is kept across restarts."""
+        cluster_id = new_cluster_id()
+        echo(f"kafka: formatting storage in {self.paths.data} (cluster id {cluster_id})")
+        cmd = java_command(
+            self.java, self._jvm_options(), self.paths.jars, STORAGE_TOOL,
+            ["format", "-t", cluster_id, "-c", str(self.paths.conf / "server.properties"), "--ignore-formatted"],
+        )
+        code = procs.run_logged(cmd, self.paths.log, self.paths.root, timeout=120)
+        if code != 0:
+            raise StackError(f"kafka: formatting the storage failed (exit {code})")
+
+    # Lifecycle ------------------------------------------------------------------------------------
+
+    def launch(self) -> int:
+        cmd = java_command(
+            self.java, self._jvm_options(), self.paths.jars, MAIN, [str(self.paths.conf / "server.properties")]
+        )
+        return procs.spawn(cmd, self.paths.log, self.paths.pidfile)
+
+    def probe(self, timeout: float) -> str:
+        # Imported late: kafka-python is slow to import and `mysimbdp --help` needs none of it.
+        from kafka import KafkaAdminClient
+
+        # Without a listener the client would retry until its bootstrap timeout.
+        if not procs.can_connect(self.host, self.port, timeout):
+            raise ConnectionRefusedError(f"nothing listens on {self.endpoint} yet")
+        millis = int(timeout * 1000)
+        with procs.quiet_client_logs("kafka"):
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.endpoint, client_id="mysimbdp-stack",
+                request_timeout_ms=millis, bootstrap_timeout_ms=millis,
+            )
+            try:
+                cluster = admin.describe_cluster()
+                brokers = cluster.get("brokers") or []
+                if not brokers:
+                    raise StackError("kafka: metadata lists no broker yet")
+                topics = admin.list_topics()
+            finally:
+                admin.close()
+        return f"{len(brokers)} broker(s), {len(topics)} topic(s)"

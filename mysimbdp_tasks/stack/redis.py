@@ -1,0 +1,94 @@
+"""Redis from Debian's ``redis-server``: the Celery broker and the quota counters."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import ClassVar
+
+import psutil
+
+from ..errors import StackError
+from . import procs
+from .service import BIND_HOST, Echo, Service
+
+PIDFILE_WAIT_S = 10.0
+
+
+class Redis(Service):
+    name: ClassVar[str] = "redis"
+    ready_timeout: ClassVar[float] = 30.0
+    stop_timeout: ClassVar[float] = 30.0
+
+    @property
+    def host(self) -> str:
+        return self.settings.redis_host
+
+    @property
+    def port(self) -> int:
+        return self.settings.redis_port
+
+    def port_advice(self, role: str) -> str:
+        return ", or give MYSIMBDP_REDIS_URL another port"
+
+    def owns(self, proc: psutil.Process) -> bool:
+        # redis-server rewrites its title to "redis-server 127.0.0.1:PORT" and works in its --dir.
+        text = procs.cmdline(proc)
+        return (
+            "redis-server" in text
+            and any(part.endswith(f":{self.port}") for part in text.split())
+            and proc.cwd() == str(self.paths.data)
+        )
+
+    def _binary(self) -> str:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise StackError("redis: redis-server is not on PATH; install it with `apt-get install redis-server`")
+        return binary
+
+    def prepare(self, echo: Echo) -> None:
+        self._binary()
+        self.paths.make()
+
+    def launch(self) -> int:
+        cmd = [
+            self._binary(),
+            "--port", str(self.port),
+            "--bind", BIND_HOST,
+            "--daemonize", "yes",
+            "--pidfile", str(self.paths.pidfile),
+            "--logfile", str(self.paths.log),
+            "--dir", str(self.paths.data),
+            # The broker's queues survive a restart; RDB snapshots would only add fork pauses.
+            "--appendonly", "yes",
+            "--save", "",
+            # Celery's broker must never silently drop messages when memory runs short.
+            "--maxmemory-policy", "noeviction",
+        ]
+        self.paths.pidfile.unlink(missing_ok=True)
+        code = procs.run_logged(cmd, self.paths.log, self.paths.root, timeout=30)
+        if code != 0:
+            raise StackError(f"redis: redis-server exited with code {code}")
+        # With --daemonize the command returns before the server writes its pid file.
+        deadline = time.monotonic() + PIDFILE_WAIT_S
+        while time.monotonic() < deadline:
+            pid = self.live_pid()
+            if pid is not None:
+                return pid
+            time.sleep(0.1)
+        raise StackError(f"redis: no running redis-server wrote {self.paths.pidfile} within {PIDFILE_WAIT_S:.0f} s")
+
+    def probe(self, timeout: float) -> str:
+        import redis  # the client library, imported late to keep `mysimbdp --help` fast
+
+        # Without a listener the client would retry with backoff for seconds.
+        if not procs.can_connect(self.host, self.port, timeout):
+            raise ConnectionRefusedError(f"nothing listens on {self.endpoint} yet")
+        client = redis.Redis(host=self.host, port=self.port, socket_timeout=timeout, socket_connect_timeout=timeout)
+        try:
+            if not client.ping():
+                raise StackError("redis: PING was not answered with PONG")
+            version = client.info("server").get("redis_version", "?")
+        finally:
+            client.close()
+        return f"Redis {version}"

@@ -1,0 +1,74 @@
+"""Fixtures for tests against the real Redis, Kafka and Cassandra of the local stack.
+
+The ``stack`` fixture starts the stack itself (``up`` is idempotent and quick when it already
+runs), so a single test file also works on its own. In CI (``CI=true``) a service that cannot be
+started fails the tests; elsewhere they are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+import pytest
+import redis
+from cassandra.cluster import Session
+
+from mysimbdp_tasks import db
+from mysimbdp_tasks import stack as local_stack
+from mysimbdp_tasks.errors import StackError
+from mysimbdp_tasks.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stack() -> Settings:
+    """The running local stack; its value is the settings that reach it.
+
+    It builds its own Settings rather than using the ``settings`` fixture, so a test module may
+    override ``settings`` (e.g. with a private MYSIMBDP_HOME) at any scope.
+    """
+    settings = Settings.from_env()
+    try:
+        local_stack.up(settings, echo=log.info)
+    except StackError as exc:
+        if _in_ci():
+            pytest.fail(f"the local stack must run in CI:\n{exc}", pytrace=False)
+        pytest.skip(f"the local stack is not available (try `mysimbdp stack up`):\n{exc}")
+    return settings
+
+
+@pytest.fixture(scope="session")
+def redis_client(stack: Settings) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(stack.redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def cassandra_session(stack: Settings) -> Iterator[Session]:
+    cluster, session = db.connect(stack)
+    yield session
+    cluster.shutdown()
+
+
+@pytest.fixture()
+def make_tenant(redis_client: redis.Redis, cassandra_session: Session, settings: Settings):
+    """Factory of fresh, registered tenants: ``make_tenant(like="tenant1", provision=True, **settings)``."""
+    from kit import new_tenant
+
+    def make(like: str = "tenant2", provision: bool = True, **overrides: object):
+        return new_tenant(redis_client, cassandra_session if provision else None, settings, like=like, **overrides)
+
+    return make
