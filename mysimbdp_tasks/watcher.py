@@ -96,11 +96,11 @@ class Watcher:
         self._wake.set()
 
     # -- scanning ----------------------------------------------------------------------------
-    def tenants(self) -> dict[str, Tenant]:
-        # Applied configurations, re-read at most every second: `tenants apply` and `remove`
-        # take effect without restarting the watcher.
+    def tenants(self, name: str | None = None) -> dict[str, Tenant]:
+        # Applied configurations, re-read at most every second (and at once for a name not seen
+        # yet): `tenants apply` and `remove` take effect without restarting the watcher.
         at, known = self._tenants
-        if time.monotonic() - at > 1.0:
+        if time.monotonic() - at > 1.0 or (name and name not in known):
             known = self.registry.all()
             self._tenants = (time.monotonic(), known)
         return known
@@ -122,9 +122,7 @@ class Watcher:
             sig = (st.st_size, st.st_mtime_ns)
             prev = self._seen.get(entry)
             if prev is None or prev[:2] != sig:
-                self._seen[entry] = (*sig, now)
-                if not closed:
-                    continue
+                self._seen[entry] = (*sig, now)  # new or still changing: the quiet period starts again
             if closed or now - self._seen[entry][2] >= self.stable_seconds:
                 found.append(entry)
         return found
@@ -172,7 +170,7 @@ class Watcher:
     def _admit(self, claimed: Path, name: str, folder_tenant: str, ingest_id: str) -> Outcome:
         named = tenant_of(name)
         tenant_name = folder_tenant or named
-        known = self.tenants()
+        known = self.tenants(tenant_name)
         st = os.lstat(claimed)
         if not stat.S_ISREG(st.st_mode):
             kind = "symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
@@ -205,7 +203,7 @@ class Watcher:
 
     def _reject(self, claimed: Path, name: str, tenant: str, ingest_id: str, reason: str, limit: str,
                 usage: str) -> Outcome:
-        owner = tenant if tenant and tenant in self.tenants() else folders.UNKNOWN_TENANT_DIR
+        owner = tenant if tenant and tenant in self.tenants(tenant) else folders.UNKNOWN_TENANT_DIR
         dest = folders.move(claimed, self.layout.folder(folders.REJECTED, owner), name)
         receipt = {"tenant": tenant or None, "file": name, "status": "rejected", "reason": reason,
                    "limit": limit, "usage": usage, "time": time.time(), "ingest_id": ingest_id,

@@ -168,6 +168,12 @@ counter_write_request_timeout: 10000ms
 cas_contention_timeout: 5000ms
 truncate_request_timeout: 60000ms
 request_timeout: 20000ms
+
+# The ingestion sink sends unlogged batches of up to 48 KiB grouped by replica (one node here, so
+# across partitions); the defaults (warn at 5 KiB and at 10 partitions) would log every batch.
+batch_size_warn_threshold: 64KiB
+batch_size_fail_threshold: 640KiB
+unlogged_batch_across_partitions_warn_threshold: 1000
 """
 
     def logback_xml(self) -> str:
