@@ -31,17 +31,21 @@ def _echo(msg: str) -> None:
 def stack_up(settings: Settings, args: argparse.Namespace) -> int:
     from . import stack
 
-    unknown = set(args.services) - set(SERVICES)
+    stack.up(settings, services=_chosen(args.services), echo=_echo)
+    return 0
+
+
+def _chosen(services: list[str]) -> tuple[str, ...]:
+    unknown = set(services) - set(SERVICES)
     if unknown:
         raise MysimbdpError(f"unknown service(s) {', '.join(sorted(unknown))}; choose from {', '.join(SERVICES)}")
-    stack.up(settings, services=tuple(args.services) or SERVICES, echo=_echo)
-    return 0
+    return tuple(services) or SERVICES
 
 
 def stack_down(settings: Settings, args: argparse.Namespace) -> int:
     from . import stack
 
-    stack.down(settings, wipe=args.wipe, echo=_echo)
+    stack.down(settings, wipe=args.wipe, echo=_echo, services=_chosen(args.services))
     return 0
 
 
@@ -302,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")
     p.set_defaults(handler=stack_up)
     p = stack.add_parser("down", help="stop the local services")
+    p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")
     p.add_argument("--wipe", action="store_true", help="also delete their data")
     p.set_defaults(handler=stack_down)
     stack.add_parser("status", help="state of each service; exit 0 only if all are up").set_defaults(

@@ -195,13 +195,14 @@ def _failure(svc: Service, reason: str, offset: int | None) -> str:
 # down -------------------------------------------------------------------------------------------
 
 
-def down(settings: Settings, wipe: bool = False, echo: Callable[[str], None] = print) -> None:
+def down(settings: Settings, wipe: bool = False, echo: Callable[[str], None] = print,
+         services: Sequence[str] = SERVICES) -> None:
     """Stop the services ``up`` started (SIGTERM, then SIGKILL after a grace period).
 
     Processes not started by ``up`` from this MYSIMBDP_HOME are left alone. ``wipe`` also deletes
     their data (jars, configuration and logs are kept).
     """
-    chosen = _services(settings, SERVICES)
+    chosen = _services(settings, services)
     say = _serialized(echo)
     with ThreadPoolExecutor(max_workers=len(chosen), thread_name_prefix="stack-down") as pool:
         for future in [pool.submit(_bring_down, svc, say) for svc in chosen]:

@@ -1,0 +1,78 @@
+"""Batch ingestion survives a worker killed with SIGKILL and a Cassandra restart, losing nothing."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from kit import Platform, running_platform
+
+from mysimbdp_tasks import stack
+from mysimbdp_tasks.settings import Settings
+from producers.generate import generate
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# Small chunks so a file of a few MB is many tasks; a short visibility timeout so the tasks of a
+# killed worker are handed out again within the test's patience.
+FAULT_ENV = {"MYSIMBDP_CHUNK_MB": "1", "MYSIMBDP_VISIBILITY_TIMEOUT": "15"}
+
+
+def _count(session: Any, tenant: Any) -> int:
+    return int(session.execute(f'SELECT COUNT(*) FROM "{tenant.namespace}"."{tenant.table_name}"',
+                               timeout=120).one()[0])
+
+
+def _wait_for_chunks(client: redis.Redis, platform: Platform, at_least: int, timeout: float = 120) -> None:
+    """Wait until some (not all) chunks of the file in processing have finished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in (platform.home / "processing" / platform.tenant.name).glob("*__*"):
+            ingest_id = path.name.split("__", 1)[0]
+            if client.hlen(f"mysimbdp:job:{ingest_id}:chunks") >= at_least:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"no chunk finished in {timeout} s; logs:\n{platform.logs()}")
+
+
+def test_worker_killed_mid_file_then_restarted_lands_every_row_once(make_tenant: Any, settings: Settings,
+                                                                    cassandra_session: Any, redis_client: Any,
+                                                                    tmp_path: Path) -> None:
+    tenant = make_tenant(like="tenant2")
+    src = generate("tenant2", 6 * 1024 * 1024, tmp_path / "big.csv", seed=11)
+    with running_platform(settings, tenant, tmp_path / "h", extra_env=FAULT_ENV) as p:
+        name = p.stage(src.path, f"{tenant.name}-big.csv")
+        _wait_for_chunks(redis_client, p, at_least=1)
+        p.kill_worker()
+        landed_at_kill = _count(cassandra_session, tenant)
+        time.sleep(2)
+        p.start_worker()
+        path, receipt = p.final(name, timeout=240)
+    assert 0 < landed_at_kill < src.distinct_keys  # it really died in the middle
+    assert path.parent.parent.name == "done"
+    assert receipt["status"] == "done"
+    assert receipt["rows_ok"] == src.records and receipt["rows_refused"] == 0
+    assert receipt["chunks"] > 1
+    assert _count(cassandra_session, tenant) == src.distinct_keys
+    assert not list((p.home / "processing" / tenant.name).iterdir())
+
+
+def test_cassandra_restart_during_ingestion_loses_nothing(make_tenant: Any, settings: Settings,
+                                                          cassandra_session: Any, redis_client: Any,
+                                                          tmp_path: Path) -> None:
+    tenant = make_tenant(like="tenant2")
+    src = generate("tenant2", 6 * 1024 * 1024, tmp_path / "big.csv", seed=12)
+    with running_platform(settings, tenant, tmp_path / "h", extra_env=FAULT_ENV) as p:
+        name = p.stage(src.path, f"{tenant.name}-big.csv")
+        _wait_for_chunks(redis_client, p, at_least=1)
+        stack.down(settings, services=("cassandra",), echo=lambda _: None)
+        time.sleep(5)  # tasks now fail against a dead Cassandra and go into retry with backoff
+        stack.up(settings, services=("cassandra",), echo=lambda _: None)
+        path, receipt = p.final(name, timeout=300)
+    assert receipt["status"] == "done", receipt
+    assert receipt["rows_ok"] == src.records and receipt["rows_refused"] == 0
+    assert path.parent.parent.name == "done"
+    assert _count(cassandra_session, tenant) == src.distinct_keys
