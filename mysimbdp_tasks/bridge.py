@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +37,7 @@ from kafka.structs import OffsetAndMetadata
 from .convert import RowConverter
 from .errors import RowError
 from .quotas import Quotas
-from .reports import Report, send_report
+from .reports import Window, send_report
 from .settings import Settings
 from .tenants import Tenant
 
@@ -103,12 +101,17 @@ class Bridge:
             auto_offset_reset="earliest",
             max_poll_records=max_messages,
             fetch_max_wait_ms=int(max_wait_s * 1000),
+            # A bridge that died is noticed in 10 s (not the default 45 s), so its partitions go to
+            # the restarted bridge quickly; metadata is refreshed often enough to see new partitions.
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=3000,
+            metadata_max_age_ms=15000,
         )
         self.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all", linger_ms=5,
                                       client_id=f"mysimbdp-bridge-{tenant.name}")
         self.counts = {"admitted": 0, "dead": 0, "tasks": 0}
-        self._window_start = time.time()
-        self._window = {"messages": 0, "bytes": 0, "errors": 0, "batches": 0, "ms": 0.0, "max_ms": 0.0}
+        # The bridge reports even when idle: its lag is what tells the monitor a tenant falls behind.
+        self.window = Window("bridge", tenant.name, report_every_s, start=time.time(), emit_empty=True)
 
     # -- one micro-batch ---------------------------------------------------------------------
     def collect(self) -> list[Any]:
@@ -167,13 +170,9 @@ class Bridge:
         self.counts["admitted"] += len(verdict.admitted)
         self.counts["dead"] += len(verdict.dead)
         elapsed = (time.perf_counter() - t0) * 1000
-        w = self._window
-        w["messages"] += len(records)
-        w["bytes"] += sum(len(r.value or b"") for r in records)
-        w["errors"] += len(verdict.dead)
-        w["ms"] += elapsed
-        w["max_ms"] = max(w["max_ms"], elapsed)
-        w["batches"] += 1
+        self.window.add(len(verdict.admitted), sum(m["n"] for m in verdict.admitted), elapsed)
+        if verdict.dead:
+            self.window.add(len(verdict.dead), 0, 0.0, error=True)
         return verdict
 
     def _dead_letter(self, record: Any, reason: str, detail: str) -> Any:
@@ -203,19 +202,13 @@ class Bridge:
 
     def maybe_report(self, force: bool = False) -> None:
         now = time.time()
-        if not force and now - self._window_start < self.report_every_s:
+        if not (force or self.window.due(now)):
             return
-        w = self._window
-        batches = max(1, int(w["batches"]))
-        report = Report(source="bridge", tenant=self.tenant.name, window_start=self._window_start, window_end=now,
-                        messages=int(w["messages"]), bytes=int(w["bytes"]), avg_ms=w["ms"] / batches,
-                        max_ms=w["max_ms"], errors=int(w["errors"]), lag=self.lag(), host=socket.gethostname(),
-                        pid=os.getpid())
-        send_report(self.producer, report)
-        log.info("tenant=%s report messages=%d lag=%s errors=%d", self.tenant.name, report.messages, report.lag,
-                 report.errors)
-        self._window_start = now
-        self._window = {"messages": 0, "bytes": 0, "errors": 0, "batches": 0, "ms": 0.0, "max_ms": 0.0}
+        report = self.window.flush(now, lag=self.lag())
+        if report is not None:
+            send_report(self.producer, report)
+            log.info("tenant=%s report messages=%d lag=%s errors=%d", self.tenant.name, report.messages,
+                     report.lag, report.errors)
 
     def run(self, stop: threading.Event) -> None:
         log.info("tenant=%s bridging %s -> queue %s", self.tenant.name, self.tenant.ingest_topic,

@@ -64,4 +64,7 @@ def _fresh_connections(**_: object) -> None:
 
 @worker_process_shutdown.connect
 def _close_connections(**_: object) -> None:
+    from . import stream
+
+    stream.flush_all()
     context.close()

@@ -217,6 +217,36 @@ def watch(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def bridge(settings: Settings, args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .bridge import Bridge, celery_task_sender
+    from .quotas import Quotas
+    from .registry import Registry
+
+    logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
+    client = _redis(settings)
+    active = Registry(client).active()
+    chosen = [active[args.tenant]] if args.tenant in active else ([] if args.tenant else list(active.values()))
+    chosen = [t for t in chosen if t.stream is not None]
+    if not chosen:
+        raise MysimbdpError(f"no active stream tenant{' named ' + repr(args.tenant) if args.tenant else ''}; "
+                            "apply a tenant with max_messages_per_day")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    sender = celery_task_sender()
+    bridges = [Bridge(settings, t, Quotas(client), sender, max_messages=args.max_messages,
+                      max_wait_s=args.max_wait_ms / 1000) for t in chosen]
+    threads = [threading.Thread(target=b.run, args=(stop,), name=f"bridge-{b.tenant.name}") for b in bridges]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return 0
+
+
 # --------------------------------------------------------------------------------------------
 # reports
 # --------------------------------------------------------------------------------------------
@@ -233,7 +263,7 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
     if args.tenant not in known:
         raise MysimbdpError(f"tenant {args.tenant!r} is not known; known: {', '.join(sorted(known)) or 'none'}")
     tenant = known[args.tenant]
-    data = {
+    data: dict[str, Any] = {
         "tenant": tenant.name,
         "active": registry.is_active(tenant.name),
         "usage_today": report.usage(Quotas(client), tenant),
@@ -282,6 +312,20 @@ def summary(settings: Settings, args: argparse.Namespace) -> int:
               f"(reasons: {reasons}); rows landed {r['rows_ok']}, rows refused {r['rows_refused']}; "
               f"rows in {r['table']}: {r['rows_in_cassandra']}")
     return 0
+
+
+# --------------------------------------------------------------------------------------------
+# benchmarks
+# --------------------------------------------------------------------------------------------
+
+# kind -> module of benchmarks/ with main(settings, argv) -> int; each benchmark parses its own options.
+BENCHMARKS = {"batch": "benchmarks.batch"}
+
+
+def bench(settings: Settings, args: argparse.Namespace) -> int:
+    import importlib
+
+    return int(importlib.import_module(BENCHMARKS[args.kind]).main(settings, args.options))
 
 
 def _redis(settings: Settings) -> Any:
@@ -343,6 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stable-seconds", type=float, default=2.0,
                    help="a file whose size stays the same this long counts as complete (default 2)")
     p.set_defaults(handler=watch)
+    p = sub.add_parser("bridge", help="bridge tenants' Kafka topics to their stream queues (foreground)")
+    p.add_argument("--tenant", help="one tenant (default: every active stream tenant, one consumer each)")
+    p.add_argument("--max-messages", type=int, default=500, help="largest micro-batch (default 500)")
+    p.add_argument("--max-wait-ms", type=float, default=100, help="longest wait to fill a micro-batch (default 100)")
+    p.set_defaults(handler=bridge)
     p = sub.add_parser("status", help="a tenant's usage today against its limits, and its latest files")
     p.add_argument("--tenant", required=True)
     p.add_argument("--json", action="store_true")
@@ -352,6 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--wait", type=float, default=0, help="first wait up to this many seconds for pending files")
     p.set_defaults(handler=summary)
+    p = sub.add_parser("bench", help="benchmarks against the real services (see benchmarks/README.md)")
+    p.add_argument("kind", choices=sorted(BENCHMARKS), help="which benchmark")
+    p.add_argument("options", nargs=argparse.REMAINDER,
+                   help="the benchmark's own options, e.g. --json FILE --plot FILE --sizes 1,10,50 --quick "
+                        "(mysimbdp bench KIND --help lists them)")
+    p.set_defaults(handler=bench)
     return parser
 
 

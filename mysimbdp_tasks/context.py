@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 from cassandra.cluster import Cluster, Session
+from kafka import KafkaProducer
 
 from . import db
 from .errors import TenantError
@@ -29,10 +30,21 @@ def reset() -> None:
 
 
 def close() -> None:
+    producer = _state.get("kafka")
+    if producer is not None:
+        producer.close(timeout=5)
     cluster = _state.get("cluster")
     if cluster is not None:
         cluster.shutdown()
     reset()
+
+
+def kafka_producer() -> KafkaProducer:
+    with _lock:
+        if "kafka" not in _state:
+            _state["kafka"] = KafkaProducer(bootstrap_servers=settings().kafka_bootstrap_str, linger_ms=20,
+                                            client_id=f"mysimbdp-worker-{os.getpid()}")
+        return _state["kafka"]
 
 
 def settings() -> Settings:

@@ -14,7 +14,7 @@ from typing import Any
 
 from .convert import RowConverter
 from .errors import RowError
-from .parsing import Chunk, iter_records
+from .parsing import Chunk, Format, iter_records
 from .tenants import Tenant
 
 REFUSALS_CAP = 1000  # refusals listed in a receipt; the count is always complete
@@ -43,7 +43,7 @@ def converter_for(tenant: Tenant) -> RowConverter:
     return RowConverter(tenant.column_types, tenant.key.columns)
 
 
-def ingest_chunk(path: Path, fmt: str, chunk: Chunk | None, converter: RowConverter, write: Writer,
+def ingest_chunk(path: Path, fmt: Format, chunk: Chunk | None, converter: RowConverter, write: Writer,
                  index: int = 0) -> ChunkResult:
     """Parse ``chunk`` of ``path`` (or the whole file), convert and write; return the outcome."""
     result = ChunkResult(index)

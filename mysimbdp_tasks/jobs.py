@@ -64,7 +64,8 @@ class Jobs:
         """The file's final path, chosen once: a retried finalize reuses it."""
         key = self._key(ingest_id)
         self.redis.hsetnx(key, "final_path", proposal)
-        return str(self.redis.hget(key, "final_path").decode())
+        stored = self.redis.hget(key, "final_path")
+        return stored.decode() if isinstance(stored, bytes) else proposal
 
     def is_finalized(self, ingest_id: str) -> bool:
         return bool(self.redis.hget(self._key(ingest_id), "finalized"))

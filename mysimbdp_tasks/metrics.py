@@ -50,8 +50,8 @@ def record_batch(session: Session, tenant: Tenant, receipt: dict[str, Any]) -> N
         f"INSERT INTO {ident(tenant.namespace)}.{BATCH_METRICS} ({', '.join(_BATCH_COLUMNS)}) "
         f"VALUES ({', '.join('?' for _ in _BATCH_COLUMNS)})"
     )
-    started = dt.datetime.fromtimestamp(receipt["started_at"], dt.timezone.utc)
-    finished = dt.datetime.fromtimestamp(receipt["finished_at"], dt.timezone.utc)
+    started = dt.datetime.fromtimestamp(receipt["started_at"], dt.UTC)
+    finished = dt.datetime.fromtimestamp(receipt["finished_at"], dt.UTC)
     rows = receipt["rows_ok"] + receipt["rows_refused"]
     session.execute(stmt, (
         started.date(), receipt["ingest_id"], receipt["file"], receipt["bytes"], started, finished,

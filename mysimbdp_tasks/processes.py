@@ -65,8 +65,7 @@ def start(settings: Settings, proc: Proc) -> int:
     settings.logs.mkdir(parents=True, exist_ok=True)
     log_path = settings.logs / f"{proc.name}.log"
     procs.open_log_section(log_path, f"start {proc.name}")
-    child = procs.spawn(proc.argv, log_path, settings.home.parent, _pidfile(settings, proc.name))
-    return child.pid
+    return procs.spawn(proc.argv, log_path, _pidfile(settings, proc.name))
 
 
 def up(settings: Settings, tenants: Iterable[Tenant], echo: Callable[[str], None] = print,

@@ -124,7 +124,7 @@ class Admission:
 
 
 def today() -> str:
-    return dt.datetime.now(dt.timezone.utc).date().isoformat()
+    return dt.datetime.now(dt.UTC).date().isoformat()
 
 
 def usage_key(tenant: str, day: str) -> str:
@@ -132,7 +132,7 @@ def usage_key(tenant: str, day: str) -> str:
 
 
 def _expire_at(day: str) -> int:
-    end = dt.datetime.combine(dt.date.fromisoformat(day) + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+    end = dt.datetime.combine(dt.date.fromisoformat(day) + dt.timedelta(days=1), dt.time(), dt.UTC)
     return int(end.timestamp()) + GRACE_SECONDS
 
 
@@ -150,10 +150,10 @@ class Quotas:
         ext = Path(file_name).suffix.lower()
         if tenant is not None and tenant.batch is not None:
             b = tenant.batch
-            limits = [",".join(b.file_types), b.max_file_size_bytes, b.max_files_per_day, b.max_bytes_per_day]
+            allowed, max_size, max_files, max_bytes = (",".join(b.file_types), b.max_file_size_bytes,
+                                                       b.max_files_per_day, b.max_bytes_per_day)
         else:  # unknown to this process, or stream-only: the script tells which
-            limits = ["", 0, -1, 0]
-        allowed, max_size, max_files, max_bytes = limits
+            allowed, max_size, max_files, max_bytes = "", 0, -1, 0
         ok, reason, limit, usage = self._admit(
             keys=[ACTIVE, CONFIGS, usage_key(tenant_name, day)],
             args=[tenant_name, ext, allowed, size, max_size, max_files, max_bytes, _expire_at(day)],

@@ -52,7 +52,7 @@ class Registry:
     def all(self) -> dict[str, Tenant]:
         """Every tenant ever applied (active or not), as it was applied."""
         found: dict[str, Tenant] = {}
-        for name, raw in self.redis.hgetall(CONFIGS).items():
+        for raw in self.redis.hgetall(CONFIGS).values():
             found.update(tenant_model.parse(json.loads(raw), source="registry"))
         return found
 

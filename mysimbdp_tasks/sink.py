@@ -127,7 +127,7 @@ class _Writer:
     def _send(self, batch: BatchStatement, attempt: int) -> None:
         try:
             future = self.sink.session.execute_async(batch)
-        except Exception as exc:  # e.g. NoHostAvailable raised synchronously
+        except Exception as exc:  # noqa: BLE001 - e.g. NoHostAvailable raised synchronously; retried like async ones
             self._failed(exc, batch, attempt)
             return
         future.add_callbacks(self._ok, self._failed, callback_args=(len(batch),), errback_args=(batch, attempt))

@@ -10,7 +10,7 @@ from cassandra.cluster import NoHostAvailable
 from cassandra.connection import ConnectionException
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from . import batch
+from . import batch, context, stream
 from .celery_app import app
 from .errors import TenantError, TransientIngestError
 
@@ -44,3 +44,11 @@ def ingest_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
     except TenantError as exc:
         log.error("tenant=%s ingest=%s file=%s chunk=%s refused: %s", job.get("tenant"), job.get("ingest_id"),
                   job.get("file"), chunk.get("index"), exc)
+
+
+@app.task(name="mysimbdp.ingest_messages", **RETRY)
+def ingest_messages(tenant_name: str, batch_: dict[str, Any]) -> None:
+    try:
+        stream.ingest_messages(context.tenant(tenant_name), batch_)
+    except TenantError as exc:
+        log.error("tenant=%s stream batch of %d messages refused: %s", tenant_name, len(batch_["messages"]), exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -44,9 +45,28 @@ def ensure(settings: Settings, tenants: Iterable[Tenant]) -> list[str]:
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass
+        if created:
+            _wait_for_leaders(settings, created)
         return created
     finally:
         client.close()
+
+
+def _wait_for_leaders(settings: Settings, names: list[str], timeout: float = 30.0) -> None:
+    """Return once every partition of the new topics has a leader, so clients can use them at once."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            topics = consumer.topics()  # refreshes metadata
+            if all(n in topics and consumer.partitions_for_topic(n) for n in names):
+                return
+            time.sleep(0.2)
+        log.warning("topics %s have no leader after %.0f s", ", ".join(names), timeout)
+    finally:
+        consumer.close()
 
 
 def delete_tenant_topics(settings: Settings, tenant: Tenant) -> None:

@@ -64,12 +64,16 @@ class Platform:
         (home / "logs").mkdir(exist_ok=True)
 
     def _start(self, name: str, *args: str) -> None:
-        log = open(self.home / "logs" / f"{name}.log", "ab")
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", "mysimbdp_tasks.cli", *args], env=self.env,
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.home / "logs" / f"{name}.log", "ab") as log:
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", "mysimbdp_tasks.cli", *args],
+                                                env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                                start_new_session=True)
 
     def start_worker(self) -> None:
         self._start("worker", "worker", "--tenant", self.tenant.name, "--concurrency", str(self.concurrency))
+
+    def start_bridge(self) -> None:
+        self._start("bridge", "bridge", "--tenant", self.tenant.name)
 
     def start_watcher(self) -> None:
         self._start("watcher", "watch", "--stable-seconds", "1")
