@@ -174,7 +174,7 @@ def platform_up(settings: Settings, args: argparse.Namespace) -> int:
     active = Registry(_redis(settings)).active()
     if not active:
         raise MysimbdpError("no active tenant: run `mysimbdp tenants apply FILE` (or `mysimbdp up --config FILE`)")
-    platform.up(settings, active.values(), echo=_echo, concurrency=args.concurrency)
+    platform.up(settings, active.values(), echo=_echo, concurrency=args.concurrency, flower=args.flower)
     return 0
 
 
@@ -245,6 +245,40 @@ def bridge(settings: Settings, args: argparse.Namespace) -> int:
     for t in threads:
         t.join()
     return 0
+
+
+def monitor(settings: Settings, args: argparse.Namespace) -> int:
+    from . import monitor as monitor_mod
+
+    logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
+    monitor_mod.run(settings, set(args.tenant) if args.tenant else None, args.idle_after, _stop_event())
+    return 0
+
+
+def manager(settings: Settings, args: argparse.Namespace) -> int:
+    from .manager import Manager
+
+    logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
+    Manager(settings, set(args.tenant) if args.tenant else None, args.cooldown, not args.no_reconcile).run(
+        _stop_event())
+    return 0
+
+
+def flower(settings: Settings, args: argparse.Namespace) -> int:
+    from .celery_app import app
+
+    app.start(["flower", f"--port={args.port}", "--address=127.0.0.1"])
+    return 0
+
+
+def _stop_event() -> Any:
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="start the watcher and a worker pool per active tenant in the background")
     p.add_argument("--config", type=Path, help="apply this tenant file first")
     p.add_argument("--concurrency", type=int, default=2, help="processes per tenant pool (default 2)")
+    p.add_argument("--flower", action="store_true", help="also run Flower (queues, workers, tasks) on :5555")
     p.set_defaults(handler=platform_up)
     sub.add_parser("down", help="stop the platform processes").set_defaults(handler=platform_down)
     p = sub.add_parser("worker", help="run a worker pool dedicated to one tenant (foreground)")
@@ -392,6 +427,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-messages", type=int, default=500, help="largest micro-batch (default 500)")
     p.add_argument("--max-wait-ms", type=float, default=100, help="longest wait to fill a micro-batch (default 100)")
     p.set_defaults(handler=bridge)
+    p = sub.add_parser("monitor", help="streamingestmonitor: reports in, scaling decisions out (foreground)")
+    p.add_argument("--tenant", action="append", help="only these tenants (repeatable; default all)")
+    p.add_argument("--idle-after", type=float, default=60.0, help="seconds without messages that count as idle")
+    p.set_defaults(handler=monitor)
+    p = sub.add_parser("manager", help="streamingestmanager: scale pools, start/stop tenants' ingestion")
+    p.add_argument("--tenant", action="append", help="only these tenants (repeatable; default all)")
+    p.add_argument("--cooldown", type=float, default=30.0, help="seconds between two changes of a pool")
+    p.add_argument("--no-reconcile", action="store_true", help="only scale; start and stop no process")
+    p.set_defaults(handler=manager)
+    p = sub.add_parser("flower", help="Flower: queues, workers and tasks in a browser (foreground)")
+    p.add_argument("--port", type=int, default=5555)
+    p.set_defaults(handler=flower)
     p = sub.add_parser("status", help="a tenant's usage today against its limits, and its latest files")
     p.add_argument("--tenant", required=True)
     p.add_argument("--json", action="store_true")

@@ -34,12 +34,24 @@ def command(*args: str) -> tuple[str, ...]:
     return (sys.executable, "-m", MARK, *args)
 
 
-def wanted(tenants: Iterable[Tenant], concurrency: int = DEFAULT_CONCURRENCY) -> list[Proc]:
-    procs_ = [Proc("watcher", command("watch"))]
+def tenant_processes(tenant: Tenant, concurrency: int = DEFAULT_CONCURRENCY) -> list[Proc]:
+    """The tenant's worker pool, and its bridge if it ingests streams."""
+    size = min(max(concurrency, tenant.min_workers), tenant.max_workers)
+    found = [Proc(f"worker-{tenant.name}", command("worker", "--tenant", tenant.name, "--concurrency", str(size)))]
+    if tenant.stream is not None:
+        found.append(Proc(f"bridge-{tenant.name}", command("bridge", "--tenant", tenant.name)))
+    return found
+
+
+def wanted(tenants: Iterable[Tenant], concurrency: int = DEFAULT_CONCURRENCY, flower: bool = False) -> list[Proc]:
+    """Everything `mysimbdp up` runs: shared processes, then each tenant's own."""
+    found = [Proc("watcher", command("watch")), Proc("monitor", command("monitor")),
+             Proc("manager", command("manager"))]
+    if flower:
+        found.append(Proc("flower", command("flower")))
     for t in sorted(tenants, key=lambda t: t.name):
-        procs_.append(Proc(f"worker-{t.name}", command("worker", "--tenant", t.name, "--concurrency",
-                                                       str(max(concurrency, t.min_workers)))))
-    return procs_
+        found.extend(tenant_processes(t, concurrency))
+    return found
 
 
 def _pidfile(settings: Settings, name: str) -> Path:
@@ -69,10 +81,10 @@ def start(settings: Settings, proc: Proc) -> int:
 
 
 def up(settings: Settings, tenants: Iterable[Tenant], echo: Callable[[str], None] = print,
-       concurrency: int = DEFAULT_CONCURRENCY) -> dict[str, int]:
+       concurrency: int = DEFAULT_CONCURRENCY, flower: bool = False) -> dict[str, int]:
     os.environ["MYSIMBDP_HOME"] = str(settings.home)  # children must share this home
     live = running(settings)
-    for proc in wanted(tenants, concurrency):
+    for proc in wanted(tenants, concurrency, flower):
         if proc.name in live:
             echo(f"{proc.name}: already running (pid {live[proc.name]})")
             continue
@@ -99,6 +111,8 @@ def down(settings: Settings, echo: Callable[[str], None] = print) -> None:
     live = running(settings)
     if not live:
         echo("no platform process is running")
-    # Watcher first, so nothing new is enqueued while workers finish their current tasks.
-    for name in sorted(live, key=lambda n: (n != "watcher", n)):
+    # Intake first (watcher, bridges), then the manager (so it restarts nothing), then the rest:
+    # nothing new is enqueued while workers finish their current tasks.
+    order = {"watcher": 0, "bridge": 1, "manager": 2, "monitor": 3}
+    for name in sorted(live, key=lambda n: (order.get(n.partition("-")[0], 4), n)):
         echo(f"{name}: {stop_one(settings, name)}")

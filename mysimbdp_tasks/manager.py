@@ -1,0 +1,174 @@
+"""streamingestmanager: act on the monitor's decisions and keep each tenant's processes in place.
+
+Scaling: a ``grow`` adds one process to the tenant's worker pool (Celery ``pool_grow`` sent to the
+tenant's own worker nodes, ``<tenant>@host``), up to ``max_workers``; a ``shrink`` removes one, down
+to ``min_workers``. After any change the tenant's pool is left alone for ``cooldown_s`` seconds, so
+the pool does not flap while the effect of the last change shows in the next reports.
+
+Reconciling: every few seconds the manager compares the registry with what runs. An active tenant
+gets a worker pool, and a bridge if it has stream settings; a tenant removed from the active set has
+its bridge and pool stopped (the pool finishes its current task first). So ``tenants apply`` and
+``tenants remove`` start and stop a tenant's stream ingestion without anyone restarting anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+import redis
+from kafka import KafkaConsumer
+
+from . import metrics, processes, topics
+from .monitor import Decision
+from .registry import Registry
+from .settings import Settings
+from .tenants import Tenant
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COOLDOWN_S = 30.0
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the manager does about one decision: ``delta`` processes (+1, -1 or 0) and why."""
+
+    tenant: str
+    delta: int
+    size_before: int
+    reason: str
+
+
+def plan(decision: Decision, tenant: Tenant, size: int, last_change: float | None, now: float,
+         cooldown_s: float) -> Step:
+    """Pure: the step for ``decision`` given the pool's size and when it last changed."""
+    if last_change is not None and now - last_change < cooldown_s:
+        return Step(tenant.name, 0, size, f"{decision.action} ignored: cooling down "
+                    f"({now - last_change:.0f} s of {cooldown_s:.0f} s since the last change); {decision.reason}")
+    if decision.action == "grow":
+        if size >= tenant.max_workers:
+            return Step(tenant.name, 0, size, f"grow ignored: pool at max_workers {tenant.max_workers}; "
+                        f"{decision.reason}")
+        return Step(tenant.name, 1, size, f"grow {size} -> {size + 1}: {decision.reason}")
+    if size <= tenant.min_workers:
+        return Step(tenant.name, 0, size, f"shrink ignored: pool at min_workers {tenant.min_workers}; "
+                    f"{decision.reason}")
+    return Step(tenant.name, -1, size, f"shrink {size} -> {size - 1}: {decision.reason}")
+
+
+class Pools:
+    """The tenants' worker pools, reached through Celery's remote control."""
+
+    def __init__(self) -> None:
+        from .celery_app import app
+
+        self.app = app
+
+    def nodes(self, tenant: str) -> list[str]:
+        replies = self.app.control.ping(timeout=1.0) or []
+        return sorted(name for reply in replies for name in reply if name.startswith(f"{tenant}@"))
+
+    def size(self, tenant: str) -> int:
+        nodes = self.nodes(tenant)
+        if not nodes:
+            return 0
+        stats = self.app.control.inspect(destination=nodes, timeout=2.0).stats() or {}
+        return sum(len(s.get("pool", {}).get("processes", [])) for s in stats.values())
+
+    def resize(self, tenant: str, delta: int) -> None:
+        nodes = self.nodes(tenant)
+        if not nodes:
+            raise RuntimeError(f"no worker node of tenant {tenant} answers")
+        # One node is enough: pools are per tenant, and the next decision sees the new size.
+        command = self.app.control.pool_grow if delta > 0 else self.app.control.pool_shrink
+        command(abs(delta), destination=nodes[:1], reply=True, timeout=5.0)
+
+
+class Manager:
+    def __init__(self, settings: Settings, scope: set[str] | None, cooldown_s: float, reconcile: bool) -> None:
+        self.settings = settings
+        self.scope = scope
+        self.cooldown_s = cooldown_s
+        self.reconcile_enabled = reconcile
+        self.registry = Registry(redis.Redis.from_url(settings.redis_url))
+        self.pools = Pools()
+        self.last_change: dict[str, float] = {}
+
+    def tenants(self) -> dict[str, Tenant]:
+        return {n: t for n, t in self.registry.active().items() if self.scope is None or n in self.scope}
+
+    def act(self, decision: Decision) -> Step | None:
+        tenant = self.tenants().get(decision.tenant)
+        if tenant is None:
+            return None
+        now = time.monotonic()
+        step = plan(decision, tenant, self.pools.size(tenant.name), self.last_change.get(tenant.name), now,
+                    self.cooldown_s)
+        if step.delta:
+            self.pools.resize(tenant.name, step.delta)
+            self.last_change[tenant.name] = now
+        log.warning("manager: tenant=%s pool=%d delta=%+d %s", step.tenant, step.size_before, step.delta, step.reason)
+        metrics.emit(self.settings.logs, tenant.name, "scaling", action=decision.action, delta=step.delta,
+                     pool_before=step.size_before, reason=step.reason, evidence=decision.evidence)
+        return step
+
+    def reconcile(self) -> None:
+        """Start the pool (and bridge) of each active tenant; stop those of tenants no longer active."""
+        active = self.tenants()
+        running = processes.running(self.settings)
+        for name, tenant in active.items():
+            for proc in processes.tenant_processes(tenant):
+                if proc.name not in running:
+                    pid = processes.start(self.settings, proc)
+                    log.warning("manager: tenant=%s started %s (pid %d): tenant is active", name, proc.name, pid)
+        for proc_name in running:
+            kind, _, owner = proc_name.partition("-")
+            if kind in ("bridge", "worker") and owner and owner not in active and self._in_scope(owner):
+                outcome = processes.stop_one(self.settings, proc_name)
+                log.warning("manager: tenant=%s %s %s: no longer active", owner, proc_name, outcome)
+
+    def _in_scope(self, tenant: str) -> bool:
+        return self.scope is None or tenant in self.scope
+
+    def run(self, stop: threading.Event) -> None:
+        group = "mysimbdp.manager" + ("." + ".".join(sorted(self.scope)) if self.scope else "")
+        consumer = KafkaConsumer(topics.CONTROL, bootstrap_servers=self.settings.kafka_bootstrap_str,
+                                 group_id=group, auto_offset_reset="latest", enable_auto_commit=True,
+                                 metadata_max_age_ms=15000)
+        log.info("manager: acting on %s for %s (cooldown %.0f s)", topics.CONTROL,
+                 ", ".join(sorted(self.scope)) if self.scope else "all tenants", self.cooldown_s)
+        next_reconcile = 0.0
+        try:
+            while not stop.is_set():
+                if self.reconcile_enabled and time.monotonic() >= next_reconcile:
+                    self.reconcile()
+                    next_reconcile = time.monotonic() + 5
+                for batch in consumer.poll(timeout_ms=1000).values():
+                    for record in batch:
+                        self._handle(record)
+        finally:
+            consumer.close()
+
+    def _handle(self, record: Any) -> None:
+        try:
+            decision = Decision.from_json(record.value)
+        except ValueError as exc:
+            log.warning("manager: ignoring malformed decision at offset %d: %s", record.offset, exc)
+            return
+        try:
+            self.act(decision)
+        except Exception:  # a failed resize must not stop the manager; the next decision retries
+            log.exception("manager: tenant=%s could not act on %s", decision.tenant, decision.action)
+
+
+def pool_processes(worker_pid: int) -> int:
+    """Processes in a prefork pool, counted from the operating system (for checks and reports)."""
+    try:
+        return len(psutil.Process(worker_pid).children())
+    except psutil.Error:
+        return 0

@@ -1,0 +1,140 @@
+"""streamingestmonitor: performance reports in, scaling decisions out.
+
+Reports come from the tenants' clients and from the platform's bridges and workers on
+``mysimbdp.reports``. Per tenant they are compared with the thresholds of its applied config:
+
+- a worker window whose average ingestion time per micro-batch exceeds ``max_avg_ingestion_ms``
+  -> ``grow`` ("slow");
+- a bridge report whose lag (messages waiting in the tenant's topic) exceeds ``max_lag_messages``
+  -> ``grow`` ("behind");
+- no message for ``idle_after_s`` seconds after some activity -> ``shrink`` ("idle").
+
+A decision carries its evidence (the reports that triggered it) and goes to the manager on
+``mysimbdp.control``. Client reports count as activity and are logged; they decide nothing alone,
+because a slow client is the tenant's network, not the platform.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+from kafka import KafkaConsumer, KafkaProducer
+
+from . import topics
+from .registry import Registry
+from .reports import Report
+from .settings import Settings
+from .tenants import Tenant
+
+log = logging.getLogger(__name__)
+
+CONTROL = topics.CONTROL
+DEFAULT_IDLE_AFTER_S = 60.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    tenant: str
+    action: str  # "grow" or "shrink"
+    reason: str
+    at: float
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Decision:
+        raw = json.loads(data)
+        if raw.get("action") not in ("grow", "shrink") or not isinstance(raw.get("tenant"), str):
+            raise ValueError(f"not a scaling decision: {data[:200]!r}")
+        return cls(tenant=raw["tenant"], action=raw["action"], reason=str(raw.get("reason", "")),
+                   at=float(raw.get("at", 0)), evidence=list(raw.get("evidence", [])))
+
+
+class Evaluator:
+    """Pure: feed it reports and the clock; it answers with decisions."""
+
+    def __init__(self, tenants: Callable[[], dict[str, Tenant]], idle_after_s: float = DEFAULT_IDLE_AFTER_S) -> None:
+        self.tenants = tenants
+        self.idle_after_s = idle_after_s
+        self.last_active: dict[str, float] = {}
+        self.idle_reported: dict[str, float] = {}
+
+    def observe(self, report: Report) -> Decision | None:
+        tenant = self.tenants().get(report.tenant)
+        if tenant is None:
+            return None
+        if report.messages > 0:
+            self.last_active[report.tenant] = report.window_end
+            self.idle_reported.pop(report.tenant, None)
+        evidence = [asdict(report)]
+        if report.source == "worker" and report.messages > 0 and report.avg_ms > tenant.max_avg_ingestion_ms:
+            return Decision(tenant.name, "grow", f"slow: average ingestion {report.avg_ms:.0f} ms per batch > "
+                            f"max_avg_ingestion_ms {tenant.max_avg_ingestion_ms:.0f}", report.window_end, evidence)
+        if report.source == "bridge" and report.lag is not None and report.lag > tenant.max_lag_messages:
+            return Decision(tenant.name, "grow", f"behind: {report.lag} messages waiting > max_lag_messages "
+                            f"{tenant.max_lag_messages}", report.window_end, evidence)
+        return None
+
+    def idle(self, now: float) -> list[Decision]:
+        """A shrink for each tenant quiet for ``idle_after_s``, repeated every ``idle_after_s``."""
+        out = []
+        for name, last in self.last_active.items():
+            since = self.idle_reported.get(name, last)
+            if now - since >= self.idle_after_s:
+                self.idle_reported[name] = now
+                out.append(Decision(name, "shrink", f"idle: no message for {now - last:.0f} s", now,
+                                    [{"last_active": last}]))
+        return out
+
+
+def run(settings: Settings, scope: set[str] | None, idle_after_s: float, stop: threading.Event) -> None:
+    """Consume reports, send decisions to the manager, log everything."""
+    registry = Registry(redis.Redis.from_url(settings.redis_url))
+    cache: dict[str, Any] = {"at": 0.0, "tenants": {}}
+
+    def tenants() -> dict[str, Tenant]:
+        if time.monotonic() - cache["at"] > 2:
+            active = registry.active()
+            cache["tenants"] = {n: t for n, t in active.items() if scope is None or n in scope}
+            cache["at"] = time.monotonic()
+        return cache["tenants"]
+
+    evaluator = Evaluator(tenants, idle_after_s)
+    group = "mysimbdp.monitor" + ("." + ".".join(sorted(scope)) if scope else "")
+    consumer = KafkaConsumer(topics.REPORTS, bootstrap_servers=settings.kafka_bootstrap_str, group_id=group,
+                             auto_offset_reset="latest", enable_auto_commit=True, metadata_max_age_ms=15000)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all")
+    log.info("monitor: watching %s for %s", topics.REPORTS, ", ".join(sorted(scope)) if scope else "all tenants")
+    try:
+        while not stop.is_set():
+            decisions: list[Decision] = []
+            for batch in consumer.poll(timeout_ms=1000).values():
+                for record in batch:
+                    try:
+                        report = Report.from_json(record.value)
+                    except ValueError as exc:
+                        log.warning("monitor: malformed report at offset %d: %s", record.offset, exc)
+                        continue
+                    log.info("monitor: tenant=%s source=%s messages=%d avg_ms=%.1f lag=%s errors=%d", report.tenant,
+                             report.source, report.messages, report.avg_ms, report.lag, report.errors)
+                    decision = evaluator.observe(report)
+                    if decision:
+                        decisions.append(decision)
+            decisions.extend(evaluator.idle(time.time()))
+            for d in decisions:
+                log.warning("monitor: tenant=%s decision=%s reason=%s", d.tenant, d.action, d.reason)
+                producer.send(CONTROL, value=d.to_json(), key=d.tenant.encode())
+            if decisions:
+                producer.flush()
+    finally:
+        consumer.close()
+        producer.close(timeout=5)
