@@ -17,7 +17,11 @@ echo "== 3. batch producers (tenants' client apps)"
 python3 -m producers.batch --tenant tenant1 "$DATA"/1000rows*.json
 python3 -m producers.batch --tenant tenant2 "$DATA"/1000rows*.csv "$DATA"/10000rows.csv
 
-echo "== 4. summary"
+echo "== 4. stream producers (tenants' client apps)"
+python3 -m producers.stream --tenant tenant1 "$DATA"/1000rows*.json
+python3 -m producers.stream --tenant tenant2 "$DATA"/1000rows*.csv
+
+echo "== 5. summary"
 mysimbdp summary --wait 600
 for t in tenant1 tenant2; do mysimbdp status --tenant "$t"; done
 echo

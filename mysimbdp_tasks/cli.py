@@ -322,29 +322,40 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
 
 def summary(settings: Settings, args: argparse.Namespace) -> int:
     from . import db, report
+    from .quotas import Quotas
     from .registry import Registry
 
+    client = _redis(settings)
+    known = Registry(client).all()
+    streaming = [t for t in known.values() if t.stream is not None]
     if args.wait and not report.wait_idle(settings, args.wait):
         print(f"warning: files still pending after {args.wait} s", file=sys.stderr)
-    known = Registry(_redis(settings)).all()
+    if args.wait and streaming and not report.wait_stream_idle(settings, streaming, args.wait):
+        print(f"warning: messages still pending after {args.wait} s", file=sys.stderr)
     cluster, session = db.connect(settings)
     try:
         rows = []
         for t in sorted(known.values(), key=lambda t: t.name):
-            rows.append({"tenant": t.name, **report.file_outcomes(settings, t.name),
-                         "rows_in_cassandra": report.rows_in_table(session, t),
-                         "table": f"{t.namespace}.{t.table_name}"})
+            row = {"tenant": t.name, **report.file_outcomes(settings, t.name),
+                   "rows_in_cassandra": report.rows_in_table(session, t), "table": f"{t.namespace}.{t.table_name}"}
+            if t.stream is not None:
+                row["messages_accepted_today"] = Quotas(client).usage(t.name)["messages"]
+                row["dead_letters"] = dict(report.dead_letters(settings, t))
+            rows.append(row)
     finally:
         cluster.shutdown()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print("batch ingestion summary")
     for r in rows:
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(r["refusal_reasons"].items())) or "none"
-        print(f"  {r['tenant']}: files accepted {r['done']}, failed {r['failed']}, rejected {r['rejected']} "
-              f"(reasons: {reasons}); rows landed {r['rows_ok']}, rows refused {r['rows_refused']}; "
-              f"rows in {r['table']}: {r['rows_in_cassandra']}")
+        print(f"{r['tenant']} ({r['table']}): {r['rows_in_cassandra']} rows in Cassandra")
+        print(f"  batch:  files accepted {r['done']}, failed {r['failed']}, rejected {r['rejected']} "
+              f"(reasons: {reasons}); rows landed {r['rows_ok']}, rows refused {r['rows_refused']}")
+        if "dead_letters" in r:
+            dead = ", ".join(f"{k}: {v}" for k, v in sorted(r["dead_letters"].items())) or "none"
+            print(f"  stream: messages accepted today {r['messages_accepted_today']}, "
+                  f"dead-lettered {sum(r['dead_letters'].values())} (reasons: {dead})")
     return 0
 
 

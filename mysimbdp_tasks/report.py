@@ -96,3 +96,55 @@ def wait_idle(settings: Settings, timeout: float, quiet: float = 3.0) -> bool:
 
 def receipts(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.receipt.json")) if folder.exists() else []
+
+
+def dead_letters(settings: Settings, tenant: Tenant, timeout_ms: int = 2000) -> Counter[str]:
+    """Dead-lettered messages of the tenant by reason, read from ``<tenant>.dead``."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(tenant.dead_topic, bootstrap_servers=settings.kafka_bootstrap_str,
+                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=timeout_ms)
+    reasons: Counter[str] = Counter()
+    try:
+        for record in consumer:
+            reasons[dict(record.headers).get("reason", b"?").decode()] += 1
+    finally:
+        consumer.close()
+    return reasons
+
+
+def stream_backlog(settings: Settings, tenants: list[Tenant]) -> int:
+    """Messages not yet bridged plus stream tasks not yet taken by a worker."""
+    import redis
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    client = redis.Redis.from_url(settings.redis_url)
+    queued = sum(int(client.llen(t.stream_queue)) for t in tenants)
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_str)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str)
+    lag = 0
+    try:
+        for t in tenants:
+            committed = admin.list_consumer_group_offsets(f"mysimbdp.bridge.{t.name}")
+            parts = consumer.partitions_for_topic(t.ingest_topic) or set()
+            tps = [TopicPartition(t.ingest_topic, p) for p in parts]
+            ends = consumer.end_offsets(tps) if tps else {}
+            lag += sum(max(0, ends[tp] - (committed[tp].offset if tp in committed else 0)) for tp in tps)
+    finally:
+        admin.close()
+        consumer.close()
+    return queued + lag
+
+
+def wait_stream_idle(settings: Settings, tenants: list[Tenant], timeout: float, quiet: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    idle_since: float | None = None
+    while time.monotonic() < deadline:
+        if stream_backlog(settings, tenants) == 0:
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since >= quiet:
+                return True
+        else:
+            idle_since = None
+        time.sleep(1)
+    return False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -64,11 +65,22 @@ def cassandra_session(stack: Settings) -> Iterator[Session]:
 
 
 @pytest.fixture()
-def make_tenant(redis_client: redis.Redis, cassandra_session: Session, settings: Settings):
-    """Factory of fresh, registered tenants: ``make_tenant(like="tenant1", provision=True, **settings)``."""
+def make_tenant(redis_client: redis.Redis, cassandra_session: Session, settings: Settings) -> Iterator[Any]:
+    """Factory of fresh, registered tenants: ``make_tenant(like="tenant1", provision=True, **settings)``.
+
+    They leave the registry at the end of the test, so no platform process ever serves them later.
+    """
     from kit import new_tenant
 
-    def make(like: str = "tenant2", provision: bool = True, **overrides: object):
-        return new_tenant(redis_client, cassandra_session if provision else None, settings, like=like, **overrides)
+    from mysimbdp_tasks.registry import Registry
 
-    return make
+    made: list[str] = []
+
+    def make(like: str = "tenant2", provision: bool = True, **overrides: object) -> Any:
+        tenant = new_tenant(redis_client, cassandra_session if provision else None, settings, like=like, **overrides)
+        made.append(tenant.name)
+        return tenant
+
+    yield make
+    for name in made:
+        Registry(redis_client).forget(name)
