@@ -116,24 +116,21 @@ def dead_letters(settings: Settings, tenant: Tenant, timeout_ms: int = 2000) -> 
 def stream_backlog(settings: Settings, tenants: list[Tenant]) -> int:
     """Messages not yet bridged plus stream tasks not yet taken by a worker."""
     import redis
-    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer, TopicPartition
 
     client = redis.Redis.from_url(settings.redis_url)
-    queued = sum(int(client.llen(t.stream_queue)) for t in tenants)
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_str)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str)
-    lag = 0
-    try:
-        for t in tenants:
-            committed = admin.list_consumer_group_offsets(f"mysimbdp.bridge.{t.name}")
-            parts = consumer.partitions_for_topic(t.ingest_topic) or set()
-            tps = [TopicPartition(t.ingest_topic, p) for p in parts]
+    backlog = sum(int(client.llen(t.stream_queue)) for t in tenants)
+    for t in tenants:
+        # A consumer in the bridge's group that never subscribes only reads the group's offsets.
+        consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str, group_id=f"mysimbdp.bridge.{t.name}",
+                                 enable_auto_commit=False)
+        try:
+            tps = [TopicPartition(t.ingest_topic, p) for p in consumer.partitions_for_topic(t.ingest_topic) or ()]
             ends = consumer.end_offsets(tps) if tps else {}
-            lag += sum(max(0, ends[tp] - (committed[tp].offset if tp in committed else 0)) for tp in tps)
-    finally:
-        admin.close()
-        consumer.close()
-    return queued + lag
+            backlog += sum(max(0, ends[tp] - (consumer.committed(tp) or 0)) for tp in tps)
+        finally:
+            consumer.close(autocommit=False)
+    return backlog
 
 
 def wait_stream_idle(settings: Settings, tenants: list[Tenant], timeout: float, quiet: float = 3.0) -> bool:
