@@ -20,7 +20,7 @@ from typing import Any
 
 from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
-from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
 
 from .cql import ident
 from .errors import TransientIngestError
@@ -64,6 +64,9 @@ class Sink:
         opts = self.options
         open_batches: dict[Any, tuple[BatchStatement, list[int]]] = {}
         for row in rows:
+            if None in row:
+                # An absent value leaves the column alone instead of writing a null: no tombstones.
+                row = tuple(UNSET_VALUE if v is None else v for v in row)
             bound = self.insert.bind(row)
             owner = self._owner(bound) if self._multi_node else None
             entry = open_batches.get(owner)
