@@ -37,6 +37,7 @@ from kafka.structs import OffsetAndMetadata
 from .convert import RowConverter
 from .errors import RowError
 from .quotas import Quotas
+from .registry import ACTIVE
 from .reports import Window, send_report
 from .settings import Settings
 from .tenants import Tenant
@@ -210,11 +211,22 @@ class Bridge:
             log.info("tenant=%s report messages=%d lag=%s errors=%d", self.tenant.name, report.messages,
                      report.lag, report.errors)
 
+    def active(self) -> bool:
+        return bool(self.quotas.redis.sismember(ACTIVE, self.tenant.name))
+
     def run(self, stop: threading.Event) -> None:
         log.info("tenant=%s bridging %s -> queue %s", self.tenant.name, self.tenant.ingest_topic,
                  self.tenant.stream_queue)
+        checked = 0.0
         try:
             while not stop.is_set():
+                if time.monotonic() - checked > 2.0:
+                    checked = time.monotonic()
+                    if not self.active():
+                        # Removed from the active set: stop before taking more. What is left in the
+                        # topic stays there, uncommitted, for when the tenant is applied again.
+                        log.warning("tenant=%s is no longer active; bridge stops", self.tenant.name)
+                        break
                 records = self.collect()
                 if records:
                     self.handle(records)
