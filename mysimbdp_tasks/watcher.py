@@ -220,6 +220,8 @@ class Watcher:
         for ingest_id, raw in self.redis.hgetall(PENDING).items():
             job = json.loads(raw)
             claimed = Path(job.pop("claimed"))
+            if not claimed.is_relative_to(self.layout.folder(folders.PROCESSING)):
+                continue  # a watcher of another MYSIMBDP_HOME sharing this Redis owns it
             done = self.layout.folder(folders.PROCESSING, job["tenant"]) / f"{job['ingest_id']}__{job['file']}"
             if claimed.exists():
                 self._enqueue(claimed, job)
@@ -238,6 +240,7 @@ class Watcher:
     # -- running -----------------------------------------------------------------------------
     def run(self, stop: threading.Event, interval: float = 0.5) -> None:
         handler = _Handler(self)
+        _prompt_move_events()
         observer = Observer()
         observer.schedule(handler, str(self.staging), recursive=True)
         observer.start()
@@ -255,6 +258,16 @@ class Watcher:
         finally:
             observer.stop()
             observer.join(timeout=5)
+
+
+def _prompt_move_events() -> None:
+    # watchdog holds an IN_MOVED_FROM for 0.5 s waiting for its IN_MOVED_TO, and every later event
+    # waits behind it. Each claim renames a file out of staging (a MOVED_FROM with no MOVED_TO), so
+    # the next file's events came up to 0.5 s late. A rename's two halves arrive together from
+    # one syscall; 50 ms is ample to pair them.
+    from watchdog.observers import inotify_move_event_grouper
+
+    inotify_move_event_grouper.InotifyMoveEventGrouper.delay = 0.05
 
 
 class _Handler(FileSystemEventHandler):

@@ -1,0 +1,205 @@
+"""A private platform for benchmarks: a fresh tenant, and a watcher and worker pool of its own.
+
+Everything a benchmark starts is its own: the tenant has a unique name and keyspace (so its rows,
+quota counters and queues are nobody else's), and the watcher and worker run as real ``mysimbdp``
+processes with a ``MYSIMBDP_HOME`` of their own (so they never touch another home's staging).
+Only the services (Redis, Kafka, Cassandra) are shared.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import redis
+from cassandra.cluster import Session
+
+from mysimbdp_tasks import folders, provisioning, tenants
+from mysimbdp_tasks.errors import MysimbdpError
+from mysimbdp_tasks.registry import Registry
+from mysimbdp_tasks.settings import Settings
+from mysimbdp_tasks.tenants import Tenant
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_TENANTS = ROOT / "tenants" / "tenants.json"
+READY_MARK = "ready."  # Celery's last start-up line: "<name>@<host> ready."
+
+
+class PlatformError(MysimbdpError):
+    """A platform process died, or a file did not finish in time; carries the logs' tails."""
+
+
+def fresh_tenant(like: str, prefix: str = "bench", shipped: Path = SHIPPED_TENANTS,
+                 overrides: Mapping[str, Any] | None = None) -> Tenant:
+    """A tenant shaped like the shipped ``like`` (schema, limits), with a unique name and keyspace.
+
+    ``overrides`` replaces settings of the copy, e.g. ``{"max_file_size": 200}``.
+    """
+    raw = json.loads(shipped.read_text(encoding="utf-8"))
+    if like not in raw:
+        raise ValueError(f"{shipped}: no tenant {like!r} to copy; have {', '.join(sorted(raw))}")
+    name = "b" + uuid.uuid4().hex[:10]  # no '-' or '_': the watcher reads the tenant from the name's prefix
+    config = copy.deepcopy(raw[like])
+    config["namespace"] = f"{prefix}_{name}"
+    config["description"] = f"benchmark tenant shaped like {like}"
+    config.update(overrides or {})
+    return tenants.parse({name: config}, source="benchmark")[name]
+
+
+def provision(session: Session, settings: Settings, tenant: Tenant) -> None:
+    provisioning.apply(session, [tenant], settings.replication, echo=lambda _: None)
+
+
+def register(client: redis.Redis, tenant: Tenant) -> None:
+    Registry(client).save(tenant)
+
+
+def discard(client: redis.Redis | None, session: Session | None, tenant: Tenant) -> None:
+    """Take a benchmark tenant out of the registry and drop its keyspace."""
+    if client is not None:
+        Registry(client).forget(tenant.name)
+    if session is not None:
+        provisioning.drop_data(session, tenant)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    path: Path
+    data: dict[str, Any]
+    seen_at: float  # wall clock when the benchmark saw it (polling), for a sanity check of finished_at
+
+    @property
+    def status(self) -> str:
+        return str(self.data.get("status"))
+
+
+class Platform:
+    """A watcher and one tenant's worker pool as real processes, on a private MYSIMBDP_HOME."""
+
+    def __init__(self, settings: Settings, tenant: Tenant, home: Path, concurrency: int = 2,
+                 env: Mapping[str, str] | None = None) -> None:
+        self.settings = dataclasses.replace(settings, home=home)
+        self.tenant = tenant
+        self.home = home
+        self.concurrency = concurrency
+        self.env = {**os.environ, "MYSIMBDP_HOME": str(home), **(env or {})}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        folders.Layout(home).ensure()
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def staging(self) -> Path:
+        return self.home / folders.STAGING
+
+    @property
+    def worker_pid(self) -> int:
+        return self.procs["worker"].pid
+
+    # -- processes ---------------------------------------------------------------------------
+    def start(self, timeout: float = 60) -> Self:
+        """Start the worker pool and the watcher; return once the pool is ready for tasks."""
+        try:
+            self._spawn("worker", "worker", "--tenant", self.tenant.name, "--concurrency", str(self.concurrency))
+            self._spawn("watcher", "watch", "--stable-seconds", "1")
+            deadline = time.monotonic() + timeout
+            log = self.logs_dir / "worker.log"
+            while READY_MARK not in log.read_text(errors="replace"):
+                self.check_alive()
+                if time.monotonic() > deadline:
+                    raise PlatformError(f"the worker pool was not ready after {timeout} s; logs:\n{self.tails()}")
+                time.sleep(0.1)
+        except BaseException:
+            self.stop()  # no half-started platform is left behind, also on Ctrl-C
+            raise
+        return self
+
+    def _spawn(self, name: str, *args: str) -> None:
+        with open(self.logs_dir / f"{name}.log", "ab") as log:
+            # A session of its own, so stop() can signal the whole family (pool children too).
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", "mysimbdp_tasks.cli", *args], env=self.env,
+                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                                cwd=ROOT)
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise PlatformError(f"{name} exited with {proc.returncode}; logs:\n{self.tails()}")
+
+    def stop(self, timeout: float = 30) -> None:
+        """The watcher first (nothing new is admitted), then the pool; SIGKILL what outlives ``timeout``."""
+        for name in sorted(self.procs, key=lambda n: n != "watcher"):
+            proc = self.procs.pop(name)
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- files -------------------------------------------------------------------------------
+    def stage(self, src: Path, name: str) -> float:
+        """Publish ``src`` in staging as ``name`` the careful way; return the wall clock of the rename.
+
+        The file is hard-linked under a hidden ``.part`` name (copied if linking is impossible), so
+        the timed step is only the atomic rename that makes it visible, as a producer does it.
+        """
+        part = self.staging / f".{name}.part"
+        try:
+            os.link(src, part)
+        except OSError:
+            shutil.copyfile(src, part)
+        renamed_at = time.time()
+        os.replace(part, self.staging / name)
+        return renamed_at
+
+    def wait_receipt(self, name: str, timeout: float, poll: float = 0.05) -> Receipt:
+        """The receipt of ``name`` once it is in done/, failed/ or rejected/."""
+        places = [folders.receipt_path(self.home / stage / owner / name)
+                  for stage in (folders.DONE, folders.FAILED, folders.REJECTED)
+                  for owner in (self.tenant.name, folders.UNKNOWN_TENANT_DIR)]
+        deadline = time.monotonic() + timeout
+        next_check = time.monotonic() + 1.0
+        while True:
+            for receipt in places:
+                if receipt.exists():
+                    seen = time.time()
+                    return Receipt(receipt, json.loads(receipt.read_text(encoding="utf-8")), seen)
+            now = time.monotonic()
+            if now > deadline:
+                raise PlatformError(f"{name}: no receipt after {timeout} s; logs:\n{self.tails()}")
+            if now > next_check:
+                self.check_alive()
+                next_check = now + 1.0
+            time.sleep(poll)
+
+    def tails(self, lines: int = 30) -> str:
+        out = []
+        for log in sorted(self.logs_dir.glob("*.log")):
+            text = log.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {log}\n" + "\n".join(text))
+        return "\n".join(out)
