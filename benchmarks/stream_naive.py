@@ -1,0 +1,90 @@
+"""The naive stream consumer of the original design, to compare the pipeline with.
+
+    python -m benchmarks.stream_naive --tenant-json JSON [--tenant-json JSON] --group G
+                                      [--max-messages N] [--max-seconds S]
+
+One ``KafkaConsumer`` on the tenants' ``<tenant>.ingest`` topics with auto-commit, and for each
+message: decode the JSON, convert it to the table's types (the platform's own converter) and one
+synchronous prepared ``session.execute(insert, row)``. It stops after ``N`` messages or ``S``
+seconds from the first message, whichever comes first, and prints one JSON line: messages, seconds
+(first message received to last insert acknowledged), service time per message (p50, p99, ms) and
+what stopped it. The session is connected and the statements prepared before the clock starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+from cassandra import ConsistencyLevel
+from kafka import KafkaConsumer
+
+from mysimbdp_tasks import db, tenants
+from mysimbdp_tasks.convert import RowConverter
+from mysimbdp_tasks.settings import Settings
+from mysimbdp_tasks.sink import insert_cql
+
+from .stream_results import percentile
+
+POLL_MS = 500
+IDLE_STOP_S = 10.0  # nothing more to read after the first message: the pre-sent messages ran out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.stream_naive", description=__doc__.split("\n")[0])
+    parser.add_argument("--tenant-json", action="append", required=True, help="a tenant as Tenant.to_json() gives it")
+    parser.add_argument("--group", required=True, help="consumer group id")
+    parser.add_argument("--max-messages", type=int, default=20_000)
+    parser.add_argument("--max-seconds", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    found = [next(iter(tenants.parse(json.loads(j), source="--tenant-json").values())) for j in args.tenant_json]
+    settings = Settings.from_env()
+    cluster, session = db.connect(settings)
+    routes = {}
+    for t in found:
+        insert = session.prepare(insert_cql(t))
+        insert.consistency_level = ConsistencyLevel.LOCAL_QUORUM
+        routes[t.ingest_topic] = (RowConverter(t.column_types, t.key.columns), insert)
+    consumer = KafkaConsumer(*routes, bootstrap_servers=settings.kafka_bootstrap_str, group_id=args.group,
+                             enable_auto_commit=True, auto_offset_reset="earliest")
+    service: list[float] = []
+    started = last = 0.0
+    stopped_by = "count"
+    try:
+        while len(service) < args.max_messages:
+            polled = consumer.poll(timeout_ms=POLL_MS)
+            if not polled:
+                if service and time.perf_counter() - last > IDLE_STOP_S:
+                    stopped_by = "no more messages"
+                    break
+                continue
+            for record in (r for batch in polled.values() for r in batch):
+                t0 = time.perf_counter()
+                if not started:
+                    started = t0
+                converter, insert = routes[record.topic]
+                session.execute(insert, converter.convert(json.loads(record.value)))
+                last = time.perf_counter()
+                service.append((last - t0) * 1000)
+                if len(service) >= args.max_messages:
+                    break
+                if last - started >= args.max_seconds:
+                    stopped_by = "time"
+                    break
+            if stopped_by == "time":
+                break
+    finally:
+        consumer.close()  # commits what was consumed (auto-commit)
+        cluster.shutdown()
+    service.sort()
+    print(json.dumps({"messages": len(service), "seconds": last - started if service else 0.0,
+                      "service_p50_ms": percentile(service, 50), "service_p99_ms": percentile(service, 99),
+                      "stopped_by": stopped_by}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The stream path of a private platform for the benchmark: a tenant's worker pool and bridge, and
+what the benchmark reads back: backlog, dead letters, and each message's row with its write time.
+
+The processes are the batch benchmark's :class:`benchmarks.harness.Platform` (a private
+``MYSIMBDP_HOME``, real ``mysimbdp`` processes, logs kept); only the set of processes differs:
+a bridge instead of the watcher.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from cassandra.cluster import Session
+from cassandra.query import SimpleStatement
+from kafka import KafkaConsumer, TopicPartition
+
+from mysimbdp_tasks.cql import ident
+from mysimbdp_tasks.settings import Settings
+from mysimbdp_tasks.tenants import Tenant
+
+from . import harness
+from .stream_producer import parse_id
+
+BRIDGE_MARK = "bridging"  # the bridge's first log line: "tenant=T bridging T.ingest -> queue T.stream"
+
+
+class StreamPlatform(harness.Platform):
+    """A tenant's worker pool and its bridge, as real processes on a private MYSIMBDP_HOME."""
+
+    def start(self, timeout: float = 60) -> StreamPlatform:
+        self.launch()
+        self.wait_started(timeout)
+        return self
+
+    def launch(self, bridge_args: Sequence[str] = ()) -> None:
+        """Start the pool and the bridge (tasks the bridge enqueues wait for the pool on the queue)."""
+        self._spawn("worker", "worker", "--tenant", self.tenant.name, "--concurrency", str(self.concurrency))
+        self._spawn("bridge", "bridge", "--tenant", self.tenant.name, *bridge_args)
+
+    def wait_started(self, timeout: float = 60) -> None:
+        self._wait_log("worker", harness.READY_MARK, timeout)
+        self._wait_log("bridge", BRIDGE_MARK, timeout)
+
+    def _wait_log(self, name: str, mark: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        log = self.logs_dir / f"{name}.log"
+        while mark not in log.read_text(errors="replace"):
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise harness.PlatformError(f"{name} of {self.tenant.name} not started after {timeout} s; "
+                                            f"logs:\n{self.tails()}")
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 30) -> None:
+        """The bridge first (nothing new is enqueued), then the pool."""
+        bridge = self.procs.pop("bridge", None)
+        if bridge is not None:
+            _terminate(bridge, timeout)
+        super().stop(timeout)
+
+    def pids(self) -> dict[str, int]:
+        return {name: proc.pid for name, proc in self.procs.items()}
+
+
+def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+class Backlog:
+    """Cheap signals of work in flight: the bridge group's Kafka lag and the tenant's stream queue."""
+
+    def __init__(self, settings: Settings, tenants: Sequence[Tenant]) -> None:
+        self.tenants = list(tenants)
+        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str,
+                                      client_id="mysimbdp-bench-stream", enable_auto_commit=False)
+        # A consumer in the bridge's group that never subscribes only reads the group's committed
+        # offsets (as mysimbdp_tasks.report does; the admin API differs between kafka-python versions).
+        self.groups = {t.name: KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str,
+                                             group_id=f"mysimbdp.bridge.{t.name}", enable_auto_commit=False,
+                                             client_id="mysimbdp-bench-stream") for t in tenants}
+
+    def _partitions(self, topic: str) -> list[TopicPartition]:
+        return [TopicPartition(topic, p) for p in sorted(self.consumer.partitions_for_topic(topic) or ())]
+
+    def lag(self, tenant: Tenant) -> int:
+        """Messages of ``<tenant>.ingest`` the bridge has not committed yet."""
+        tps = self._partitions(tenant.ingest_topic)
+        ends = self.consumer.end_offsets(tps)
+        group = self.groups[tenant.name]
+        return sum(max(0, ends[tp] - (group.committed(tp) or 0)) for tp in tps)
+
+    def queued(self, tenant: Tenant) -> int:
+        """Tasks waiting on ``<tenant>.stream`` (not those a pool process already took)."""
+        return int(self.redis.llen(tenant.stream_queue))
+
+    def dead(self, tenant: Tenant) -> int:
+        """Messages in ``<tenant>.dead`` so far."""
+        tps = self._partitions(tenant.dead_topic)
+        return sum(self.consumer.end_offsets(tps).values()) if tps else 0
+
+    def idle(self) -> bool:
+        return all(self.lag(t) == 0 and self.queued(t) == 0 for t in self.tenants)
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+        for group in self.groups.values():
+            group.close(autocommit=False)
+        self.redis.close()
+
+
+def timed_column(tenant: Tenant) -> str:
+    """A column whose WRITETIME tells when the row was written: the first one outside the primary key.
+
+    WRITETIME is per cell and not defined for key columns; every benchmark message carries the
+    column (``created_utc`` for both shipped shapes), so the cell exists in every row.
+    """
+    keys = set(tenant.key.columns)
+    for name in tenant.column_names:
+        if name not in keys:
+            return name
+    raise ValueError(f"tenant {tenant.name}: every column is in the primary key; no WRITETIME to read")
+
+
+def write_times(session: Session, tenant: Tenant, step: int, fetch_size: int = 5000) -> dict[int, int]:
+    """seq -> WRITETIME (microseconds) of every row of ``step`` in the tenant's table.
+
+    A full scan of the table (the rows of earlier steps are skipped by their id): the id is the one
+    place a row says which step and message it came from.
+    """
+    column = timed_column(tenant)
+    query = SimpleStatement(f"SELECT {ident('id')}, WRITETIME({ident(column)}) FROM "
+                            f"{ident(tenant.namespace)}.{ident(tenant.table_name)}", fetch_size=fetch_size)
+    found: dict[int, int] = {}
+    for row in session.execute(query, timeout=120):
+        parsed = parse_id(row[0])
+        if parsed is not None and parsed[0] == step and row[1] is not None:
+            found[parsed[1]] = int(row[1])
+    return found
+
+
+def count_rows(session: Session, tenant: Tenant) -> int:
+    row: Any = session.execute(f"SELECT COUNT(*) FROM {ident(tenant.namespace)}.{ident(tenant.table_name)}",
+                               timeout=120).one()
+    return int(row[0])

@@ -1,0 +1,82 @@
+"""The stream benchmark's plot, from the JSON document: throughput and latency against the offered rate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+TARGET_RATE = 5000
+MAX_P99_MS = 1000
+
+
+def render(doc: dict[str, Any], out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    steps = doc["steps"]
+    offered = [s["offered_per_s"] for s in steps]
+    fig, (ax_rate, ax_lat) = plt.subplots(1, 2, figsize=(13, 5.6))
+
+    top = max([*offered, *(s["landed_per_s"] for s in steps), TARGET_RATE], default=TARGET_RATE) * 1.1
+    ax_rate.plot([0, top], [0, top], color="#a0aec0", linestyle=":", label="landed = offered")
+    ax_rate.plot(offered, [s["sent_per_s"] for s in steps], marker="s", color="#718096", label="sent (Kafka acks)")
+    ax_rate.plot(offered, [s["landed_per_s"] for s in steps], marker="o", color="#2b6cb0", linewidth=2,
+                 label="landed in Cassandra")
+    best = (doc.get("sustained") or {}).get("step")
+    for s in steps:
+        label = "ok" if s["sustained"] else ("did not keep up" if not s["kept_up"] else "p99 > 1 s")
+        label = "SUSTAINED" if s["step"] == best else label
+        ax_rate.annotate(f"{s['landed_per_s']:,.0f}\n{label}", (s["offered_per_s"], s["landed_per_s"]),
+                         textcoords="offset points", xytext=(0, -28), ha="center", fontsize=8,
+                         color="#2f855a" if s["sustained"] else "#c53030",
+                         fontweight="bold" if s["step"] == best else "normal")
+    ax_rate.axhline(TARGET_RATE, color="#2f855a", linestyle="--", linewidth=1, label=f"target {TARGET_RATE:,} msg/s")
+    naive = doc.get("naive")
+    if naive:
+        ax_rate.axhline(naive["msgs_per_s"], color="#c05621", linestyle="-.", linewidth=1,
+                        label=f"naive baseline {naive['msgs_per_s']:,.0f} msg/s")
+    ax_rate.set_xlim(0, top)
+    ax_rate.set_ylim(0, top)
+    ax_rate.set_xlabel("offered rate, both tenants (msg/s)")
+    ax_rate.set_ylabel("msg/s")
+    ax_rate.set_title("throughput end to end")
+    ax_rate.grid(alpha=0.3)
+    ax_rate.legend(loc="upper left", fontsize=8)
+
+    for key, color in (("p50_ms", "#90cdf4"), ("p95_ms", "#4299e1"), ("p99_ms", "#2a4365")):
+        points = [(s["offered_per_s"], s[key]) for s in steps if s[key] is not None]
+        ax_lat.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=color, label=key[:3])
+    ax_lat.axhline(MAX_P99_MS, color="#c53030", linestyle="--", linewidth=1, label="p99 bound 1 s")
+    ax_lat.set_yscale("log")
+    ax_lat.yaxis.set_major_formatter(ScalarFormatter())
+    ax_lat.yaxis.set_minor_formatter(NullFormatter())
+    low = min([MAX_P99_MS, *(s["p50_ms"] for s in steps if s["p50_ms"])]) / 2
+    high = 2 * max([MAX_P99_MS, *(s["p99_ms"] or 0 for s in steps)])
+    ax_lat.set_yticks([t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)
+                       if low <= t <= high])
+    ax_lat.set_xlim(0, top)
+    ax_lat.set_xlabel("offered rate, both tenants (msg/s)")
+    ax_lat.set_ylabel("send to write (ms, log scale)")
+    ax_lat.set_title("latency end to end")
+    ax_lat.grid(alpha=0.3, which="both")
+    ax_lat.legend(loc="upper left", fontsize=8)
+
+    fig.suptitle(_title(doc), fontsize=11)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def _title(doc: dict[str, Any]) -> str:
+    best = doc.get("sustained")
+    host = doc.get("host", {})
+    rate = f"sustained {best['landed_per_s']:,.0f} msg/s (p99 {best['p99_ms']:,.0f} ms)" if best else \
+        "no step kept up with p99 <= 1 s"
+    ratio = doc.get("sustained_vs_naive")
+    vs = f", {ratio:.1f}x the naive baseline" if ratio is not None else ""
+    return f"mysimbdp stream benchmark, {doc.get('started_at', '')}, {host.get('cpus', '?')} CPUs: {rate}{vs}"

@@ -1,0 +1,237 @@
+"""One tenant's message producer for the stream benchmark, in a process of its own.
+
+    python -m benchmarks.stream_producer --like tenant1|tenant2 --tenant NAME --out DIR INPUT...
+
+It reads one command per line on stdin (JSON: ``step``, ``rate`` per second or 0 for unpaced,
+``seconds`` or ``count``, ``start_at`` wall clock) and answers each with one JSON line on stdout
+once every message of the step is acknowledged. Messages are ``producers.stream.message_for(like,
+record)`` with the fresh tenant's name and a fresh id ``<id>-s<step>-<seq>``, encoded and keyed as the
+tenant client does it, sent with the tenant client's producer configuration.
+
+For every message it keeps the wall clock just before ``send()`` and the Kafka timestamp the broker
+acknowledged (CreateTime: set by the client inside ``send()``), indexed by ``seq``, and writes them
+to ``DIR/<tenant>-s<step>.times`` (int64 CreateTime ms, then float64 send time s; -1 for a failure).
+A process per tenant keeps the producers from sharing one interpreter lock with each other or with
+the benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import select
+import subprocess
+import sys
+import time
+from array import array
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaProducer
+
+from mysimbdp_tasks.errors import MysimbdpError
+from producers.stream import (
+    TokenBucket,
+    encode,
+    key_for,
+    message_for,
+    producer_config,
+    records_for,
+)
+
+FLUSH_SECONDS = 120.0
+
+
+class ProducerError(MysimbdpError):
+    """A producer process died or stopped answering; the message has its log's tail."""
+
+
+@dataclass(frozen=True)
+class Command:
+    step: int
+    rate: float  # messages per second; 0: as fast as possible
+    seconds: float | None  # send for this long ...
+    count: int | None  # ... or this many messages
+    start_at: float  # wall clock (time.time()) of the first send
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, line: str) -> Command:
+        raw = json.loads(line)
+        return cls(int(raw["step"]), float(raw.get("rate") or 0), raw.get("seconds"), raw.get("count"),
+                   float(raw.get("start_at") or 0))
+
+
+@dataclass(frozen=True)
+class StepSent:
+    tenant: str
+    step: int
+    sent: int
+    acked: int
+    errors: int
+    first_send: float  # wall clock of the first and the last send() call
+    last_send: float
+    times: str  # the file of per-message timestamps
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, line: str) -> StepSent:
+        return cls(**json.loads(line))
+
+
+def message_id(base: str, step: int, seq: int) -> str:
+    return f"{base}-s{step}-{seq}"
+
+
+def parse_id(text: str) -> tuple[int, int] | None:
+    """(step, seq) of a benchmark id, or None for an id of another shape."""
+    base, _, tail = text.rpartition("-")
+    base, _, step = base.rpartition("-s")
+    if not (base and step.isdigit() and tail.isdigit()):
+        return None
+    return int(step), int(tail)
+
+
+def read_times(path: Path) -> tuple[array[int], array[float]]:
+    """The (CreateTime ms, send time s) arrays a step wrote, indexed by ``seq``."""
+    data = path.read_bytes()
+    n = len(data) // 16
+    created, sent = array("q"), array("d")
+    created.frombytes(data[:8 * n])
+    sent.frombytes(data[8 * n:])
+    return created, sent
+
+
+class Producer:
+    def __init__(self, like: str, tenant: str, inputs: Sequence[Path], bootstrap: str, out: Path) -> None:
+        self.like, self.tenant, self.out = like, tenant, out
+        self.messages = [{**message_for(like, r), "tenant": tenant} for r in records_for(like, inputs)]
+        if not self.messages:
+            raise SystemExit(f"no records for {like} in {', '.join(map(str, inputs))}")
+        self.cycle: Iterator[dict[str, Any]] = itertools.cycle(self.messages)
+        self.producer = KafkaProducer(**producer_config(bootstrap, tenant))
+        self.topic = f"{tenant}.ingest"
+        self.producer.partitions_for(self.topic)  # fetch metadata now, not on the first timed send
+
+    def run(self, cmd: Command) -> StepSent:
+        created: array[int] = array("q")
+        sent_at: array[float] = array("d")
+        errors = [0]
+
+        def ok(seq: int, metadata: Any) -> None:
+            created[seq] = int(metadata.timestamp)
+
+        def failed(_seq: int, _exc: BaseException) -> None:
+            errors[0] += 1
+
+        bucket = TokenBucket(cmd.rate, time.monotonic()) if cmd.rate > 0 else None
+        delay = cmd.start_at - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        started = time.monotonic()
+        end = started + cmd.seconds if cmd.seconds else None
+        seq = 0
+        while (cmd.count is None or seq < cmd.count):
+            now = time.monotonic()
+            if end is not None and now >= end:
+                break
+            if bucket is not None:
+                wait = bucket.take(now)
+                if wait > 0:
+                    time.sleep(wait if end is None else min(wait, max(end - now, 0.0)))
+                    continue
+            message = dict(next(self.cycle))
+            message["id"] = message_id(str(message["id"]), cmd.step, seq)
+            value, key = encode(message), key_for(message)
+            created.append(-1)
+            sent_at.append(time.time())
+            future = self.producer.send(self.topic, value=value, key=key)
+            future.add_callback(ok, seq)
+            future.add_errback(failed, seq)
+            seq += 1
+        self.producer.flush(timeout=FLUSH_SECONDS)
+        path = self.out / f"{self.tenant}-s{cmd.step}.times"
+        path.write_bytes(created.tobytes() + sent_at.tobytes())
+        acked = sum(1 for c in created if c >= 0)
+        return StepSent(self.tenant, cmd.step, seq, acked, errors[0], sent_at[0] if seq else 0.0,
+                        sent_at[-1] if seq else 0.0, str(path))
+
+    def close(self) -> None:
+        self.producer.close(timeout=10)
+
+
+class ProducerProcess:
+    """The benchmark's handle on one producer process: send it commands, read its answers."""
+
+    def __init__(self, like: str, tenant: str, bootstrap: str, out: Path, inputs: Sequence[Path], log: Path,
+                 cwd: Path, timeout: float = 60) -> None:
+        self.tenant, self.log = tenant, log
+        argv = [sys.executable, "-m", "benchmarks.stream_producer", "--like", like, "--tenant", tenant,
+                "--bootstrap", bootstrap, "--out", str(out), *map(str, inputs)]
+        with open(log, "ab") as err:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
+                                         cwd=cwd, start_new_session=True)
+        self.ready = self._line(timeout)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _line(self, timeout: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            tail = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+            raise ProducerError(f"the producer of {self.tenant} gave no answer in {timeout:.0f} s "
+                                f"(exit code {self.proc.poll()}); {self.log}:\n{tail}")
+        return dict(json.loads(line))
+
+    def send(self, cmd: Command) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(cmd.to_json() + "\n")
+        self.proc.stdin.flush()
+
+    def result(self, timeout: float) -> StepSent:
+        return StepSent(**self._line(timeout))
+
+    def close(self, timeout: float = 30) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()  # end of commands: the process closes its producer and exits
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.stream_producer", description=__doc__.split("\n")[0])
+    parser.add_argument("--like", required=True, choices=("tenant1", "tenant2"), help="the shipped tenant's shape")
+    parser.add_argument("--tenant", required=True, help="the fresh tenant's name (its topic and message field)")
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--out", required=True, type=Path, help="folder for the per-step timestamp files")
+    parser.add_argument("inputs", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    producer = Producer(args.like, args.tenant, args.inputs, args.bootstrap, args.out)
+    print(json.dumps({"ready": args.tenant, "records": len(producer.messages)}), flush=True)
+    try:
+        for line in sys.stdin:
+            if line.strip():
+                print(producer.run(Command.from_json(line)).to_json(), flush=True)
+    finally:
+        producer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

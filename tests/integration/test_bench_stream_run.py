@@ -1,0 +1,64 @@
+"""The stream benchmark's smoke run against the real services: every message it sent is in Cassandra."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from cassandra.cluster import Session
+from kafka.admin import KafkaAdminClient
+from kafka.errors import UnknownTopicOrPartitionError
+
+from benchmarks import stream
+from mysimbdp_tasks.registry import Registry
+from mysimbdp_tasks.settings import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(180)]
+
+
+def _count(session: Session, keyspace: str, table: str) -> int:
+    return int(session.execute(f'SELECT COUNT(*) FROM "{keyspace}"."{table}"', timeout=120).one()[0])
+
+
+def _forget(settings: Settings, client: redis.Redis, session: Session, tenants: list[dict[str, Any]]) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_str)
+    try:
+        for t in tenants:
+            Registry(client).forget(t["tenant"])
+            session.execute(f'DROP KEYSPACE IF EXISTS "{t["keyspace"]}"', timeout=60)
+            try:
+                admin.delete_topics([f"{t['tenant']}.ingest", f"{t['tenant']}.dead"])
+            except UnknownTopicOrPartitionError:
+                pass
+    finally:
+        admin.close()
+
+
+def test_quick_run_lands_every_message_it_sent(settings: Settings, redis_client: redis.Redis,
+                                                cassandra_session: Session, tmp_path: Path) -> None:
+    out = tmp_path / "stream.json"
+    doc: dict[str, Any] = {}
+    try:
+        assert stream.main(settings, ["--quick", "--json", str(out), "--no-plot", "--keep",
+                                      "--workdir", str(tmp_path / "work")]) == 0
+        doc = json.loads(out.read_text())
+        assert doc["benchmark"] == "stream" and doc["verified"] is True
+        assert doc["steps"], "the quick run measures at least one step"
+        for step in [doc["warmup"], *doc["steps"]]:
+            assert step["sent"] > 0
+            assert step["landed"] == step["acked"] == step["sent"]
+            assert step["dead_letters"] == 0 and step["errors"] == 0
+            assert step["p99_ms"] is not None and step["p99_ms"] > 0
+        # Counted again, independently: each tenant's table holds exactly what it was sent.
+        for t in doc["tenants"]:
+            sent = sum(s["per_tenant"][t["tenant"]]["acked"] for s in [doc["warmup"], *doc["steps"]])
+            assert _count(cassandra_session, t["keyspace"], t["table"]) == sent
+        naive = doc["naive"]
+        assert naive["messages"] == naive["details"]["pre_sent"] == 2000
+        assert sum(_count(cassandra_session, t["keyspace"], t["table"]) for t in naive["details"]["tenants"]) == 2000
+    finally:
+        made = doc.get("tenants", []) + ((doc.get("naive") or {}).get("details", {}).get("tenants", []))
+        _forget(settings, redis_client, cassandra_session, made)
