@@ -93,26 +93,49 @@ class Bridge:
         self.max_wait_s = max_wait_s
         self.report_every_s = report_every_s
         self.converter = RowConverter(tenant.column_types, tenant.key.columns)
-        self.consumer = KafkaConsumer(
-            tenant.ingest_topic,
-            bootstrap_servers=settings.kafka_bootstrap_str,
-            group_id=f"mysimbdp.bridge.{tenant.name}",
-            client_id=f"mysimbdp-bridge-{tenant.name}",
+        self.group = f"mysimbdp.bridge.{tenant.name}"
+        self.consumer = self._consumer()
+        self.assigned_at = time.monotonic()
+        self.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all", linger_ms=5,
+                                      client_id=f"mysimbdp-bridge-{tenant.name}")
+        self.counts = {"admitted": 0, "dead": 0, "tasks": 0}
+        # The bridge reports even when idle: its lag is what tells the monitor a tenant falls behind.
+        self.window = Window("bridge", tenant.name, report_every_s, start=time.time(), emit_empty=True)
+
+    def _consumer(self) -> KafkaConsumer:
+        return KafkaConsumer(
+            self.tenant.ingest_topic,
+            bootstrap_servers=self.settings.kafka_bootstrap_str,
+            group_id=self.group,
+            client_id=f"mysimbdp-bridge-{self.tenant.name}",
             enable_auto_commit=False,  # committed only after enqueueing, below
             auto_offset_reset="earliest",
-            max_poll_records=max_messages,
-            fetch_max_wait_ms=int(max_wait_s * 1000),
+            max_poll_records=self.max_messages,
+            fetch_max_wait_ms=int(self.max_wait_s * 1000),
             # A bridge that died is noticed in 10 s (not the default 45 s), so its partitions go to
             # the restarted bridge quickly; metadata is refreshed often enough to see new partitions.
             session_timeout_ms=10000,
             heartbeat_interval_ms=3000,
             metadata_max_age_ms=15000,
         )
-        self.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all", linger_ms=5,
-                                      client_id=f"mysimbdp-bridge-{tenant.name}")
-        self.counts = {"admitted": 0, "dead": 0, "tasks": 0}
-        # The bridge reports even when idle: its lag is what tells the monitor a tenant falls behind.
-        self.window = Window("bridge", tenant.name, report_every_s, start=time.time(), emit_empty=True)
+
+    def check_assignment(self, stall_s: float = 30.0) -> None:
+        """Replace a consumer that has held no partition for ``stall_s`` while the topic has some.
+
+        Seen with kafka-python 3.0: a member dropped by the group coordinator after a missed
+        heartbeat can keep polling without ever rejoining. Offsets are committed only after
+        enqueueing, so a fresh consumer starts exactly where this one stopped.
+        """
+        if self.consumer.assignment():
+            self.assigned_at = time.monotonic()
+            return
+        if time.monotonic() - self.assigned_at < stall_s:
+            return
+        log.error("tenant=%s bridge holds no partition of %s for %.0f s; reconnecting", self.tenant.name,
+                  self.tenant.ingest_topic, stall_s)
+        self.consumer.close(autocommit=False)
+        self.consumer = self._consumer()
+        self.assigned_at = time.monotonic()
 
     # -- one micro-batch ---------------------------------------------------------------------
     def collect(self) -> list[Any]:
@@ -195,11 +218,17 @@ class Bridge:
 
     # -- reporting ---------------------------------------------------------------------------
     def lag(self) -> int:
-        parts = self.consumer.assignment()
-        if not parts:
+        """Messages of the tenant's topic not yet committed by the bridges' group.
+
+        Counted over all partitions from committed offsets, not from this consumer's positions: a
+        bridge that holds no partition (stalled, or between rebalances) must not report zero lag.
+        """
+        parts = self.consumer.partitions_for_topic(self.tenant.ingest_topic) or set()
+        tps = [TopicPartition(self.tenant.ingest_topic, p) for p in parts]
+        if not tps:
             return 0
-        ends = self.consumer.end_offsets(list(parts))
-        return sum(max(0, ends[tp] - self.consumer.position(tp)) for tp in parts)
+        ends = self.consumer.end_offsets(tps)
+        return sum(max(0, ends[tp] - (self.consumer.committed(tp) or 0)) for tp in tps)
 
     def maybe_report(self, force: bool = False) -> None:
         now = time.time()
@@ -230,6 +259,8 @@ class Bridge:
                 records = self.collect()
                 if records:
                     self.handle(records)
+                else:
+                    self.check_assignment()
                 self.maybe_report()
         finally:
             self.maybe_report(force=True)
