@@ -50,12 +50,12 @@ def start(job: dict[str, Any], send_chunk: SendChunk) -> None:
         fmt = detect_format(path)
         chunks = plan_chunks(path, fmt, context.settings().chunk_bytes)
     except PermanentIngestError as exc:
-        jobs.start(job["ingest_id"], 1, started)
+        jobs.start(job["ingest_id"], 1, started, [])
         jobs.record(job["ingest_id"], 0, _failed_chunk(0, exc))
         finalize(job, tenant)
         return
     job = {**job, "fmt": fmt}
-    jobs.start(job["ingest_id"], len(chunks), started)
+    jobs.start(job["ingest_id"], len(chunks), started, [asdict(c) for c in chunks], fmt)
     log.info("tenant=%s ingest=%s file=%s bytes=%d format=%s chunks=%d", tenant.name, job["ingest_id"],
              job["file"], job["bytes"], fmt, len(chunks))
     if len(chunks) == 1:

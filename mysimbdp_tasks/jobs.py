@@ -8,15 +8,19 @@ lock keeps two finalizers from racing, and ``finalized`` makes finalizing idempo
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import redis
 
 TTL = 7 * 24 * 3600
 
+OPEN = "mysimbdp:jobs:open"  # ids of jobs admitted and not finalized yet
+
 _RECORD = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('HSET', KEYS[2], 'updated_at', ARGV[4])
 local total = tonumber(redis.call('HGET', KEYS[2], 'chunks') or '-1')
 return {redis.call('HLEN', KEYS[1]), total}
 """
@@ -31,13 +35,41 @@ class Jobs:
     def _key(ingest_id: str) -> str:
         return f"mysimbdp:job:{ingest_id}"
 
-    def start(self, ingest_id: str, chunks: int, started_at: float) -> None:
+    def open(self, job: dict[str, Any], now: float) -> None:
+        """Remember an admitted job before its first task is sent (see :mod:`sweeper`)."""
+        key = self._key(job["ingest_id"])
+        pipe = self.redis.pipeline()
+        pipe.hset(key, mapping={"job": json.dumps(job), "updated_at": now})
+        pipe.expire(key, TTL)
+        pipe.sadd(OPEN, job["ingest_id"])
+        pipe.execute()
+
+    def start(self, ingest_id: str, chunks: int, started_at: float, plan: list[dict[str, Any]] | None = None,
+              fmt: str = "") -> None:
         key = self._key(ingest_id)
         pipe = self.redis.pipeline()
         pipe.hsetnx(key, "started_at", started_at)
-        pipe.hset(key, "chunks", chunks)
+        pipe.hset(key, mapping={"chunks": chunks, "updated_at": started_at, "plan": json.dumps(plan or []),
+                                "fmt": fmt})
         pipe.expire(key, TTL)
         pipe.execute()
+
+    def open_jobs(self) -> list[dict[str, Any]]:
+        """Every open job: its fields, its plan and which chunks have an outcome."""
+        found = []
+        for raw_id in self.redis.smembers(OPEN):
+            ingest_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+            fields = {_text(k): _text(v) for k, v in self.redis.hgetall(self._key(ingest_id)).items()}
+            if "job" not in fields:
+                self.redis.srem(OPEN, ingest_id)  # expired
+                continue
+            found.append({
+                "ingest_id": ingest_id, "job": {**json.loads(fields["job"]), "fmt": fields.get("fmt", "")},
+                "plan": json.loads(fields["plan"]) if "plan" in fields else None,
+                "updated_at": float(fields.get("updated_at", 0)), "finalized": "finalized" in fields,
+                "recorded": {int(i) for i in self.redis.hkeys(self._key(ingest_id) + ":chunks")},
+            })
+        return found
 
     def started_at(self, ingest_id: str) -> float | None:
         raw = self.redis.hget(self._key(ingest_id), "started_at")
@@ -46,7 +78,7 @@ class Jobs:
     def record(self, ingest_id: str, index: int, result: dict[str, Any]) -> bool:
         """Store one chunk's outcome; True when every chunk of the job has one."""
         have, total = self._record(keys=[self._key(ingest_id) + ":chunks", self._key(ingest_id)],
-                                   args=[index, json.dumps(result), TTL])
+                                   args=[index, json.dumps(result), TTL, time.time()])
         return total >= 0 and int(have) >= int(total)
 
     def results(self, ingest_id: str) -> list[dict[str, Any]]:
@@ -72,3 +104,8 @@ class Jobs:
 
     def finalized(self, ingest_id: str) -> None:
         self.redis.hset(self._key(ingest_id), "finalized", "1")
+        self.redis.srem(OPEN, ingest_id)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

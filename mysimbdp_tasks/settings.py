@@ -53,6 +53,7 @@ class Settings:
     kafka_partitions: int
     chunk_bytes: int = 8 * 1024 * 1024
     visibility_timeout: int = 1800
+    stall_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,7 +82,9 @@ class Settings:
             raise SettingsError(f"MYSIMBDP_KAFKA_PARTITIONS: expected a positive integer, got {partitions!r}")
         chunk_mb = _number(env, "MYSIMBDP_CHUNK_MB", 8)
         visibility = _number(env, "MYSIMBDP_VISIBILITY_TIMEOUT", 1800)
+        stall = _number(env, "MYSIMBDP_STALL_SECONDS", 60)
         return cls(
+            stall_seconds=stall,
             chunk_bytes=int(chunk_mb * 1024 * 1024),
             visibility_timeout=int(visibility),
             home=home,

@@ -25,7 +25,17 @@ RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 1, "retry_backoff_max": 60
 
 
 def send_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
-    ingest_chunk.apply_async(args=(job, chunk), queue=f"{job['tenant']}.batch")
+    # A task id derived from the job lets the sweeper tell whether a chunk's message still exists.
+    ingest_chunk.apply_async(args=(job, chunk), queue=f"{job['tenant']}.batch",
+                             task_id=chunk_task_id(job["ingest_id"], chunk["index"]))
+
+
+def chunk_task_id(ingest_id: str, index: int) -> str:
+    return f"{ingest_id}-chunk-{index}"
+
+
+def file_task_id(ingest_id: str) -> str:
+    return f"{ingest_id}-file"
 
 
 @app.task(name="mysimbdp.ingest_file", **RETRY)

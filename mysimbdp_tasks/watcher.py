@@ -30,9 +30,11 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from . import folders, metrics
+from .jobs import Jobs
 from .quotas import Quotas
 from .registry import Registry
 from .settings import Settings
+from .sweeper import Sweeper
 from .tenants import Tenant
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,8 @@ def celery_sender() -> Send:
     from .celery_app import app
 
     def send(job: dict[str, Any]) -> None:
-        app.send_task("mysimbdp.ingest_file", args=(job,), queue=f"{job['tenant']}.batch")
+        app.send_task("mysimbdp.ingest_file", args=(job,), queue=f"{job['tenant']}.batch",
+                      task_id=f"{job['ingest_id']}-file")
 
     return send
 
@@ -193,6 +196,7 @@ class Watcher:
         folder = self.layout.folder(folders.PROCESSING, job["tenant"])
         path = folders.move(claimed, folder, f"{job['ingest_id']}__{job['file']}")
         job = {**job, "path": str(path)}
+        Jobs(self.redis).open(job, time.time())
         self.send(job)
         self.redis.hdel(PENDING, job["ingest_id"])
         log.info("tenant=%s file=%s ingest=%s bytes=%d admitted", job["tenant"], job["file"], job["ingest_id"],
@@ -238,7 +242,16 @@ class Watcher:
         return n
 
     # -- running -----------------------------------------------------------------------------
+    def sweeper(self) -> Sweeper:
+        from . import tasks
+
+        send_file = celery_sender()
+        return Sweeper(self.redis, self.layout.folder(folders.PROCESSING).resolve(), send_file, tasks.send_chunk,
+                       self.settings.stall_seconds)
+
     def run(self, stop: threading.Event, interval: float = 0.5) -> None:
+        sweeper = self.sweeper()
+        swept = time.monotonic()
         handler = _Handler(self)
         _prompt_move_events()
         observer = Observer()
@@ -250,6 +263,9 @@ class Watcher:
             while not stop.is_set():
                 try:
                     self.scan()
+                    if time.monotonic() - swept >= min(10.0, self.settings.stall_seconds / 2):
+                        swept = time.monotonic()
+                        sweeper.sweep()
                 except redis.exceptions.ConnectionError as exc:
                     log.error("redis unavailable, retrying: %s", exc)
                     time.sleep(2)

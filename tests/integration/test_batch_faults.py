@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # Small chunks so a file of a few MB is many tasks; a short visibility timeout so the tasks of a
 # killed worker are handed out again within the test's patience.
-FAULT_ENV = {"MYSIMBDP_CHUNK_MB": "1", "MYSIMBDP_VISIBILITY_TIMEOUT": "15"}
+FAULT_ENV = {"MYSIMBDP_CHUNK_MB": "1", "MYSIMBDP_VISIBILITY_TIMEOUT": "15", "MYSIMBDP_STALL_SECONDS": "10"}
 
 
 def _count(session: Any, tenant: Any) -> int:
@@ -76,3 +76,34 @@ def test_cassandra_restart_during_ingestion_loses_nothing(make_tenant: Any, sett
     assert receipt["rows_ok"] == src.records and receipt["rows_refused"] == 0
     assert path.parent.parent.name == "done"
     assert _count(cassandra_session, tenant) == src.distinct_keys
+
+
+def test_sweeper_resends_only_a_chunk_that_the_broker_lost(make_tenant: Any, settings: Settings,
+                                                           redis_client: Any, tmp_path: Path) -> None:
+    from mysimbdp_tasks import tasks
+    from mysimbdp_tasks.jobs import Jobs
+    from mysimbdp_tasks.sweeper import Sweeper
+    from mysimbdp_tasks.watcher import celery_sender
+
+    tenant = make_tenant(like="tenant2", provision=False)
+    processing = tmp_path / "processing"
+    ingest_id = "sweep" + tenant.name
+    job = {"ingest_id": ingest_id, "tenant": tenant.name, "file": "x.csv", "bytes": 10, "day": "2026-01-01",
+           "admitted_at": 0.0, "path": str(processing / tenant.name / f"{ingest_id}__x.csv")}
+    plan = [{"index": i, "start_offset": i, "end_offset": i + 1, "first_number": i + 2} for i in range(3)]
+    jobs = Jobs(redis_client)
+    jobs.open(job, now=0.0)
+    jobs.start(ingest_id, 3, started_at=0.0, plan=plan, fmt="csv")
+    jobs.record(ingest_id, 0, {"index": 0, "rows_ok": 1, "rows_refused": 0, "refusals": []})
+    redis_client.hset(f"mysimbdp:job:{ingest_id}", "updated_at", 0)
+    queue = tenant.batch_queue
+    tasks.send_chunk({**job, "fmt": "csv"}, plan[2])  # chunk 2 is still queued; chunk 1 was lost
+    sweeper = Sweeper(redis_client, processing, celery_sender(), tasks.send_chunk, stall_s=5)
+    try:
+        assert sweeper.sweep() == []  # first sighting: only a suspect
+        assert sweeper.sweep() == [f"{ingest_id}-chunk-1"]
+        assert redis_client.llen(queue) == 2
+        assert sweeper.sweep() == []  # now it is queued again
+    finally:
+        redis_client.delete(queue)
+        jobs.finalized(ingest_id)
