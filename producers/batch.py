@@ -111,7 +111,7 @@ def wrangle(tenant: str, src: Path, dest_dir: Path, *, progress: ProgressFn | No
         finally:
             out.detach()  # flushes; closing (after fsync) or discarding is AtomicFile's job
     assert staged.path is not None
-    result = Output(staged.path, written, staged.path.stat().st_size)
+    result = Output(staged.path, written, staged.size)
     tick.final(written, result.bytes)
     return result
 

@@ -288,7 +288,7 @@ def generate(tenant: str, target_bytes: int, out: Path, seed: int = 0, fmt: str 
         writer.write(fh, target_bytes)
     assert staged.path is not None
     # Ids come from one counter, so every record's primary key is distinct by construction.
-    return GeneratedFile(staged.path, writer.records, staged.path.stat().st_size, writer.records,
+    return GeneratedFile(staged.path, writer.records, staged.size, writer.records,
                          writer.digest.hexdigest())
 
 

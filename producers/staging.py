@@ -44,6 +44,7 @@ class AtomicFile:
         self.durable = durable
         self.path: Path | None = None  # the final path, known once committed
         self._part: Path | None = None
+        self.size = 0
         self._n = 0
         self._file: BinaryIO | None = None
 
@@ -61,6 +62,8 @@ class AtomicFile:
             return
         try:
             self._file.flush()
+            # Measured before the rename: once published, the platform may take the file at once.
+            self.size = os.fstat(self._file.fileno()).st_size
             if self.durable:
                 # Durable before visible: after a crash the platform must not find a renamed but empty file.
                 os.fsync(self._file.fileno())
