@@ -17,6 +17,10 @@ echo "== 3. batch producers (tenants' client apps)"
 python3 -m producers.batch --tenant tenant1 "$DATA"/1000rows*.json
 python3 -m producers.batch --tenant tenant2 "$DATA"/1000rows*.csv "$DATA"/10000rows.csv
 
+# One file a tenant did not pay for: tenant1 takes JSON only, so this CSV is refused with a receipt.
+cp "$DATA/1000rows.csv" "$MYSIMBDP_HOME/staging/.tenant1-export.csv.part"
+mv "$MYSIMBDP_HOME/staging/.tenant1-export.csv.part" "$MYSIMBDP_HOME/staging/tenant1-export.csv"
+
 echo "== 4. stream producers (tenants' client apps)"
 python3 -m producers.stream --tenant tenant1 "$DATA"/1000rows*.json
 python3 -m producers.stream --tenant tenant2 "$DATA"/1000rows*.csv
