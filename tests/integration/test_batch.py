@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +105,13 @@ def test_good_rows_land_and_bad_rows_are_listed_with_line_numbers(make_tenant: A
     refused = {(f["line"], f["reason"]) for f in receipt["refusals"]}
     assert refused == {(2, "bad_value"), (3, "missing_key_column"), (5, "bad_value"), (6, "unparseable")}
     assert {r.id for r in table_rows(cassandra_session, tenant)} == {"g1", "g2"}
+
+    # The tenant's status: today's usage against its limits, and the file with its outcome.
+    env = {**os.environ, "MYSIMBDP_HOME": str(tmp_path / "h")}
+    out = subprocess.run([sys.executable, "-m", "mysimbdp_tasks.cli", "status", "--tenant", tenant.name, "--json"],
+                         capture_output=True, text=True, env=env, timeout=60, check=True).stdout
+    status = json.loads(out)
+    assert status["usage_today"]["files"] == {"used": 1, "limit": tenant.batch.max_files_per_day}
+    assert status["usage_today"]["mb"]["used"] > 0
+    assert [(f["file"], f["status"], f["rows_ok"], f["rows_refused"]) for f in status["latest"]] == [
+        (f"{tenant.name}-mixed.jsonl", "done", 2, 4)]
