@@ -22,6 +22,7 @@ def usage(quotas: Quotas, tenant: Tenant) -> dict[str, Any]:
     if tenant.batch:
         out["files"] = {"used": used["files"], "limit": tenant.batch.max_files_per_day}
         out["mb"] = {"used": round(used["bytes"] / MB, 3), "limit": round(tenant.batch.max_bytes_per_day / MB, 3)}
+        out["bytes"] = {"used": used["bytes"], "limit": tenant.batch.max_bytes_per_day}
         out["max_file_mb"] = round(tenant.batch.max_file_size_bytes / MB, 3)
     if tenant.stream:
         out["messages"] = {"used": used["messages"], "limit": tenant.stream.max_messages_per_day}

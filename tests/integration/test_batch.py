@@ -112,6 +112,6 @@ def test_good_rows_land_and_bad_rows_are_listed_with_line_numbers(make_tenant: A
                          capture_output=True, text=True, env=env, timeout=60, check=True).stdout
     status = json.loads(out)
     assert status["usage_today"]["files"] == {"used": 1, "limit": tenant.batch.max_files_per_day}
-    assert status["usage_today"]["mb"]["used"] > 0
+    assert status["usage_today"]["bytes"] == {"used": len(text.encode()), "limit": tenant.batch.max_bytes_per_day}
     assert [(f["file"], f["status"], f["rows_ok"], f["rows_refused"]) for f in status["latest"]] == [
         (f"{tenant.name}-mixed.jsonl", "done", 2, 4)]

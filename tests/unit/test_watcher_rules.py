@@ -25,8 +25,9 @@ def test_tenant_is_the_prefix_before_the_first_dash_or_underscore(name: str, ten
 
 def _needed(plan: list[dict[str, Any]] | None, recorded: set[int]) -> list[str]:
     sweeper = Sweeper.__new__(Sweeper)  # only the pure part: no Redis needed
-    sweeper.send_file = sweeper.send_chunk = lambda *_: None  # type: ignore[method-assign]
-    job = {"ingest_id": "j", "job": {}, "plan": plan, "recorded": recorded}
+    sweeper.send_file = lambda _job: None
+    sweeper.send_chunk = lambda _job, _chunk: None
+    job: dict[str, Any] = {"ingest_id": "j", "job": {}, "plan": plan, "recorded": recorded}
     return sorted(sweeper.needed(job))
 
 
