@@ -1,0 +1,99 @@
+"""`mysimbdp status`, `summary` and `bench`: what the platform did, and how fast."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..errors import MysimbdpError
+from ..settings import Settings
+from .common import redis_client
+
+
+def status(settings: Settings, args: argparse.Namespace) -> int:
+    from .. import report
+    from ..quotas import Quotas
+    from ..registry import Registry
+
+    client = redis_client(settings)
+    registry = Registry(client)
+    known = registry.all()
+    if args.tenant not in known:
+        raise MysimbdpError(f"tenant {args.tenant!r} is not known; known: {', '.join(sorted(known)) or 'none'}")
+    tenant = known[args.tenant]
+    data: dict[str, Any] = {
+        "tenant": tenant.name,
+        "active": registry.is_active(tenant.name),
+        "usage_today": report.usage(Quotas(client), tenant),
+        "files": report.file_outcomes(settings, tenant.name),
+        "latest": report.latest_files(settings, tenant.name, args.latest),
+    }
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"{tenant.name} ({'active' if data['active'] else 'inactive'}), usage today (UTC):")
+    for what, u in data["usage_today"].items():
+        if isinstance(u, dict):
+            print(f"  {what:<9} {u['used']:>12} / {u['limit']}")
+    f = data["files"]
+    print(f"files: {f['done']} done, {f['failed']} failed, {f['rejected']} rejected, {f['in_progress']} in progress")
+    print("latest files:")
+    for e in data["latest"]:
+        rows = f" rows ok {e['rows_ok']}, refused {e['rows_refused']}" if e["rows_ok"] is not None else ""
+        print(f"  {e['time']}  {e['status']:<8} {e['file']}{rows} {e['reason']}")
+    return 0
+
+
+def summary(settings: Settings, args: argparse.Namespace) -> int:
+    from .. import db, report
+    from ..quotas import Quotas
+    from ..registry import Registry
+
+    client = redis_client(settings)
+    known = Registry(client).all()
+    streaming = [t for t in known.values() if t.stream is not None]
+    if args.wait and not report.wait_idle(settings, args.wait):
+        print(f"warning: files still pending after {args.wait} s", file=sys.stderr)
+    if args.wait and streaming and not report.wait_stream_idle(settings, streaming, args.wait):
+        print(f"warning: messages still pending after {args.wait} s", file=sys.stderr)
+    cluster, session = db.connect(settings)
+    try:
+        rows = []
+        for t in sorted(known.values(), key=lambda t: t.name):
+            row = {"tenant": t.name, **report.file_outcomes(settings, t.name),
+                   "rows_in_cassandra": report.rows_in_table(session, t), "table": f"{t.namespace}.{t.table_name}"}
+            if t.stream is not None:
+                row["messages_accepted_today"] = Quotas(client).usage(t.name)["messages"]
+                row["dead_letters"] = dict(report.dead_letters(settings, t))
+            rows.append(row)
+    finally:
+        cluster.shutdown()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(r["refusal_reasons"].items())) or "none"
+        print(f"{r['tenant']} ({r['table']}): {r['rows_in_cassandra']} rows in Cassandra")
+        print(f"  batch:  files accepted {r['done']}, failed {r['failed']}, rejected {r['rejected']} "
+              f"(reasons: {reasons}); rows landed {r['rows_ok']}, rows refused {r['rows_refused']}")
+        if "dead_letters" in r:
+            dead = ", ".join(f"{k}: {v}" for k, v in sorted(r["dead_letters"].items())) or "none"
+            print(f"  stream: messages accepted today {r['messages_accepted_today']}, "
+                  f"dead-lettered {sum(r['dead_letters'].values())} (reasons: {dead})")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# benchmarks
+# --------------------------------------------------------------------------------------------
+
+# kind -> module of benchmarks/ with main(settings, argv) -> int; each benchmark parses its own options.
+BENCHMARKS = {"batch": "benchmarks.batch", "stream": "benchmarks.stream"}
+
+
+def bench(settings: Settings, args: argparse.Namespace) -> int:
+    import importlib
+
+    return int(importlib.import_module(BENCHMARKS[args.kind]).main(settings, args.options))

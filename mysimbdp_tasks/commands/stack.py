@@ -1,0 +1,42 @@
+"""`mysimbdp stack up|down|status`: the local Redis, Kafka and Cassandra."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import MysimbdpError
+from ..settings import Settings
+from .common import SERVICES, echo
+
+
+def stack_up(settings: Settings, args: argparse.Namespace) -> int:
+    from .. import stack
+
+    stack.up(settings, services=_chosen(args.services), echo=echo)
+    return 0
+
+
+def _chosen(services: list[str]) -> tuple[str, ...]:
+    unknown = set(services) - set(SERVICES)
+    if unknown:
+        raise MysimbdpError(f"unknown service(s) {', '.join(sorted(unknown))}; choose from {', '.join(SERVICES)}")
+    return tuple(services) or SERVICES
+
+
+def stack_down(settings: Settings, args: argparse.Namespace) -> int:
+    from .. import stack
+
+    stack.down(settings, wipe=args.wipe, echo=echo, services=_chosen(args.services))
+    return 0
+
+
+def stack_status(settings: Settings, args: argparse.Namespace) -> int:
+    from .. import stack
+
+    states = stack.status(settings)
+    for s in states:
+        state = "up" if s.running and s.answering else ("running, not answering" if s.running else "down")
+        pid = f" pid {s.pid}" if s.pid else ""
+        detail = f" ({s.detail})" if s.detail else ""
+        print(f"{s.name:<10} {state:<24} {s.endpoint}{pid}{detail}")
+    return 0 if stack.all_up(states) else 1

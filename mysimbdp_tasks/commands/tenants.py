@@ -1,0 +1,104 @@
+"""`mysimbdp tenants check|apply|list|remove`: configuration and provisioning."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import MysimbdpError
+from ..settings import Settings
+from .common import echo, redis_client
+
+
+def tenants_check(settings: Settings, args: argparse.Namespace) -> int:
+    from .. import tenants
+
+    found = tenants.load(args.file)
+    for t in found.values():
+        paths = [p for p, on in (("batch", t.batch), ("stream", t.stream)) if on]
+        print(f"{t.name}: ok (keyspace {t.namespace}, table {t.table_name}, key {t.key}, paths: {', '.join(paths)})")
+    return 0
+
+
+def tenants_apply(settings: Settings, args: argparse.Namespace) -> int:
+    from .. import db, provisioning, tenants, topics
+    from ..registry import Registry
+
+    found = tenants.load(args.file)
+    cluster, session = db.connect(settings)
+    try:
+        provisioning.apply(session, found.values(), settings.replication, echo=echo)
+    finally:
+        cluster.shutdown()
+    created = topics.ensure(settings, found.values())
+    registry = Registry(redis_client(settings))
+    for t in found.values():
+        registry.save(t)
+        print(f"{t.name}: keyspace {t.namespace}, table {t.table_name} key {t.key}: provisioned, active")
+    if created:
+        print(f"topics created: {', '.join(sorted(created))}")
+    stale = sorted(set(registry.active_names()) - set(found))
+    for name in stale:
+        if args.prune:
+            registry.deactivate(name)
+            print(f"{name}: not in {args.file}: deactivated (data kept)")
+        else:
+            print(f"{name}: active but not in {args.file} (use --prune to deactivate it)")
+    return 0
+
+
+def tenants_list(settings: Settings, args: argparse.Namespace) -> int:
+    from .. import db, provisioning
+    from ..registry import Registry
+
+    registry = Registry(redis_client(settings))
+    known = registry.all()
+    active = registry.active_names()
+    cluster, session = db.connect(settings)
+    try:
+        rows = [
+            {
+                "tenant": t.name,
+                "active": t.name in active,
+                "provisioned": provisioning.provisioned(session, t),
+                "keyspace": t.namespace,
+                "table": t.table_name,
+                "key": str(t.key),
+            }
+            for t in sorted(known.values(), key=lambda t: t.name)
+        ]
+    finally:
+        cluster.shutdown()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no tenants applied yet (mysimbdp tenants apply FILE)")
+    for r in rows:
+        print(f"{r['tenant']:<12} {'active' if r['active'] else 'inactive':<9} "
+              f"{'provisioned' if r['provisioned'] else 'NOT provisioned':<16} {r['keyspace']}.{r['table']} {r['key']}")
+    return 0
+
+
+def tenants_remove(settings: Settings, args: argparse.Namespace) -> int:
+    from .. import db, provisioning, topics
+    from ..registry import Registry
+
+    registry = Registry(redis_client(settings))
+    known = registry.all()
+    if args.name not in known:
+        raise MysimbdpError(f"tenant {args.name!r} is not known; known: {', '.join(sorted(known)) or 'none'}")
+    registry.deactivate(args.name)
+    print(f"{args.name}: deactivated: no new files or messages are admitted")
+    if args.drop_data:
+        cluster, session = db.connect(settings)
+        try:
+            provisioning.drop_data(session, known[args.name])
+        finally:
+            cluster.shutdown()
+        topics.delete_tenant_topics(settings, known[args.name])
+        registry.forget(args.name)
+        print(f"{args.name}: keyspace {known[args.name].namespace} and its topics dropped")
+    else:
+        print(f"{args.name}: data kept in keyspace {known[args.name].namespace} (use --drop-data to delete it)")
+    return 0
