@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import shutil
@@ -38,7 +37,7 @@ from mysimbdp_tasks.settings import Settings
 from producers.generate import generate
 
 from . import cases, resources, results
-from .harness import ROOT
+from .harness import ROOT, publish
 from .results import Measurement
 
 MIB = 1024 * 1024
@@ -225,18 +224,10 @@ def main(settings: Settings, argv: Sequence[str] | None = None) -> int:
     started, load_before = time.time(), os.getloadavg()
     measured, inputs = run(settings, options)
     doc = results.report(measured, meta(options, inputs, started, load_before))
-    options.json_out.parent.mkdir(parents=True, exist_ok=True)
-    options.json_out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    print()
-    print(results.table(measured))
-    print()
-    print(results.summary(measured))
-    print(f"\nresults: {options.json_out}")
-    if options.plot_out is not None:
-        from . import plot
+    from . import plot
 
-        plot.render(doc, options.plot_out)
-        print(f"plot: {options.plot_out}")
+    publish(doc, results.table(measured), results.summary(measured), options.json_out, options.plot_out,
+                    plot.render)
     if not doc["verified"]:
         bad = ", ".join(m.case for m in measured if not m.verified)
         raise BenchmarkError(f"row counts do not match for: {bad} (see the table above and {options.json_out})")

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -203,3 +203,18 @@ class Platform:
             text = log.read_text(errors="replace").splitlines()[-lines:]
             out.append(f"--- {log}\n" + "\n".join(text))
         return "\n".join(out)
+
+
+def publish(doc: dict[str, Any], table: str, summary: str, json_out: Path, plot_out: Path | None,
+            render: Callable[[dict[str, Any], Path], object]) -> None:
+    """Write a benchmark's JSON, print its table and summary, and draw its plot."""
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    print()
+    print(table)
+    print()
+    print(summary)
+    print(f"\nresults: {json_out}")
+    if plot_out is not None:
+        render(doc, plot_out)
+        print(f"plot: {plot_out}")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import shutil
@@ -42,7 +41,7 @@ from mysimbdp_tasks.errors import MysimbdpError
 from mysimbdp_tasks.settings import Settings
 
 from . import stream_results as results
-from .harness import ROOT
+from .harness import ROOT, publish
 from .stream_steps import Rig, RigOptions, baseline, describe
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -241,18 +240,10 @@ def main(settings: Settings, argv: Sequence[str] | None = None) -> int:
     outcome = run(settings, options)
     doc = results.report(outcome.steps, outcome.naive, meta(options, started, load_before, outcome.tenants),
                          outcome.warmup)
-    options.json_out.parent.mkdir(parents=True, exist_ok=True)
-    options.json_out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    print()
-    print(results.table(outcome.steps))
-    print()
-    print(results.summary(doc))
-    print(f"\nresults: {options.json_out}")
-    if options.plot_out is not None:
-        from . import stream_plot
+    from . import stream_plot
 
-        stream_plot.render(doc, options.plot_out)
-        print(f"plot: {options.plot_out}")
+    publish(doc, results.table(outcome.steps), results.summary(doc), options.json_out, options.plot_out,
+                    stream_plot.render)
     if not doc["verified"]:
         raise BenchmarkError(f"messages missing from Cassandra or dead-lettered (see the table above and "
                              f"{options.json_out})")
