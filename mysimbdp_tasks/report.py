@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from cassandra.cluster import Session
@@ -80,23 +80,24 @@ def pending_files(settings: Settings) -> int:
     return n
 
 
-def wait_idle(settings: Settings, timeout: float, quiet: float = 3.0) -> bool:
-    """Wait until no file is staged or in processing for ``quiet`` seconds; False on timeout."""
+def wait_quiet(pending: Callable[[], int], timeout: float, quiet: float = 3.0, poll: float = 0.5) -> bool:
+    """Wait until ``pending()`` stays 0 for ``quiet`` seconds; False if ``timeout`` passes first."""
     deadline = time.monotonic() + timeout
     idle_since: float | None = None
     while time.monotonic() < deadline:
-        if pending_files(settings) == 0:
+        if pending() == 0:
             idle_since = idle_since or time.monotonic()
             if time.monotonic() - idle_since >= quiet:
                 return True
         else:
             idle_since = None
-        time.sleep(0.5)
+        time.sleep(poll)
     return False
 
 
-def receipts(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.receipt.json")) if folder.exists() else []
+def wait_idle(settings: Settings, timeout: float) -> bool:
+    """Wait until no file is staged or in processing; False on timeout."""
+    return wait_quiet(lambda: pending_files(settings), timeout)
 
 
 def dead_letters(settings: Settings, tenant: Tenant, timeout_ms: int = 2000) -> Counter[str]:
@@ -134,15 +135,6 @@ def stream_backlog(settings: Settings, tenants: list[Tenant]) -> int:
     return backlog
 
 
-def wait_stream_idle(settings: Settings, tenants: list[Tenant], timeout: float, quiet: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    idle_since: float | None = None
-    while time.monotonic() < deadline:
-        if stream_backlog(settings, tenants) == 0:
-            idle_since = idle_since or time.monotonic()
-            if time.monotonic() - idle_since >= quiet:
-                return True
-        else:
-            idle_since = None
-        time.sleep(1)
-    return False
+def wait_stream_idle(settings: Settings, tenants: list[Tenant], timeout: float) -> bool:
+    """Wait until every message has been bridged and every stream task taken; False on timeout."""
+    return wait_quiet(lambda: stream_backlog(settings, tenants), timeout, poll=1.0)
