@@ -37,14 +37,25 @@ def _checked_path(job: dict[str, Any]) -> Path:
     return path
 
 
-def start(job: dict[str, Any], send_chunk: SendChunk) -> None:
-    """Plan the file; ingest it here if it is one chunk, else fan chunks out to the tenant's pool."""
+def _open(job: dict[str, Any]) -> tuple[Tenant, Path, Jobs] | None:
+    """The job's tenant, file and state; None if the file already left processing/ (then any
+    finalize an earlier delivery did not finish is finished here)."""
     tenant = context.tenant(job["tenant"])
     path = _checked_path(job)
     jobs = Jobs(context.redis_client())
-    if not path.exists():
-        _resume_finalize(job, tenant, jobs)
+    if path.exists():
+        return tenant, path, jobs
+    if not jobs.is_finalized(job["ingest_id"]) and jobs.results(job["ingest_id"]):
+        finalize(job, tenant)
+    return None
+
+
+def start(job: dict[str, Any], send_chunk: SendChunk) -> None:
+    """Plan the file; ingest it here if it is one chunk, else fan chunks out to the tenant's pool."""
+    opened = _open(job)
+    if opened is None:
         return
+    tenant, path, jobs = opened
     started = time.time()
     try:
         fmt = detect_format(path)
@@ -67,12 +78,10 @@ def start(job: dict[str, Any], send_chunk: SendChunk) -> None:
 
 def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
     """Ingest one chunk; the chunk that completes the file finalizes it."""
-    tenant = context.tenant(job["tenant"])
-    path = _checked_path(job)
-    jobs = Jobs(context.redis_client())
-    if not path.exists():
-        _resume_finalize(job, tenant, jobs)
+    opened = _open(job)
+    if opened is None:
         return
+    tenant, path, jobs = opened
     c = Chunk(**chunk)
     t0 = time.perf_counter()
     try:
@@ -84,12 +93,6 @@ def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
     log.info("tenant=%s ingest=%s file=%s chunk=%d rows_ok=%d rows_refused=%d elapsed_ms=%.1f", tenant.name,
              job["ingest_id"], job["file"], c.index, outcome["rows_ok"], outcome["rows_refused"], outcome["ms"])
     if jobs.record(job["ingest_id"], c.index, outcome):
-        finalize(job, tenant)
-
-
-def _resume_finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
-    # The file left processing/ in an earlier delivery; finish what that finalize may not have.
-    if not jobs.is_finalized(job["ingest_id"]) and jobs.results(job["ingest_id"]):
         finalize(job, tenant)
 
 

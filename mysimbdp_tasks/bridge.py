@@ -36,6 +36,7 @@ from kafka.structs import OffsetAndMetadata
 
 from .convert import RowConverter
 from .errors import RowError
+from .ingest import converter_for
 from .quotas import Quotas
 from .registry import ACTIVE
 from .reports import Window, send_report
@@ -92,7 +93,7 @@ class Bridge:
         self.max_messages = max_messages
         self.max_wait_s = max_wait_s
         self.report_every_s = report_every_s
-        self.converter = RowConverter(tenant.column_types, tenant.key.columns)
+        self.converter = converter_for(tenant)
         self.group = f"mysimbdp.bridge.{tenant.name}"
         self.consumer = self._consumer()
         self.assigned_at = time.monotonic()

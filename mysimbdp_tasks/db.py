@@ -36,6 +36,7 @@ def connect(settings: Settings, request_timeout: float = 30.0) -> tuple[Cluster,
         # writes (measured with benchmarks/probe.py) and buys nothing on a trusted local link.
         protocol_version=4,
         connect_timeout=10,
+        max_schema_agreement_wait=30,
         control_connection_timeout=10,
     )
     try:

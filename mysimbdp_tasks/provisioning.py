@@ -143,10 +143,9 @@ def apply(session: Session, tenants: Iterable[Tenant], replication: str,
             echo(note)
         for statement in p.statements:
             log.debug("tenant=%s ddl=%s", p.tenant.name, statement)
+            # The driver waits for schema agreement after each DDL statement (max_schema_agreement_wait),
+            # so every node knows a table before a worker prepares statements on it.
             session.execute(statement, timeout=60)
-    if plans:
-        # Schema changes must have reached every node before a worker prepares statements on them.
-        session.cluster.control_connection.wait_for_schema_agreement(wait_time=30)
     return plans
 
 

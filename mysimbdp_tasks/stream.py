@@ -19,9 +19,9 @@ from typing import Any
 from cassandra.cluster import Session
 
 from . import context
-from .convert import RowConverter
 from .cql import ident
 from .errors import RowError
+from .ingest import converter_for
 from .provisioning import STREAM_METRICS
 from .reports import Report, Window, send_report
 from .tenants import Tenant
@@ -37,7 +37,7 @@ _windows: dict[str, Window] = {}
 
 def ingest_messages(tenant: Tenant, batch: dict[str, Any]) -> int:
     """Convert and write one micro-batch; returns the rows written."""
-    converter = RowConverter(tenant.column_types, tenant.key.columns)
+    converter = converter_for(tenant)
     rows, errors = [], 0
     for message in batch["messages"]:
         try:
