@@ -31,9 +31,9 @@ from typing import Any
 
 import redis
 
-from mysimbdp_tasks import db
-from mysimbdp_tasks.errors import MysimbdpError
-from mysimbdp_tasks.settings import Settings
+from mysimbdp_tasks.core.errors import MysimbdpError
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.services import cassandra as db
 from producers.generate import generate
 
 from . import cases, resources, results

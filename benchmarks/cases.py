@@ -26,9 +26,9 @@ from typing import Any
 import redis
 from cassandra.cluster import Session
 
-from mysimbdp_tasks import report
-from mysimbdp_tasks.settings import Settings
-from mysimbdp_tasks.tenants import Tenant
+from mysimbdp_tasks.commands import queries as report
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.core.tenants import Tenant
 from producers.generate import GeneratedFile
 
 from . import harness

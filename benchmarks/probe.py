@@ -4,7 +4,7 @@
                                [--sink-concurrency 4,12,32] [--profile] [--repeat 1]
 
 Generates a file shaped like tenant2 (CSV) or tenant1 (JSON), provisions a fresh table, then calls
-``mysimbdp_tasks.ingest.ingest_chunk`` with a real ``Sink`` for every combination of the sink knobs
+``mysimbdp_tasks.core.rows.ingest_chunk`` with a real ``Sink`` for every combination of the sink knobs
 given (each on a table of its own), plus once with a writer that only counts rows (the cost of
 parsing and converting alone). Each line gives rows/s and the CPU time per row spent in this
 process and, when it runs on this machine, in Cassandra: on a machine whose CPUs are all busy,
@@ -30,11 +30,12 @@ from typing import Any
 
 import psutil
 
-from mysimbdp_tasks import db, report
-from mysimbdp_tasks.ingest import converter_for, ingest_chunk
-from mysimbdp_tasks.parsing import detect_format
-from mysimbdp_tasks.settings import Settings
-from mysimbdp_tasks.sink import Sink, SinkOptions
+from mysimbdp_tasks.commands import queries as report
+from mysimbdp_tasks.core.parsing import detect_format
+from mysimbdp_tasks.core.rows import converter_for, ingest_chunk
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.services import cassandra as db
+from mysimbdp_tasks.services.sink import Sink, SinkOptions
 from producers.generate import generate
 
 from . import harness

@@ -30,12 +30,13 @@ from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 
-from mysimbdp_tasks import db, tenants
-from mysimbdp_tasks.ingest import Writer, converter_for, ingest_chunk
-from mysimbdp_tasks.parsing import detect_format
-from mysimbdp_tasks.settings import Settings
-from mysimbdp_tasks.sink import insert_cql
-from mysimbdp_tasks.tenants import Tenant
+from mysimbdp_tasks.core import tenants
+from mysimbdp_tasks.core.parsing import detect_format
+from mysimbdp_tasks.core.rows import Writer, converter_for, ingest_chunk
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.core.tenants import Tenant
+from mysimbdp_tasks.services import cassandra as db
+from mysimbdp_tasks.services.sink import insert_cql
 
 
 @dataclass(frozen=True)

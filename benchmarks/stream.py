@@ -36,9 +36,9 @@ from typing import Any
 
 import redis
 
-from mysimbdp_tasks import db
-from mysimbdp_tasks.errors import MysimbdpError
-from mysimbdp_tasks.settings import Settings
+from mysimbdp_tasks.core.errors import MysimbdpError
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.services import cassandra as db
 
 from . import stream_results as results
 from .harness import ROOT, publish

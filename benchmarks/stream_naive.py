@@ -22,10 +22,11 @@ from collections.abc import Sequence
 from cassandra import ConsistencyLevel
 from kafka import KafkaConsumer
 
-from mysimbdp_tasks import db, tenants
-from mysimbdp_tasks.convert import RowConverter
-from mysimbdp_tasks.settings import Settings
-from mysimbdp_tasks.sink import insert_cql
+from mysimbdp_tasks.core import tenants
+from mysimbdp_tasks.core.convert import RowConverter
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.services import cassandra as db
+from mysimbdp_tasks.services.sink import insert_cql
 
 from .stream_results import percentile
 

@@ -20,9 +20,9 @@ from cassandra.cluster import Session
 from cassandra.query import SimpleStatement
 from kafka import KafkaConsumer, TopicPartition
 
-from mysimbdp_tasks.cql import ident
-from mysimbdp_tasks.settings import Settings
-from mysimbdp_tasks.tenants import Tenant
+from mysimbdp_tasks.core.cql import ident
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.core.tenants import Tenant
 
 from . import harness
 from .stream_producer import parse_id
@@ -89,7 +89,7 @@ class Backlog:
         self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str,
                                       client_id="mysimbdp-bench-stream", enable_auto_commit=False)
         # A consumer in the bridge's group that never subscribes only reads the group's committed
-        # offsets (as mysimbdp_tasks.report does; the admin API differs between kafka-python versions).
+        # offsets (as mysimbdp_tasks.commands.queries does; the admin API differs between kafka-python versions).
         self.groups = {t.name: KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str,
                                              group_id=f"mysimbdp.bridge.{t.name}", enable_auto_commit=False,
                                              client_id="mysimbdp-bench-stream") for t in tenants}

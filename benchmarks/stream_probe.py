@@ -25,10 +25,10 @@ from pathlib import Path
 import redis
 from kafka.record import util as kafka_record_util
 
-from mysimbdp_tasks import topics
-from mysimbdp_tasks.bridge import Bridge, celery_task_sender
-from mysimbdp_tasks.quotas import Quotas
-from mysimbdp_tasks.settings import Settings
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.services import topics
+from mysimbdp_tasks.services.quotas import Quotas
+from mysimbdp_tasks.stream.bridge import Bridge, celery_task_sender
 
 from . import harness
 from .harness import ROOT

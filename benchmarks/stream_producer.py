@@ -32,7 +32,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from mysimbdp_tasks.errors import MysimbdpError
+from mysimbdp_tasks.core.errors import MysimbdpError
 from producers.stream import (
     TokenBucket,
     encode,

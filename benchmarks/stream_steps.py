@@ -24,11 +24,11 @@ from typing import Any
 import redis
 from cassandra.cluster import Session
 
-from mysimbdp_tasks import topics
-from mysimbdp_tasks.cql import ident
-from mysimbdp_tasks.provisioning import STREAM_METRICS
-from mysimbdp_tasks.settings import Settings
-from mysimbdp_tasks.tenants import Tenant
+from mysimbdp_tasks.core.cql import ident
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.core.tenants import Tenant
+from mysimbdp_tasks.services import topics
+from mysimbdp_tasks.services.provisioning import STREAM_METRICS
 
 from . import harness, stream_cpu
 from .stream_platform import Backlog, StreamPlatform, count_rows, write_times

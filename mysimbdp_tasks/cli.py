@@ -14,7 +14,7 @@ from pathlib import Path
 
 from redis import exceptions as redis_errors
 
-from .commands.processes import (
+from .commands.platform import (
     bridge,
     flower,
     manager,
@@ -27,8 +27,8 @@ from .commands.processes import (
 from .commands.reports import BENCHMARKS, bench, status, summary
 from .commands.stack import stack_down, stack_status, stack_up
 from .commands.tenants import tenants_apply, tenants_check, tenants_list, tenants_remove
-from .errors import ConfigError, MysimbdpError
-from .settings import Settings
+from .core.errors import ConfigError, MysimbdpError
+from .core.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, TextIO
 
-from mysimbdp_tasks.errors import MysimbdpError, TenantError
-from mysimbdp_tasks.settings import Settings
+from mysimbdp_tasks.core.errors import MysimbdpError, TenantError
+from mysimbdp_tasks.core.settings import Settings
 
 from .readers import InputError, iter_csv_rows, iter_json_objects
 from .staging import AtomicFile

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from mysimbdp_tasks.errors import MysimbdpError
+from mysimbdp_tasks.core.errors import MysimbdpError
 
 from . import awkward, samples
 from .batch import MB, PROFILES, Profile, profile_for

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
-from mysimbdp_tasks.errors import MysimbdpError
+from mysimbdp_tasks.core.errors import MysimbdpError
 
 CHUNK_CHARS = 1 << 20
 MAX_RECORD_CHARS = 64 << 20  # beyond this a "record" is a corrupt file, not a record

@@ -33,10 +33,10 @@ from kafka import KafkaProducer
 from kafka.codec import has_lz4
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from mysimbdp_tasks.errors import MysimbdpError
-from mysimbdp_tasks.reports import Reservoir, Window, send_report
-from mysimbdp_tasks.settings import Settings
-from mysimbdp_tasks.topics import REPORTS
+from mysimbdp_tasks.core.errors import MysimbdpError
+from mysimbdp_tasks.core.reports import Reservoir, Window, send_report
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.services.topics import REPORTS
 
 from .batch import PROFILES, Profile, profile_for
 from .readers import InputError, iter_csv_rows, iter_json_objects

@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from ..settings import Settings
+from ..core.settings import Settings
 
 SERVICES = ("redis", "kafka", "cassandra")
 

@@ -7,15 +7,15 @@ import json
 import sys
 from typing import Any
 
-from ..errors import MysimbdpError
-from ..settings import Settings
+from ..core.errors import MysimbdpError
+from ..core.settings import Settings
 from .common import redis_client
 
 
 def status(settings: Settings, args: argparse.Namespace) -> int:
-    from .. import report
-    from ..quotas import Quotas
-    from ..registry import Registry
+    from ..services.quotas import Quotas
+    from ..services.registry import Registry
+    from . import queries as report
 
     client = redis_client(settings)
     registry = Registry(client)
@@ -47,9 +47,10 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def summary(settings: Settings, args: argparse.Namespace) -> int:
-    from .. import db, report
-    from ..quotas import Quotas
-    from ..registry import Registry
+    from ..services import cassandra as db
+    from ..services.quotas import Quotas
+    from ..services.registry import Registry
+    from . import queries as report
 
     client = redis_client(settings)
     known = Registry(client).all()

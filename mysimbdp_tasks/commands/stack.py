@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import MysimbdpError
-from ..settings import Settings
+from ..core.errors import MysimbdpError
+from ..core.settings import Settings
 from .common import SERVICES, echo
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import MysimbdpError
-from ..settings import Settings
+from ..core.errors import MysimbdpError
+from ..core.settings import Settings
 from .common import echo, redis_client
 
 
 def tenants_check(settings: Settings, args: argparse.Namespace) -> int:
-    from .. import tenants
+    from ..core import tenants
 
     found = tenants.load(args.file)
     for t in found.values():
@@ -21,8 +21,10 @@ def tenants_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def tenants_apply(settings: Settings, args: argparse.Namespace) -> int:
-    from .. import db, provisioning, tenants, topics
-    from ..registry import Registry
+    from ..core import tenants
+    from ..services import cassandra as db
+    from ..services import provisioning, topics
+    from ..services.registry import Registry
 
     found = tenants.load(args.file)
     cluster, session = db.connect(settings)
@@ -48,8 +50,9 @@ def tenants_apply(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def tenants_list(settings: Settings, args: argparse.Namespace) -> int:
-    from .. import db, provisioning
-    from ..registry import Registry
+    from ..services import cassandra as db
+    from ..services import provisioning
+    from ..services.registry import Registry
 
     registry = Registry(redis_client(settings))
     known = registry.all()
@@ -81,8 +84,9 @@ def tenants_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def tenants_remove(settings: Settings, args: argparse.Namespace) -> int:
-    from .. import db, provisioning, topics
-    from ..registry import Registry
+    from ..services import cassandra as db
+    from ..services import provisioning, topics
+    from ..services.registry import Registry
 
     registry = Registry(redis_client(settings))
     known = registry.all()

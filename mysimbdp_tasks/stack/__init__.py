@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ..errors import StackError
-from ..settings import Settings
-from . import procs
+from ..core import procs
+from ..core.errors import StackError
+from ..core.settings import Settings
 from .cassandra import STORAGE_PORT, Cassandra
 from .kafka import Kafka
 from .redis import Redis

@@ -10,7 +10,8 @@ from xml.sax.saxutils import escape
 
 import psutil
 
-from . import jars, procs
+from ..core import procs
+from . import jars
 from .java import find_java
 from .service import BIND_HOST, Echo, Service, java_command
 

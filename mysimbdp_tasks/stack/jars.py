@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import StackError
+from ..core.errors import StackError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..errors import StackError
+from ..core.errors import StackError
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@ from typing import ClassVar
 
 import psutil
 
-from ..errors import StackError
-from . import jars, procs
+from ..core import procs
+from ..core.errors import StackError
+from . import jars
 from .java import find_java
 from .service import BIND_HOST, Echo, Service, java_command
 

@@ -8,8 +8,8 @@ from typing import ClassVar
 
 import psutil
 
-from ..errors import StackError
-from . import procs
+from ..core import procs
+from ..core.errors import StackError
 from .service import BIND_HOST, Echo, Service
 
 PIDFILE_WAIT_S = 10.0

@@ -11,8 +11,8 @@ from typing import ClassVar
 
 import psutil
 
-from ..settings import Settings
-from . import procs
+from ..core import procs
+from ..core.settings import Settings
 
 Echo = Callable[[str], None]
 # Servers always listen on loopback only: the stack is for development, demos and CI.

@@ -16,10 +16,10 @@ import pytest
 import redis
 from cassandra.cluster import Session
 
-from mysimbdp_tasks import db
 from mysimbdp_tasks import stack as local_stack
-from mysimbdp_tasks.errors import StackError
-from mysimbdp_tasks.settings import Settings
+from mysimbdp_tasks.core.errors import StackError
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.services import cassandra as db
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def make_tenant(redis_client: redis.Redis, cassandra_session: Session, settings:
     """
     from kit import new_tenant
 
-    from mysimbdp_tasks.registry import Registry
+    from mysimbdp_tasks.services.registry import Registry
 
     made: list[str] = []
 

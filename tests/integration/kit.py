@@ -25,10 +25,12 @@ import psutil
 import redis
 from cassandra.cluster import Session
 
-from mysimbdp_tasks import folders, provisioning, tenants
-from mysimbdp_tasks.registry import Registry
-from mysimbdp_tasks.settings import Settings
-from mysimbdp_tasks.tenants import Tenant
+from mysimbdp_tasks.batch import folders
+from mysimbdp_tasks.core import tenants
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.core.tenants import Tenant
+from mysimbdp_tasks.services import provisioning
+from mysimbdp_tasks.services.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("MYSIMBDP_SAMPLES", ROOT.parent / "shared" / "data" / "reddit"))

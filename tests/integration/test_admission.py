@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from mysimbdp_tasks import folders
-from mysimbdp_tasks.quotas import Quotas
-from mysimbdp_tasks.registry import Registry
-from mysimbdp_tasks.settings import Settings
-from mysimbdp_tasks.tenants import MB
-from mysimbdp_tasks.watcher import Watcher, celery_sender
+from mysimbdp_tasks.batch import folders
+from mysimbdp_tasks.batch.watcher import Watcher, celery_sender
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.core.tenants import MB
+from mysimbdp_tasks.services.quotas import Quotas
+from mysimbdp_tasks.services.registry import Registry
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ def _admit_many(args: tuple[str, str, int, int]) -> list[bool]:
     redis_url, tenant_name, size, count = args
     import redis
 
-    from mysimbdp_tasks.registry import Registry as Reg
+    from mysimbdp_tasks.services.registry import Registry as Reg
 
     client = redis.Redis.from_url(redis_url)
     quotas = Quotas(client)

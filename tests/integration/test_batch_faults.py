@@ -11,7 +11,7 @@ import redis
 from kit import Platform, running_platform
 
 from mysimbdp_tasks import stack
-from mysimbdp_tasks.settings import Settings
+from mysimbdp_tasks.core.settings import Settings
 from producers.generate import generate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -80,10 +80,10 @@ def test_cassandra_restart_during_ingestion_loses_nothing(make_tenant: Any, sett
 
 def test_sweeper_resends_only_a_chunk_that_the_broker_lost(make_tenant: Any, settings: Settings,
                                                            redis_client: Any, tmp_path: Path) -> None:
-    from mysimbdp_tasks import tasks
-    from mysimbdp_tasks.jobs import Jobs
-    from mysimbdp_tasks.sweeper import Sweeper
-    from mysimbdp_tasks.watcher import celery_sender
+    from mysimbdp_tasks.batch.jobs import Jobs
+    from mysimbdp_tasks.batch.sweeper import Sweeper
+    from mysimbdp_tasks.batch.watcher import celery_sender
+    from mysimbdp_tasks.worker import tasks
 
     tenant = make_tenant(like="tenant2", provision=False)
     processing = tmp_path / "processing"

@@ -13,8 +13,8 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import UnknownTopicOrPartitionError
 
 from benchmarks import stream
-from mysimbdp_tasks.registry import Registry
-from mysimbdp_tasks.settings import Settings
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.services.registry import Registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(180)]
 

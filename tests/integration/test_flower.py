@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kit import Platform
 
-from mysimbdp_tasks.settings import Settings
+from mysimbdp_tasks.core.settings import Settings
 
 pytestmark = pytest.mark.integration
 

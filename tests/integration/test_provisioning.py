@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient
 
-from mysimbdp_tasks.registry import Registry
-from mysimbdp_tasks.settings import Settings
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.services.registry import Registry
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ import pytest
 from kafka import KafkaProducer
 from kit import Platform
 
-from mysimbdp_tasks.manager import pool_processes
-from mysimbdp_tasks.metrics import read_events
-from mysimbdp_tasks.reports import Report, send_report
-from mysimbdp_tasks.settings import Settings
+from mysimbdp_tasks.control.manager import pool_processes
+from mysimbdp_tasks.core.reports import Report, send_report
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.services.events import read_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

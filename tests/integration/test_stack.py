@@ -11,7 +11,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
 from mysimbdp_tasks import stack as local_stack
-from mysimbdp_tasks.settings import Settings
+from mysimbdp_tasks.core.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kit import DATA, Platform, table_rows
 
-from mysimbdp_tasks import topics
-from mysimbdp_tasks.quotas import Quotas
-from mysimbdp_tasks.settings import Settings
-from mysimbdp_tasks.tenants import Tenant
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.core.tenants import Tenant
+from mysimbdp_tasks.services import topics
+from mysimbdp_tasks.services.quotas import Quotas
 from producers.stream import key_for, message_for, records_for
 
 pytestmark = pytest.mark.integration

@@ -18,9 +18,9 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from mysimbdp_tasks import topics
-from mysimbdp_tasks.reports import Report
-from mysimbdp_tasks.settings import Settings
+from mysimbdp_tasks.core.reports import Report
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.services import topics
 from producers import samples, stream
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from mysimbdp_tasks.convert import CONVERTERS, RowConverter
-from mysimbdp_tasks.errors import RowError
+from mysimbdp_tasks.core.convert import CONVERTERS, RowConverter
+from mysimbdp_tasks.core.errors import RowError
 
 pytestmark = pytest.mark.unit
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from mysimbdp_tasks.errors import PermanentIngestError
-from mysimbdp_tasks.parsing import (
+from mysimbdp_tasks.core.errors import PermanentIngestError
+from mysimbdp_tasks.core.parsing import (
     Chunk,
     Format,
     Record,

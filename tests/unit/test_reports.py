@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mysimbdp_tasks.reports import Report, Reservoir, Window
+from mysimbdp_tasks.core.reports import Report, Reservoir, Window
 
 pytestmark = pytest.mark.unit
 

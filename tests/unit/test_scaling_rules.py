@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from mysimbdp_tasks import tenants
-from mysimbdp_tasks.manager import plan
-from mysimbdp_tasks.monitor import Decision, Evaluator
-from mysimbdp_tasks.reports import Report
+from mysimbdp_tasks.control.manager import plan
+from mysimbdp_tasks.control.monitor import Decision, Evaluator
+from mysimbdp_tasks.core import tenants
+from mysimbdp_tasks.core.reports import Report
 
 pytestmark = pytest.mark.unit
 

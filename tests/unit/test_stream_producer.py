@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mysimbdp_tasks.errors import TenantError
+from mysimbdp_tasks.core.errors import TenantError
 from producers import awkward, samples, stream
 from producers.readers import InputError
 from producers.stream import TokenBucket, encode, key_for, message_for, records_for

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from mysimbdp_tasks import tenants
 from mysimbdp_tasks.cli import main
-from mysimbdp_tasks.errors import ConfigError
+from mysimbdp_tasks.core import tenants
+from mysimbdp_tasks.core.errors import ConfigError
 
 pytestmark = pytest.mark.unit
 

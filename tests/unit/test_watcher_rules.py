@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from mysimbdp_tasks.sweeper import Sweeper
-from mysimbdp_tasks.watcher import tenant_of
+from mysimbdp_tasks.batch.sweeper import Sweeper
+from mysimbdp_tasks.batch.watcher import tenant_of
 
 pytestmark = pytest.mark.unit
 

@@ -29,13 +29,14 @@ import redis
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from . import folders, metrics
+from ..core.settings import Settings
+from ..core.tenants import Tenant
+from ..services import events as metrics
+from ..services.quotas import Quotas
+from ..services.registry import Registry
+from . import folders
 from .jobs import Jobs
-from .quotas import Quotas
-from .registry import Registry
-from .settings import Settings
 from .sweeper import Sweeper
-from .tenants import Tenant
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def tenant_of(name: str) -> str:
 
 
 def celery_sender() -> Send:
-    from .celery_app import app
+    from ..worker.celery_app import app
 
     def send(job: dict[str, Any]) -> None:
         app.send_task("mysimbdp.ingest_file", args=(job,), queue=f"{job['tenant']}.batch",
@@ -243,7 +244,7 @@ class Watcher:
 
     # -- running -----------------------------------------------------------------------------
     def sweeper(self) -> Sweeper:
-        from . import tasks
+        from ..worker import tasks
 
         send_file = celery_sender()
         return Sweeper(self.redis, self.layout.folder(folders.PROCESSING).resolve(), send_file, tasks.send_chunk,

@@ -23,11 +23,13 @@ import psutil
 import redis
 from kafka import KafkaConsumer
 
-from . import metrics, processes, topics
+from ..core.settings import Settings
+from ..core.tenants import Tenant
+from ..services import events as metrics
+from ..services import topics
+from ..services.registry import Registry
+from . import processes
 from .monitor import Decision
-from .registry import Registry
-from .settings import Settings
-from .tenants import Tenant
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ class Pools:
     """The tenants' worker pools, reached through Celery's remote control."""
 
     def __init__(self) -> None:
-        from .celery_app import app
+        from ..worker.celery_app import app
 
         self.app = app
 

@@ -9,11 +9,12 @@ from typing import Any
 
 from cassandra.cluster import Session
 
-from . import folders, metrics
-from .cql import ident
-from .quotas import Quotas
-from .settings import Settings
-from .tenants import MB, Tenant
+from ..batch import folders
+from ..core.cql import ident
+from ..core.settings import Settings
+from ..core.tenants import MB, Tenant
+from ..services import events as metrics
+from ..services.quotas import Quotas
 
 
 def usage(quotas: Quotas, tenant: Tenant) -> dict[str, Any]:

@@ -20,12 +20,12 @@ from __future__ import annotations
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 
-from . import context
-from .settings import Settings
+from ..core.settings import Settings
+from ..services import context
 
 
 def make_app(settings: Settings) -> Celery:
-    app = Celery("mysimbdp", include=["mysimbdp_tasks.tasks"])
+    app = Celery("mysimbdp", include=["mysimbdp_tasks.worker.tasks"])
     app.conf.update(
         broker_url=settings.redis_url,
         broker_connection_retry_on_startup=True,
@@ -64,7 +64,7 @@ def _fresh_connections(**_: object) -> None:
 
 @worker_process_shutdown.connect
 def _close_connections(**_: object) -> None:
-    from . import stream
+    from ..stream import writer as stream
 
     stream.flush_all()
     context.close()

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import redis
 
+from ..core.tenants import Tenant
 from .registry import ACTIVE, CONFIGS
-from .tenants import Tenant
 
 GRACE_SECONDS = 24 * 3600  # usage of a day stays readable this long after the day ends
 

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
-from .settings import Settings
-from .tenants import Tenant
+from ..core.settings import Settings
+from ..core.tenants import Tenant
 
 log = logging.getLogger(__name__)
 

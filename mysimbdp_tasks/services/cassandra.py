@@ -14,8 +14,8 @@ from cassandra.cluster import (
 )
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
-from .errors import ServiceUnavailable, SettingsError
-from .settings import Settings
+from ..core.errors import ServiceUnavailable, SettingsError
+from ..core.settings import Settings
 
 log = logging.getLogger(__name__)
 

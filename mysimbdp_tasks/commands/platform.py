@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..errors import MysimbdpError
-from ..settings import Settings
+from ..core.errors import MysimbdpError
+from ..core.settings import Settings
 from .common import echo, redis_client, stop_event
 
 
 def platform_up(settings: Settings, args: argparse.Namespace) -> int:
-    from .. import processes as platform
-    from ..registry import Registry
+    from ..control import processes as platform
+    from ..services.registry import Registry
 
     if args.config:
         from .tenants import tenants_apply
@@ -26,7 +26,7 @@ def platform_up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def platform_down(settings: Settings, args: argparse.Namespace) -> int:
-    from .. import processes as platform
+    from ..control import processes as platform
 
     platform.down(settings, echo=echo)
     return 0
@@ -35,14 +35,14 @@ def platform_down(settings: Settings, args: argparse.Namespace) -> int:
 def worker(settings: Settings, args: argparse.Namespace) -> int:
     import os
 
-    from ..registry import Registry
+    from ..services.registry import Registry
 
     tenant = Registry(redis_client(settings)).all().get(args.tenant)
     if tenant is None:
         raise MysimbdpError(f"tenant {args.tenant!r} has not been applied (mysimbdp tenants apply FILE)")
     # The pool serves this tenant only: its queues, and its tasks refuse any other tenant's work.
     os.environ["MYSIMBDP_WORKER_TENANT"] = tenant.name
-    from ..celery_app import app
+    from ..worker.celery_app import app
 
     argv = ["worker", "-Q", f"{tenant.batch_queue},{tenant.stream_queue}", "-n", f"{tenant.name}@%h",
             "--loglevel", "INFO", "-E", "--without-gossip", "--without-mingle"]
@@ -55,7 +55,7 @@ def watch(settings: Settings, args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from ..watcher import Watcher, celery_sender
+    from ..batch.watcher import Watcher, celery_sender
 
     logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
     stop = threading.Event()
@@ -68,9 +68,9 @@ def bridge(settings: Settings, args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from ..bridge import Bridge, celery_task_sender
-    from ..quotas import Quotas
-    from ..registry import Registry
+    from ..services.quotas import Quotas
+    from ..services.registry import Registry
+    from ..stream.bridge import Bridge, celery_task_sender
 
     logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
     client = redis_client(settings)
@@ -95,7 +95,7 @@ def bridge(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def monitor(settings: Settings, args: argparse.Namespace) -> int:
-    from .. import monitor as monitor_mod
+    from ..control import monitor as monitor_mod
 
     logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
     monitor_mod.run(settings, set(args.tenant) if args.tenant else None, args.idle_after, stop_event())
@@ -103,7 +103,7 @@ def monitor(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def manager(settings: Settings, args: argparse.Namespace) -> int:
-    from ..manager import Manager
+    from ..control.manager import Manager
 
     logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
     Manager(settings, set(args.tenant) if args.tenant else None, args.cooldown, not args.no_reconcile).run(
@@ -112,7 +112,7 @@ def manager(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def flower(settings: Settings, args: argparse.Namespace) -> int:
-    from ..celery_app import app
+    from ..worker.celery_app import app
 
     app.start(["flower", f"--port={args.port}", "--address=127.0.0.1"])
     return 0

@@ -14,12 +14,12 @@ import redis
 from cassandra.cluster import Cluster, Session
 from kafka import KafkaProducer
 
-from . import db
-from .errors import TenantError
+from ..core.errors import TenantError
+from ..core.settings import Settings
+from ..core.tenants import Tenant
+from . import cassandra as db
 from .registry import Registry
-from .settings import Settings
 from .sink import Sink
-from .tenants import Tenant
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {}

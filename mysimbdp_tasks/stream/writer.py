@@ -18,13 +18,13 @@ from typing import Any
 
 from cassandra.cluster import Session
 
-from . import context
-from .cql import ident
-from .errors import RowError
-from .ingest import converter_for
-from .provisioning import STREAM_METRICS
-from .reports import Report, Window, send_report
-from .tenants import Tenant
+from ..core.cql import ident
+from ..core.errors import RowError
+from ..core.reports import Report, Window, send_report
+from ..core.rows import converter_for
+from ..core.tenants import Tenant
+from ..services import context
+from ..services.provisioning import STREAM_METRICS
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,11 @@ from cassandra.cluster import NoHostAvailable
 from cassandra.connection import ConnectionException
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from . import batch, context, stream
+from ..batch import files as batch
+from ..core.errors import TenantError, TransientIngestError
+from ..services import context
+from ..stream import writer as stream
 from .celery_app import app
-from .errors import TenantError, TransientIngestError
 
 log = logging.getLogger(__name__)
 

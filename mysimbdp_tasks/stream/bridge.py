@@ -34,14 +34,14 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from .convert import RowConverter
-from .errors import RowError
-from .ingest import converter_for
-from .quotas import Quotas
-from .registry import ACTIVE
-from .reports import Window, send_report
-from .settings import Settings
-from .tenants import Tenant
+from ..core.convert import RowConverter
+from ..core.errors import RowError
+from ..core.reports import Window, send_report
+from ..core.rows import converter_for
+from ..core.settings import Settings
+from ..core.tenants import Tenant
+from ..services.quotas import Quotas
+from ..services.registry import ACTIVE
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def validate(tenant: Tenant, converter: RowConverter, value: bytes | None) -> tu
 
 
 def celery_task_sender() -> SendTask:
-    from .celery_app import app
+    from ..worker.celery_app import app
 
     def send(tenant: Tenant, batch: dict[str, Any]) -> None:
         app.send_task("mysimbdp.ingest_messages", args=(tenant.name, batch), queue=tenant.stream_queue)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-from ..errors import StackError
+from .errors import StackError
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import time
 
 import redis
 
-from . import tenants as tenant_model
-from .tenants import Tenant
+from ..core import tenants as tenant_model
+from ..core.tenants import Tenant
 
 CONFIGS = "mysimbdp:tenants"
 ACTIVE = "mysimbdp:tenants:active"

@@ -16,9 +16,9 @@ from typing import Any
 
 from cassandra.cluster import Session
 
-from .cql import ident
+from ..core.cql import ident
+from ..core.tenants import Tenant
 from .provisioning import BATCH_METRICS
-from .tenants import Tenant
 
 _BATCH_COLUMNS = ("day", "ingest_id", "file", "size_bytes", "started_at", "finished_at", "rows_ok",
                   "rows_refused", "chunks", "status", "reason", "duration_ms", "ms_per_row")

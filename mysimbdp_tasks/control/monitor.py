@@ -27,11 +27,11 @@ from typing import Any
 import redis
 from kafka import KafkaConsumer, KafkaProducer
 
-from . import topics
-from .registry import Registry
-from .reports import Report
-from .settings import Settings
-from .tenants import Tenant
+from ..core.reports import Report
+from ..core.settings import Settings
+from ..core.tenants import Tenant
+from ..services import topics
+from ..services.registry import Registry
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import psutil
 
-from .settings import Settings
-from .stack import procs
-from .tenants import Tenant
+from ..core import procs
+from ..core.settings import Settings
+from ..core.tenants import Tenant
 
 MARK = "mysimbdp_tasks.cli"
 DEFAULT_CONCURRENCY = 2

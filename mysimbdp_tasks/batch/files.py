@@ -14,13 +14,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from . import context, folders, metrics
-from .errors import PermanentIngestError, TenantError
-from .ingest import ChunkResult, converter_for, ingest_chunk, summarize
+from ..core.errors import PermanentIngestError, TenantError
+from ..core.parsing import Chunk, detect_format, plan_chunks
+from ..core.rows import ChunkResult, converter_for, ingest_chunk, summarize
+from ..core.tenants import Tenant
+from ..services import context
+from ..services import events as metrics
+from ..services.quotas import Quotas
+from . import folders
 from .jobs import Jobs
-from .parsing import Chunk, detect_format, plan_chunks
-from .quotas import Quotas
-from .tenants import Tenant
 
 log = logging.getLogger(__name__)
 

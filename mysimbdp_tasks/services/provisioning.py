@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 from cassandra.cluster import Session
 
-from . import cql
-from .cql import ident
-from .db import replication_map
-from .errors import ProvisioningError
-from .tenants import Tenant
+from ..core import cql
+from ..core.cql import ident
+from ..core.errors import ProvisioningError
+from ..core.tenants import Tenant
+from .cassandra import replication_map
 
 log = logging.getLogger(__name__)
 

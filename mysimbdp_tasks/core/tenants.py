@@ -12,7 +12,7 @@ original stream-only file both load as they are. Sizes are in MB, where **1 MB =
 (a mebibyte, as ``os.path.getsize(f) / 1024 / 1024`` gives it); fractions are allowed.
 
 Loading never stops at the first mistake: every problem is collected with its tenant and field
-path and raised together in one :class:`~mysimbdp_tasks.errors.ConfigError`.
+path and raised together in one :class:`~mysimbdp_tasks.core.errors.ConfigError`.
 """
 
 from __future__ import annotations

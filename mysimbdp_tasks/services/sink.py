@@ -6,7 +6,7 @@
   (``batch_size_warn_threshold`` 64 KiB on the local stack; the fail threshold is larger).
 - Batches run with bounded concurrency through the driver's async API.
 - A failed batch is retried with exponential backoff; if it still fails the whole write raises
-  :class:`~mysimbdp_tasks.errors.TransientIngestError` so the task retries later. Writes are upserts
+  :class:`~mysimbdp_tasks.core.errors.TransientIngestError` so the task retries later. Writes are upserts
   on the tenant's primary key, so replaying any of them is harmless.
 """
 
@@ -22,9 +22,9 @@ from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
 
-from .cql import ident
-from .errors import TransientIngestError
-from .tenants import Tenant
+from ..core.cql import ident
+from ..core.errors import TransientIngestError
+from ..core.tenants import Tenant
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,6 @@
+"""Monitoring and control: the monitor (reports in, decisions out), the manager (scales a tenant's
+pool, reconciles processes) and the platform's process table.
+
+May import: :mod:`~mysimbdp_tasks.core` and :mod:`~mysimbdp_tasks.services`. The Celery app the
+manager needs for pool control is handed in by the command that builds it.
+"""
