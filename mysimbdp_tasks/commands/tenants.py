@@ -27,13 +27,14 @@ def tenants_apply(settings: Settings, args: argparse.Namespace) -> int:
     from ..services.registry import Registry
 
     found = tenants.load(args.file)
+    registry = Registry(redis_client(settings))
+    registry.claim_namespaces(list(found.values()))  # before anything is created
     cluster, session = db.connect(settings)
     try:
         provisioning.apply(session, found.values(), settings.replication, echo=echo)
     finally:
         cluster.shutdown()
     created = topics.ensure(settings, found.values())
-    registry = Registry(redis_client(settings))
     for t in found.values():
         registry.save(t)
         print(f"{t.name}: keyspace {t.namespace}, table {t.table_name} key {t.key}: provisioned, active")
@@ -95,6 +96,11 @@ def tenants_remove(settings: Settings, args: argparse.Namespace) -> int:
     registry.deactivate(args.name)
     print(f"{args.name}: deactivated: no new files or messages are admitted")
     if args.drop_data:
+        owner = registry.namespace_owner(known[args.name].namespace)
+        sharing = sorted(n for n, t in known.items() if t.namespace == known[args.name].namespace and n != args.name)
+        if (owner and owner != args.name) or sharing:
+            raise MysimbdpError(f"{args.name}: keyspace {known[args.name].namespace} is also used by "
+                                f"{', '.join(sharing) or owner}; data kept")
         cluster, session = db.connect(settings)
         try:
             provisioning.drop_data(session, known[args.name])

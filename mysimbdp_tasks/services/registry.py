@@ -14,15 +14,59 @@ import time
 import redis
 
 from ..core import tenants as tenant_model
+from ..core.errors import TenantError
 from ..core.tenants import Tenant
 
 CONFIGS = "mysimbdp:tenants"
 ACTIVE = "mysimbdp:tenants:active"
+NAMESPACES = "mysimbdp:tenants:namespaces"  # keyspace -> the one tenant that owns it
+
+# Claim every keyspace of an apply at once, or none: a keyspace owned by another tenant (applied in
+# an earlier run, or by a concurrent one) is refused before anything is created.
+_CLAIM = """
+for i = 1, #KEYS do
+  local owner = redis.call('HGET', KEYS[i], ARGV[2 * i - 1])
+  if owner and owner ~= ARGV[2 * i] then
+    return {ARGV[2 * i - 1], owner}
+  end
+end
+for i = 1, #KEYS do
+  redis.call('HSET', KEYS[i], ARGV[2 * i - 1], ARGV[2 * i])
+end
+return {}
+"""
 
 
 class Registry:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
+
+    def claim_namespaces(self, tenants: list[Tenant]) -> None:
+        """Make each tenant the owner of its keyspace; refuse if another tenant owns one already.
+
+        Owners are also derived from the applied configurations, so a registry written before
+        ownership was recorded still protects its keyspaces.
+        """
+        for other in self.all().values():
+            for t in tenants:
+                if other.namespace == t.namespace and other.name != t.name:
+                    raise TenantError(f"{t.name}.namespace: keyspace {t.namespace!r} belongs to tenant "
+                                      f"{other.name!r}; choose another namespace")
+        if not tenants:
+            return
+        args: list[str] = []
+        for t in tenants:
+            args += [t.namespace, t.name]
+        clash = self.redis.eval(_CLAIM, len(tenants), *([NAMESPACES] * len(tenants)), *args)
+        if clash:
+            ns, owner = (x.decode() if isinstance(x, bytes) else str(x) for x in clash)
+            claimant = next(t.name for t in tenants if t.namespace == ns)
+            raise TenantError(f"{claimant}.namespace: keyspace {ns!r} belongs to tenant {owner!r}; "
+                              f"choose another namespace")
+
+    def namespace_owner(self, namespace: str) -> str | None:
+        raw = self.redis.hget(NAMESPACES, namespace)
+        return raw.decode() if isinstance(raw, bytes) else raw
 
     def save(self, tenant: Tenant) -> None:
         pipe = self.redis.pipeline()
@@ -39,6 +83,9 @@ class Registry:
         pipe.srem(ACTIVE, name)
         pipe.hdel(CONFIGS, name)
         pipe.hdel(f"{CONFIGS}:applied_at", name)
+        for ns, owner in self.redis.hgetall(NAMESPACES).items():
+            if owner in (name, name.encode()):
+                pipe.hdel(NAMESPACES, ns)
         # Its topics are gone too; offsets of a re-created topic start again at 0.
         pipe.delete(f"mysimbdp:stream:hw:{name}")
         pipe.execute()

@@ -125,3 +125,32 @@ def test_check_and_apply_of_a_broken_file_create_nothing(cassandra_session: Any,
         assert f"{name}.schema.key" in result.stderr and "autor" in result.stderr
         assert f"{name}.max_number_of_files" in result.stderr
     assert not keyspace_exists(cassandra_session, f"test_{name}")
+
+
+def test_a_keyspace_applied_for_one_tenant_is_refused_to_another_and_never_dropped_for_it(
+        cassandra_session: Any, redis_client: Any, tmp_path: Path) -> None:
+    owner, intruder = ("p" + uuid.uuid4().hex[:10] for _ in range(2))
+    ks = f"test_{owner}"
+    raw = copy.deepcopy(SHIPPED["tenant2"]) | {"namespace": ks}
+    try:
+        first = mysimbdp("tenants", "apply", str(_tenant_file(tmp_path, owner, raw)))
+        assert first.returncode == 0, first.stderr
+        # A separate apply run (the file-level check cannot see the first tenant) claims the same keyspace.
+        second = mysimbdp("tenants", "apply", str(_tenant_file(tmp_path, intruder, raw)))
+        assert second.returncode != 0
+        assert f"keyspace {ks!r} belongs to tenant {owner!r}" in second.stderr
+        assert intruder not in Registry(redis_client).all()
+        # Removing the owner with --drop-data still works; removing an unknown intruder drops nothing.
+        refused = mysimbdp("tenants", "remove", intruder, "--drop-data")
+        assert refused.returncode != 0
+        assert keyspace_exists(cassandra_session, ks)
+        dropped = mysimbdp("tenants", "remove", owner, "--drop-data")
+        assert dropped.returncode == 0, dropped.stderr
+        assert not keyspace_exists(cassandra_session, ks)
+        # Once the owner is gone, the keyspace is free for a new tenant.
+        again = mysimbdp("tenants", "apply", str(_tenant_file(tmp_path, intruder, raw)))
+        assert again.returncode == 0, again.stderr
+    finally:
+        for name in (owner, intruder):
+            Registry(redis_client).forget(name)
+        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=60)
