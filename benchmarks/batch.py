@@ -37,6 +37,7 @@ from mysimbdp_tasks.services import cassandra as db
 from producers.generate import generate
 
 from . import cases, resources, results
+from .errors import BenchmarkError
 from .harness import ROOT, publish
 from .results import Measurement
 
@@ -44,9 +45,6 @@ MIB = 1024 * 1024
 RESULTS = ROOT / "benchmarks" / "results"
 EMPTY = {"csv": b"created_utc,subreddit,id,author,body\r\n", "json": b"[]\n"}  # files with no rows
 
-
-class BenchmarkError(MysimbdpError):
-    """The benchmark could not run, or what it measured is wrong (rows missing or extra)."""
 
 
 @dataclass(frozen=True)

@@ -28,19 +28,17 @@ from cassandra.cluster import Session
 
 from mysimbdp_tasks.batch import folders
 from mysimbdp_tasks.core import tenants
-from mysimbdp_tasks.core.errors import MysimbdpError
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
 from mysimbdp_tasks.services import provisioning
 from mysimbdp_tasks.services.registry import Registry
 
+from .errors import PlatformError
+
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_TENANTS = ROOT / "tenants" / "tenants.json"
 READY_MARK = "ready."  # Celery's last start-up line: "<name>@<host> ready."
 
-
-class PlatformError(MysimbdpError):
-    """A platform process died, or a file did not finish in time; carries the logs' tails."""
 
 
 def fresh_tenant(like: str, prefix: str = "bench", shipped: Path = SHIPPED_TENANTS,

@@ -41,15 +41,13 @@ from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.services import cassandra as db
 
 from . import stream_results as results
+from .errors import BenchmarkError
 from .harness import ROOT, publish
 from .stream_steps import Rig, RigOptions, baseline, describe
 
 RESULTS = ROOT / "benchmarks" / "results"
 DATA = Path(os.environ.get("MYSIMBDP_SAMPLES", ROOT.parent / "shared" / "data" / "reddit"))
 
-
-class BenchmarkError(MysimbdpError):
-    """The benchmark could not run, or what it measured is wrong (messages missing from Cassandra)."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
 
 from . import harness
+from .errors import PlatformError
 from .stream_producer import parse_id
 
 BRIDGE_MARK = "bridging"  # the bridge's first log line: "tenant=T bridging T.ingest -> queue T.stream"
@@ -53,7 +54,7 @@ class StreamPlatform(harness.Platform):
         while mark not in log.read_text(errors="replace"):
             self.check_alive()
             if time.monotonic() > deadline:
-                raise harness.PlatformError(f"{name} of {self.tenant.name} not started after {timeout} s; "
+                raise PlatformError(f"{name} of {self.tenant.name} not started after {timeout} s; "
                                             f"logs:\n{self.tails()}")
             time.sleep(0.1)
 

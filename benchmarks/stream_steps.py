@@ -31,6 +31,7 @@ from mysimbdp_tasks.services import topics
 from mysimbdp_tasks.services.provisioning import STREAM_METRICS
 
 from . import harness, stream_cpu
+from .errors import PlatformError
 from .stream_platform import Backlog, StreamPlatform, count_rows, write_times
 from .stream_producer import Command, ProducerProcess, StepSent, read_times
 from .stream_results import Landed, Naive, Sent, Step, percentile, step_result
@@ -57,7 +58,7 @@ def fresh_stream_tenant(like: str, prefix: str = "bench") -> Tenant:
 def inputs_for(like: str, data: Path) -> list[Path]:
     found = sorted(data.glob(INPUT_GLOBS[like]))
     if not found:
-        raise harness.PlatformError(f"no {INPUT_GLOBS[like]} samples in {data} for {like} (set MYSIMBDP_SAMPLES)")
+        raise PlatformError(f"no {INPUT_GLOBS[like]} samples in {data} for {like} (set MYSIMBDP_SAMPLES)")
     return found
 
 
@@ -256,7 +257,7 @@ def baseline(settings: Settings, client: redis.Redis, session: Session, workdir:
         proc = subprocess.run(argv, check=False, capture_output=True, text=True, cwd=harness.ROOT,
                               timeout=seconds + 120)
         if proc.returncode != 0:
-            raise harness.PlatformError(f"the naive consumer failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+            raise PlatformError(f"the naive consumer failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         rows = sum(count_rows(session, t) for t in made)
     finally:

@@ -23,6 +23,7 @@ import psutil
 import redis
 from kafka import KafkaConsumer
 
+from ..core.errors import WorkerUnreachable
 from ..core.settings import Settings
 from ..core.tenants import Tenant
 from ..services import events as metrics
@@ -85,7 +86,7 @@ class Pools:
     def resize(self, tenant: str, delta: int) -> None:
         nodes = self.nodes(tenant)
         if not nodes:
-            raise RuntimeError(f"no worker node of tenant {tenant} answers")
+            raise WorkerUnreachable(f"no worker node of tenant {tenant} answers")
         # One node is enough: pools are per tenant, and the next decision sees the new size.
         command = self.app.control.pool_grow if delta > 0 else self.app.control.pool_shrink
         command(abs(delta), destination=nodes[:1], reply=True, timeout=5.0)

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..core import procs
-from ..core.errors import StackError
+from ..core.errors import StackCancelled, StackError
 from ..core.settings import Settings
 from .cassandra import STORAGE_PORT, Cassandra
 from .kafka import Kafka
@@ -86,10 +86,6 @@ def up(settings: Settings, services: Sequence[str] = SERVICES, echo: Callable[[s
     say(f"stack: {', '.join(svc.name for svc in chosen)} up in {time.monotonic() - started:.1f} s")
 
 
-class _Cancelled(Exception):
-    """``up`` was interrupted while this service was still starting."""
-
-
 def _bring_up(svc: Service, say: Echo, cancel: threading.Event) -> None:
     pid = svc.live_pid()
     if pid is not None:
@@ -135,7 +131,7 @@ def _wait_ready(
     last_error = "no answer yet"
     while True:
         if cancel.is_set():
-            raise _Cancelled(svc.name)
+            raise StackCancelled(svc.name)
         if not procs.is_alive(pid):
             code = procs.exit_code(pid)
             how = f" with code {code}" if code is not None else ""
