@@ -24,7 +24,7 @@ import redis
 from kafka import KafkaConsumer
 
 from ..core.errors import WorkerUnreachable
-from ..core.settings import Settings
+from ..core.settings import DEFAULT_COOLDOWN_S, Settings
 from ..core.tenants import Tenant
 from ..services import events as metrics
 from ..services import topics
@@ -33,8 +33,6 @@ from . import processes
 from .monitor import Decision
 
 log = logging.getLogger(__name__)
-
-DEFAULT_COOLDOWN_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -93,7 +91,8 @@ class Pools:
 
 
 class Manager:
-    def __init__(self, settings: Settings, scope: set[str] | None, cooldown_s: float, reconcile: bool) -> None:
+    def __init__(self, settings: Settings, scope: set[str] | None, cooldown_s: float = DEFAULT_COOLDOWN_S,
+                 reconcile: bool = True) -> None:
         self.settings = settings
         self.scope = scope
         self.cooldown_s = cooldown_s
