@@ -13,7 +13,6 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ import redis
 from cassandra.cluster import Session
 
 from mysimbdp_tasks.batch import folders
-from mysimbdp_tasks.core import tenants
+from mysimbdp_tasks.core import procs, tenants
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
 from mysimbdp_tasks.services import provisioning
@@ -144,16 +143,7 @@ class Platform:
     def stop(self, timeout: float = 30) -> None:
         """The watcher first (nothing new is admitted), then the pool; SIGKILL what outlives ``timeout``."""
         for name in sorted(self.procs, key=lambda n: n != "watcher"):
-            proc = self.procs.pop(name)
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+            procs.stop_child(self.procs.pop(name), timeout)
 
     def __enter__(self) -> Self:
         return self.start()

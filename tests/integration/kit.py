@@ -26,7 +26,7 @@ import redis
 from cassandra.cluster import Session
 
 from mysimbdp_tasks.batch import folders
-from mysimbdp_tasks.core import tenants
+from mysimbdp_tasks.core import procs, tenants
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
 from mysimbdp_tasks.services import provisioning
@@ -97,16 +97,8 @@ class Platform:
         proc.wait(10)
 
     def stop(self) -> None:
-        for name, proc in list(self.procs.items()):
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        for proc in self.procs.values():
+            procs.stop_child(proc, 30)
         self.procs.clear()
 
     # -- files -----------------------------------------------------------------------------
