@@ -75,7 +75,8 @@ def _sizes(text: str) -> tuple[float, ...]:
     except ValueError:
         sizes = ()
     if not sizes or any(s <= 0 for s in sizes):
-        raise argparse.ArgumentTypeError(f"expected positive sizes in MB separated by commas, e.g. 1,10,50; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected positive sizes in MB separated by commas, e.g. 1,10,50; got {text!r}")
     return tuple(sorted(set(sizes)))
 
 
@@ -93,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cold", action="store_true", help="no warm-up: the pool opens its sessions on the measured file")
     p.add_argument("--baseline-rows", type=int, help="naive baseline: row budget (default 20000)")
     p.add_argument("--baseline-seconds", type=float, help="naive baseline: time budget (default 30)")
-    p.add_argument("--raw-concurrency", type=int, default=Options.raw_concurrency, help="raw driver: requests in flight")
+    p.add_argument("--raw-concurrency", type=int, default=Options.raw_concurrency,
+                   help="raw driver: requests in flight")
     p.add_argument("--raw-slice-rows", type=int, default=Options.raw_slice_rows,
                    help="raw driver: rows handed to the driver at a time")
     p.add_argument("--workdir", type=Path,

@@ -34,7 +34,7 @@ def render(doc: dict[str, Any], out: Path) -> Path:
         ax_rate.axvline(goal, color="#4a5568", linestyle="--", linewidth=1,
                         label=f"target: {TARGET_VS_BASELINE:g}x the naive baseline")
         ax_rate.legend(loc="lower right", fontsize=8)
-    for bar, m in zip(bars, ms):
+    for bar, m in zip(bars, ms, strict=True):
         ax_rate.text(bar.get_width() + top * 0.01, bar.get_y() + bar.get_height() / 2,
                      f"{m['rows_per_s']:,.0f}  ({m['mb_per_s']:.2f} MB/s)", va="center", fontsize=9)
     ax_rate.set_xlim(0, top * 1.35)

@@ -87,9 +87,10 @@ class Rig:
             platform.launch(self.options.bridge_args)
         for platform in self.platforms:
             platform.wait_started()
-        self.producers = [self._producer(like, t) for like, t in zip(SHAPES, self.tenants)]
+        self.producers = [self._producer(like, t) for like, t in zip(SHAPES, self.tenants, strict=True)]
         self.backlog = Backlog(self.settings, self.tenants)
-        self.echo("tenants " + ", ".join(f"{t.name} (like {like})" for like, t in zip(SHAPES, self.tenants)) +
+        shown = ", ".join(f"{t.name} (like {like})" for like, t in zip(SHAPES, self.tenants, strict=True))
+        self.echo(f"tenants {shown}"
                   f": worker pools of {self.options.concurrency} and bridges started")
         return self
 
@@ -140,7 +141,7 @@ class Rig:
                      if seq < len(created) and created[seq] >= 0]
             dead = self.backlog.dead(self._tenant(r.tenant)) - dead_before[r.tenant]
             landed.append(Landed(r.tenant, dead, tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)))
-            clock += [c - t * 1000 for c, t in zip(created, sent_at) if c >= 0]
+            clock += [c - t * 1000 for c, t in zip(created, sent_at, strict=True) if c >= 0]
         details: dict[str, Any] = {"cpu_pct_of_one_core": cpu, "drain_wait_s": round(drain_wait, 2),
                                    "createtime_minus_send_ms": _spread(clock),
                                    "worker_windows": self._worker_windows(results)}
@@ -217,7 +218,7 @@ def _spread(values: Sequence[float]) -> dict[str, float | None] | None:
 
 def describe(made: Sequence[Tenant]) -> list[dict[str, str]]:
     return [{"tenant": t.name, "like": like, "keyspace": t.namespace, "table": t.table_name}
-            for like, t in zip(SHAPES, made)]
+            for like, t in zip(SHAPES, made, strict=True)]
 
 
 def forget(settings: Settings, client: redis.Redis | None, session: Session, tenant: Tenant) -> None:
@@ -240,17 +241,19 @@ def baseline(settings: Settings, client: redis.Redis, session: Session, workdir:
         out = workdir / "times-naive"
         out.mkdir(parents=True, exist_ok=True)
         producers = [ProducerProcess(like, t.name, settings.kafka_bootstrap_str, out, inputs_for(like, data),
-                                     workdir / f"producer-{t.name}.log", harness.ROOT) for like, t in zip(SHAPES, made)]
+                                     workdir / f"producer-{t.name}.log", harness.ROOT)
+                     for like, t in zip(SHAPES, made, strict=True)]
         try:
             share = [messages // 2, messages - messages // 2]
-            for producer, n in zip(producers, share):
+            for producer, n in zip(producers, share, strict=True):
                 producer.send(Command(0, 0.0, None, n, time.time()))
             sent = [p.result(timeout=600) for p in producers]
         finally:
             for producer in producers:
                 producer.close()
         echo(f"  pre-sent {sum(s.acked for s in sent):,} messages; consuming them naively ...")
-        argv = [sys.executable, "-m", "benchmarks.stream_naive", "--group", f"mysimbdp.bench.naive.{uuid.uuid4().hex[:8]}",
+        group = f"mysimbdp.bench.naive.{uuid.uuid4().hex[:8]}"
+        argv = [sys.executable, "-m", "benchmarks.stream_naive", "--group", group,
                 "--max-messages", str(messages), "--max-seconds", str(seconds)]
         for tenant in made:
             argv += ["--tenant-json", tenant.to_json()]

@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=worker)
     p = sub.add_parser("watch", help="watch the staging folder and admit files (foreground)")
     p.add_argument("--stable-seconds", type=float, default=DEFAULT_STABLE_SECONDS,
-                   help=f"a file whose size stays the same this long counts as complete (default {DEFAULT_STABLE_SECONDS:g})")
+                   help="a file whose size stays the same this long counts as complete "
+                        f"(default {DEFAULT_STABLE_SECONDS:g})")
     p.set_defaults(handler=watch)
     p = sub.add_parser("bridge", help="bridge tenants' Kafka topics to their stream queues (foreground)")
     p.add_argument("--tenant", help="one tenant (default: every active stream tenant, one consumer each)")

@@ -144,7 +144,7 @@ def _read(profile: Profile, inputs: Sequence[Path]) -> Iterator[dict[str, Any]]:
             try:
                 if profile.fmt == "csv":
                     for row in iter_csv_rows(f, profile.fields, str(src)):
-                        yield dict(zip(profile.fields, row))
+                        yield dict(zip(profile.fields, row, strict=True))
                 else:
                     yield from iter_json_objects(f, str(src))
             except UnicodeDecodeError as e:

@@ -7,6 +7,7 @@ counters or queues; each platform runs its watcher and worker pool as real proce
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -90,10 +91,8 @@ class Platform:
         proc = self.procs.pop("worker")
         family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
         for p in family:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 p.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
         proc.wait(10)
 
     def stop(self) -> None:
