@@ -22,27 +22,23 @@ from Cassandra. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from mysimbdp_tasks.core.errors import MysimbdpError
-from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.core.settings import DEFAULT_BATCH_MESSAGES, DEFAULT_BATCH_WAIT_MS, Settings
 from mysimbdp_tasks.services import cassandra as db
 
 from . import stream_results as results
 from .errors import BenchmarkError
-from .harness import ROOT, publish
+from .harness import ROOT, publish, run_cli, run_meta
 from .stream_steps import Rig, RigOptions, baseline, describe
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -109,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=Options.concurrency, metavar="N",
                    help="processes of each tenant's worker pool (default 2)")
     p.add_argument("--bridge-max-messages", type=int, metavar="N",
-                   help="the bridges' --max-messages (default: theirs, 500)")
+                   help=f"the bridges' --max-messages (default: theirs, {DEFAULT_BATCH_MESSAGES})")
     p.add_argument("--bridge-max-wait-ms", type=float, metavar="MS",
-                   help="the bridges' --max-wait-ms (default: theirs, 100)")
+                   help=f"the bridges' --max-wait-ms (default: theirs, {DEFAULT_BATCH_WAIT_MS:g})")
     p.add_argument("--drain-timeout", type=float, metavar="S",
                    help="seconds to wait for a step's messages to land (default 120)")
     p.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
@@ -229,12 +225,7 @@ METHOD = (
 def meta(options: Options, started: float, load_before: tuple[float, ...],
          tenants: list[dict[str, str]]) -> dict[str, Any]:
     return {
-        "started_at": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
-        "duration_s": round(time.time() - started, 1),
-        "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
-                 "load_avg_before": [round(x, 2) for x in load_before],
-                 "load_avg_after": [round(x, 2) for x in os.getloadavg()]},
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+        **run_meta(options, started, load_before),
         "method": METHOD,
         "tenants": tenants,
     }
@@ -257,8 +248,4 @@ def main(settings: Settings, argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(Settings.from_env(), sys.argv[1:]))
-    except MysimbdpError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    run_cli(main)
