@@ -17,36 +17,30 @@ exactly the rows it should. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from mysimbdp_tasks.core.errors import MysimbdpError
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.services import cassandra as db
 from producers.generate import generate
 
 from . import cases, resources, results
-from .harness import ROOT, publish
+from .errors import BenchmarkError
+from .harness import ROOT, publish, run_cli, run_meta
 from .results import Measurement
 
 MIB = 1024 * 1024
 RESULTS = ROOT / "benchmarks" / "results"
 EMPTY = {"csv": b"created_utc,subreddit,id,author,body\r\n", "json": b"[]\n"}  # files with no rows
 
-
-class BenchmarkError(MysimbdpError):
-    """The benchmark could not run, or what it measured is wrong (rows missing or extra)."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +71,8 @@ def _sizes(text: str) -> tuple[float, ...]:
     except ValueError:
         sizes = ()
     if not sizes or any(s <= 0 for s in sizes):
-        raise argparse.ArgumentTypeError(f"expected positive sizes in MB separated by commas, e.g. 1,10,50; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected positive sizes in MB separated by commas, e.g. 1,10,50; got {text!r}")
     return tuple(sorted(set(sizes)))
 
 
@@ -95,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cold", action="store_true", help="no warm-up: the pool opens its sessions on the measured file")
     p.add_argument("--baseline-rows", type=int, help="naive baseline: row budget (default 20000)")
     p.add_argument("--baseline-seconds", type=float, help="naive baseline: time budget (default 30)")
-    p.add_argument("--raw-concurrency", type=int, default=Options.raw_concurrency, help="raw driver: requests in flight")
+    p.add_argument("--raw-concurrency", type=int, default=Options.raw_concurrency,
+                   help="raw driver: requests in flight")
     p.add_argument("--raw-slice-rows", type=int, default=Options.raw_slice_rows,
                    help="raw driver: rows handed to the driver at a time")
     p.add_argument("--workdir", type=Path,
@@ -206,12 +202,7 @@ def _line(m: Measurement) -> str:
 def meta(options: Options, inputs: Sequence[cases.Input], started: float,
          load_before: tuple[float, ...]) -> dict[str, Any]:
     return {
-        "started_at": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
-        "duration_s": round(time.time() - started, 1),
-        "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
-                 "load_avg_before": [round(x, 2) for x in load_before],
-                 "load_avg_after": [round(x, 2) for x in os.getloadavg()]},
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+        **run_meta(options, started, load_before),
         "inputs": [i.to_dict() for i in inputs],
         "timing": "pipeline: from the atomic rename into staging to the receipt's finished_at (after every row "
                   "was acknowledged); references: from the first row read to the last write acknowledged, "
@@ -235,8 +226,4 @@ def main(settings: Settings, argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(Settings.from_env(), sys.argv[1:]))
-    except MysimbdpError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    run_cli(main)

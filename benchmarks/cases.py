@@ -32,6 +32,7 @@ from mysimbdp_tasks.core.tenants import Tenant
 from producers.generate import GeneratedFile
 
 from . import harness
+from .errors import PlatformError
 from .resources import ResourceSampler
 from .results import BASELINE, PIPELINE, RAW, Measurement
 
@@ -135,7 +136,7 @@ def pipeline(ctx: Context, setup: PipelineSetup, item: Input, empty: Path) -> Me
     data = receipt.data
     usage = sampler.report()
     if receipt.status == "rejected":
-        raise harness.PlatformError(f"{item.label}: the watcher rejected the file ({data.get('reason')}, limit "
+        raise PlatformError(f"{item.label}: the watcher rejected the file ({data.get('reason')}, limit "
                                     f"{data.get('limit')}, usage {data.get('usage')})")
     if receipt.status != "done":
         ctx.echo(f"  {item.label}: the file ended {receipt.status} ({data.get('reason')}); receipt {receipt.path}")
@@ -175,7 +176,7 @@ def reference(ctx: Context, item: Input, writer: str, options: dict[str, Any], t
                 proc.kill()
                 proc.wait(10)
         if proc.returncode != 0:
-            raise harness.PlatformError(f"the {writer} reference writer failed ({proc.returncode}):\n"
+            raise PlatformError(f"the {writer} reference writer failed ({proc.returncode}):\n"
                                         f"{err.decode(errors='replace')[-3000:]}")
         result = json.loads(out.decode().strip().splitlines()[-1])
         counted = report.rows_in_table(ctx.session, tenant)

@@ -10,37 +10,37 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime as dt
 import json
 import os
+import platform
 import shutil
-import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 import redis
 from cassandra.cluster import Session
 
 from mysimbdp_tasks.batch import folders
-from mysimbdp_tasks.core import tenants
+from mysimbdp_tasks.core import procs, tenants
 from mysimbdp_tasks.core.errors import MysimbdpError
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
 from mysimbdp_tasks.services import provisioning
 from mysimbdp_tasks.services.registry import Registry
 
+from .errors import PlatformError
+
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_TENANTS = ROOT / "tenants" / "tenants.json"
 READY_MARK = "ready."  # Celery's last start-up line: "<name>@<host> ready."
 
-
-class PlatformError(MysimbdpError):
-    """A platform process died, or a file did not finish in time; carries the logs' tails."""
 
 
 def fresh_tenant(like: str, prefix: str = "bench", shipped: Path = SHIPPED_TENANTS,
@@ -146,16 +146,7 @@ class Platform:
     def stop(self, timeout: float = 30) -> None:
         """The watcher first (nothing new is admitted), then the pool; SIGKILL what outlives ``timeout``."""
         for name in sorted(self.procs, key=lambda n: n != "watcher"):
-            proc = self.procs.pop(name)
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+            procs.stop_child(self.procs.pop(name), timeout)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -220,3 +211,24 @@ def publish(doc: dict[str, Any], table: str, summary: str, json_out: Path, plot_
     if plot_out is not None:
         render(doc, plot_out)
         print(f"plot: {plot_out}")
+
+
+def run_meta(options: Any, started: float, load_before: tuple[float, ...]) -> dict[str, Any]:
+    """The head of every result document: when, how long, on what host, with which options (a dataclass)."""
+    return {
+        "started_at": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
+        "duration_s": round(time.time() - started, 1),
+        "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
+                 "load_avg_before": [round(x, 2) for x in load_before],
+                 "load_avg_after": [round(x, 2) for x in os.getloadavg()]},
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+    }
+
+
+def run_cli(main: Callable[[Settings, Sequence[str]], int]) -> NoReturn:
+    """``python -m benchmarks.X``: run ``main`` on the environment's settings; errors as one line, exit 1."""
+    try:
+        sys.exit(main(Settings.from_env(), sys.argv[1:]))
+    except MysimbdpError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)

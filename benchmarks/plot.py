@@ -5,16 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from . import plotting
 from .results import TARGET_RSS_MB, TARGET_VS_BASELINE
 
 COLORS = {"pipeline": "#2b6cb0", "baseline": "#c05621", "raw": "#2f855a"}
 
 
 def render(doc: dict[str, Any], out: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display needed
-    import matplotlib.pyplot as plt
+    plt = plotting.pyplot()
 
     ms = doc["measurements"]
     labels = [m["case"].replace(" (prefix)", "\n(prefix)") for m in ms]
@@ -34,7 +32,7 @@ def render(doc: dict[str, Any], out: Path) -> Path:
         ax_rate.axvline(goal, color="#4a5568", linestyle="--", linewidth=1,
                         label=f"target: {TARGET_VS_BASELINE:g}x the naive baseline")
         ax_rate.legend(loc="lower right", fontsize=8)
-    for bar, m in zip(bars, ms):
+    for bar, m in zip(bars, ms, strict=True):
         ax_rate.text(bar.get_width() + top * 0.01, bar.get_y() + bar.get_height() / 2,
                      f"{m['rows_per_s']:,.0f}  ({m['mb_per_s']:.2f} MB/s)", va="center", fontsize=9)
     ax_rate.set_xlim(0, top * 1.35)
@@ -55,12 +53,7 @@ def render(doc: dict[str, Any], out: Path) -> Path:
     ax_rss.legend(loc="lower right", fontsize=8)
     ax_rss.grid(axis="x", alpha=0.3)
 
-    fig.suptitle(_title(doc), fontsize=11)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return plotting.save(fig, _title(doc), out)
 
 
 def _title(doc: dict[str, Any]) -> str:

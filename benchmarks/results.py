@@ -168,7 +168,7 @@ def table(measurements: Sequence[Measurement]) -> str:
               "-" if m.machine_busy_pct is None else f"{m.machine_busy_pct:.0f}%",
               "ok" if m.verified else f"MISMATCH ({m.rows_in_cassandra:,} in table, {m.expected_rows:,} expected)"]
              for m in measurements]
-    widths = [max(len(str(c)) for c in col) for col in zip(COLUMNS, *lines)]
+    widths = [max(len(str(c)) for c in col) for col in zip(COLUMNS, *lines, strict=True)]
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths[:-1])) + "  {}"
     out = [fmt.format(*COLUMNS), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*line) for line in lines]

@@ -22,34 +22,28 @@ from Cassandra. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from mysimbdp_tasks.core.errors import MysimbdpError
-from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.core.settings import DEFAULT_BATCH_MESSAGES, DEFAULT_BATCH_WAIT_MS, Settings
 from mysimbdp_tasks.services import cassandra as db
 
 from . import stream_results as results
-from .harness import ROOT, publish
+from .errors import BenchmarkError
+from .harness import ROOT, publish, run_cli, run_meta
 from .stream_steps import Rig, RigOptions, baseline, describe
 
 RESULTS = ROOT / "benchmarks" / "results"
 DATA = Path(os.environ.get("MYSIMBDP_SAMPLES", ROOT.parent / "shared" / "data" / "reddit"))
 
-
-class BenchmarkError(MysimbdpError):
-    """The benchmark could not run, or what it measured is wrong (messages missing from Cassandra)."""
 
 
 @dataclass(frozen=True)
@@ -98,8 +92,10 @@ def _rates(text: str) -> tuple[float, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mysimbdp bench stream", description=__doc__.split("\n")[0])
-    p.add_argument("--json", dest="json_out", type=Path, metavar="FILE", default=Options.json_out, help="write the results here")
-    p.add_argument("--plot", dest="plot_out", type=Path, metavar="FILE", default=Options.plot_out, help="write the PNG plot here")
+    p.add_argument("--json", dest="json_out", type=Path, metavar="FILE", default=Options.json_out,
+                   help="write the results here")
+    p.add_argument("--plot", dest="plot_out", type=Path, metavar="FILE", default=Options.plot_out,
+                   help="write the PNG plot here")
     p.add_argument("--no-plot", action="store_true", help="do not draw the plot")
     p.add_argument("--rates", type=_rates, metavar="R1,R2,...", help="total offered rates in msg/s, half per tenant "
                                                 "(default 1000,2500,5000,7500)")
@@ -108,14 +104,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a smoke run: one 5 s step at 1000 msg/s and a short baseline (explicit options still win)")
     p.add_argument("--concurrency", type=int, default=Options.concurrency, metavar="N",
                    help="processes of each tenant's worker pool (default 2)")
-    p.add_argument("--bridge-max-messages", type=int, metavar="N", help="the bridges' --max-messages (default: theirs, 500)")
-    p.add_argument("--bridge-max-wait-ms", type=float, metavar="MS", help="the bridges' --max-wait-ms (default: theirs, 100)")
-    p.add_argument("--drain-timeout", type=float, metavar="S", help="seconds to wait for a step's messages to land (default 120)")
+    p.add_argument("--bridge-max-messages", type=int, metavar="N",
+                   help=f"the bridges' --max-messages (default: theirs, {DEFAULT_BATCH_MESSAGES})")
+    p.add_argument("--bridge-max-wait-ms", type=float, metavar="MS",
+                   help=f"the bridges' --max-wait-ms (default: theirs, {DEFAULT_BATCH_WAIT_MS:g})")
+    p.add_argument("--drain-timeout", type=float, metavar="S",
+                   help="seconds to wait for a step's messages to land (default 120)")
     p.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     p.add_argument("--naive-messages", type=int, metavar="N", help="naive baseline: messages pre-sent (default 20000)")
     p.add_argument("--naive-seconds", type=float, metavar="S", help="naive baseline: time budget (default 30)")
-    p.add_argument("--workdir", type=Path, metavar="DIR", help="where private homes and logs go (default: a temporary folder)")
-    p.add_argument("--keep", action="store_true", help="keep the work folder and the benchmark tenants' keyspaces and topics")
+    p.add_argument("--workdir", type=Path, metavar="DIR",
+                   help="where private homes and logs go (default: a temporary folder)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the work folder and the benchmark tenants' keyspaces and topics")
     return p
 
 
@@ -215,7 +216,8 @@ METHOD = (
     "latency: per message, its row's WRITETIME (microseconds, assigned by the worker's Cassandra driver when it "
     "issues the write) minus its Kafka CreateTime (milliseconds, set by the producer inside send()); one machine, "
     "one clock. sent/s and landed/s: the step's messages acknowledged by Kafka (by CreateTime) and its rows "
-    "in Cassandra (by WRITETIME) per second, both from a quarter into the sending span to its last send. kept up: every acknowledged message landed, "
+    "in Cassandra (by WRITETIME) per second, both from a quarter into the sending span to its last send. "
+    "kept up: every acknowledged message landed, "
     "and the backlog (sent - written) did not grow by more than 5 % of the sent rate over the step unless it "
     "drained within 1 s of the last send. sustained: the highest step that kept up with p99 <= 1 s.")
 
@@ -223,12 +225,7 @@ METHOD = (
 def meta(options: Options, started: float, load_before: tuple[float, ...],
          tenants: list[dict[str, str]]) -> dict[str, Any]:
     return {
-        "started_at": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
-        "duration_s": round(time.time() - started, 1),
-        "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
-                 "load_avg_before": [round(x, 2) for x in load_before],
-                 "load_avg_after": [round(x, 2) for x in os.getloadavg()]},
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+        **run_meta(options, started, load_before),
         "method": METHOD,
         "tenants": tenants,
     }
@@ -251,8 +248,4 @@ def main(settings: Settings, argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(Settings.from_env(), sys.argv[1:]))
-    except MysimbdpError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    run_cli(main)

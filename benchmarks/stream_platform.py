@@ -8,9 +8,6 @@ a bridge instead of the watcher.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -20,11 +17,13 @@ from cassandra.cluster import Session
 from cassandra.query import SimpleStatement
 from kafka import KafkaConsumer, TopicPartition
 
+from mysimbdp_tasks.core import procs
 from mysimbdp_tasks.core.cql import ident
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
 
 from . import harness
+from .errors import PlatformError
 from .stream_producer import parse_id
 
 BRIDGE_MARK = "bridging"  # the bridge's first log line: "tenant=T bridging T.ingest -> queue T.stream"
@@ -53,7 +52,7 @@ class StreamPlatform(harness.Platform):
         while mark not in log.read_text(errors="replace"):
             self.check_alive()
             if time.monotonic() > deadline:
-                raise harness.PlatformError(f"{name} of {self.tenant.name} not started after {timeout} s; "
+                raise PlatformError(f"{name} of {self.tenant.name} not started after {timeout} s; "
                                             f"logs:\n{self.tails()}")
             time.sleep(0.1)
 
@@ -61,23 +60,11 @@ class StreamPlatform(harness.Platform):
         """The bridge first (nothing new is enqueued), then the pool."""
         bridge = self.procs.pop("bridge", None)
         if bridge is not None:
-            _terminate(bridge, timeout)
+            procs.stop_child(bridge, timeout)
         super().stop(timeout)
 
     def pids(self) -> dict[str, int]:
         return {name: proc.pid for name, proc in self.procs.items()}
-
-
-def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
 
 
 class Backlog:

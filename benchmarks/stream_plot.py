@@ -5,15 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from . import plotting
+
 TARGET_RATE = 5000
 MAX_P99_MS = 1000
 
 
 def render(doc: dict[str, Any], out: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display needed
-    import matplotlib.pyplot as plt
+    plt = plotting.pyplot()
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     steps = doc["steps"]
@@ -64,12 +63,7 @@ def render(doc: dict[str, Any], out: Path) -> Path:
     ax_lat.grid(alpha=0.3, which="both")
     ax_lat.legend(loc="upper left", fontsize=8)
 
-    fig.suptitle(_title(doc), fontsize=11)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return plotting.save(fig, _title(doc), out)
 
 
 def _title(doc: dict[str, Any]) -> str:

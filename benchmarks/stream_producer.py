@@ -32,7 +32,6 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from mysimbdp_tasks.core.errors import MysimbdpError
 from producers.stream import (
     TokenBucket,
     encode,
@@ -42,11 +41,10 @@ from producers.stream import (
     records_for,
 )
 
+from .errors import ProducerError
+
 FLUSH_SECONDS = 120.0
 
-
-class ProducerError(MysimbdpError):
-    """A producer process died or stopped answering; the message has its log's tail."""
 
 
 @dataclass(frozen=True)

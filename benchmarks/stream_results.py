@@ -167,7 +167,7 @@ def step_result(step: int, offered_per_s: float, seconds: float, sent: Sequence[
     """
     sends = sorted(t for item in sent for t in item.sends_ms)
     writes = sorted(t for item in landed for t in item.writes_ms)
-    latencies = sorted(w - c for item in landed for c, w in zip(item.sends_ms, item.writes_ms))
+    latencies = sorted(w - c for item in landed for c, w in zip(item.sends_ms, item.writes_ms, strict=True))
     first, last = (sends[0], sends[-1]) if sends else (0.0, 0.0)
     window = steady_window(first, last)
     sent_per_s, landed_per_s = rate_in(sends, *window), rate_in(writes, *window)
@@ -179,8 +179,8 @@ def step_result(step: int, offered_per_s: float, seconds: float, sent: Sequence[
     if offered_per_s > 0 and sent_per_s < SHORT_SEND * offered_per_s:
         why += f"; producers sent only {sent_per_s / offered_per_s:.0%} of the offered rate"
     per_tenant = {}
-    for s, item in zip(sent, landed):
-        lat = sorted(w - c for c, w in zip(item.sends_ms, item.writes_ms))
+    for s, item in zip(sent, landed, strict=True):
+        lat = sorted(w - c for c, w in zip(item.sends_ms, item.writes_ms, strict=True))
         per_tenant[s.tenant] = {"sent": s.sent, "acked": s.acked, "errors": s.errors, "dead_letters": item.dead,
                                 "landed": len(item.writes_ms), "p99_ms": _round(percentile(lat, 99))}
     return Step(
@@ -292,7 +292,7 @@ def table(steps: Sequence[Step]) -> str:
               "-" if s.drain_s is None else f"{s.drain_s:.2f}",
               ("yes" if s.kept_up else "NO") + ("" if s.verdict == "kept up" else f" ({s.verdict})")]
              for s in steps]
-    widths = [max(len(str(c)) for c in col) for col in zip(COLUMNS, *lines)]
+    widths = [max(len(str(c)) for c in col) for col in zip(COLUMNS, *lines, strict=True)]
     fmt = "  ".join(f"{{:>{w}}}" for w in widths[:-1]) + "  {}"
     out = [fmt.format(*COLUMNS), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*line) for line in lines]

@@ -31,6 +31,7 @@ from mysimbdp_tasks.services import topics
 from mysimbdp_tasks.services.provisioning import STREAM_METRICS
 
 from . import harness, stream_cpu
+from .errors import PlatformError
 from .stream_platform import Backlog, StreamPlatform, count_rows, write_times
 from .stream_producer import Command, ProducerProcess, StepSent, read_times
 from .stream_results import Landed, Naive, Sent, Step, percentile, step_result
@@ -57,7 +58,7 @@ def fresh_stream_tenant(like: str, prefix: str = "bench") -> Tenant:
 def inputs_for(like: str, data: Path) -> list[Path]:
     found = sorted(data.glob(INPUT_GLOBS[like]))
     if not found:
-        raise harness.PlatformError(f"no {INPUT_GLOBS[like]} samples in {data} for {like} (set MYSIMBDP_SAMPLES)")
+        raise PlatformError(f"no {INPUT_GLOBS[like]} samples in {data} for {like} (set MYSIMBDP_SAMPLES)")
     return found
 
 
@@ -86,9 +87,10 @@ class Rig:
             platform.launch(self.options.bridge_args)
         for platform in self.platforms:
             platform.wait_started()
-        self.producers = [self._producer(like, t) for like, t in zip(SHAPES, self.tenants)]
+        self.producers = [self._producer(like, t) for like, t in zip(SHAPES, self.tenants, strict=True)]
         self.backlog = Backlog(self.settings, self.tenants)
-        self.echo("tenants " + ", ".join(f"{t.name} (like {like})" for like, t in zip(SHAPES, self.tenants)) +
+        shown = ", ".join(f"{t.name} (like {like})" for like, t in zip(SHAPES, self.tenants, strict=True))
+        self.echo(f"tenants {shown}"
                   f": worker pools of {self.options.concurrency} and bridges started")
         return self
 
@@ -139,7 +141,7 @@ class Rig:
                      if seq < len(created) and created[seq] >= 0]
             dead = self.backlog.dead(self._tenant(r.tenant)) - dead_before[r.tenant]
             landed.append(Landed(r.tenant, dead, tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)))
-            clock += [c - t * 1000 for c, t in zip(created, sent_at) if c >= 0]
+            clock += [c - t * 1000 for c, t in zip(created, sent_at, strict=True) if c >= 0]
         details: dict[str, Any] = {"cpu_pct_of_one_core": cpu, "drain_wait_s": round(drain_wait, 2),
                                    "createtime_minus_send_ms": _spread(clock),
                                    "worker_windows": self._worker_windows(results)}
@@ -216,7 +218,7 @@ def _spread(values: Sequence[float]) -> dict[str, float | None] | None:
 
 def describe(made: Sequence[Tenant]) -> list[dict[str, str]]:
     return [{"tenant": t.name, "like": like, "keyspace": t.namespace, "table": t.table_name}
-            for like, t in zip(SHAPES, made)]
+            for like, t in zip(SHAPES, made, strict=True)]
 
 
 def forget(settings: Settings, client: redis.Redis | None, session: Session, tenant: Tenant) -> None:
@@ -239,24 +241,26 @@ def baseline(settings: Settings, client: redis.Redis, session: Session, workdir:
         out = workdir / "times-naive"
         out.mkdir(parents=True, exist_ok=True)
         producers = [ProducerProcess(like, t.name, settings.kafka_bootstrap_str, out, inputs_for(like, data),
-                                     workdir / f"producer-{t.name}.log", harness.ROOT) for like, t in zip(SHAPES, made)]
+                                     workdir / f"producer-{t.name}.log", harness.ROOT)
+                     for like, t in zip(SHAPES, made, strict=True)]
         try:
             share = [messages // 2, messages - messages // 2]
-            for producer, n in zip(producers, share):
+            for producer, n in zip(producers, share, strict=True):
                 producer.send(Command(0, 0.0, None, n, time.time()))
             sent = [p.result(timeout=600) for p in producers]
         finally:
             for producer in producers:
                 producer.close()
         echo(f"  pre-sent {sum(s.acked for s in sent):,} messages; consuming them naively ...")
-        argv = [sys.executable, "-m", "benchmarks.stream_naive", "--group", f"mysimbdp.bench.naive.{uuid.uuid4().hex[:8]}",
+        group = f"mysimbdp.bench.naive.{uuid.uuid4().hex[:8]}"
+        argv = [sys.executable, "-m", "benchmarks.stream_naive", "--group", group,
                 "--max-messages", str(messages), "--max-seconds", str(seconds)]
         for tenant in made:
             argv += ["--tenant-json", tenant.to_json()]
         proc = subprocess.run(argv, check=False, capture_output=True, text=True, cwd=harness.ROOT,
                               timeout=seconds + 120)
         if proc.returncode != 0:
-            raise harness.PlatformError(f"the naive consumer failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+            raise PlatformError(f"the naive consumer failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         rows = sum(count_rows(session, t) for t in made)
     finally:

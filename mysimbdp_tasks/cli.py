@@ -28,7 +28,16 @@ from .commands.reports import BENCHMARKS, bench, status, summary
 from .commands.stack import stack_down, stack_status, stack_up
 from .commands.tenants import tenants_apply, tenants_check, tenants_list, tenants_remove
 from .core.errors import ConfigError, MysimbdpError
-from .core.settings import Settings
+from .core.settings import (
+    DEFAULT_BATCH_MESSAGES,
+    DEFAULT_BATCH_WAIT_MS,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_COOLDOWN_S,
+    DEFAULT_FLOWER_PORT,
+    DEFAULT_IDLE_AFTER_S,
+    DEFAULT_STABLE_SECONDS,
+    Settings,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,35 +76,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("up", help="start the watcher and a worker pool per active tenant in the background")
     p.add_argument("--config", type=Path, help="apply this tenant file first")
-    p.add_argument("--concurrency", type=int, default=2, help="processes per tenant pool (default 2)")
+    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                   help=f"processes per tenant pool (default {DEFAULT_CONCURRENCY})")
     p.add_argument("--flower", action="store_true", help="also run Flower (queues, workers, tasks) on :5555")
     p.set_defaults(handler=platform_up)
     sub.add_parser("down", help="stop the platform processes").set_defaults(handler=platform_down)
     p = sub.add_parser("worker", help="run a worker pool dedicated to one tenant (foreground)")
     p.add_argument("--tenant", required=True)
-    p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     p.add_argument("--autoscale", help="MAX,MIN processes instead of a fixed concurrency")
     p.set_defaults(handler=worker)
     p = sub.add_parser("watch", help="watch the staging folder and admit files (foreground)")
-    p.add_argument("--stable-seconds", type=float, default=2.0,
-                   help="a file whose size stays the same this long counts as complete (default 2)")
+    p.add_argument("--stable-seconds", type=float, default=DEFAULT_STABLE_SECONDS,
+                   help="a file whose size stays the same this long counts as complete "
+                        f"(default {DEFAULT_STABLE_SECONDS:g})")
     p.set_defaults(handler=watch)
     p = sub.add_parser("bridge", help="bridge tenants' Kafka topics to their stream queues (foreground)")
     p.add_argument("--tenant", help="one tenant (default: every active stream tenant, one consumer each)")
-    p.add_argument("--max-messages", type=int, default=500, help="largest micro-batch (default 500)")
-    p.add_argument("--max-wait-ms", type=float, default=100, help="longest wait to fill a micro-batch (default 100)")
+    p.add_argument("--max-messages", type=int, default=DEFAULT_BATCH_MESSAGES,
+                   help=f"largest micro-batch (default {DEFAULT_BATCH_MESSAGES})")
+    p.add_argument("--max-wait-ms", type=float, default=DEFAULT_BATCH_WAIT_MS,
+                   help=f"longest wait to fill a micro-batch (default {DEFAULT_BATCH_WAIT_MS:g})")
     p.set_defaults(handler=bridge)
     p = sub.add_parser("monitor", help="streamingestmonitor: reports in, scaling decisions out (foreground)")
     p.add_argument("--tenant", action="append", help="only these tenants (repeatable; default all)")
-    p.add_argument("--idle-after", type=float, default=60.0, help="seconds without messages that count as idle")
+    p.add_argument("--idle-after", type=float, default=DEFAULT_IDLE_AFTER_S,
+                   help=f"seconds without messages that count as idle (default {DEFAULT_IDLE_AFTER_S:g})")
     p.set_defaults(handler=monitor)
     p = sub.add_parser("manager", help="streamingestmanager: scale pools, start/stop tenants' ingestion")
     p.add_argument("--tenant", action="append", help="only these tenants (repeatable; default all)")
-    p.add_argument("--cooldown", type=float, default=30.0, help="seconds between two changes of a pool")
+    p.add_argument("--cooldown", type=float, default=DEFAULT_COOLDOWN_S,
+                   help=f"seconds between two changes of a pool (default {DEFAULT_COOLDOWN_S:g})")
     p.add_argument("--no-reconcile", action="store_true", help="only scale; start and stop no process")
     p.set_defaults(handler=manager)
     p = sub.add_parser("flower", help="Flower: queues, workers and tasks in a browser (foreground)")
-    p.add_argument("--port", type=int, default=5555)
+    p.add_argument("--port", type=int, default=DEFAULT_FLOWER_PORT)
     p.set_defaults(handler=flower)
     p = sub.add_parser("status", help="a tenant's usage today against its limits, and its latest files")
     p.add_argument("--tenant", required=True)

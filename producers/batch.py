@@ -131,7 +131,7 @@ def _write_json(profile: Profile, rows: Iterator[Sequence[Any]], out: TextIO, ti
     out.write("[")
     for row in rows:
         out.write(",\n" if n else "\n")
-        out.write(json.dumps(dict(zip(fields, row)), ensure_ascii=False))
+        out.write(json.dumps(dict(zip(fields, row, strict=True)), ensure_ascii=False))
         n += 1
         tick(n)
     out.write("\n]\n")

@@ -5,8 +5,9 @@
 
 Records have fresh ids (so their keys collide neither with the real samples nor across seeds); the
 other values of a record come together from one real sample, its body from another real one (so
-sizes and distributions match), except for AWKWARD_SHARE of bodies built by ``producers.awkward``. Rows are assembled from pre-encoded pieces and written in ~1 MiB chunks:
-fast, and memory stays flat however large the file.
+sizes and distributions match), except for AWKWARD_SHARE of bodies built by ``producers.awkward``.
+Rows are assembled from pre-encoded pieces and written in ~1 MiB chunks: fast, and memory stays flat
+however large the file.
 """
 
 from __future__ import annotations
@@ -171,9 +172,9 @@ def _pieces(profile: Profile, fmt: str, frame: _Frame, metas: Sequence[samples.S
             m = "".join("," + csv_field(v) for v in mv)
             t = "".join("," + csv_field(v) for v in tv)
         else:
-            h = "{" + "".join(_json_pair(f, v) + ", " for f, v in zip(head_f, hv)) + '"id": "'
-            m = '"' + "".join(", " + _json_pair(f, v) for f, v in zip(mid_f, mv))
-            t = "".join(", " + _json_pair(f, v) for f, v in zip(tail_f, tv)) + "}"
+            h = "{" + "".join(_json_pair(f, v) + ", " for f, v in zip(head_f, hv, strict=True)) + '"id": "'
+            m = '"' + "".join(", " + _json_pair(f, v) for f, v in zip(mid_f, mv, strict=True))
+            t = "".join(", " + _json_pair(f, v) for f, v in zip(tail_f, tv, strict=True)) + "}"
         p.head.append(frame.lead + h.encode())
         p.mid.append(m.encode())
         p.tail.append(t.encode() + frame.end)
@@ -254,7 +255,7 @@ class _Writer:
         n = k
         if len(data) > room:  # the target falls inside this chunk: keep the rows that fit
             ends = list(itertools.accumulate(p.meta_bytes[i] + len(p.body[j]) + len(ident)
-                                             for i, j, ident in zip(metas_i, bodies_j, ids)))
+                                             for i, j, ident in zip(metas_i, bodies_j, ids, strict=True)))
             n = bisect_right(ends, room)
             data = data[:ends[n - 1]] if n else b""
             del metas_i[n:], bodies_j[n:], ids[n:]
@@ -299,7 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--seed", type=int, default=0, help="same seed, same file; different seeds, disjoint ids")
     parser.add_argument("--format", choices=FORMATS, help="default: the tenant's own (tenant1 json, tenant2 csv)")
-    parser.add_argument("--samples", type=Path, help=f"folder of real samples (default: ${samples.SAMPLES_ENV}, else data/reddit)")
+    parser.add_argument("--samples", type=Path,
+                        help=f"folder of real samples (default: ${samples.SAMPLES_ENV}, else data/reddit)")
     args = parser.parse_args(argv)
     if args.mb <= 0 or args.seed < 0:
         parser.error("--mb must be > 0 and --seed >= 0")

@@ -13,15 +13,11 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
-from mysimbdp_tasks.core.errors import MysimbdpError
+from mysimbdp_tasks.core.errors import InputError
 
 CHUNK_CHARS = 1 << 20
 MAX_RECORD_CHARS = 64 << 20  # beyond this a "record" is a corrupt file, not a record
 _WS = " \t\r\n"
-
-
-class InputError(MysimbdpError):
-    """A source file cannot be read as the expected format; the message names the file and the place."""
 
 
 class _Buffer:

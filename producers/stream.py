@@ -33,7 +33,7 @@ from kafka import KafkaProducer
 from kafka.codec import has_lz4
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from mysimbdp_tasks.core.errors import MysimbdpError
+from mysimbdp_tasks.core.errors import MysimbdpError, StreamError
 from mysimbdp_tasks.core.reports import Reservoir, Window, send_report
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.services.topics import REPORTS
@@ -49,10 +49,6 @@ PACE_TICK = 0.005  # a paced sender wakes at most every 5 ms (one linger) and se
 PACE_BURST = 0.1  # seconds of sending a paced sender may catch up after a stall
 FLUSH_SECONDS = 120.0
 MAX_BLOCK_MS = 15_000  # metadata and a full buffer: a broker gone this long is an error
-
-
-class StreamError(MysimbdpError):
-    """The messages cannot be sent: no broker, no topic. The message says what to check."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +144,7 @@ def _read(profile: Profile, inputs: Sequence[Path]) -> Iterator[dict[str, Any]]:
             try:
                 if profile.fmt == "csv":
                     for row in iter_csv_rows(f, profile.fields, str(src)):
-                        yield dict(zip(profile.fields, row))
+                        yield dict(zip(profile.fields, row, strict=True))
                 else:
                     yield from iter_json_objects(f, str(src))
             except UnicodeDecodeError as e:

@@ -23,7 +23,8 @@ import psutil
 import redis
 from kafka import KafkaConsumer
 
-from ..core.settings import Settings
+from ..core.errors import WorkerUnreachable
+from ..core.settings import DEFAULT_COOLDOWN_S, Settings
 from ..core.tenants import Tenant
 from ..services import events as metrics
 from ..services import topics
@@ -32,8 +33,6 @@ from . import processes
 from .monitor import Decision
 
 log = logging.getLogger(__name__)
-
-DEFAULT_COOLDOWN_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -85,14 +84,15 @@ class Pools:
     def resize(self, tenant: str, delta: int) -> None:
         nodes = self.nodes(tenant)
         if not nodes:
-            raise RuntimeError(f"no worker node of tenant {tenant} answers")
+            raise WorkerUnreachable(f"no worker node of tenant {tenant} answers")
         # One node is enough: pools are per tenant, and the next decision sees the new size.
         command = self.app.control.pool_grow if delta > 0 else self.app.control.pool_shrink
         command(abs(delta), destination=nodes[:1], reply=True, timeout=5.0)
 
 
 class Manager:
-    def __init__(self, settings: Settings, scope: set[str] | None, cooldown_s: float, reconcile: bool) -> None:
+    def __init__(self, settings: Settings, scope: set[str] | None, cooldown_s: float = DEFAULT_COOLDOWN_S,
+                 reconcile: bool = True) -> None:
         self.settings = settings
         self.scope = scope
         self.cooldown_s = cooldown_s

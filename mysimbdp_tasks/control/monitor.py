@@ -28,7 +28,7 @@ import redis
 from kafka import KafkaConsumer, KafkaProducer
 
 from ..core.reports import Report
-from ..core.settings import Settings
+from ..core.settings import DEFAULT_IDLE_AFTER_S, Settings
 from ..core.tenants import Tenant
 from ..services import topics
 from ..services.registry import Registry
@@ -36,7 +36,6 @@ from ..services.registry import Registry
 log = logging.getLogger(__name__)
 
 CONTROL = topics.CONTROL
-DEFAULT_IDLE_AFTER_S = 60.0
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,10 @@ from pathlib import Path
 import psutil
 
 from ..core import procs
-from ..core.settings import Settings
+from ..core.settings import DEFAULT_CONCURRENCY, Settings
 from ..core.tenants import Tenant
 
 MARK = "mysimbdp_tasks.cli"
-DEFAULT_CONCURRENCY = 2
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,20 @@
 
 ``MysimbdpError`` is the root. Configuration problems are found at start-up and reported all at
 once; ingestion failures split into *transient* ones (a service is down or slow: retry with
-backoff) and *permanent* ones (the input is wrong: no retry, a receipt or a dead letter says why).
+backoff) and *permanent* ones (the input is wrong: no retry, a receipt or a dead letter says why)::
+
+    MysimbdpError
+    +-- ConfigError, SettingsError, TenantError, ProvisioningError
+    +-- StackError, StackCancelled      (dev-only local stack)
+    +-- WorkerUnreachable               (control: a node does not answer)
+    +-- IngestError
+    |   +-- TransientIngestError        (retry with backoff)
+    |   |   +-- ServiceUnavailable
+    |   +-- PermanentIngestError        (no retry: a receipt says why)
+    |       +-- RowError                (one row; recorded, the rest goes on)
+    +-- InputError, StreamError        (the tenant-side producers)
+
+The benchmarks keep their own errors in ``benchmarks/errors.py``, under the same root.
 """
 
 from __future__ import annotations
@@ -52,8 +65,16 @@ class StackError(MysimbdpError):
     """A local service (Redis, Kafka, Cassandra) could not be started, stopped or reached."""
 
 
-class ServiceUnavailable(MysimbdpError):
-    """Redis, Kafka or Cassandra cannot be reached at the configured endpoint."""
+class StackCancelled(MysimbdpError):
+    """``stack up`` was interrupted (Ctrl-C) while this service was still starting.
+
+    Not a StackError on purpose: a failed start stops the half-started server, a cancelled one
+    leaves it starting so the next ``up`` can wait for it.
+    """
+
+
+class WorkerUnreachable(MysimbdpError):
+    """No worker node of a tenant answers a control request (scaling, inspection)."""
 
 
 class IngestError(MysimbdpError):
@@ -62,6 +83,13 @@ class IngestError(MysimbdpError):
 
 class TransientIngestError(IngestError):
     """A service failed in a way that may pass: the task is retried with backoff."""
+
+
+class ServiceUnavailable(TransientIngestError):
+    """Redis, Kafka or Cassandra cannot be reached at the configured endpoint.
+
+    Transient: a service that is down may come back, so a task that meets it retries.
+    """
 
 
 class PermanentIngestError(IngestError):
@@ -73,10 +101,23 @@ class PermanentIngestError(IngestError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
-class RowError(MysimbdpError):
-    """One row or message cannot be converted to the tenant's schema."""
+class RowError(PermanentIngestError):
+    """One row or message cannot be converted to the tenant's schema.
+
+    Permanent for that row only: the caller records it and goes on with the others.
+    """
 
     def __init__(self, reason: str, detail: str) -> None:
-        self.reason = reason  # machine-readable, e.g. "bad_value", "missing_key_column"
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}")
+        # reason is machine-readable, e.g. "bad_value", "missing_key_column"
+        super().__init__(reason, detail)
+
+
+# The tenant-side producers (producers/) --------------------------------------------------
+
+
+class InputError(MysimbdpError):
+    """A source file cannot be read as the expected format; the message names the file and the place."""
+
+
+class StreamError(MysimbdpError):
+    """The messages cannot be sent: no broker, no topic. The message says what to check."""

@@ -94,7 +94,8 @@ class Record(NamedTuple):
 class Chunk:
     """A byte range of a file holding whole records.
 
-    To send one to a task: ``dataclasses.astuple(chunk)``; to rebuild it: ``Chunk(*values)``.
+    It travels to a task and into the job record as a dict, ``dataclasses.asdict(chunk)``, and is
+    rebuilt with ``Chunk(**values)``, so the field names are part of the wire format.
     """
 
     index: int

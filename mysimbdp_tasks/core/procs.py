@@ -1,4 +1,4 @@
-"""Process plumbing for the local stack: pid files, detached starts, stops, ports and log tails."""
+"""Process plumbing: pid files, detached starts, stops, ports and log tails (stack, control, tests)."""
 
 from __future__ import annotations
 
@@ -114,12 +114,19 @@ def exit_code(pid: int) -> int | None:
     return code if isinstance(code, int) else None
 
 
-def stop(pid: int, timeout: float) -> str:
-    """SIGTERM, wait up to ``timeout`` s, then SIGKILL. Returns "stopped", "killed" or "gone"."""
+def stop(pid: int, timeout: float, group: bool = False) -> str:
+    """SIGTERM, wait up to ``timeout`` s, then SIGKILL. Returns "stopped", "killed" or "gone".
+
+    ``group``: SIGTERM the whole process group ``pid`` leads, as a Ctrl-C in its terminal would,
+    so a pool's children shut down with it rather than being orphaned.
+    """
     try:
         proc = psutil.Process(pid)
-        proc.send_signal(signal.SIGTERM)
-    except psutil.NoSuchProcess:
+        if group:
+            os.killpg(pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
+    except (psutil.NoSuchProcess, ProcessLookupError):
         return "gone"
     if _wait_gone(pid, timeout):
         return "stopped"
@@ -134,6 +141,13 @@ def stop(pid: int, timeout: float) -> str:
         return "stopped"
     _wait_gone(pid, 10.0)
     return "killed"
+
+
+def stop_child(child: subprocess.Popen[bytes], timeout: float) -> str:
+    """``stop`` for a child started with ``start_new_session=True``: its whole session, then reaped."""
+    outcome = stop(child.pid, timeout, group=True)
+    child.poll()  # the exit status was reaped above; this records it so Popen does not warn
+    return outcome
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

@@ -19,6 +19,17 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_CASSANDRA_HOSTS = "127.0.0.1:9042"
 
+# Defaults of the processes' command-line options. They live in the pure core so the CLI parser can
+# show them without importing the parts they tune: `mysimbdp watch` must not load Kafka or the
+# Cassandra driver just to parse its arguments.
+DEFAULT_CONCURRENCY = 2  # processes per tenant worker pool
+DEFAULT_STABLE_SECONDS = 2.0  # a staged file whose size holds this long is complete
+DEFAULT_BATCH_MESSAGES = 500  # the bridge's largest micro-batch
+DEFAULT_BATCH_WAIT_MS = 100.0  # the bridge's longest wait to fill one
+DEFAULT_IDLE_AFTER_S = 60.0  # the monitor counts a stream tenant idle after this long without messages
+DEFAULT_COOLDOWN_S = 30.0  # the manager leaves a pool alone this long after a change
+DEFAULT_FLOWER_PORT = 5555
+
 
 def _hostport(text: str, var: str, default_port: int) -> tuple[str, int]:
     host, sep, port = text.strip().rpartition(":")
@@ -48,7 +59,6 @@ class Settings:
     redis_url: str
     kafka_bootstrap: tuple[tuple[str, int], ...]
     cassandra_hosts: tuple[tuple[str, int], ...]
-    tenants_file: Path
     replication: str  # e.g. "SimpleStrategy:1" or "NetworkTopologyStrategy:dc1=3"
     kafka_partitions: int
     chunk_bytes: int = 8 * 1024 * 1024
@@ -75,7 +85,6 @@ class Settings:
         )
         if not kafka or not cassandra:
             raise SettingsError("MYSIMBDP_KAFKA_BOOTSTRAP and MYSIMBDP_CASSANDRA_HOSTS must not be empty")
-        tenants_file = Path(env.get("MYSIMBDP_TENANTS", "tenants/tenants.json")).expanduser()
         replication = env.get("MYSIMBDP_REPLICATION", "SimpleStrategy:1")
         partitions = env.get("MYSIMBDP_KAFKA_PARTITIONS", "3")
         if not partitions.isdigit() or int(partitions) < 1:
@@ -91,15 +100,11 @@ class Settings:
             redis_url=redis_url,
             kafka_bootstrap=kafka,
             cassandra_hosts=cassandra,
-            tenants_file=tenants_file,
             replication=replication,
             kafka_partitions=int(partitions),
         )
 
     # Folders under MYSIMBDP_HOME -------------------------------------------------------------
-    def dir(self, name: str) -> Path:
-        return self.home / name
-
     @property
     def staging(self) -> Path:
         return self.home / "staging"

@@ -59,7 +59,7 @@ def find_java(service: str, accepts: Callable[[int], bool], wanted: str) -> str:
     seen: list[str] = []
     for java in dict.fromkeys(_candidates()):
         major = major_version(java)
-        seen.append(f"{java} (Java {major if major else '?'})")
+        seen.append(f"{java} (Java {major or '?'})")
         if major is not None and accepts(major):
             log.debug("%s: using %s (Java %d)", service, java, major)
             return java

@@ -64,7 +64,7 @@ def cassandra_session(stack: Settings) -> Iterator[Session]:
     cluster.shutdown()
 
 
-@pytest.fixture()
+@pytest.fixture
 def make_tenant(redis_client: redis.Redis, cassandra_session: Session, settings: Settings) -> Iterator[Any]:
     """Factory of fresh, registered tenants: ``make_tenant(like="tenant1", provision=True, **settings)``.
 

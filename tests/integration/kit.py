@@ -7,6 +7,7 @@ counters or queues; each platform runs its watcher and worker pool as real proce
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -26,7 +27,7 @@ import redis
 from cassandra.cluster import Session
 
 from mysimbdp_tasks.batch import folders
-from mysimbdp_tasks.core import tenants
+from mysimbdp_tasks.core import procs, tenants
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
 from mysimbdp_tasks.services import provisioning
@@ -90,23 +91,13 @@ class Platform:
         proc = self.procs.pop("worker")
         family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
         for p in family:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 p.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
         proc.wait(10)
 
     def stop(self) -> None:
-        for name, proc in list(self.procs.items()):
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        for proc in self.procs.values():
+            procs.stop_child(proc, 30)
         self.procs.clear()
 
     # -- files -----------------------------------------------------------------------------

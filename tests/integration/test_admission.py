@@ -98,8 +98,10 @@ def test_each_refusal_reason_leaves_the_file_in_rejected_with_a_receipt(make_ten
             receipt = _receipt(outcome.location)
             assert receipt["status"] == "rejected" and receipt["reason"] == reason and receipt["file"] == name
             assert {"limit", "usage", "time", "tenant"} <= set(receipt)
-    assert outcomes[f"zz{n}-nobody.csv"].location.parent.name == "_unknown"
-    assert _receipt(outcomes[f"{n}-big.csv"].location)["limit"] == str(int(0.001 * MB))
+    nobody, big = outcomes[f"zz{n}-nobody.csv"], outcomes[f"{n}-big.csv"]
+    assert nobody is not None and big is not None
+    assert nobody.location.parent.name == "_unknown"
+    assert _receipt(big.location)["limit"] == str(int(0.001 * MB))
 
     # Bytes: a fresh day for a second tenant whose byte budget is smaller than two files.
     t2 = make_tenant(provision=False, max_number_of_files=10, max_amount_of_data=0.0001, max_file_size=0.0001, file_type=".csv")

@@ -28,7 +28,7 @@ def _slow_report(tenant: str) -> Report:
                   p95_latency_ms=2000.0, max_latency_ms=2500.0, host=socket.gethostname(), pid=os.getpid())
 
 
-def _until(check: Callable[[], bool], timeout: float, every: Callable[[], None] | None = None) -> bool:
+def _until(check: Callable[[], bool], timeout: float, every: Callable[[], object] | None = None) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if every:

@@ -28,7 +28,7 @@ def test_percentile_is_nearest_rank() -> None:
 
 @pytest.mark.parametrize("q", [0, -1, 101])
 def test_percentile_refuses_out_of_range(q: float) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="percentile must be in"):
         results.percentile([1.0], q)
 
 
