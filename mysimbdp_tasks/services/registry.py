@@ -1,7 +1,8 @@
 """The platform's tenant registry, kept in Redis next to the quota counters.
 
-``mysimbdp:tenants`` maps a tenant name to the configuration that was last *applied* (not the file on
-disk, which may be edited at any time), and ``mysimbdp:tenants:active`` holds the tenants whose
+``mysimbdp:tenants`` (:data:`names.TENANTS`) maps a tenant name to the configuration that was last *applied* (not the file on
+disk, which may be edited at any time), and ``mysimbdp:tenants:active``
+(:data:`names.TENANTS_ACTIVE`) holds the tenants whose
 ingestion is on. The watcher, the bridge and the admission script read these, so adding a tenant
 with ``tenants apply`` or taking it out with ``tenants remove`` takes effect without a restart.
 """
@@ -13,11 +14,12 @@ import time
 
 import redis
 
+from ..core import names
 from ..core import tenants as tenant_model
 from ..core.tenants import Tenant
 
-CONFIGS = "mysimbdp:tenants"
-ACTIVE = "mysimbdp:tenants:active"
+CONFIGS = names.TENANTS
+ACTIVE = names.TENANTS_ACTIVE
 
 
 class Registry:
@@ -28,7 +30,7 @@ class Registry:
         pipe = self.redis.pipeline()
         pipe.hset(CONFIGS, tenant.name, tenant.to_json())
         pipe.sadd(ACTIVE, tenant.name)
-        pipe.hset(f"{CONFIGS}:applied_at", tenant.name, str(time.time()))
+        pipe.hset(names.TENANTS_APPLIED_AT, tenant.name, str(time.time()))
         pipe.execute()
 
     def deactivate(self, name: str) -> bool:
@@ -38,9 +40,9 @@ class Registry:
         pipe = self.redis.pipeline()
         pipe.srem(ACTIVE, name)
         pipe.hdel(CONFIGS, name)
-        pipe.hdel(f"{CONFIGS}:applied_at", name)
+        pipe.hdel(names.TENANTS_APPLIED_AT, name)
         # Its topics are gone too; offsets of a re-created topic start again at 0.
-        pipe.delete(f"mysimbdp:stream:hw:{name}")
+        pipe.delete(names.stream_hw_key(name))
         pipe.execute()
 
     def is_active(self, name: str) -> bool:
