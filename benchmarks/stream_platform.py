@@ -17,10 +17,15 @@ from cassandra.cluster import Session
 from cassandra.query import SimpleStatement
 from kafka import KafkaConsumer, TopicPartition
 
+<<<<<<< HEAD
 from mysimbdp_tasks.core import procs
+=======
+from mysimbdp_tasks.core import names
+>>>>>>> h1-wiring
 from mysimbdp_tasks.core.cql import ident
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
+from mysimbdp_tasks.services import topics
 
 from . import harness
 from .errors import PlatformError
@@ -78,7 +83,7 @@ class Backlog:
         # A consumer in the bridge's group that never subscribes only reads the group's committed
         # offsets (as mysimbdp_tasks.commands.queries does; the admin API differs between kafka-python versions).
         self.groups = {t.name: KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str,
-                                             group_id=f"mysimbdp.bridge.{t.name}", enable_auto_commit=False,
+                                             group_id=names.bridge_group(t.name), enable_auto_commit=False,
                                              client_id="mysimbdp-bench-stream") for t in tenants}
 
     def _partitions(self, topic: str) -> list[TopicPartition]:
@@ -86,10 +91,7 @@ class Backlog:
 
     def lag(self, tenant: Tenant) -> int:
         """Messages of ``<tenant>.ingest`` the bridge has not committed yet."""
-        tps = self._partitions(tenant.ingest_topic)
-        ends = self.consumer.end_offsets(tps)
-        group = self.groups[tenant.name]
-        return sum(max(0, ends[tp] - (group.committed(tp) or 0)) for tp in tps)
+        return topics.lag(self.groups[tenant.name], tenant.ingest_topic)
 
     def queued(self, tenant: Tenant) -> int:
         """Tasks waiting on ``<tenant>.stream`` (not those a pool process already took)."""

@@ -25,10 +25,13 @@ from pathlib import Path
 import redis
 from kafka.record import util as kafka_record_util
 
+from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.services import topics
+from mysimbdp_tasks.services.dispatch import Dispatch
 from mysimbdp_tasks.services.quotas import Quotas
-from mysimbdp_tasks.stream.bridge import Bridge, celery_task_sender
+from mysimbdp_tasks.stream.bridge import Bridge
+from mysimbdp_tasks.worker.celery_app import make_app
 
 from . import harness
 from .harness import ROOT
@@ -62,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        inputs_for(args.like, DATA), Path(tmp) / "producer.log", ROOT)
             try:
                 producer.send(Command(1, args.rate, args.seconds, None, time.time() + 1))
-                bridge = Bridge(settings, tenant, Quotas(client), celery_task_sender(),
+                bridge = Bridge(settings, tenant, Quotas(client), Dispatch(make_app(settings)),
                                 max_messages=args.max_messages, max_wait_s=args.max_wait_ms / 1000)
                 expected: list[int] = []
                 stop = threading.Event()
@@ -80,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         harness.discard(client, None, tenant)
         topics.delete_tenant_topics(settings, tenant)
-        client.delete(tenant.stream_queue, *client.keys(f"mysimbdp:*{tenant.name}*"))
+        client.delete(tenant.stream_queue, *client.keys(f"{names.PREFIX}*{tenant.name}*"))
         client.close()
     n = bridge.counts["admitted"]
     print(f"bridged {n:,} of {expected[0] if expected else '?'} messages in {bridge.counts['tasks']} tasks; "

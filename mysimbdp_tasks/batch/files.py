@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,12 @@ from ..core.rows import ChunkResult, converter_for, ingest_chunk, summarize
 from ..core.tenants import Tenant
 from ..services import context
 from ..services import events as metrics
+from ..services.dispatch import Dispatch
 from ..services.quotas import Quotas
 from . import folders
 from .jobs import Jobs
 
 log = logging.getLogger(__name__)
-
-SendChunk = Callable[[dict[str, Any], dict[str, Any]], None]
 
 
 def _checked_path(job: dict[str, Any]) -> Path:
@@ -44,7 +42,7 @@ def _open(job: dict[str, Any]) -> tuple[Tenant, Path, Jobs] | None:
     finalize an earlier delivery did not finish is finished here)."""
     tenant = context.tenant(job["tenant"])
     path = _checked_path(job)
-    jobs = Jobs(context.redis_client())
+    jobs = context.on_redis(Jobs)
     if path.exists():
         return tenant, path, jobs
     if not jobs.is_finalized(job["ingest_id"]) and jobs.results(job["ingest_id"]):
@@ -52,7 +50,7 @@ def _open(job: dict[str, Any]) -> tuple[Tenant, Path, Jobs] | None:
     return None
 
 
-def start(job: dict[str, Any], send_chunk: SendChunk) -> None:
+def start(job: dict[str, Any], dispatch: Dispatch) -> None:
     """Plan the file; ingest it here if it is one chunk, else fan chunks out to the tenant's pool."""
     opened = _open(job)
     if opened is None:
@@ -75,7 +73,7 @@ def start(job: dict[str, Any], send_chunk: SendChunk) -> None:
         run_chunk(job, asdict(chunks[0]))
         return
     for chunk in chunks:
-        send_chunk(job, asdict(chunk))
+        dispatch.send_chunk(job, asdict(chunk))
 
 
 def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
@@ -106,7 +104,7 @@ def _failed_chunk(index: int, exc: PermanentIngestError) -> dict[str, Any]:
 
 def finalize(job: dict[str, Any], tenant: Tenant) -> None:
     """Move the file to done/ or failed/, write its receipt and metrics; refund if nothing landed."""
-    jobs = Jobs(context.redis_client())
+    jobs = context.on_redis(Jobs)
     ingest_id = job["ingest_id"]
     if not jobs.claim_finalize(ingest_id):
         return
@@ -154,7 +152,7 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
         "quota_refunded": False,
     }
     if status == "failed":
-        receipt["quota_refunded"] = Quotas(context.redis_client()).refund_file(
+        receipt["quota_refunded"] = context.on_redis(Quotas).refund_file(
             tenant.name, ingest_id, job["bytes"], job["day"])
     # Receipt first, then the move: a file in done/ or failed/ always has its receipt.
     folders.write_receipt(final, receipt)

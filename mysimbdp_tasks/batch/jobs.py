@@ -13,31 +13,23 @@ from typing import Any
 
 import redis
 
+from ..core import names
+from ..services.scripts import source
+
 TTL = 7 * 24 * 3600
 
-OPEN = "mysimbdp:jobs:open"  # ids of jobs admitted and not finalized yet
-
-_RECORD = """
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('HSET', KEYS[2], 'updated_at', ARGV[4])
-local total = tonumber(redis.call('HGET', KEYS[2], 'chunks') or '-1')
-return {redis.call('HLEN', KEYS[1]), total}
-"""
+OPEN = names.JOBS_OPEN  # ids of jobs admitted and not finalized yet
 
 
 class Jobs:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
-        self._record = client.register_script(_RECORD)
-
-    @staticmethod
-    def _key(ingest_id: str) -> str:
-        return f"mysimbdp:job:{ingest_id}"
+        # Registered once per instance; a process keeps one Jobs (the worker in its context).
+        self._record = client.register_script(source("record_chunk"))
 
     def open(self, job: dict[str, Any], now: float) -> None:
         """Remember an admitted job before its first task is sent (see :mod:`sweeper`)."""
-        key = self._key(job["ingest_id"])
+        key = names.job_key(job["ingest_id"])
         pipe = self.redis.pipeline()
         pipe.hset(key, mapping={"job": json.dumps(job), "updated_at": now})
         pipe.expire(key, TTL)
@@ -46,7 +38,7 @@ class Jobs:
 
     def start(self, ingest_id: str, chunks: int, started_at: float, plan: list[dict[str, Any]] | None = None,
               fmt: str = "") -> None:
-        key = self._key(ingest_id)
+        key = names.job_key(ingest_id)
         pipe = self.redis.pipeline()
         pipe.hsetnx(key, "started_at", started_at)
         pipe.hset(key, mapping={"chunks": chunks, "updated_at": started_at, "plan": json.dumps(plan or []),
@@ -59,7 +51,7 @@ class Jobs:
         found = []
         for raw_id in self.redis.smembers(OPEN):
             ingest_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-            fields = {_text(k): _text(v) for k, v in self.redis.hgetall(self._key(ingest_id)).items()}
+            fields = {_text(k): _text(v) for k, v in self.redis.hgetall(names.job_key(ingest_id)).items()}
             if "job" not in fields:
                 self.redis.srem(OPEN, ingest_id)  # expired
                 continue
@@ -67,43 +59,43 @@ class Jobs:
                 "ingest_id": ingest_id, "job": {**json.loads(fields["job"]), "fmt": fields.get("fmt", "")},
                 "plan": json.loads(fields["plan"]) if "plan" in fields else None,
                 "updated_at": float(fields.get("updated_at", 0)), "finalized": "finalized" in fields,
-                "recorded": {int(i) for i in self.redis.hkeys(self._key(ingest_id) + ":chunks")},
+                "recorded": {int(i) for i in self.redis.hkeys(names.job_chunks_key(ingest_id))},
             })
         return found
 
     def started_at(self, ingest_id: str) -> float | None:
-        raw = self.redis.hget(self._key(ingest_id), "started_at")
+        raw = self.redis.hget(names.job_key(ingest_id), "started_at")
         return float(raw) if raw is not None else None
 
-    def record(self, ingest_id: str, index: int, result: dict[str, Any]) -> bool:
-        """Store one chunk's outcome; True when every chunk of the job has one."""
-        have, total = self._record(keys=[self._key(ingest_id) + ":chunks", self._key(ingest_id)],
-                                   args=[index, json.dumps(result), TTL, time.time()])
+    def record(self, ingest_id: str, index: int, result: dict[str, Any], now: float | None = None) -> bool:
+        """Store one chunk's outcome (progress at ``now``); True when every chunk of the job has one."""
+        have, total = self._record(keys=[names.job_chunks_key(ingest_id), names.job_key(ingest_id)],
+                                   args=[index, json.dumps(result), TTL, time.time() if now is None else now])
         return total >= 0 and int(have) >= int(total)
 
     def results(self, ingest_id: str) -> list[dict[str, Any]]:
-        return [json.loads(v) for v in self.redis.hvals(self._key(ingest_id) + ":chunks")]
+        return [json.loads(v) for v in self.redis.hvals(names.job_chunks_key(ingest_id))]
 
     def claim_finalize(self, ingest_id: str) -> bool:
-        if self.redis.hget(self._key(ingest_id), "finalized"):
+        if self.redis.hget(names.job_key(ingest_id), "finalized"):
             return False
-        return bool(self.redis.set(self._key(ingest_id) + ":finalizing", "1", nx=True, ex=120))
+        return bool(self.redis.set(names.job_finalizing_key(ingest_id), "1", nx=True, ex=120))
 
     def release_finalize(self, ingest_id: str) -> None:
-        self.redis.delete(self._key(ingest_id) + ":finalizing")
+        self.redis.delete(names.job_finalizing_key(ingest_id))
 
     def final_path(self, ingest_id: str, proposal: str) -> str:
         """The file's final path, chosen once: a retried finalize reuses it."""
-        key = self._key(ingest_id)
+        key = names.job_key(ingest_id)
         self.redis.hsetnx(key, "final_path", proposal)
         stored = self.redis.hget(key, "final_path")
         return stored.decode() if isinstance(stored, bytes) else proposal
 
     def is_finalized(self, ingest_id: str) -> bool:
-        return bool(self.redis.hget(self._key(ingest_id), "finalized"))
+        return bool(self.redis.hget(names.job_key(ingest_id), "finalized"))
 
     def finalized(self, ingest_id: str) -> None:
-        self.redis.hset(self._key(ingest_id), "finalized", "1")
+        self.redis.hset(names.job_key(ingest_id), "finalized", "1")
         self.redis.srem(OPEN, ingest_id)
 
 

@@ -13,46 +13,41 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import redis
 
+from ..core import names
+from ..services.dispatch import Dispatch
 from .jobs import Jobs
 
 log = logging.getLogger(__name__)
 
-UNACKED = "unacked"  # kombu's hash of delivered, unacknowledged messages
 
-SendFile = Callable[[dict[str, Any]], None]
-SendChunk = Callable[[dict[str, Any], dict[str, Any]], None]
+def needed(job: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """task id -> the chunk to send again (None: the file's planning task), for the tasks an open
+    job (as :meth:`Jobs.open_jobs` gives it) still waits for."""
+    ingest_id = job["ingest_id"]
+    if job["plan"] is None:
+        return {names.file_task_id(ingest_id): None}
+    missing = [c for c in job["plan"] if c["index"] not in job["recorded"]]
+    if not missing and job["plan"]:
+        missing = job["plan"][:1]  # all chunks done, not finalized: re-running one finalizes
+    return {names.chunk_task_id(ingest_id, c["index"]): c for c in missing}
 
 
 class Sweeper:
-    def __init__(self, client: redis.Redis, processing: Path, send_file: SendFile, send_chunk: SendChunk,
-                 stall_s: float = 60.0) -> None:
+    def __init__(self, client: redis.Redis, processing: Path, dispatch: Dispatch, stall_s: float = 60.0) -> None:
         self.redis = client
         self.jobs = Jobs(client)
         self.processing = processing
-        self.send_file = send_file
-        self.send_chunk = send_chunk
+        self.dispatch = dispatch
         self.stall_s = stall_s
         self.suspects: set[str] = set()
 
-    def needed(self, job: dict[str, Any]) -> dict[str, Callable[[], None]]:
-        """task id -> how to send it again, for the tasks the job still waits for."""
-        ingest_id, data = job["ingest_id"], job["job"]
-        if job["plan"] is None:
-            return {f"{ingest_id}-file": partial(self.send_file, data)}
-        missing = [c for c in job["plan"] if c["index"] not in job["recorded"]]
-        if not missing and job["plan"]:
-            missing = job["plan"][:1]  # all chunks done, not finalized: re-running one finalizes
-        return {f"{ingest_id}-chunk-{c['index']}": partial(self.send_chunk, data, c) for c in missing}
-
     def present(self, queue: str, task_ids: set[str]) -> set[str]:
-        messages = self.redis.lrange(queue, 0, -1) + self.redis.hvals(UNACKED)
+        messages = self.redis.lrange(queue, 0, -1) + self.redis.hvals(names.UNACKED)
         return {t for t in task_ids if any(t.encode() in m for m in messages)}
 
     def sweep(self, now: float | None = None) -> list[str]:
@@ -66,15 +61,21 @@ class Sweeper:
                 continue
             if not Path(data.get("path", "")).is_relative_to(self.processing):
                 continue  # another MYSIMBDP_HOME's job
-            needed = self.needed(job)
-            lost = set(needed) - self.present(f"{data['tenant']}.batch", set(needed))
+            wanted = needed(job)
+            lost = set(wanted) - self.present(names.batch_queue(data["tenant"]), set(wanted))
             for task_id in sorted(lost):
                 if task_id in self.suspects:
                     log.warning("tenant=%s ingest=%s file=%s task %s was lost by the broker; sending it again",
                                 data["tenant"], job["ingest_id"], data["file"], task_id)
-                    needed[task_id]()
+                    self._resend(data, wanted[task_id])
                     resent.append(task_id)
                 else:
                     suspects.add(task_id)
         self.suspects = suspects
         return resent
+
+    def _resend(self, job: dict[str, Any], chunk: dict[str, Any] | None) -> None:
+        if chunk is None:
+            self.dispatch.send_file(job)
+        else:
+            self.dispatch.send_chunk(job, chunk)

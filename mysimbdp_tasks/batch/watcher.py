@@ -20,7 +20,6 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,11 @@ import redis
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from ..core import names
 from ..core.settings import Settings
 from ..core.tenants import Tenant
 from ..services import events as metrics
+from ..services.dispatch import Dispatch
 from ..services.quotas import Quotas
 from ..services.registry import Registry
 from . import folders
@@ -42,9 +43,7 @@ log = logging.getLogger(__name__)
 
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".swp")
 CLAIMS = ".claims"
-PENDING = "mysimbdp:watcher:pending"  # ingest_id -> job JSON, until the task is enqueued
-
-Send = Callable[[dict[str, Any]], None]
+PENDING = names.WATCHER_PENDING  # ingest_id -> job JSON, until the task is enqueued
 
 
 @dataclass(frozen=True)
@@ -63,26 +62,21 @@ def tenant_of(name: str) -> str:
     return name[:cut] if cut > 0 else ""
 
 
-def celery_sender() -> Send:
-    from ..worker.celery_app import app
-
-    def send(job: dict[str, Any]) -> None:
-        app.send_task("mysimbdp.ingest_file", args=(job,), queue=f"{job['tenant']}.batch",
-                      task_id=f"{job['ingest_id']}-file")
-
-    return send
-
-
 class Watcher:
-    def __init__(self, settings: Settings, client: redis.Redis, send: Send, stable_seconds: float = 2.0) -> None:
+    def __init__(self, settings: Settings, client: redis.Redis, dispatch: Dispatch, stable_seconds: float = 2.0,
+                 sweeper: Sweeper | None = None) -> None:
+        """``dispatch`` sends the admitted files' tasks; ``sweeper``, if given, runs every few seconds
+        of :meth:`run` (the ``watch`` command builds both)."""
         self.settings = settings
         self.redis = client
-        self.send = send
+        self.dispatch = dispatch
+        self.sweeper = sweeper
         self.stable_seconds = stable_seconds
         self.layout = folders.Layout(settings.home)
         self.layout.ensure()
         self.staging = self.layout.folder(folders.STAGING).resolve()
         self.quotas = Quotas(client)
+        self.jobs = Jobs(client)
         self.registry = Registry(client)
         self._seen: dict[Path, tuple[int, int, float]] = {}
         self._complete: set[Path] = set()
@@ -105,8 +99,13 @@ class Watcher:
         # yet): `tenants apply` and `remove` take effect without restarting the watcher.
         at, known = self._tenants
         if time.monotonic() - at > 1.0 or (name and name not in known):
-            known = self.registry.all()
-            self._tenants = (time.monotonic(), known)
+            known = self.refresh_tenants()
+        return known
+
+    def refresh_tenants(self) -> dict[str, Tenant]:
+        """Re-read the applied configurations now (the next file sees an apply or remove at once)."""
+        known = self.registry.all()
+        self._tenants = (time.monotonic(), known)
         return known
 
     def candidates(self) -> list[Path]:
@@ -197,8 +196,8 @@ class Watcher:
         folder = self.layout.folder(folders.PROCESSING, job["tenant"])
         path = folders.move(claimed, folder, f"{job['ingest_id']}__{job['file']}")
         job = {**job, "path": str(path)}
-        Jobs(self.redis).open(job, time.time())
-        self.send(job)
+        self.jobs.open(job, time.time())
+        self.dispatch.send_file(job)
         self.redis.hdel(PENDING, job["ingest_id"])
         log.info("tenant=%s file=%s ingest=%s bytes=%d admitted", job["tenant"], job["file"], job["ingest_id"],
                  job["bytes"])
@@ -232,7 +231,7 @@ class Watcher:
                 self._enqueue(claimed, job)
                 n += 1
             elif done.exists():
-                self.send({**job, "path": str(done)})
+                self.dispatch.send_file({**job, "path": str(done)})
                 self.redis.hdel(PENDING, ingest_id)
                 n += 1
         for claimed in (self.layout.folder(folders.PROCESSING) / CLAIMS).glob("*__*__*"):
@@ -243,15 +242,8 @@ class Watcher:
         return n
 
     # -- running -----------------------------------------------------------------------------
-    def sweeper(self) -> Sweeper:
-        from ..worker import tasks
-
-        send_file = celery_sender()
-        return Sweeper(self.redis, self.layout.folder(folders.PROCESSING).resolve(), send_file, tasks.send_chunk,
-                       self.settings.stall_seconds)
-
     def run(self, stop: threading.Event, interval: float = 0.5) -> None:
-        sweeper = self.sweeper()
+        sweeper = self.sweeper
         swept = time.monotonic()
         handler = _Handler(self)
         _prompt_move_events()
@@ -264,7 +256,7 @@ class Watcher:
             while not stop.is_set():
                 try:
                     self.scan()
-                    if time.monotonic() - swept >= min(10.0, self.settings.stall_seconds / 2):
+                    if sweeper is not None and time.monotonic() - swept >= min(10.0, self.settings.stall_seconds / 2):
                         swept = time.monotonic()
                         sweeper.sweep()
                 except redis.exceptions.ConnectionError as exc:

@@ -33,16 +33,17 @@ def platform_down(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def worker(settings: Settings, args: argparse.Namespace) -> int:
-    import os
-
+    from ..services import context
     from ..services.registry import Registry
+    from ..worker.celery_app import make_app
 
     tenant = Registry(redis_client(settings)).all().get(args.tenant)
     if tenant is None:
         raise MysimbdpError(f"tenant {args.tenant!r} has not been applied (mysimbdp tenants apply FILE)")
     # The pool serves this tenant only: its queues, and its tasks refuse any other tenant's work.
-    os.environ["MYSIMBDP_WORKER_TENANT"] = tenant.name
-    from ..worker.celery_app import app
+    # Set before the pool forks: every prefork child inherits this process's context.
+    context.configure(settings, own_tenant=tenant.name)
+    app = make_app(settings)
 
     argv = ["worker", "-Q", f"{tenant.batch_queue},{tenant.stream_queue}", "-n", f"{tenant.name}@%h",
             "--loglevel", "INFO", "-E", "--without-gossip", "--without-mingle"]
@@ -55,12 +56,20 @@ def watch(settings: Settings, args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from ..batch.watcher import Watcher, celery_sender
+    from ..batch import folders
+    from ..batch.sweeper import Sweeper
+    from ..batch.watcher import Watcher
+    from ..services.dispatch import Dispatch
+    from ..worker.celery_app import make_app
 
     logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    Watcher(settings, redis_client(settings), celery_sender(), stable_seconds=args.stable_seconds).run(stop)
+    client = redis_client(settings)
+    dispatch = Dispatch(make_app(settings))
+    processing = folders.Layout(settings.home).folder(folders.PROCESSING).resolve()
+    sweeper = Sweeper(client, processing, dispatch, settings.stall_seconds)
+    Watcher(settings, client, dispatch, stable_seconds=args.stable_seconds, sweeper=sweeper).run(stop)
     return 0
 
 
@@ -68,9 +77,11 @@ def bridge(settings: Settings, args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from ..services.dispatch import Dispatch
     from ..services.quotas import Quotas
     from ..services.registry import Registry
-    from ..stream.bridge import Bridge, celery_task_sender
+    from ..stream.bridge import Bridge
+    from ..worker.celery_app import make_app
 
     logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
     client = redis_client(settings)
@@ -83,8 +94,9 @@ def bridge(settings: Settings, args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    sender = celery_task_sender()
-    bridges = [Bridge(settings, t, Quotas(client), sender, max_messages=args.max_messages,
+    dispatch = Dispatch(make_app(settings))
+    quotas = Quotas(client)  # one per process: its scripts are registered once
+    bridges = [Bridge(settings, t, quotas, dispatch, max_messages=args.max_messages,
                       max_wait_s=args.max_wait_ms / 1000) for t in chosen]
     threads = [threading.Thread(target=b.run, args=(stop,), name=f"bridge-{b.tenant.name}") for b in bridges]
     for t in threads:
@@ -112,7 +124,7 @@ def manager(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def flower(settings: Settings, args: argparse.Namespace) -> int:
-    from ..worker.celery_app import app
+    from ..worker.celery_app import make_app
 
-    app.start(["flower", f"--port={args.port}", "--address=127.0.0.1"])
+    make_app(settings).start(["flower", f"--port={args.port}", "--address=127.0.0.1"])
     return 0

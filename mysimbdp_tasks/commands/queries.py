@@ -119,18 +119,19 @@ def dead_letters(settings: Settings, tenant: Tenant, timeout_ms: int = 2000) -> 
 def stream_backlog(settings: Settings, tenants: list[Tenant]) -> int:
     """Messages not yet bridged plus stream tasks not yet taken by a worker."""
     import redis
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer
+
+    from ..core import names
+    from ..services import topics
 
     client = redis.Redis.from_url(settings.redis_url)
     backlog = sum(int(client.llen(t.stream_queue)) for t in tenants)
     for t in tenants:
         # A consumer in the bridge's group that never subscribes only reads the group's offsets.
-        consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str, group_id=f"mysimbdp.bridge.{t.name}",
+        consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str, group_id=names.bridge_group(t.name),
                                  enable_auto_commit=False)
         try:
-            tps = [TopicPartition(t.ingest_topic, p) for p in consumer.partitions_for_topic(t.ingest_topic) or ()]
-            ends = consumer.end_offsets(tps) if tps else {}
-            backlog += sum(max(0, ends[tp] - (consumer.committed(tp) or 0)) for tp in tps)
+            backlog += topics.lag(consumer, t.ingest_topic)
         finally:
             consumer.close(autocommit=False)
     return backlog

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
-from ..services.topics import REPORTS
+from .names import REPORTS_TOPIC as REPORTS
 
 SOURCES = ("client", "bridge", "worker")
 RESERVOIR_SIZE = 10_000

@@ -64,6 +64,7 @@ class Settings:
     chunk_bytes: int = 8 * 1024 * 1024
     visibility_timeout: int = 1800
     stall_seconds: float = 60.0
+    report_every: float = 5.0  # seconds per reporting window of the stream workers
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,8 +93,10 @@ class Settings:
         chunk_mb = _number(env, "MYSIMBDP_CHUNK_MB", 8)
         visibility = _number(env, "MYSIMBDP_VISIBILITY_TIMEOUT", 1800)
         stall = _number(env, "MYSIMBDP_STALL_SECONDS", 60)
+        report_every = _number(env, "MYSIMBDP_REPORT_EVERY", 5)
         return cls(
             stall_seconds=stall,
+            report_every=report_every,
             chunk_bytes=int(chunk_mb * 1024 * 1024),
             visibility_timeout=int(visibility),
             home=home,

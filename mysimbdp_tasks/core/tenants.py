@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cql
+from . import cql, names
 from .errors import ConfigError, ConfigProblem
 
 MB = 1024 * 1024
@@ -109,19 +109,19 @@ class Tenant:
 
     @property
     def batch_queue(self) -> str:
-        return f"{self.name}.batch"
+        return names.batch_queue(self.name)
 
     @property
     def stream_queue(self) -> str:
-        return f"{self.name}.stream"
+        return names.stream_queue(self.name)
 
     @property
     def ingest_topic(self) -> str:
-        return f"{self.name}.ingest"
+        return names.ingest_topic(self.name)
 
     @property
     def dead_topic(self) -> str:
-        return f"{self.name}.dead"
+        return names.dead_topic(self.name)
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,13 +12,14 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
-
-from cassandra.cluster import Session
+from typing import TYPE_CHECKING, Any
 
 from ..core.cql import ident
+from ..core.names import BATCH_METRICS_TABLE as BATCH_METRICS
 from ..core.tenants import Tenant
-from .provisioning import BATCH_METRICS
+
+if TYPE_CHECKING:  # the watcher emits events and must not load the Cassandra driver
+    from cassandra.cluster import Session
 
 _BATCH_COLUMNS = ("day", "ingest_id", "file", "size_bytes", "started_at", "finished_at", "rows_ok",
                   "rows_refused", "chunks", "status", "reason", "duration_ms", "ms_per_row")

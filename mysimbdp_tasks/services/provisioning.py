@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from cassandra.cluster import Session
 
-from ..core import cql
+from ..core import cql, names
 from ..core.cql import ident
 from ..core.errors import ProvisioningError
 from ..core.tenants import Tenant
@@ -22,8 +22,8 @@ from .cassandra import replication_map
 
 log = logging.getLogger(__name__)
 
-BATCH_METRICS = "batch_ingestion_metrics"
-STREAM_METRICS = "stream_ingestion_metrics"
+BATCH_METRICS = names.BATCH_METRICS_TABLE
+STREAM_METRICS = names.STREAM_METRICS_TABLE
 
 # One row per ingested file. Partitioned by UTC day so "today's files" is one partition read.
 BATCH_METRICS_DDL = f"""

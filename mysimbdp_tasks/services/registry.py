@@ -1,7 +1,8 @@
 """The platform's tenant registry, kept in Redis next to the quota counters.
 
-``mysimbdp:tenants`` maps a tenant name to the configuration that was last *applied* (not the file on
-disk, which may be edited at any time), and ``mysimbdp:tenants:active`` holds the tenants whose
+``mysimbdp:tenants`` (:data:`names.TENANTS`) maps a tenant name to the configuration that was last *applied* (not the file on
+disk, which may be edited at any time), and ``mysimbdp:tenants:active``
+(:data:`names.TENANTS_ACTIVE`) holds the tenants whose
 ingestion is on. The watcher, the bridge and the admission script read these, so adding a tenant
 with ``tenants apply`` or taking it out with ``tenants remove`` takes effect without a restart.
 """
@@ -13,13 +14,14 @@ import time
 
 import redis
 
+from ..core import names
 from ..core import tenants as tenant_model
 from ..core.errors import TenantError
 from ..core.tenants import Tenant
 
-CONFIGS = "mysimbdp:tenants"
-ACTIVE = "mysimbdp:tenants:active"
-NAMESPACES = "mysimbdp:tenants:namespaces"  # keyspace -> the one tenant that owns it
+CONFIGS = names.TENANTS
+ACTIVE = names.TENANTS_ACTIVE
+NAMESPACES = names.TENANT_NAMESPACES  # keyspace -> the one tenant that owns it
 
 # Claim every keyspace of an apply at once, or none: a keyspace owned by another tenant (applied in
 # an earlier run, or by a concurrent one) is refused before anything is created.
@@ -72,7 +74,7 @@ class Registry:
         pipe = self.redis.pipeline()
         pipe.hset(CONFIGS, tenant.name, tenant.to_json())
         pipe.sadd(ACTIVE, tenant.name)
-        pipe.hset(f"{CONFIGS}:applied_at", tenant.name, str(time.time()))
+        pipe.hset(names.TENANTS_APPLIED_AT, tenant.name, str(time.time()))
         pipe.execute()
 
     def deactivate(self, name: str) -> bool:
@@ -82,12 +84,12 @@ class Registry:
         pipe = self.redis.pipeline()
         pipe.srem(ACTIVE, name)
         pipe.hdel(CONFIGS, name)
-        pipe.hdel(f"{CONFIGS}:applied_at", name)
+        pipe.hdel(names.TENANTS_APPLIED_AT, name)
         for ns, owner in self.redis.hgetall(NAMESPACES).items():
             if owner in (name, name.encode()):
                 pipe.hdel(NAMESPACES, ns)
         # Its topics are gone too; offsets of a re-created topic start again at 0.
-        pipe.delete(f"mysimbdp:stream:hw:{name}")
+        pipe.delete(names.stream_hw_key(name))
         pipe.execute()
 
     def is_active(self, name: str) -> bool:

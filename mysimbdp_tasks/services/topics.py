@@ -6,16 +6,18 @@ import logging
 import time
 from collections.abc import Iterable
 
+from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
+from ..core import names
 from ..core.settings import Settings
 from ..core.tenants import Tenant
 
 log = logging.getLogger(__name__)
 
-REPORTS = "mysimbdp.reports"
-CONTROL = "mysimbdp.control"
+REPORTS = names.REPORTS_TOPIC
+CONTROL = names.CONTROL_TOPIC
 
 
 def admin(settings: Settings) -> KafkaAdminClient:
@@ -54,8 +56,6 @@ def ensure(settings: Settings, tenants: Iterable[Tenant]) -> list[str]:
 
 def _wait_for_leaders(settings: Settings, names: list[str], timeout: float = 30.0) -> None:
     """Return once every partition of the new topics has a leader, so clients can use them at once."""
-    from kafka import KafkaConsumer
-
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str)
     try:
         deadline = time.monotonic() + timeout
@@ -67,6 +67,20 @@ def _wait_for_leaders(settings: Settings, names: list[str], timeout: float = 30.
         log.warning("topics %s have no leader after %.0f s", ", ".join(names), timeout)
     finally:
         consumer.close()
+
+
+def lag(consumer: KafkaConsumer, topic: str) -> int:
+    """Messages of ``topic`` not yet committed by ``consumer``'s group, over all its partitions.
+
+    Counted from the group's committed offsets, not from this consumer's positions: a bridge that
+    holds no partition (stalled, or between rebalances) must not report zero lag, and a consumer
+    that never subscribes can read a group's lag without joining it.
+    """
+    tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    if not tps:
+        return 0
+    ends = consumer.end_offsets(tps)
+    return sum(max(0, ends[tp] - (consumer.committed(tp) or 0)) for tp in tps)
 
 
 def delete_tenant_topics(settings: Settings, tenant: Tenant) -> None:

@@ -27,25 +27,24 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from ..core import names
 from ..core.convert import RowConverter
 from ..core.errors import RowError
 from ..core.reports import Window, send_report
 from ..core.rows import converter_for
 from ..core.settings import Settings
 from ..core.tenants import Tenant
+from ..services import topics
+from ..services.dispatch import Dispatch
 from ..services.quotas import Quotas
-from ..services.registry import ACTIVE
 
 log = logging.getLogger(__name__)
-
-SendTask = Callable[[Tenant, dict[str, Any]], None]
 
 
 @dataclass
@@ -74,27 +73,18 @@ def validate(tenant: Tenant, converter: RowConverter, value: bytes | None) -> tu
     return data, "", ""
 
 
-def celery_task_sender() -> SendTask:
-    from ..worker.celery_app import app
-
-    def send(tenant: Tenant, batch: dict[str, Any]) -> None:
-        app.send_task("mysimbdp.ingest_messages", args=(tenant.name, batch), queue=tenant.stream_queue)
-
-    return send
-
-
 class Bridge:
-    def __init__(self, settings: Settings, tenant: Tenant, quotas: Quotas, send_task: SendTask,
+    def __init__(self, settings: Settings, tenant: Tenant, quotas: Quotas, dispatch: Dispatch,
                  max_messages: int = 500, max_wait_s: float = 0.1, report_every_s: float = 5.0) -> None:
         self.settings = settings
         self.tenant = tenant
         self.quotas = quotas
-        self.send_task = send_task
+        self.dispatch = dispatch
         self.max_messages = max_messages
         self.max_wait_s = max_wait_s
         self.report_every_s = report_every_s
         self.converter = converter_for(tenant)
-        self.group = f"mysimbdp.bridge.{tenant.name}"
+        self.group = names.bridge_group(tenant.name)
         self.consumer = self._consumer()
         self.assigned_at = time.monotonic()
         self.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all", linger_ms=5,
@@ -184,7 +174,7 @@ class Bridge:
         verdict = self.decide(records)
         for start in range(0, len(verdict.admitted), self.max_messages):
             part = verdict.admitted[start:start + self.max_messages]
-            self.send_task(self.tenant, {"messages": part, "bridged_at": time.time()})
+            self.dispatch.send_messages(self.tenant.name, {"messages": part, "bridged_at": time.time()})
             self.counts["tasks"] += 1
         futures = [self._dead_letter(record, reason, detail) for record, reason, detail in verdict.dead]
         if futures:
@@ -219,17 +209,8 @@ class Bridge:
 
     # -- reporting ---------------------------------------------------------------------------
     def lag(self) -> int:
-        """Messages of the tenant's topic not yet committed by the bridges' group.
-
-        Counted over all partitions from committed offsets, not from this consumer's positions: a
-        bridge that holds no partition (stalled, or between rebalances) must not report zero lag.
-        """
-        parts = self.consumer.partitions_for_topic(self.tenant.ingest_topic) or set()
-        tps = [TopicPartition(self.tenant.ingest_topic, p) for p in parts]
-        if not tps:
-            return 0
-        ends = self.consumer.end_offsets(tps)
-        return sum(max(0, ends[tp] - (self.consumer.committed(tp) or 0)) for tp in tps)
+        """Messages of the tenant's topic not yet committed by the bridges' group (see :func:`topics.lag`)."""
+        return topics.lag(self.consumer, self.tenant.ingest_topic)
 
     def maybe_report(self, force: bool = False) -> None:
         now = time.time()
@@ -242,7 +223,7 @@ class Bridge:
                      report.lag, report.errors)
 
     def active(self) -> bool:
-        return bool(self.quotas.redis.sismember(ACTIVE, self.tenant.name))
+        return bool(self.quotas.redis.sismember(names.TENANTS_ACTIVE, self.tenant.name))
 
     def run(self, stop: threading.Event) -> None:
         log.info("tenant=%s bridging %s -> queue %s", self.tenant.name, self.tenant.ingest_topic,

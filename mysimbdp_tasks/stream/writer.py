@@ -1,6 +1,7 @@
 """Stream ingestion in a worker: write a bridged micro-batch and account for it per window.
 
-Each worker process keeps one reporting window per tenant. When a window is due it becomes a row of
+Each worker process keeps one reporting window per tenant (in its :mod:`context`, every
+``MYSIMBDP_REPORT_EVERY`` seconds). When a window is due it becomes a row of
 ``<namespace>.stream_ingestion_metrics`` and a ``worker`` report on ``mysimbdp.reports`` (for the
 monitor): messages, bytes, average and maximum ingestion time per task, errors, and end-to-end
 latency from each message's Kafka timestamp to its write.
@@ -12,7 +13,6 @@ import datetime as dt
 import logging
 import os
 import socket
-import threading
 import time
 from typing import Any
 
@@ -20,19 +20,16 @@ from cassandra.cluster import Session
 
 from ..core.cql import ident
 from ..core.errors import RowError
+from ..core.names import STREAM_METRICS_TABLE as STREAM_METRICS
 from ..core.reports import Report, Window, send_report
 from ..core.rows import converter_for
 from ..core.tenants import Tenant
 from ..services import context
-from ..services.provisioning import STREAM_METRICS
 
 log = logging.getLogger(__name__)
 
-REPORT_EVERY_S = float(os.environ.get("MYSIMBDP_REPORT_EVERY", "5"))
 _COLUMNS = ("day", "window_start", "worker", "window_end", "messages", "bytes", "avg_ingest_ms",
             "max_ingest_ms", "errors", "avg_latency_ms", "p95_latency_ms", "max_latency_ms")
-_lock = threading.Lock()
-_windows: dict[str, Window] = {}
 
 
 def ingest_messages(tenant: Tenant, batch: dict[str, Any]) -> int:
@@ -51,10 +48,12 @@ def ingest_messages(tenant: Tenant, batch: dict[str, Any]) -> int:
     done = time.time()
     elapsed_ms = (time.perf_counter() - t0) * 1000
     latencies = [done * 1000 - m["ts"] for m in batch["messages"] if m.get("ts")]
-    with _lock:
-        window = _windows.get(tenant.name)
+    process = context.current()
+    with process.lock:
+        window = process.windows.get(tenant.name)
         if window is None:
-            window = _windows[tenant.name] = Window("worker", tenant.name, REPORT_EVERY_S, start=time.time())
+            window = process.windows[tenant.name] = Window("worker", tenant.name, context.settings().report_every,
+                                                           start=time.time())
         window.add(written, sum(m.get("n", 0) for m in batch["messages"]), elapsed_ms, latencies_ms=latencies)
         if errors:
             window.add(errors, 0, 0.0, error=True)
@@ -89,9 +88,10 @@ def record_window(session: Session, tenant: Tenant, report: Report) -> None:
 def flush_all() -> None:
     """Publish every open window (at process shutdown)."""
     now = time.time()
-    with _lock:
-        pending = [(name, w.flush(now)) for name, w in _windows.items()]
-        _windows.clear()
+    process = context.current()
+    with process.lock:
+        pending = [(name, w.flush(now)) for name, w in process.windows.items()]
+        process.windows.clear()
     for name, report in pending:
         if report is not None:
             try:

@@ -17,14 +17,19 @@ Queues: ``<tenant>.batch`` and ``<tenant>.stream``; a worker pool consumes only 
 
 from __future__ import annotations
 
+import functools
+
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 
+from ..core import names
 from ..core.settings import Settings
 from ..services import context
 
 
 def make_app(settings: Settings) -> Celery:
+    """A Celery app for ``settings``. Sending needs nothing more; a worker also gets the task bodies
+    (``include``: imported when the worker starts, registered on this app as shared tasks)."""
     app = Celery("mysimbdp", include=["mysimbdp_tasks.worker.tasks"])
     app.conf.update(
         broker_url=settings.redis_url,
@@ -43,26 +48,38 @@ def make_app(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_serializer="json",
         accept_content=["json"],
-        task_default_queue="mysimbdp.default",
+        task_default_queue=names.DEFAULT_QUEUE,
         worker_hijack_root_logger=False,
         worker_send_task_events=True,  # Flower shows tasks live
         task_send_sent_event=True,
         timezone="UTC",
         enable_utc=True,
     )
+    # Connected here, not at import: only a process that builds an app runs a pool. Connecting the
+    # same receivers again is a no-op (signals dedupe by receiver).
+    worker_process_init.connect(_fresh_connections, weak=False)
+    worker_process_shutdown.connect(_close_connections, weak=False)
     return app
 
 
-app = make_app(Settings.from_env())
+@functools.cache
+def _default_app() -> Celery:
+    return make_app(Settings.from_env())
 
 
-@worker_process_init.connect
+def __getattr__(name: str) -> Celery:
+    # The one module-level app, for `celery -A mysimbdp_tasks.worker.celery_app` and Celery's remote
+    # control: built from the environment on first use (PEP 562), never at import.
+    if name == "app":
+        return _default_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _fresh_connections(**_: object) -> None:
     # Never share Cassandra or Redis connections across fork: each pool process opens its own.
     context.reset()
 
 
-@worker_process_shutdown.connect
 def _close_connections(**_: object) -> None:
     from ..stream import writer as stream
 

@@ -8,13 +8,15 @@ from typing import Any
 from cassandra import OperationTimedOut, RequestExecutionException
 from cassandra.cluster import NoHostAvailable
 from cassandra.connection import ConnectionException
+from celery import Task, shared_task
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ..batch import files as batch
+from ..core import names
 from ..core.errors import TenantError, TransientIngestError
 from ..services import context
+from ..services.dispatch import Dispatch
 from ..stream import writer as stream
-from .celery_app import app
 
 log = logging.getLogger(__name__)
 
@@ -26,30 +28,18 @@ RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 1, "retry_backoff_max": 60
          "max_retries": 60}
 
 
-def send_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
-    # A task id derived from the job lets the sweeper tell whether a chunk's message still exists.
-    ingest_chunk.apply_async(args=(job, chunk), queue=f"{job['tenant']}.batch",
-                             task_id=chunk_task_id(job["ingest_id"], chunk["index"]))
-
-
-def chunk_task_id(ingest_id: str, index: int) -> str:
-    return f"{ingest_id}-chunk-{index}"
-
-
-def file_task_id(ingest_id: str) -> str:
-    return f"{ingest_id}-file"
-
-
-@app.task(name="mysimbdp.ingest_file", **RETRY)
-def ingest_file(job: dict[str, Any]) -> None:
+# Shared tasks: registered on the app the process builds (worker.celery_app.make_app), not on one
+# built at import.
+@shared_task(name=names.INGEST_FILE, bind=True, **RETRY)
+def ingest_file(self: Task, job: dict[str, Any]) -> None:
     try:
-        batch.start(job, send_chunk)
+        batch.start(job, Dispatch(self.app))
     except TenantError as exc:
         log.error("tenant=%s ingest=%s file=%s refused: %s", job.get("tenant"), job.get("ingest_id"),
                   job.get("file"), exc)
 
 
-@app.task(name="mysimbdp.ingest_chunk", **RETRY)
+@shared_task(name=names.INGEST_CHUNK, **RETRY)
 def ingest_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
     try:
         batch.run_chunk(job, chunk)
@@ -58,7 +48,7 @@ def ingest_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
                   job.get("file"), chunk.get("index"), exc)
 
 
-@app.task(name="mysimbdp.ingest_messages", **RETRY)
+@shared_task(name=names.INGEST_MESSAGES, **RETRY)
 def ingest_messages(tenant_name: str, batch_: dict[str, Any]) -> None:
     try:
         stream.ingest_messages(context.tenant(tenant_name), batch_)

@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 
 from mysimbdp_tasks.batch import folders
-from mysimbdp_tasks.batch.watcher import Watcher, celery_sender
+from mysimbdp_tasks.batch.watcher import Watcher
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import MB
+from mysimbdp_tasks.services.dispatch import Dispatch
 from mysimbdp_tasks.services.quotas import Quotas
 from mysimbdp_tasks.services.registry import Registry
+from mysimbdp_tasks.worker.celery_app import make_app
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +88,7 @@ def test_each_refusal_reason_leaves_the_file_in_rejected_with_a_receipt(make_ten
         f"{n}-ok2.csv": (small * 10, "admitted"),
         f"{n}-third.csv": (small, "daily_files_exceeded"),
     }
-    watcher = Watcher(settings, redis_client, celery_sender(), stable_seconds=0)
+    watcher = Watcher(settings, redis_client, Dispatch(make_app(settings)), stable_seconds=0)
     outcomes = {}
     for name, (data, _) in cases.items():  # one at a time: the order decides which limit is hit
         outcomes[name] = watcher.take(_stage(settings, name, data))
@@ -115,7 +117,7 @@ def test_inactive_tenant_symlink_and_wrong_tenant_folder_are_refused(make_tenant
                                                                       redis_client: Any, tmp_path: Path) -> None:
     tenant = make_tenant(provision=False)
     other = make_tenant(provision=False)
-    watcher = Watcher(settings, redis_client, celery_sender(), stable_seconds=0)
+    watcher = Watcher(settings, redis_client, Dispatch(make_app(settings)), stable_seconds=0)
     outside = tmp_path / "secret.csv"  # outside staging
     outside.write_text("created_utc,subreddit,id,author,body\n")
     link = settings.staging / f"{tenant.name}-link.csv"
@@ -129,7 +131,7 @@ def test_inactive_tenant_symlink_and_wrong_tenant_folder_are_refused(make_tenant
     assert out is not None and out.reason == "wrong_tenant"
 
     Registry(redis_client).deactivate(tenant.name)
-    watcher._tenants = (0.0, {})
+    watcher.refresh_tenants()
     out = watcher.take(_stage(settings, f"{tenant.name}-late.csv", b"a,b\n"))
     assert out is not None and out.reason == "tenant_inactive"
 
@@ -140,7 +142,7 @@ def test_concurrent_watchers_take_each_file_once_and_never_overshoot(make_tenant
     names = [f"{tenant.name}-{i}.csv" for i in range(30)]
     for name in names:
         _stage(settings, name, b"created_utc,subreddit,id,author,body\n")
-    watchers = [Watcher(settings, redis_client, celery_sender(), stable_seconds=0) for _ in range(3)]
+    watchers = [Watcher(settings, redis_client, Dispatch(make_app(settings)), stable_seconds=0) for _ in range(3)]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(3) as pool:

@@ -11,6 +11,8 @@ import redis
 from kit import Platform, running_platform
 
 from mysimbdp_tasks import stack
+from mysimbdp_tasks.batch.jobs import Jobs
+from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.settings import Settings
 from producers.generate import generate
 
@@ -32,7 +34,7 @@ def _wait_for_chunks(client: redis.Redis, platform: Platform, at_least: int, tim
     while time.monotonic() < deadline:
         for path in (platform.home / "processing" / platform.tenant.name).glob("*__*"):
             ingest_id = path.name.split("__", 1)[0]
-            if client.hlen(f"mysimbdp:job:{ingest_id}:chunks") >= at_least:
+            if len(Jobs(client).results(ingest_id)) >= at_least:
                 return
         time.sleep(0.1)
     raise TimeoutError(f"no chunk finished in {timeout} s; logs:\n{platform.logs()}")
@@ -80,10 +82,9 @@ def test_cassandra_restart_during_ingestion_loses_nothing(make_tenant: Any, sett
 
 def test_sweeper_resends_only_a_chunk_that_the_broker_lost(make_tenant: Any, settings: Settings,
                                                            redis_client: Any, tmp_path: Path) -> None:
-    from mysimbdp_tasks.batch.jobs import Jobs
     from mysimbdp_tasks.batch.sweeper import Sweeper
-    from mysimbdp_tasks.batch.watcher import celery_sender
-    from mysimbdp_tasks.worker import tasks
+    from mysimbdp_tasks.services.dispatch import Dispatch
+    from mysimbdp_tasks.worker.celery_app import make_app
 
     tenant = make_tenant(like="tenant2", provision=False)
     processing = tmp_path / "processing"
@@ -94,14 +95,14 @@ def test_sweeper_resends_only_a_chunk_that_the_broker_lost(make_tenant: Any, set
     jobs = Jobs(redis_client)
     jobs.open(job, now=0.0)
     jobs.start(ingest_id, 3, started_at=0.0, plan=plan, fmt="csv")
-    jobs.record(ingest_id, 0, {"index": 0, "rows_ok": 1, "rows_refused": 0, "refusals": []})
-    redis_client.hset(f"mysimbdp:job:{ingest_id}", "updated_at", 0)
+    jobs.record(ingest_id, 0, {"index": 0, "rows_ok": 1, "rows_refused": 0, "refusals": []}, now=0.0)
     queue = tenant.batch_queue
-    tasks.send_chunk({**job, "fmt": "csv"}, plan[2])  # chunk 2 is still queued; chunk 1 was lost
-    sweeper = Sweeper(redis_client, processing, celery_sender(), tasks.send_chunk, stall_s=5)
+    dispatch = Dispatch(make_app(settings))
+    dispatch.send_chunk({**job, "fmt": "csv"}, plan[2])  # chunk 2 is still queued; chunk 1 was lost
+    sweeper = Sweeper(redis_client, processing, dispatch, stall_s=5)
     try:
         assert sweeper.sweep() == []  # first sighting: only a suspect
-        assert sweeper.sweep() == [f"{ingest_id}-chunk-1"]
+        assert sweeper.sweep() == [names.chunk_task_id(ingest_id, 1)]
         assert redis_client.llen(queue) == 2
         assert sweeper.sweep() == []  # now it is queued again
     finally:

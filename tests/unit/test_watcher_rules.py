@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mysimbdp_tasks.batch.sweeper import Sweeper
+from mysimbdp_tasks.batch.sweeper import needed
 from mysimbdp_tasks.batch.watcher import tenant_of
 
 pytestmark = pytest.mark.unit
@@ -24,11 +24,8 @@ def test_tenant_is_the_prefix_before_the_first_dash_or_underscore(name: str, ten
 
 
 def _needed(plan: list[dict[str, Any]] | None, recorded: set[int]) -> list[str]:
-    sweeper = Sweeper.__new__(Sweeper)  # only the pure part: no Redis needed
-    sweeper.send_file = lambda _job: None
-    sweeper.send_chunk = lambda _job, _chunk: None
     job: dict[str, Any] = {"ingest_id": "j", "job": {}, "plan": plan, "recorded": recorded}
-    return sorted(sweeper.needed(job))
+    return sorted(needed(job))
 
 
 def test_a_job_not_planned_yet_needs_its_file_task() -> None:

@@ -1,0 +1,107 @@
+"""Every name the platform gives to things outside a process: Celery queues, task names and task
+ids, Redis keys, Kafka topics and consumer groups, Cassandra metrics tables.
+
+Intake, workers, control and the CLI queries all meet on these names, so each is spelled exactly
+once, here. Changing one changes the wire contract between running processes: a platform must be
+stopped (``mysimbdp down``) before it runs code with a different name.
+"""
+
+from __future__ import annotations
+
+# -- Celery ----------------------------------------------------------------------------------
+INGEST_FILE = "mysimbdp.ingest_file"  # plan one admitted file (and ingest it if it is one chunk)
+INGEST_CHUNK = "mysimbdp.ingest_chunk"  # ingest one chunk of a planned file
+INGEST_MESSAGES = "mysimbdp.ingest_messages"  # write one bridged micro-batch of stream messages
+DEFAULT_QUEUE = "mysimbdp.default"  # nothing is sent here: every task names its tenant's queue
+
+
+def batch_queue(tenant: str) -> str:
+    return f"{tenant}.batch"
+
+
+def stream_queue(tenant: str) -> str:
+    return f"{tenant}.stream"
+
+
+# Task ids derived from the job, so the sweeper can tell whether a task's message still exists.
+def file_task_id(ingest_id: str) -> str:
+    return f"{ingest_id}-file"
+
+
+def chunk_task_id(ingest_id: str, index: int) -> str:
+    return f"{ingest_id}-chunk-{index}"
+
+
+UNACKED = "unacked"  # kombu's Redis hash of delivered, not yet acknowledged messages
+
+# -- Redis keys ------------------------------------------------------------------------------
+PREFIX = "mysimbdp:"
+TENANTS = PREFIX + "tenants"  # hash: tenant -> applied configuration (JSON)
+TENANTS_ACTIVE = PREFIX + "tenants:active"  # set of tenants whose ingestion is on
+TENANTS_APPLIED_AT = PREFIX + "tenants:applied_at"  # hash: tenant -> time of the last apply
+TENANT_NAMESPACES = PREFIX + "tenants:namespaces"  # hash: keyspace -> the one tenant that owns it
+USAGE_PREFIX = PREFIX + "usage:"
+STREAM_HW_PREFIX = PREFIX + "stream:hw:"
+STREAM_EXHAUSTED_PREFIX = PREFIX + "stream:exhausted:"
+REFUND_PREFIX = PREFIX + "refund:"
+JOB_PREFIX = PREFIX + "job:"
+JOBS_OPEN = PREFIX + "jobs:open"  # set of ingest ids admitted and not finalized yet
+WATCHER_PENDING = PREFIX + "watcher:pending"  # hash: ingest id -> job JSON, until its task is sent
+
+
+def usage_key(tenant: str, day: str) -> str:
+    """Hash of the tenant's counters (files, bytes, messages) for one UTC day."""
+    return f"{USAGE_PREFIX}{tenant}:{day}"
+
+
+def stream_hw_key(tenant: str) -> str:
+    """Hash: partition -> last offset whose admission was decided."""
+    return f"{STREAM_HW_PREFIX}{tenant}"
+
+
+def stream_exhausted_key(tenant: str, day: str) -> str:
+    """Hash: partition -> first offset refused because the day's message quota ran out."""
+    return f"{STREAM_EXHAUSTED_PREFIX}{tenant}:{day}"
+
+
+def refund_key(ingest_id: str) -> str:
+    """Marker that the file's quota was given back (at most once)."""
+    return f"{REFUND_PREFIX}{ingest_id}"
+
+
+def job_key(ingest_id: str) -> str:
+    """Hash of one file's ingestion: the job, its plan, timestamps, finalized."""
+    return f"{JOB_PREFIX}{ingest_id}"
+
+
+def job_chunks_key(ingest_id: str) -> str:
+    """Hash: chunk index -> that chunk's outcome (JSON)."""
+    return f"{JOB_PREFIX}{ingest_id}:chunks"
+
+
+def job_finalizing_key(ingest_id: str) -> str:
+    """Short lock held by the one task finalizing the job."""
+    return f"{JOB_PREFIX}{ingest_id}:finalizing"
+
+
+# -- Kafka -----------------------------------------------------------------------------------
+REPORTS_TOPIC = "mysimbdp.reports"  # reports of clients, bridges and workers, read by the monitor
+CONTROL_TOPIC = "mysimbdp.control"  # the monitor's decisions, read by the manager
+
+
+def ingest_topic(tenant: str) -> str:
+    return f"{tenant}.ingest"
+
+
+def dead_topic(tenant: str) -> str:
+    return f"{tenant}.dead"
+
+
+def bridge_group(tenant: str) -> str:
+    """The consumer group of the tenant's bridges; its committed offsets define the stream lag."""
+    return f"mysimbdp.bridge.{tenant}"
+
+
+# -- Cassandra (tables in each tenant's keyspace, next to its data table) -----------------------
+BATCH_METRICS_TABLE = "batch_ingestion_metrics"
+STREAM_METRICS_TABLE = "stream_ingestion_metrics"

@@ -1,0 +1,37 @@
+"""Sending the platform's tasks, by name, to the tenant's own queue.
+
+Intake (the watcher, its sweeper, the bridge) and the planning task send through a
+:class:`Dispatch`; none of them imports the task bodies or builds a Celery app. Anything with
+Celery's ``send_task`` signature is a :class:`Sender` (a ``Celery`` app is one), so a process hands
+in the app it built (``worker.celery_app.make_app``) and the names stay in :mod:`core.names`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..core import names
+
+
+class Sender(Protocol):
+    def send_task(self, name: str, args: tuple[Any, ...] = (), *, queue: str = "",
+                  task_id: str | None = None) -> Any: ...
+
+
+class Dispatch:
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+
+    def send_file(self, job: dict[str, Any]) -> None:
+        """Plan an admitted file: one task per file, whose id the sweeper can look for."""
+        self.sender.send_task(names.INGEST_FILE, args=(job,), queue=names.batch_queue(job["tenant"]),
+                              task_id=names.file_task_id(job["ingest_id"]))
+
+    def send_chunk(self, job: dict[str, Any], chunk: dict[str, Any]) -> None:
+        """Ingest one chunk of a planned file."""
+        self.sender.send_task(names.INGEST_CHUNK, args=(job, chunk), queue=names.batch_queue(job["tenant"]),
+                              task_id=names.chunk_task_id(job["ingest_id"], chunk["index"]))
+
+    def send_messages(self, tenant: str, batch: dict[str, Any]) -> None:
+        """Write one bridged micro-batch of the tenant's stream messages."""
+        self.sender.send_task(names.INGEST_MESSAGES, args=(tenant, batch), queue=names.stream_queue(tenant))
