@@ -32,7 +32,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 
 from mysimbdp_tasks.core import tenants
 from mysimbdp_tasks.core.parsing import detect_format
-from mysimbdp_tasks.core.rows import Writer, converter_for, ingest_chunk
+from mysimbdp_tasks.core.rows import Refuse, Writer, converter_for, ingest_chunk
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
 from mysimbdp_tasks.services import cassandra as db
@@ -54,7 +54,7 @@ def naive_writer(session: Session, tenant: Tenant, max_rows: int, max_seconds: f
     insert.consistency_level = ConsistencyLevel.LOCAL_QUORUM
     stopped = [False]
 
-    def write(rows: Iterable[Sequence[Any]]) -> int:
+    def write(rows: Iterable[Sequence[Any]], _refuse: Refuse) -> int:  # reference writers refuse nothing
         deadline = time.monotonic() + max_seconds
         n = 0
         for row in rows:
@@ -73,7 +73,7 @@ def raw_writer(session: Session, tenant: Tenant, concurrency: int, slice_rows: i
     insert = session.prepare(insert_cql(tenant))
     insert.consistency_level = ConsistencyLevel.LOCAL_QUORUM
 
-    def write(rows: Iterable[Sequence[Any]]) -> int:
+    def write(rows: Iterable[Sequence[Any]], _refuse: Refuse) -> int:  # reference writers refuse nothing
         it = iter(rows)
         n = 0
         while batch := list(itertools.islice(it, slice_rows)):

@@ -17,11 +17,7 @@ from cassandra.cluster import Session
 from cassandra.query import SimpleStatement
 from kafka import KafkaConsumer, TopicPartition
 
-<<<<<<< HEAD
-from mysimbdp_tasks.core import procs
-=======
-from mysimbdp_tasks.core import names
->>>>>>> h1-wiring
+from mysimbdp_tasks.core import names, procs
 from mysimbdp_tasks.core.cql import ident
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant

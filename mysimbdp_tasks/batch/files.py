@@ -102,6 +102,38 @@ def _failed_chunk(index: int, exc: PermanentIngestError) -> dict[str, Any]:
     return result
 
 
+def give_up(job: dict[str, Any], chunk: dict[str, Any] | None, exc: BaseException) -> None:
+    """Record a permanent failure of the file's task (``chunk`` None) or of one chunk's task.
+
+    Retrying would fail the same way, so the failure becomes the chunk's outcome: the file then
+    finalizes with a receipt naming it, and the sweeper has nothing left to re-send.
+    """
+    opened = _open(job)
+    if opened is None:
+        return
+    tenant, _, jobs = opened
+    error = exc if isinstance(exc, PermanentIngestError) else PermanentIngestError(
+        "internal_error", f"{type(exc).__name__}: {str(exc)[:300]}")
+    ingest_id = job["ingest_id"]
+    if chunk is None:
+        # The file task plans the file and runs it when it is one chunk; fanned out chunks have
+        # tasks of their own, which record their own outcomes.
+        chunks = jobs.chunk_count(ingest_id)
+        if chunks is not None and chunks > 1:
+            log.error("tenant=%s ingest=%s file=%s file task failed after planning %d chunks: %s",
+                      tenant.name, ingest_id, job["file"], chunks, error)
+            return
+        if chunks is None:
+            jobs.start(ingest_id, 1, time.time(), [])
+        index = 0
+    else:
+        index = int(chunk["index"])
+    log.error("tenant=%s ingest=%s file=%s chunk=%d failed for good: %s", tenant.name, ingest_id, job["file"],
+              index, error)
+    if jobs.record(ingest_id, index, _failed_chunk(index, error)):
+        finalize(job, tenant)
+
+
 def finalize(job: dict[str, Any], tenant: Tenant) -> None:
     """Move the file to done/ or failed/, write its receipt and metrics; refund if nothing landed."""
     jobs = context.on_redis(Jobs)
@@ -124,7 +156,9 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
     started = jobs.started_at(ingest_id) or time.time()
     finished = time.time()
     if total["rows_ok"] > 0:
-        status, reason = "done", ("partial: some rows refused" if total["rows_refused"] else "")
+        # What landed is counted and kept, so the file is done even if reading it stopped early.
+        status, reason = "done", (f"partial: {errors[0]['reason']}" if errors
+                                  else "partial: some rows refused" if total["rows_refused"] else "")
     elif errors:
         status, reason = "failed", errors[0]["reason"]
     elif total["rows_refused"]:

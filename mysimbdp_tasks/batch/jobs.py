@@ -63,6 +63,11 @@ class Jobs:
             })
         return found
 
+    def chunk_count(self, ingest_id: str) -> int | None:
+        """How many chunks the job was planned into; None before planning."""
+        raw = self.redis.hget(names.job_key(ingest_id), "chunks")
+        return int(raw) if raw is not None else None
+
     def started_at(self, ingest_id: str) -> float | None:
         raw = self.redis.hget(names.job_key(ingest_id), "started_at")
         return float(raw) if raw is not None else None

@@ -24,6 +24,10 @@ Rules, decided once for every tenant:
   ``NaN`` / ``Infinity`` (CQL supports both). ``float`` is range-checked against 32-bit limits.
   ``decimal`` refuses NaN and infinities (CQL ``decimal`` has none); a JSON float keeps its shortest
   decimal spelling (``0.1`` → ``Decimal("0.1")``), not its binary expansion.
+- **Sizes that cannot be bound.** ``varint`` and ``decimal`` take at most ``MAX_DIGITS`` digits (the
+  driver converts the digits with ``int()``, which refuses more), and a ``decimal``'s scale (minus
+  its exponent) must fit the 32-bit integer CQL stores it in: ``1e-9999999999`` is refused here
+  rather than failing when the row is bound.
 - **Booleans** accept JSON ``true``/``false``, JSON ``0``/``1`` and the text ``true, false, 1, 0,
   yes, no`` in any case.
 - **Timestamps** become timezone-aware UTC ``datetime`` values. A number (JSON int or float, or
@@ -48,13 +52,14 @@ import ipaddress
 import math
 import operator
 import re
+import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .errors import RowError
 
-__all__ = ["CONVERTERS", "TIMESTAMP_MS_THRESHOLD", "RowConverter"]
+__all__ = ["CONVERTERS", "MAX_DIGITS", "TIMESTAMP_MS_THRESHOLD", "RowConverter"]
 
 Converter = Callable[[Any], Any]
 
@@ -65,6 +70,9 @@ _UTC = dt.UTC
 _call = operator.call
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
 _FLOAT32_MAX = 3.4028234663852886e38
+#: Most digits in a varint or decimal: int() (used here and by the driver) refuses longer texts.
+MAX_DIGITS = sys.get_int_max_str_digits() or 4300
+_SCALE_MIN, _SCALE_MAX = -(2**31), 2**31 - 1  # a decimal's scale is a CQL int
 
 # ASCII digits only: str.isdigit() and int() also accept other scripts' digits.
 _INT_TEXT = re.compile(r"([+-]?[0-9]+)(?:\.0*)?")
@@ -228,6 +236,11 @@ def _to_decimal(value: Any) -> decimal.Decimal | None:
         raise _bad("decimal", value) from None
     if not number.is_finite():
         raise _bad("decimal", value, "NaN and infinity are not decimals")
+    _, digits, exponent = number.as_tuple()
+    if len(digits) > MAX_DIGITS:
+        raise _bad("decimal", value, f"more than {MAX_DIGITS} digits")
+    if not _SCALE_MIN <= -int(exponent) <= _SCALE_MAX:
+        raise _bad("decimal", value, "exponent out of range")
     return number
 
 
@@ -281,6 +294,8 @@ def _timestamp_from_text(value: str) -> dt.datetime | None:
     match = _EPOCH_TEXT.fullmatch(text)
     if match is not None:
         sign, whole, fraction = match.groups()
+        if len(whole) > 20:  # past any datetime, and int() refuses the longest texts outright
+            raise _bad("timestamp", value, "out of range")
         return _from_epoch(value, -1 if sign == "-" else 1, int(whole), fraction or "")
     match = _ISO_TIMESTAMP.fullmatch(text)
     if match is None:
@@ -306,7 +321,7 @@ def _timestamp_from_text(value: str) -> dt.datetime | None:
 def _to_timestamp(value: Any) -> dt.datetime | None:
     kind = type(value)
     if kind is str:
-        if value.isdigit() and value.isascii():  # the common CSV case: epoch seconds
+        if value.isdigit() and value.isascii() and len(value) <= 20:  # the common CSV case: epoch seconds
             return _from_epoch_int(value, int(value))
         return _timestamp_from_text(value)
     if kind is int:

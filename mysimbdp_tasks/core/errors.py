@@ -101,6 +101,16 @@ class PermanentIngestError(IngestError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
+class FileChangedError(PermanentIngestError, ValueError):
+    """A file no longer holds the bytes planned for it: truncated or replaced after planning.
+
+    Also a ``ValueError``: a chunk that does not fit its file is a bad argument to the reader.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("file_changed", detail)
+
+
 class RowError(PermanentIngestError):
     """One row or message cannot be converted to the tenant's schema.
 

@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal, NamedTuple
 
-from .errors import PermanentIngestError
+from .errors import FileChangedError, PermanentIngestError
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
@@ -70,10 +70,6 @@ READ_SIZE = 1 << 20  # bytes read at a time from a JSON array
 MAX_RECORD_BYTES = 16 << 20  # half of Cassandra's default 32 MiB commit log segment
 DEFAULT_CHUNK_BYTES = 8 << 20
 
-# The csv module's default limit is 128 KiB per field; a reddit body can be longer. The limit is
-# process-wide, so it is set once here.
-csv.field_size_limit(MAX_RECORD_BYTES)
-
 _BOM = codecs.BOM_UTF8
 _SUFFIXES: dict[str, Format] = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _JSON_WS = re.compile(r"[ \t\n\r]*")
@@ -81,7 +77,15 @@ _JSON_WS_BYTES = re.compile(rb"[ \t\n\r]*")
 # The rest of a quoted CSV field after its opening quote, through the closing quote. Possessive
 # quantifiers stop "" (an escaped quote) from being split into a closing quote plus a new one.
 _QUOTED_REST = re.compile(rb'[^"]*+(?:""[^"]*+)*+"')
+# One token of a JSON value for skipping it without recursion: a string, a bracket or a comma.
+_SKIP_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{},]')
 _decode_json = json.JSONDecoder().raw_decode
+
+
+class _Refused(NamedTuple):
+    """A JSON value that was skipped rather than decoded, with the reason (``bad_json: ...``)."""
+
+    error: str
 
 
 class Record(NamedTuple):
@@ -166,8 +170,13 @@ def iter_records(
         if chunk is None:
             chunk = Chunk(0, 0, size, 1)
         elif not 0 <= chunk.start_offset <= chunk.end_offset <= size:
-            raise ValueError(f"chunk {chunk} does not fit a file of {size} bytes")
+            # Planned on a longer file: it was truncated or replaced since, so those bytes are gone.
+            raise FileChangedError(f"chunk {chunk.index} (bytes {chunk.start_offset}..{chunk.end_offset}) "
+                                   f"does not fit a file of {size} bytes; it changed after planning")
         if fmt == "csv":
+            # The csv module's default limit is 128 KiB per field; a reddit body can be longer. The
+            # limit is process-wide, so it is set where CSV is read rather than as an import side effect.
+            csv.field_size_limit(MAX_RECORD_BYTES)
             yield from _csv_records(f, chunk, size)
         elif fmt == "jsonl":
             yield from _jsonl_records(f, chunk)
@@ -278,13 +287,30 @@ def _jsonl_records(f: BinaryIO, chunk: Chunk) -> Iterator[Record]:
             if not text.isspace():
                 yield Record(number, None, f"bad_json: {exc.msg} at column {exc.colno}")
             continue
+        except (RecursionError, ValueError) as exc:  # too deep, or an integer int() refuses
+            yield Record(number, None, _undecodable(exc))
+            continue
         yield _json_record(number, data)
+
+
+def _undecodable(exc: BaseException) -> str:
+    """The refusal of a syntactically valid JSON value that Python's decoder cannot build."""
+    if isinstance(exc, RecursionError):
+        return "bad_json: nested too deeply"
+    return f"bad_json: {str(exc).split(';')[0][:120]}"
 
 
 def _json_record(number: int, value: Any) -> Record:
     if type(value) is dict:
         return Record(number, value, None)
-    kind = "an array" if isinstance(value, list) else f"{json.dumps(value)[:40]}"
+    if type(value) is _Refused:
+        return Record(number, None, value.error)
+    if isinstance(value, list):
+        kind = "an array"
+    elif isinstance(value, str) and len(value) > 40:
+        kind = json.dumps(value[:40]) + "..."  # a string can be megabytes: never dump it whole
+    else:
+        kind = json.dumps(value)[:40]
     return Record(number, None, f"not_an_object: got {kind}")
 
 
@@ -343,6 +369,7 @@ class _JsonWindow:
                 return ""
 
     def value(self, number: int) -> Any:
+        """The next value; a valid one Python cannot build (too deep, huge integer) is a ``_Refused``."""
         self.peek()  # raw_decode does not skip leading whitespace
         while True:
             try:
@@ -356,10 +383,41 @@ class _JsonWindow:
                 # Ask for as much again as is pending, so re-decoding a large value stays linear.
                 self.fill(pending)
                 continue
+            except (RecursionError, ValueError) as exc:  # valid JSON that Python cannot build
+                return self._skip(number, _undecodable(exc))
             if end == len(self.buf) and self.fill():
                 continue  # a number at the very end of the window may go on in the next piece
             self.pos = end
             return value
+
+    def _skip(self, number: int, error: str) -> _Refused:
+        """Step over the value at ``pos`` without decoding it, so the records after it still come."""
+        while True:
+            end = _value_end(self.buf, self.pos)
+            if end is not None:
+                self.pos = end
+                return _Refused(error)
+            pending = len(self.buf) - self.pos
+            if pending > MAX_RECORD_BYTES or not self.fill(pending):
+                raise _unparseable(f"JSON record {number}: {error.partition(': ')[2]}, and not closed")
+
+
+def _value_end(buf: str, pos: int) -> int | None:
+    """Where the JSON value starting at ``pos`` ends, by counting brackets; None if not in ``buf``."""
+    depth = 0
+    for match in _SKIP_TOKEN.finditer(buf, pos):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+        elif token in "]}":
+            if depth == 0:
+                return match.start()  # a scalar ended by its container
+            depth -= 1
+            if depth == 0:
+                return match.end()
+        elif depth == 0:
+            return match.start() if token == "," else match.end()
+    return None
 
 
 def _maybe_cut(exc: json.JSONDecodeError, window: int) -> bool:

@@ -1,8 +1,10 @@
 """The ingest core: parse a file (or one chunk of it), convert rows, hand good rows to a writer.
 
 Pure of Celery: the tasks call :func:`ingest_chunk` and :func:`summarize`. A row that cannot be
-parsed or converted is refused on its own with its line (CSV, JSON Lines) or record (JSON array)
-number and the reason; the rows around it still land.
+parsed, converted or written is refused on its own with its line (CSV, JSON Lines) or record (JSON
+array) number and the reason; the rows around it still land. A chunk that cannot be read on (a file
+unparseable from some point, or changed after planning) keeps the rows written before the problem
+and records the problem as its ``error``: what landed is always counted.
 """
 
 from __future__ import annotations
@@ -10,16 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from threading import Lock
 from typing import Any
 
 from .convert import RowConverter
-from .errors import RowError
+from .errors import PermanentIngestError, RowError
 from .parsing import Chunk, Format, iter_records
 from .tenants import Tenant
 
 REFUSALS_CAP = 1000  # refusals listed in a receipt; the count is always complete
 
-Writer = Callable[[Iterable[Sequence[Any]]], int]
+#: Called by a writer for a row it could not write: (position of the row in what it was given,
+#: reason, detail). It may be called from another thread.
+Refuse = Callable[[int, str, str], None]
+#: Writes rows, reports those it refused, and returns how many were written.
+Writer = Callable[[Iterable[Sequence[Any]], Refuse], int]
 
 
 @dataclass
@@ -28,6 +35,7 @@ class ChunkResult:
     rows_ok: int = 0
     rows_refused: int = 0
     refusals: list[dict[str, Any]] = field(default_factory=list)
+    error: PermanentIngestError | None = None  # why reading stopped early, if it did
 
     def refuse(self, number: int, reason: str, detail: str) -> None:
         self.rows_refused += 1
@@ -35,8 +43,11 @@ class ChunkResult:
             self.refusals.append({"line": number, "reason": reason, "detail": detail})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "rows_ok": self.rows_ok, "rows_refused": self.rows_refused,
-                "refusals": self.refusals}
+        out: dict[str, Any] = {"index": self.index, "rows_ok": self.rows_ok, "rows_refused": self.rows_refused,
+                               "refusals": self.refusals}
+        if self.error is not None:
+            out["error"] = {"reason": self.error.reason, "detail": self.error.detail}
+        return out
 
 
 def converter_for(tenant: Tenant) -> RowConverter:
@@ -45,20 +56,45 @@ def converter_for(tenant: Tenant) -> RowConverter:
 
 def ingest_chunk(path: Path, fmt: Format, chunk: Chunk | None, converter: RowConverter, write: Writer,
                  index: int = 0) -> ChunkResult:
-    """Parse ``chunk`` of ``path`` (or the whole file), convert and write; return the outcome."""
+    """Parse ``chunk`` of ``path`` (or the whole file), convert and write; return the outcome.
+
+    Never raises for anything in the file: a record that fails is refused, and a failure of the
+    reader itself ends the chunk with ``error`` set after the rows before it were written. Only
+    the writer's own failures (a service away) escape.
+    """
     result = ChunkResult(index)
+    numbers: list[int] = []  # record number of each row handed to the writer, by position
+    lock = Lock()  # the sink reports refusals from its driver threads while parsing goes on
+
+    def refuse_record(number: int, reason: str, detail: str) -> None:
+        with lock:
+            result.refuse(number, reason, detail)
 
     def good_rows() -> Iterator[Sequence[Any]]:
-        for record in iter_records(path, fmt, chunk=chunk):
-            if record.data is None:
-                result.refuse(record.number, "unparseable", record.error or "cannot parse")
-                continue
-            try:
-                yield converter.convert(record.data)
-            except RowError as exc:
-                result.refuse(record.number, exc.reason, exc.detail)
+        try:
+            for record in iter_records(path, fmt, chunk=chunk):
+                if record.data is None:
+                    refuse_record(record.number, "unparseable", record.error or "cannot parse")
+                    continue
+                try:
+                    row = converter.convert(record.data)
+                except RowError as exc:
+                    refuse_record(record.number, exc.reason, exc.detail)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - one record's surprise must not end the file
+                    refuse_record(record.number, "bad_value", f"{type(exc).__name__}: {exc}")
+                    continue
+                numbers.append(record.number)
+                yield row
+        except PermanentIngestError as exc:
+            result.error = exc
+        except Exception as exc:  # noqa: BLE001 - the reader is pure: whatever it raises is about the file
+            result.error = PermanentIngestError("unparseable", f"{type(exc).__name__}: {exc}")
 
-    result.rows_ok = write(good_rows())
+    def refuse_written(position: int, reason: str, detail: str) -> None:
+        refuse_record(numbers[position], reason, detail)
+
+    result.rows_ok = write(good_rows(), refuse_written)
     return result
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
+from cassandra import OperationTimedOut, RequestExecutionException
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
     Cluster,
@@ -12,12 +13,27 @@ from cassandra.cluster import (
     NoHostAvailable,
     Session,
 )
+from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
-from ..core.errors import ServiceUnavailable, SettingsError
+from ..core.errors import ServiceUnavailable, SettingsError, TransientIngestError
 from ..core.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: Cassandra being away, slow or restarting: the same request may well succeed later.
+#: ``RequestExecutionException`` covers Unavailable, WriteTimeout, ReadTimeout, Overloaded and
+#: IsBootstrapping; the sink's own TransientIngestError is what it raises after its retries.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    NoHostAvailable, OperationTimedOut, ConnectionException, RequestExecutionException, ServiceUnavailable,
+    TransientIngestError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure is Cassandra being unavailable (retry later) rather than about the data."""
+    return isinstance(exc, TRANSIENT)
+
 
 REPLICATION = re.compile(r"^(SimpleStrategy):(\d+)$|^(NetworkTopologyStrategy):((?:[A-Za-z0-9_.-]+=\d+,?)+)$")
 

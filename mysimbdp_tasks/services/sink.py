@@ -5,28 +5,68 @@
   the coordinator), each kept under a byte and a row limit below Cassandra's batch thresholds
   (``batch_size_warn_threshold`` 64 KiB on the local stack; the fail threshold is larger).
 - Batches run with bounded concurrency through the driver's async API.
-- A failed batch is retried with exponential backoff; if it still fails the whole write raises
-  :class:`~mysimbdp_tasks.core.errors.TransientIngestError` so the task retries later. Writes are upserts
-  on the tenant's primary key, so replaying any of them is harmless.
+- A failed batch is first classified (:func:`is_permanent`). A *permanent* failure (Cassandra refuses
+  the request, e.g. a key over 65,535 bytes or a mutation too large, or a value cannot be bound) is
+  about some row of it: the batch is split in halves until the offending rows are alone, the rest
+  is written and each offending row is reported to the caller's ``refuse`` with
+  ``rejected_by_cassandra`` (or ``unbindable``) and the message. A *transient* failure (a node
+  down, slow or restarting) is retried with exponential backoff; if it persists the whole write
+  raises :class:`~mysimbdp_tasks.core.errors.TransientIngestError` so the task retries later.
+  Writes are upserts on the tenant's primary key, so replaying any of them is harmless.
 """
 
 from __future__ import annotations
 
 import logging
+import struct
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cassandra import ConsistencyLevel
+from cassandra import ConsistencyLevel, InvalidRequest
 from cassandra.cluster import Session
-from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
+from cassandra.query import (
+    UNSET_VALUE,
+    BatchStatement,
+    BatchType,
+    BoundStatement,
+    PreparedStatement,
+)
 
 from ..core.cql import ident
 from ..core.errors import TransientIngestError
 from ..core.tenants import Tenant
 
 log = logging.getLogger(__name__)
+
+#: Raised by the driver when it cannot serialize a value (at bind, or packing a routing key).
+BIND_ERRORS: tuple[type[BaseException], ...] = (TypeError, struct.error, OverflowError, ValueError)
+#: Cassandra refusing the request itself: sending the same rows again gets the same answer.
+REJECTIONS: tuple[type[BaseException], ...] = (InvalidRequest,)
+
+Refuse = Callable[[int, str, str], None]  # (position of the row in the input, reason, detail)
+Group = list[tuple[int, BoundStatement]]  # rows of one batch, with their positions
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether a write failure is about the rows written rather than the service.
+
+    Permanent: Cassandra's validation errors (``InvalidRequest``: key too long, mutation or batch
+    too large, ...) and the driver's serialization errors. Everything else (``NoHostAvailable``,
+    ``OperationTimedOut``, ``ConnectionException``, ``Unavailable``, ``WriteTimeout``, ...) is
+    transient: the same rows may well be written once the service is back.
+    """
+    return isinstance(exc, REJECTIONS + BIND_ERRORS)
+
+
+def _reason(exc: BaseException) -> tuple[str, str]:
+    reason = "rejected_by_cassandra" if isinstance(exc, REJECTIONS) else "unbindable"
+    return reason, f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+def _ignore(_position: int, reason: str, detail: str) -> None:
+    log.error("row refused by the sink and not reported to any caller: %s: %s", reason, detail)
 
 
 @dataclass(frozen=True)
@@ -59,30 +99,43 @@ class Sink:
         self._multi_node = len(session.cluster.metadata.all_hosts()) > 1
 
     # -- grouping --------------------------------------------------------------------------
-    def batches(self, rows: Iterable[Sequence[Any]]) -> Iterator[BatchStatement]:
-        """Group rows into batches per owning replica, within the row and byte limits."""
+    def groups(self, rows: Iterable[Sequence[Any]], refuse: Refuse) -> Iterator[Group]:
+        """Bind rows and group them per owning replica, within the row and byte limits.
+
+        A row the driver cannot bind is refused here and never reaches a batch.
+        """
         opts = self.options
-        open_batches: dict[Any, tuple[BatchStatement, list[int]]] = {}
-        for row in rows:
+        open_groups: dict[Any, tuple[Group, list[int]]] = {}
+        for position, row in enumerate(rows):
             if None in row:
                 # An absent value leaves the column alone instead of writing a null: no tombstones.
                 row = tuple(UNSET_VALUE if v is None else v for v in row)
-            bound = self.insert.bind(row)
-            owner = self._owner(bound) if self._multi_node else None
-            entry = open_batches.get(owner)
+            try:
+                bound = self.insert.bind(row)
+                owner = self._owner(bound) if self._multi_node else None
+            except BIND_ERRORS as exc:
+                refuse(position, *_reason(exc))
+                continue
+            entry = open_groups.get(owner)
             if entry is None:
-                entry = open_batches[owner] = (self._new_batch(), [0])
-            batch, size = entry
-            batch.add(bound)
+                entry = open_groups[owner] = ([], [0])
+            group, size = entry
+            group.append((position, bound))
             size[0] += _size(row)
-            if len(batch) >= opts.batch_max_rows or size[0] >= opts.batch_max_bytes:
-                del open_batches[owner]
-                yield batch
-        for batch, _ in open_batches.values():
-            yield batch
+            if len(group) >= opts.batch_max_rows or size[0] >= opts.batch_max_bytes:
+                del open_groups[owner]
+                yield group
+        for group, _ in open_groups.values():
+            yield group
 
-    def _new_batch(self) -> BatchStatement:
-        return BatchStatement(batch_type=BatchType.UNLOGGED, consistency_level=ConsistencyLevel.LOCAL_QUORUM)
+    def statement(self, group: Group) -> BatchStatement | BoundStatement:
+        """One row alone goes as itself: a rejection then names that row, not a batch."""
+        if len(group) == 1:
+            return group[0][1]
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED, consistency_level=ConsistencyLevel.LOCAL_QUORUM)
+        for _, bound in group:
+            batch.add(bound)
+        return batch
 
     def _owner(self, bound: Any) -> Any:
         token_map = self.session.cluster.metadata.token_map
@@ -93,32 +146,40 @@ class Sink:
         return replicas[0] if replicas else None
 
     # -- writing ---------------------------------------------------------------------------
-    def write(self, rows: Iterable[Sequence[Any]]) -> int:
-        """Write every row; return how many. Raises TransientIngestError if Cassandra keeps failing."""
-        return _Writer(self).run(self.batches(rows))
+    def write(self, rows: Iterable[Sequence[Any]], refuse: Refuse | None = None) -> int:
+        """Write every row Cassandra accepts; return how many were written.
+
+        Rows it refuses for good are reported to ``refuse`` (logged when there is none). Raises
+        TransientIngestError if Cassandra keeps failing in a way that may pass.
+        """
+        refuse = refuse or _ignore
+        return _Writer(self, refuse).run(self.groups(rows, refuse))
 
 
 class _Writer:
-    """Keeps at most ``concurrency`` batches in flight; retries failed ones with backoff."""
+    """Keeps at most ``concurrency`` batches in flight; retries transient failures with backoff and
+    splits batches that fail permanently down to the rows at fault."""
 
-    def __init__(self, sink: Sink) -> None:
+    def __init__(self, sink: Sink, refuse: Refuse) -> None:
         self.sink = sink
+        self.refuse = refuse
         self.slots = threading.Semaphore(sink.options.concurrency)
         self.lock = threading.Lock()
         self.done = threading.Condition(self.lock)
         self.in_flight = 0
         self.rows = 0
+        self.unslotted = 0  # halves of split batches in flight that hold no slot of their own
         self.failure: BaseException | None = None
 
-    def run(self, batches: Iterable[BatchStatement]) -> int:
-        for batch in batches:
+    def run(self, groups: Iterable[Group]) -> int:
+        for group in groups:
             self.slots.acquire()
             if self.failure is not None:
                 self.slots.release()
                 break
             with self.lock:
                 self.in_flight += 1
-            self._send(batch, attempt=0)
+            self._send(group, attempt=0)
         with self.done:
             while self.in_flight:
                 self.done.wait()
@@ -127,35 +188,63 @@ class _Writer:
                                        f"{type(self.failure).__name__}: {self.failure}") from self.failure
         return self.rows
 
-    def _send(self, batch: BatchStatement, attempt: int) -> None:
+    def _send(self, group: Group, attempt: int) -> None:
         try:
-            future = self.sink.session.execute_async(batch)
-        except Exception as exc:  # noqa: BLE001 - e.g. NoHostAvailable raised synchronously; retried like async ones
-            self._failed(exc, batch, attempt)
+            future = self.sink.session.execute_async(self.sink.statement(group))
+        except Exception as exc:  # noqa: BLE001 - e.g. NoHostAvailable or a routing-key struct.error, raised synchronously
+            self._failed(exc, group, attempt)
             return
-        future.add_callbacks(self._ok, self._failed, callback_args=(len(batch),), errback_args=(batch, attempt))
+        future.add_callbacks(self._ok, self._failed, callback_args=(len(group),), errback_args=(group, attempt))
 
     def _ok(self, _result: Any, n: int) -> None:
         with self.lock:
             self.rows += n
         self._release()
 
-    def _failed(self, exc: BaseException, batch: BatchStatement, attempt: int) -> None:
+    def _failed(self, exc: BaseException, group: Group, attempt: int) -> None:
+        tenant = self.sink.tenant.name
+        if is_permanent(exc):
+            if len(group) == 1:
+                position = group[0][0]
+                log.warning("tenant=%s row %d refused by Cassandra: %s: %s", tenant, position, type(exc).__name__,
+                            str(exc)[:300])
+                self.refuse(position, *_reason(exc))
+                self._release()
+                return
+            # Some row of the batch is at fault: send each half on its own, in this same slot.
+            half = len(group) // 2
+            log.info("tenant=%s batch of %d rows refused (%s); splitting it to find the rows at fault", tenant,
+                     len(group), type(exc).__name__)
+            with self.lock:
+                # Two halves replace one batch: one more in flight, but no slot is taken for it
+                # (waiting for one from the driver's thread could deadlock); see _release.
+                self.in_flight += 1
+                self.unslotted += 1
+            threading.Thread(target=self._split, args=(group[:half], group[half:]), daemon=True).start()
+            return
         if attempt < self.sink.options.retries and self.failure is None:
             delay = self.sink.options.backoff_s * (2 ** attempt)
-            log.warning("tenant=%s batch of %d rows failed (%s: %s); retry %d in %.1fs", self.sink.tenant.name,
-                        len(batch), type(exc).__name__, exc, attempt + 1, delay)
+            log.warning("tenant=%s batch of %d rows failed (%s: %s); retry %d in %.1fs", tenant,
+                        len(group), type(exc).__name__, exc, attempt + 1, delay)
             # Retry from a timer thread: never sleep on the driver's event loop.
-            threading.Timer(delay, self._send, args=(batch, attempt + 1)).start()
+            threading.Timer(delay, self._send, args=(group, attempt + 1)).start()
             return
         with self.lock:
             if self.failure is None:
                 self.failure = exc
         self._release()
 
+    def _split(self, first: Group, second: Group) -> None:
+        # Off the driver's event loop: sending from an errback could re-enter it synchronously.
+        self._send(first, attempt=0)
+        self._send(second, attempt=0)
+
     def _release(self) -> None:
         with self.done:
             self.in_flight -= 1
             self.done.notify_all()
-        self.slots.release()
-
+            slotless = self.unslotted > 0
+            if slotless:
+                self.unslotted -= 1
+        if not slotless:
+            self.slots.release()

@@ -1,56 +1,90 @@
-"""Celery tasks: decode arguments, call the core, map failures to retry or give up."""
+"""Celery tasks: decode arguments, call the core, map failures to retry or give up.
+
+Failures are classified once: a service away (Cassandra, Redis) is *transient* and the task is
+retried with exponential backoff, capped at a minute, for as long as the service stays away; every
+other failure is *permanent* for that file or chunk and is recorded as its outcome, so the file
+finalizes with a receipt and the sweeper stops re-sending it.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from cassandra import OperationTimedOut, RequestExecutionException
-from cassandra.cluster import NoHostAvailable
-from cassandra.connection import ConnectionException
 from celery import Task, shared_task
+from celery.utils.time import get_exponential_backoff_interval
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..batch import files as batch
 from ..core import names
-from ..core.errors import TenantError, TransientIngestError
-from ..services import context
+from ..core.errors import TenantError
+from ..services import cassandra, context
 from ..services.dispatch import Dispatch
 from ..stream import writer as stream
 
 log = logging.getLogger(__name__)
 
-# Failures that may pass: a service down, slow or restarting. Retried with exponential backoff
-# (capped at a minute) for long enough to ride out a Cassandra restart.
-TRANSIENT = (TransientIngestError, NoHostAvailable, OperationTimedOut, RequestExecutionException,
-             ConnectionException, RedisConnectionError, ConnectionError)
-RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 1, "retry_backoff_max": 60, "retry_jitter": True,
-         "max_retries": 60}
+BACKOFF_MAX_S = 60
+# No cap on retries: a transient failure is a service being away, and giving up would lose the
+# work; a file's retries end when the service is back. max_retries=None makes that explicit.
+RETRY = {"bind": True, "max_retries": None}
+
+
+def waiting_for(exc: BaseException) -> str | None:
+    """The service a failure waits for ("Cassandra", "Redis"), or None if retrying cannot help."""
+    if cassandra.is_transient(exc):
+        return "Cassandra"
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, ConnectionError)):
+        return "Redis"
+    return None
+
+
+def _retry(task: Task, exc: BaseException, what: str) -> BaseException:
+    service = waiting_for(exc)
+    if service is None:
+        return exc
+    retries = task.request.retries
+    delay = get_exponential_backoff_interval(factor=1, retries=retries, maximum=BACKOFF_MAX_S, full_jitter=True)
+    log.warning("%s waiting for %s (%s: %s); retry %d in %d s", what, service, type(exc).__name__,
+                str(exc)[:200], retries + 1, delay)
+    return task.retry(exc=exc, countdown=delay, max_retries=None)
+
+
+def _run_batch(task: Task, job: dict[str, Any], chunk: dict[str, Any] | None, call: Callable[[], None]) -> None:
+    what = (f"tenant={job.get('tenant')} ingest={job.get('ingest_id')} file={job.get('file')}"
+            + (f" chunk={chunk.get('index')}" if chunk is not None else ""))
+    try:
+        try:
+            call()
+        except TenantError as exc:
+            log.error("%s refused: %s", what, exc)
+        except Exception as exc:  # the task is the item boundary: classify, then retry or give up
+            if waiting_for(exc) is not None:
+                raise
+            batch.give_up(job, chunk, exc)
+    except Exception as exc:  # noqa: BLE001 - transient ones (also while giving up) are retried
+        raise _retry(task, exc, what) from None
 
 
 # Shared tasks: registered on the app the process builds (worker.celery_app.make_app), not on one
 # built at import.
-@shared_task(name=names.INGEST_FILE, bind=True, **RETRY)
+@shared_task(name=names.INGEST_FILE, **RETRY)
 def ingest_file(self: Task, job: dict[str, Any]) -> None:
-    try:
-        batch.start(job, Dispatch(self.app))
-    except TenantError as exc:
-        log.error("tenant=%s ingest=%s file=%s refused: %s", job.get("tenant"), job.get("ingest_id"),
-                  job.get("file"), exc)
+    _run_batch(self, job, None, lambda: batch.start(job, Dispatch(self.app)))
 
 
 @shared_task(name=names.INGEST_CHUNK, **RETRY)
-def ingest_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
-    try:
-        batch.run_chunk(job, chunk)
-    except TenantError as exc:
-        log.error("tenant=%s ingest=%s file=%s chunk=%s refused: %s", job.get("tenant"), job.get("ingest_id"),
-                  job.get("file"), chunk.get("index"), exc)
+def ingest_chunk(self: Task, job: dict[str, Any], chunk: dict[str, Any]) -> None:
+    _run_batch(self, job, chunk, lambda: batch.run_chunk(job, chunk))
 
 
 @shared_task(name=names.INGEST_MESSAGES, **RETRY)
-def ingest_messages(tenant_name: str, batch_: dict[str, Any]) -> None:
+def ingest_messages(self: Task, tenant_name: str, batch_: dict[str, Any]) -> None:
     try:
         stream.ingest_messages(context.tenant(tenant_name), batch_)
     except TenantError as exc:
         log.error("tenant=%s stream batch of %d messages refused: %s", tenant_name, len(batch_["messages"]), exc)
+    except Exception as exc:  # only transient failures are retried; others propagate as before
+        raise _retry(self, exc, f"tenant={tenant_name} stream batch of {len(batch_['messages'])} messages") from exc
