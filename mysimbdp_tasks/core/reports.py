@@ -122,9 +122,9 @@ def _field(obj: Mapping[str, Any], name: str) -> Any:
     elif kind == _INT:
         ok = isinstance(value, int) and not isinstance(value, bool)
     else:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok and isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"report.{name}: expected a finite number, got {value!r}")
+        # Not NaN or infinity; an int too large for a float is caught by the range check below.
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+            not isinstance(value, float) or math.isfinite(value))
     if ok and kind != _STR and not -MAX_NUMBER <= value <= MAX_NUMBER:
         raise ValueError(f"report.{name}: {_shown(value)} is out of range (at most {MAX_NUMBER:.0e})")
     if not ok:
