@@ -172,14 +172,14 @@ class Platform:
 
     def wait_receipt(self, name: str, timeout: float, poll: float = 0.05) -> Receipt:
         """The receipt of ``name`` once it is in done/, failed/ or rejected/."""
-        places = [folders.receipt_path(self.home / stage / owner / name)
+        places = [self.home / stage / owner
                   for stage in (folders.DONE, folders.FAILED, folders.REJECTED)
                   for owner in (self.tenant.name, folders.UNKNOWN_TENANT_DIR)]
         deadline = time.monotonic() + timeout
         next_check = time.monotonic() + 1.0
         while True:
-            for receipt in places:
-                if receipt.exists():
+            for folder in places:
+                for receipt in folders.find_receipts(folder, name):  # final names carry the ingest id
                     seen = time.time()
                     return Receipt(receipt, json.loads(receipt.read_text(encoding="utf-8")), seen)
             now = time.monotonic()

@@ -169,7 +169,7 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
     stage = folders.DONE if status == "done" else folders.FAILED
     folder = folders.Layout(settings.home).folder(stage, tenant.name)
     folder.mkdir(parents=True, exist_ok=True)
-    final = Path(jobs.final_path(ingest_id, str(folders.free_name(folder, job["file"]))))
+    final = Path(jobs.final_path(ingest_id, str(folders.final_path(folder, ingest_id, job["file"]))))
     rows = total["rows_ok"] + total["rows_refused"]
     receipt = {
         "tenant": tenant.name, "file": job["file"], "ingest_id": ingest_id, "status": status, "reason": reason,
@@ -191,7 +191,7 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
     # Receipt first, then the move: a file in done/ or failed/ always has its receipt.
     folders.write_receipt(final, receipt)
     if path.exists():
-        path.rename(final)
+        folders.place(path, final)  # exclusive: never replaces a file of the same name
     metrics.record_batch(context.session(), tenant, receipt)
     _log_events(settings.logs, receipt, final)
     jobs.finalized(ingest_id)

@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import redis
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from ..core import names
+from ..core import filenames, names
 from ..core.settings import Settings
 from ..core.tenants import Tenant
 from ..services import events as metrics
@@ -43,7 +44,12 @@ log = logging.getLogger(__name__)
 
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".swp")
 CLAIMS = ".claims"
+CLAIM_NOTE = ".claim.json"  # beside a claim: the staged name and subfolder, as text
 PENDING = names.WATCHER_PENDING  # ingest_id -> job JSON, until the task is enqueued
+
+# Errors of the services themselves, not of a file: they pass the per-file boundary, and the file
+# is taken again once the service is back.
+_OUTAGES = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,11 @@ class Watcher:
                 st = os.lstat(entry)
             except FileNotFoundError:
                 continue
+            except OSError as exc:
+                self._hold(entry, None, f"cannot stat: {exc}")
+                continue
+            if self._held(entry, st):
+                continue
             if not stat.S_ISREG(st.st_mode):
                 found.append(entry)  # refused at once: links, pipes, sockets, devices
                 continue
@@ -131,24 +142,50 @@ class Watcher:
         return found
 
     def _entries(self) -> list[Path]:
+        try:
+            top = self._listing(self.staging)
+        except OSError as exc:
+            self._warn_folder(self.staging, exc)
+            return []
         entries: list[Path] = []
-        with os.scandir(self.staging) as it:
-            for e in it:
-                if e.name.startswith(".") or e.name.endswith(IGNORED_SUFFIXES):
-                    continue
-                if e.is_dir(follow_symlinks=False):
-                    with os.scandir(e.path) as sub:
-                        entries.extend(Path(s.path) for s in sub
-                                       if not s.name.startswith(".") and not s.name.endswith(IGNORED_SUFFIXES)
-                                       and not s.is_dir(follow_symlinks=False))
-                else:
-                    entries.append(Path(e.path))
+        for e in top:
+            try:
+                is_dir = e.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if not is_dir:
+                entries.append(Path(e.path))
+                continue
+            try:
+                entries.extend(Path(s.path) for s in self._listing(e.path) if not s.is_dir(follow_symlinks=False))
+            except OSError as exc:
+                self._warn_folder(Path(e.path), exc)  # one unreadable subfolder hides only itself
         return entries
 
+    @staticmethod
+    def _listing(folder: str | Path) -> list[os.DirEntry[str]]:
+        with os.scandir(folder) as it:
+            return [e for e in it if not e.name.startswith(".") and not e.name.endswith(IGNORED_SUFFIXES)]
+
+    def _warn_folder(self, folder: Path, exc: OSError) -> None:
+        if folder not in self._unreadable:
+            self._unreadable.add(folder)
+            log.error("staging folder %s cannot be read, skipped until it can: %s", filenames.text(str(folder)), exc)
+
     def scan(self) -> list[Outcome]:
+        self._unreadable.clear()  # warn again after a later failure, once per scan at most
         outcomes = []
         for path in self.candidates():
-            outcome = self.take(path)
+            # The item boundary: whatever one file does, it is refused alone and the scan goes on.
+            # Only a service outage passes (the file stays where it is and is taken again later).
+            try:
+                outcome = self.take(path)
+            except _OUTAGES:
+                raise
+            except Exception as exc:  # contained per file, logged with its name
+                log.exception("file=%s could not be taken", filenames.text(str(path)))
+                self._hold(path, _lstat(path), f"{type(exc).__name__}: {exc}")
+                outcome = None
             self._seen.pop(path, None)
             with self._lock:
                 self._complete.discard(path)
@@ -156,19 +193,54 @@ class Watcher:
                 outcomes.append(outcome)
         return outcomes
 
+    # A file that cannot even be claimed (or refused) stays in staging; it is not tried again until
+    # it changes, so one such file costs one log line, not one per scan.
+    @cached_property
+    def _stuck(self) -> dict[Path, tuple[int, int, int] | None]:
+        return {}
+
+    @cached_property
+    def _unreadable(self) -> set[Path]:
+        return set()
+
+    def _hold(self, path: Path, st: os.stat_result | None, why: str) -> None:
+        sig = (st.st_ino, st.st_size, st.st_mtime_ns) if st else None
+        if self._stuck.get(path, ()) != sig:
+            log.error("file=%s left in place: %s", filenames.text(str(path)), why)
+        self._stuck[path] = sig
+
+    def _held(self, path: Path, st: os.stat_result) -> bool:
+        if path not in self._stuck:
+            return False
+        if self._stuck[path] == (st.st_ino, st.st_size, st.st_mtime_ns):
+            return True
+        del self._stuck[path]  # it changed: try again
+        return False
+
     # -- one file ----------------------------------------------------------------------------
     def take(self, path: Path) -> Outcome | None:
         ingest_id = uuid.uuid4().hex
-        name = path.name
-        folder_tenant = path.parent.name if path.parent != self.staging else ""
-        # The claim's name keeps what routing needs if this watcher dies before admitting it.
-        claimed = self.layout.folder(folders.PROCESSING) / CLAIMS / f"{ingest_id}__{folder_tenant}__{name}"
-        claimed.parent.mkdir(parents=True, exist_ok=True)
+        name = filenames.text(path.name)
+        folder_tenant = filenames.text(path.parent.name) if path.parent != self.staging else ""
+        claims = self.layout.folder(folders.PROCESSING) / CLAIMS
+        claims.mkdir(parents=True, exist_ok=True)
+        # The claim's side note keeps what routing needs if this watcher dies before admitting it;
+        # the claim itself has a short, safe name.
+        _write_claim_note(claims / f"{ingest_id}{CLAIM_NOTE}", {"name": name, "folder": folder_tenant})
+        claimed = claims / filenames.disk_name(ingest_id, name)
         try:
             os.rename(path, claimed)
         except FileNotFoundError:
             return None  # another watcher took it
-        return self._admit(claimed, name, folder_tenant, ingest_id)
+        try:
+            return self._admit(claimed, name, folder_tenant, ingest_id)
+        except _OUTAGES:
+            raise  # the claim stays; recover() finishes it
+        except Exception as exc:  # the item boundary for a claimed file
+            log.exception("tenant=%s file=%s ingest=%s intake failed", folder_tenant or tenant_of(name) or "?",
+                          name, ingest_id)
+            return self._reject(claimed, name, folder_tenant or tenant_of(name), ingest_id, "intake_error", "",
+                                f"{type(exc).__name__}: {exc}"[:300])
 
     def _admit(self, claimed: Path, name: str, folder_tenant: str, ingest_id: str) -> Outcome:
         named = tenant_of(name)
@@ -178,6 +250,11 @@ class Watcher:
         if not stat.S_ISREG(st.st_mode):
             kind = "symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
             return self._reject(claimed, name, tenant_name, ingest_id, "not_a_regular_file", kind, "")
+        if st.st_nlink > 1:
+            # Another name of the same data can change it after admission, or bring in a file of
+            # someone else's: only a file's sole name is admitted.
+            return self._reject(claimed, name, tenant_name, ingest_id, "hard_linked", "1 link",
+                                f"{st.st_nlink} links")
         if folder_tenant and named and named in known and named != folder_tenant:
             return self._reject(claimed, name, folder_tenant, ingest_id, "wrong_tenant",
                                 f"staging/{folder_tenant}/", f"named for tenant {named}")
@@ -187,18 +264,20 @@ class Watcher:
         if not admission.admitted:
             return self._reject(claimed, name, tenant_name, ingest_id, admission.reason, admission.limit,
                                 admission.usage)
+        # The file is pinned as admitted: workers read no more than ``bytes`` of this inode.
         job = {"ingest_id": ingest_id, "tenant": tenant_name, "file": name, "bytes": st.st_size,
-               "day": admission.day, "admitted_at": time.time()}
+               "inode": st.st_ino, "mtime_ns": st.st_mtime_ns, "day": admission.day, "admitted_at": time.time()}
         self.redis.hset(PENDING, ingest_id, json.dumps({**job, "claimed": str(claimed)}))
         return self._enqueue(claimed, job)
 
     def _enqueue(self, claimed: Path, job: dict[str, Any]) -> Outcome:
         folder = self.layout.folder(folders.PROCESSING, job["tenant"])
-        path = folders.move(claimed, folder, f"{job['ingest_id']}__{job['file']}")
+        path = folders.move(claimed, folder, filenames.disk_name(job["ingest_id"], job["file"]))
         job = {**job, "path": str(path)}
         self.jobs.open(job, time.time())
         self.dispatch.send_file(job)
         self.redis.hdel(PENDING, job["ingest_id"])
+        _drop_claim_note(claimed)
         log.info("tenant=%s file=%s ingest=%s bytes=%d admitted", job["tenant"], job["file"], job["ingest_id"],
                  job["bytes"])
         metrics.emit(self.settings.logs, job["tenant"], "file_admitted", file=job["file"],
@@ -208,38 +287,59 @@ class Watcher:
     def _reject(self, claimed: Path, name: str, tenant: str, ingest_id: str, reason: str, limit: str,
                 usage: str) -> Outcome:
         owner = tenant if tenant and tenant in self.tenants(tenant) else folders.UNKNOWN_TENANT_DIR
-        dest = folders.move(claimed, self.layout.folder(folders.REJECTED, owner), name)
+        dest = folders.final_path(self.layout.folder(folders.REJECTED, owner), ingest_id, name)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         receipt = {"tenant": tenant or None, "file": name, "status": "rejected", "reason": reason,
                    "limit": limit, "usage": usage, "time": time.time(), "ingest_id": ingest_id,
                    "location": str(dest)}
+        # Receipt first, then the move: a file in rejected/ always has its receipt. If even the
+        # receipt cannot be written (a full disk), the file stays claimed and recover() retries.
         folders.write_receipt(dest, receipt)
-        log.warning("tenant=%s file=%s rejected reason=%s limit=%s usage=%s", tenant or "?", name, reason, limit,
-                    usage)
+        folders.place(claimed, dest)
+        _drop_claim_note(claimed)
+        log.warning("tenant=%s file=%s ingest=%s rejected reason=%s limit=%s usage=%s", tenant or "?", name,
+                    ingest_id, reason, limit, usage)
         metrics.emit(self.settings.logs, owner, "file_rejected", file=name, reason=reason, limit=limit, usage=usage)
         return Outcome(name, tenant, "rejected", reason, dest, ingest_id)
 
     def recover(self) -> int:
-        """Finish files admitted by a watcher that died before enqueueing them."""
+        """Finish files admitted by a watcher that died before enqueueing them, one at a time."""
         n = 0
         for ingest_id, raw in self.redis.hgetall(PENDING).items():
-            job = json.loads(raw)
-            claimed = Path(job.pop("claimed"))
-            if not claimed.is_relative_to(self.layout.folder(folders.PROCESSING)):
-                continue  # a watcher of another MYSIMBDP_HOME sharing this Redis owns it
-            done = self.layout.folder(folders.PROCESSING, job["tenant"]) / f"{job['ingest_id']}__{job['file']}"
-            if claimed.exists():
-                self._enqueue(claimed, job)
-                n += 1
-            elif done.exists():
-                self.dispatch.send_file({**job, "path": str(done)})
-                self.redis.hdel(PENDING, ingest_id)
-                n += 1
-        for claimed in (self.layout.folder(folders.PROCESSING) / CLAIMS).glob("*__*__*"):
-            ingest_id, folder_tenant, name = claimed.name.split("__", 2)
-            if not self.redis.hexists(PENDING, ingest_id):
+            try:
+                n += self._recover_pending(ingest_id, raw)
+            except _OUTAGES:
+                raise
+            except Exception:  # one pending job, logged by id
+                log.exception("ingest=%r pending job not recovered", ingest_id)
+        claims = self.layout.folder(folders.PROCESSING) / CLAIMS
+        for claimed in sorted(claims.glob("*__*")) if claims.is_dir() else []:
+            ingest_id, name, folder_tenant = _claim_of(claimed)
+            if self.redis.hexists(PENDING, ingest_id):
+                continue
+            try:
                 self._admit(claimed, name, folder_tenant, ingest_id)
                 n += 1
+            except _OUTAGES:
+                raise
+            except Exception:  # one claimed file, logged by name
+                log.exception("file=%s ingest=%s claimed file not recovered", name, ingest_id)
         return n
+
+    def _recover_pending(self, ingest_id: bytes | str, raw: bytes | str) -> int:
+        job = json.loads(raw)
+        claimed = Path(job.pop("claimed"))
+        if not claimed.is_relative_to(self.layout.folder(folders.PROCESSING)):
+            return 0  # a watcher of another MYSIMBDP_HOME sharing this Redis owns it
+        done = self.layout.folder(folders.PROCESSING, job["tenant"]) / filenames.disk_name(job["ingest_id"], job["file"])
+        if claimed.exists():
+            self._enqueue(claimed, job)
+            return 1
+        if done.exists():
+            self.dispatch.send_file({**job, "path": str(done)})
+            self.redis.hdel(PENDING, ingest_id)
+            return 1
+        return 0
 
     # -- running -----------------------------------------------------------------------------
     def run(self, stop: threading.Event, interval: float = 0.5) -> None:
@@ -292,3 +392,46 @@ class _Handler(FileSystemEventHandler):
 
     def on_created(self, event: FileSystemEvent) -> None:
         self.watcher.poke()
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def _write_claim_note(path: Path, note: dict[str, str]) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, json.dumps(note).encode("ascii"))
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        # Only crash recovery reads it; without it a recovered file keeps its safe name.
+        log.warning("file=%s claim note not written: %s", note["name"], exc)
+
+
+def _claim_note(claimed: Path) -> Path:
+    return claimed.with_name(claimed.name.split("__", 1)[0] + CLAIM_NOTE)
+
+
+def _drop_claim_note(claimed: Path) -> None:
+    # The note is the platform's own scratch, not a tenant's file: it goes once the claim is settled.
+    try:
+        os.unlink(_claim_note(claimed))
+    except OSError:
+        pass
+
+
+def _claim_of(claimed: Path) -> tuple[str, str, str]:
+    """(ingest id, staged name, staging subfolder) of a claimed file."""
+    ingest_id, _, rest = claimed.name.partition("__")
+    try:
+        note = json.loads(_claim_note(claimed).read_text(encoding="ascii"))
+        return ingest_id, str(note["name"]), str(note["folder"])
+    except (OSError, ValueError, KeyError, TypeError):
+        folder_tenant, sep, name = rest.partition("__")  # the older layout: id__subfolder__name
+        return (ingest_id, name, folder_tenant) if sep else (ingest_id, rest, "")
+

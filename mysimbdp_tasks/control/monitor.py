@@ -118,14 +118,7 @@ def run(settings: Settings, scope: set[str] | None, idle_after_s: float, stop: t
             decisions: list[Decision] = []
             for batch in consumer.poll(timeout_ms=1000).values():
                 for record in batch:
-                    try:
-                        report = Report.from_json(record.value)
-                    except ValueError as exc:
-                        log.warning("monitor: malformed report at offset %d: %s", record.offset, exc)
-                        continue
-                    log.info("monitor: tenant=%s source=%s messages=%d avg_ms=%.1f lag=%s errors=%d", report.tenant,
-                             report.source, report.messages, report.avg_ms, report.lag, report.errors)
-                    decision = evaluator.observe(report)
+                    decision = _intake(evaluator, record)
                     if decision:
                         decisions.append(decision)
             decisions.extend(evaluator.idle(time.time()))
@@ -137,3 +130,21 @@ def run(settings: Settings, scope: set[str] | None, idle_after_s: float, stop: t
     finally:
         consumer.close()
         producer.close(timeout=5)
+
+
+def _intake(evaluator: Evaluator, record: Any) -> Decision | None:
+    """One report in: a malformed or hostile one is refused with a logged reason, never a crash."""
+    try:
+        report = Report.from_json(record.value)
+    except ValueError as exc:
+        log.warning("monitor: refused report at partition %d offset %d: %s", record.partition, record.offset, exc)
+        return None
+    try:
+        log.info("monitor: tenant=%s source=%s messages=%d avg_ms=%.1f lag=%s errors=%d", report.tenant,
+                 report.source, report.messages, report.avg_ms, report.lag, report.errors)
+        return evaluator.observe(report)
+    except Exception:  # one report's fault alone: the next ones are still read
+        log.exception("monitor: tenant=%s report at partition %d offset %d not evaluated", report.tenant,
+                      record.partition, record.offset)
+        return None
+

@@ -52,16 +52,22 @@ class Report:
         return json.dumps(asdict(self), separators=(",", ":"), allow_nan=False).encode("utf-8")
 
     @classmethod
-    def from_json(cls, data: builtins.bytes | str) -> Report:
+    def from_json(cls, data: builtins.bytes | str | None) -> Report:
         """Parse and validate a report; raise ValueError naming the field and what was expected.
 
         Fields this version does not know are ignored, so a newer reporter can add one without
         breaking an older monitor.
         """
+        if not isinstance(data, (builtins.bytes, str)):  # a tombstone (None) or worse
+            raise ValueError(f"report: expected JSON text, got {type(data).__name__}")  # noqa: TRY004
         try:
             obj = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ValueError(f"report: not valid JSON: {e}") from None
+        except RecursionError:
+            raise ValueError("report: not valid JSON: nested too deeply") from None
+        except ValueError as e:  # e.g. an integer of more digits than int() accepts
+            raise ValueError(f"report: not valid JSON: {str(e)[:200]}") from None
         if not isinstance(obj, dict):
             raise ValueError(f"report: expected a JSON object, got {type(obj).__name__}")  # noqa: TRY004
         values = {f.name: _field(obj, f.name) for f in fields(cls) if f.name in obj or f.name in _REQUIRED}
@@ -70,6 +76,8 @@ class Report:
             raise ValueError(f"report.source: unknown source {report.source!r}; expected one of {', '.join(SOURCES)}")
         if not report.tenant:
             raise ValueError("report.tenant: must not be empty")
+        if len(report.tenant) > MAX_TENANT_CHARS:  # no tenant is named so; it would flood the logs
+            raise ValueError(f"report.tenant: longer than {MAX_TENANT_CHARS} characters")
         if report.window_end < report.window_start:
             raise ValueError(f"report.window_end: {report.window_end} is before window_start {report.window_start}")
         return report
@@ -87,6 +95,21 @@ _NON_NEGATIVE = frozenset({"messages", "bytes", "errors", "lag", "avg_ms", "max_
                            "p95_latency_ms", "max_latency_ms"})
 
 
+# Larger numbers mean a broken or hostile reporter: no window holds 2**63 messages. The bound also
+# keeps every value convertible to float (ints of hundreds of digits are not).
+MAX_NUMBER = float(2**63)
+MAX_TENANT_CHARS = 100
+
+
+def _shown(value: Any) -> str:
+    """A short picture of a value for an error message: a hostile one may be huge or deep."""
+    if isinstance(value, (dict, list)):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_NUMBER:
+        return f"an integer of {value.bit_length()} bits"
+    return repr(value)[:80]
+
+
 def _field(obj: Mapping[str, Any], name: str) -> Any:
     if name not in obj:
         raise ValueError(f"report.{name}: missing (expected {_KINDS[name]})")
@@ -99,9 +122,13 @@ def _field(obj: Mapping[str, Any], name: str) -> Any:
     elif kind == _INT:
         ok = isinstance(value, int) and not isinstance(value, bool)
     else:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        # Not NaN or infinity; an int too large for a float is caught by the range check below.
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+            not isinstance(value, float) or math.isfinite(value))
+    if ok and kind != _STR and not -MAX_NUMBER <= value <= MAX_NUMBER:
+        raise ValueError(f"report.{name}: {_shown(value)} is out of range (at most {MAX_NUMBER:.0e})")
     if not ok:
-        raise ValueError(f"report.{name}: expected {kind}, got {value!r}")
+        raise ValueError(f"report.{name}: expected {kind}, got {_shown(value)}")
     if name in _NON_NEGATIVE and value < 0:
         raise ValueError(f"report.{name}: must not be negative, got {value!r}")
     return float(value) if kind == _FLOAT else value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -21,20 +22,32 @@ from ..core.tenants import Tenant
 if TYPE_CHECKING:  # the watcher emits events and must not load the Cassandra driver
     from cassandra.cluster import Session
 
+log = logging.getLogger(__name__)
+
 _BATCH_COLUMNS = ("day", "ingest_id", "file", "size_bytes", "started_at", "finished_at", "rows_ok",
                   "rows_refused", "chunks", "status", "reason", "duration_ms", "ms_per_row")
 
 
 def emit(logs: Path, tenant: str, event: str, **fields: Any) -> None:
-    """Append one event line. O_APPEND keeps lines from concurrent processes whole."""
-    logs.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"ts": round(time.time(), 3), "tenant": tenant, "event": event, **fields},
-                      ensure_ascii=False, default=str)
-    fd = os.open(logs / f"{tenant}.events.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    """Append one event line. O_APPEND keeps lines from concurrent processes whole.
+
+    Never raises: an event log is a record of work already done, so a full disk or an odd file
+    name (lone surrogates from a non-UTF-8 name are escaped) costs the line, not the work.
+    """
+    record = {"ts": round(time.time(), 3), "tenant": tenant, "event": event, **fields}
     try:
-        os.write(fd, (line + "\n").encode("utf-8"))
-    finally:
-        os.close(fd)
+        try:
+            line = json.dumps(record, ensure_ascii=False, default=str).encode("utf-8")
+        except UnicodeEncodeError:
+            line = json.dumps(record, ensure_ascii=True, default=str).encode("ascii")
+        logs.mkdir(parents=True, exist_ok=True)
+        fd = os.open(logs / f"{tenant}.events.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line + b"\n")
+        finally:
+            os.close(fd)
+    except (OSError, ValueError, TypeError) as exc:
+        log.error("tenant=%r event=%s not logged: %s", tenant, event, exc)
 
 
 def read_events(logs: Path, tenant: str) -> list[dict[str, Any]]:

@@ -54,18 +54,30 @@ class Verdict:
 
 
 def validate(tenant: Tenant, converter: RowConverter, value: bytes | None) -> tuple[dict[str, Any] | None, str, str]:
-    """(data, "", "") for a good message, or (None, reason, detail)."""
+    """(data, "", "") for a good message, or (None, reason, detail). Never raises for any payload."""
+    try:
+        return _validate(tenant, converter, value)
+    except Exception as exc:  # noqa: BLE001 - whatever a payload triggers is that message's fault alone
+        return None, "unusable_message", f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _validate(tenant: Tenant, converter: RowConverter, value: bytes | None) -> tuple[dict[str, Any] | None, str, str]:
     if value is None:
         return None, "bad_json", "empty message"
     try:
         data = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return None, "bad_json", str(exc)[:200]
+    except RecursionError:
+        return None, "bad_json", "nested too deeply"
+    except ValueError as exc:  # e.g. an integer of more digits than int() accepts
+        return None, "bad_json", str(exc)[:200]
     if not isinstance(data, dict):
         return None, "not_an_object", f"expected a JSON object, got {type(data).__name__}"
     claimed = data.get("tenant")
     if claimed is not None and claimed != tenant.name:
-        return None, "wrong_tenant", f"message names tenant {str(claimed)[:40]!r} on the topic of {tenant.name!r}"
+        shown = repr(claimed)[:40] if isinstance(claimed, str) else type(claimed).__name__
+        return None, "wrong_tenant", f"message names tenant {shown} on the topic of {tenant.name!r}"
     try:
         converter.convert(data)
     except RowError as exc:
@@ -193,7 +205,7 @@ class Bridge:
     def _dead_letter(self, record: Any, reason: str, detail: str) -> Any:
         log.info("tenant=%s partition=%d offset=%d dead-lettered reason=%s detail=%s", self.tenant.name,
                  record.partition, record.offset, reason, detail)
-        headers = [("reason", reason.encode()), ("detail", detail.encode("utf-8", "replace")),
+        headers = [("reason", reason.encode()), ("detail", detail.encode("utf-8", "backslashreplace")),
                    ("tenant", self.tenant.name.encode()), ("source_topic", record.topic.encode()),
                    ("source_partition", str(record.partition).encode()),
                    ("source_offset", str(record.offset).encode())]

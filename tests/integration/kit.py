@@ -116,9 +116,9 @@ class Platform:
         while time.monotonic() < deadline:
             for stage in (folders.DONE, folders.FAILED, folders.REJECTED):
                 for owner in (self.tenant.name, folders.UNKNOWN_TENANT_DIR):
-                    path = self.home / stage / owner / name
-                    receipt = folders.receipt_path(path)
-                    if receipt.exists():
+                    # Final names carry the ingest id: the receipt is found by the staged name.
+                    for receipt in folders.find_receipts(self.home / stage / owner, name):
+                        path = receipt.with_name(receipt.name.removesuffix(folders.RECEIPT_SUFFIX))
                         return path, json.loads(receipt.read_text())
             self._check_alive()
             time.sleep(0.3)
