@@ -32,6 +32,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from mysimbdp_tasks.core import names
 from producers.stream import (
     TokenBucket,
     encode,
@@ -115,7 +116,7 @@ class Producer:
             raise SystemExit(f"no records for {like} in {', '.join(map(str, inputs))}")
         self.cycle: Iterator[dict[str, Any]] = itertools.cycle(self.messages)
         self.producer = KafkaProducer(**producer_config(bootstrap, tenant))
-        self.topic = f"{tenant}.ingest"
+        self.topic = names.ingest_topic(tenant)
         self.producer.partitions_for(self.topic)  # fetch metadata now, not on the first timed send
 
     def run(self, cmd: Command) -> StepSent:

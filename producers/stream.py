@@ -33,10 +33,11 @@ from kafka import KafkaProducer
 from kafka.codec import has_lz4
 from kafka.errors import KafkaError, KafkaTimeoutError
 
+from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.errors import MysimbdpError, StreamError
+from mysimbdp_tasks.core.names import REPORTS_TOPIC as REPORTS
 from mysimbdp_tasks.core.reports import Reservoir, Window, send_report
 from mysimbdp_tasks.core.settings import Settings
-from mysimbdp_tasks.services.topics import REPORTS
 
 from .batch import PROFILES, Profile, profile_for
 from .readers import InputError, iter_csv_rows, iter_json_objects
@@ -305,7 +306,7 @@ def send(tenant: str, records: Iterable[dict[str, Any]], bootstrap: str, rate: f
     Raises StreamError if no broker answers or the topic does not exist.
     """
     profile_for(tenant)
-    topic = topic or f"{tenant}.ingest"
+    topic = topic or names.ingest_topic(tenant)
     try:
         producer = KafkaProducer(**producer_config(bootstrap, tenant))
     except KafkaError as e:

@@ -1,9 +1,8 @@
 """The platform's tenant registry, kept in Redis next to the quota counters.
 
-``mysimbdp:tenants`` (:data:`names.TENANTS`) maps a tenant name to the configuration that was last *applied* (not the file on
-disk, which may be edited at any time), and ``mysimbdp:tenants:active``
-(:data:`names.TENANTS_ACTIVE`) holds the tenants whose
-ingestion is on. The watcher, the bridge and the admission script read these, so adding a tenant
+``mysimbdp:tenants`` maps a tenant name to the configuration that was last *applied* (not the file on
+disk, which may be edited at any time), and ``mysimbdp:tenants:active`` holds the tenants whose
+ingestion is on (both named in :mod:`core.names`). The watcher, the bridge and the admission script read these, so adding a tenant
 with ``tenants apply`` or taking it out with ``tenants remove`` takes effect without a restart.
 """
 

@@ -13,6 +13,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import UnknownTopicOrPartitionError
 
 from benchmarks import stream
+from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.services.registry import Registry
 
@@ -30,7 +31,7 @@ def _forget(settings: Settings, client: redis.Redis, session: Session, tenants: 
             Registry(client).forget(t["tenant"])
             session.execute(f'DROP KEYSPACE IF EXISTS "{t["keyspace"]}"', timeout=60)
             try:
-                admin.delete_topics([f"{t['tenant']}.ingest", f"{t['tenant']}.dead"])
+                admin.delete_topics([names.ingest_topic(t["tenant"]), names.dead_topic(t["tenant"])])
             except UnknownTopicOrPartitionError:
                 pass
     finally:

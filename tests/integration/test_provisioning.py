@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient
 
+from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.services.registry import Registry
 
@@ -52,12 +53,12 @@ def test_apply_shipped_file_creates_keyspaces_tables_and_keys(cassandra_session:
     assert key_columns(cassandra_session, "tenant1", "comment_votes") == (("subreddit", "id"), ("ups",))
     assert key_columns(cassandra_session, "tenant2", "comments") == (("subreddit", "id"), ("author",))
     for ks in ("tenant1", "tenant2"):
-        assert columns(cassandra_session, ks, "batch_ingestion_metrics")
-        assert columns(cassandra_session, ks, "stream_ingestion_metrics")
+        assert columns(cassandra_session, ks, names.BATCH_METRICS_TABLE)
+        assert columns(cassandra_session, ks, names.STREAM_METRICS_TABLE)
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_str)
     try:
-        assert {"tenant1.ingest", "tenant1.dead", "tenant2.ingest", "tenant2.dead", "mysimbdp.reports"} <= set(
-            admin.list_topics())
+        wanted = {names.REPORTS_TOPIC, *(f(t) for t in ("tenant1", "tenant2") for f in (names.ingest_topic, names.dead_topic))}
+        assert wanted <= set(admin.list_topics())
     finally:
         admin.close()
     listed = json.loads(mysimbdp("tenants", "list", "--json").stdout)

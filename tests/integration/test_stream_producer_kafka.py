@@ -18,6 +18,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
+from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.reports import Report
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.services import topics
@@ -31,7 +32,7 @@ PARTITIONS = 3
 
 @pytest.fixture()
 def topic(settings: Settings) -> Iterator[str]:
-    name = f"t{uuid.uuid4().hex[:10]}.ingest"
+    name = names.ingest_topic(f"t{uuid.uuid4().hex[:10]}")
     topics.ensure(settings, [])  # the platform topics, mysimbdp.reports among them
     admin = topics.admin(settings)
     try:
@@ -134,4 +135,4 @@ def test_messages_of_one_key_keep_their_order(settings: Settings, topic: str) ->
 
 def test_a_missing_topic_is_reported_with_what_to_do(settings: Settings) -> None:
     with pytest.raises(stream.StreamError, match=r"topic nosuch\w+\.ingest does not exist.*tenants apply"):
-        stream.send("tenant2", [], settings.kafka_bootstrap_str, topic=f"nosuch{uuid.uuid4().hex[:6]}.ingest")
+        stream.send("tenant2", [], settings.kafka_bootstrap_str, topic=names.ingest_topic(f"nosuch{uuid.uuid4().hex[:6]}"))

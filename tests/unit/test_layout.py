@@ -92,3 +92,26 @@ def test_core_and_services_import_no_data_path_control_worker_or_command() -> No
     bad = {f"{p.relative_to(PACKAGE)}: {m}" for p in _modules("core", "services") for m in _imports(p)
            if any(m == u or m.startswith(u + ".") for u in upper)}
     assert sorted(bad) == []
+
+
+def _env_reads(tree: ast.AST) -> list[str]:
+    """MYSIMBDP_* variables read from the environment (os.environ.get / os.getenv / os.environ[...])."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = ast.unparse(node.func)
+            if func in ("os.environ.get", "os.getenv", "environ.get", "getenv"):
+                found.append(str(node.args[0].value))
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) \
+                and ast.unparse(node.value) in ("os.environ", "environ") and isinstance(node.slice, ast.Constant):
+            found.append(str(node.slice.value))
+    return [v for v in found if v.startswith("MYSIMBDP_")]
+
+
+def test_only_the_settings_read_the_platforms_environment() -> None:
+    assert _env_reads(ast.parse('x = os.environ.get("MYSIMBDP_A") or os.environ["MYSIMBDP_B"]')) == [
+        "MYSIMBDP_A", "MYSIMBDP_B"]  # the probe sees both forms
+    bad = {f"{p.relative_to(PACKAGE)}: {v}" for p in sorted(PACKAGE.rglob("*.py"))
+           if p.relative_to(PACKAGE).parts[0] != "stack" and p != PACKAGE / "core" / "settings.py"
+           for v in _env_reads(ast.parse(p.read_text(encoding="utf-8")))}
+    assert sorted(bad) == []

@@ -8,6 +8,7 @@ import pytest
 
 from mysimbdp_tasks.batch.sweeper import needed
 from mysimbdp_tasks.batch.watcher import tenant_of
+from mysimbdp_tasks.core import names
 
 pytestmark = pytest.mark.unit
 
@@ -29,15 +30,15 @@ def _needed(plan: list[dict[str, Any]] | None, recorded: set[int]) -> list[str]:
 
 
 def test_a_job_not_planned_yet_needs_its_file_task() -> None:
-    assert _needed(None, set()) == ["j-file"]
+    assert _needed(None, set()) == [names.file_task_id("j")]
 
 
 def test_a_planned_job_needs_the_chunks_without_an_outcome() -> None:
     plan = [{"index": i} for i in range(4)]
-    assert _needed(plan, {0, 2}) == ["j-chunk-1", "j-chunk-3"]
+    assert _needed(plan, {0, 2}) == [names.chunk_task_id("j", 1), names.chunk_task_id("j", 3)]
 
 
 def test_a_job_with_every_outcome_but_not_finalized_reruns_one_chunk() -> None:
-    assert _needed([{"index": 0}, {"index": 1}], {0, 1}) == ["j-chunk-0"]
+    assert _needed([{"index": 0}, {"index": 1}], {0, 1}) == [names.chunk_task_id("j", 0)]
     assert _needed([], set()) == []  # unparseable file: finalized at planning, nothing to send
 

@@ -1,0 +1,49 @@
+"""The names running processes meet on, as operators, Flower and older platforms see them.
+
+These spellings are a wire contract (queues in Redis, task ids the sweeper looks for, keys that
+hold today's quota usage, Kafka topics and groups), so they are pinned here literally: a change
+must be deliberate, with the platform stopped.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mysimbdp_tasks.core import names
+from mysimbdp_tasks.core.tenants import parse
+
+pytestmark = pytest.mark.unit
+
+
+def test_queues_task_names_and_task_ids() -> None:
+    assert (names.batch_queue("t1"), names.stream_queue("t1")) == ("t1.batch", "t1.stream")
+    assert (names.INGEST_FILE, names.INGEST_CHUNK, names.INGEST_MESSAGES) == (
+        "mysimbdp.ingest_file", "mysimbdp.ingest_chunk", "mysimbdp.ingest_messages")
+    assert names.file_task_id("abc") == "abc-file"
+    assert names.chunk_task_id("abc", 7) == "abc-chunk-7"
+    assert names.UNACKED == "unacked"
+
+
+def test_redis_keys() -> None:
+    assert names.usage_key("t1", "2026-01-02") == "mysimbdp:usage:t1:2026-01-02"
+    assert names.stream_hw_key("t1") == "mysimbdp:stream:hw:t1"
+    assert names.stream_exhausted_key("t1", "2026-01-02") == "mysimbdp:stream:exhausted:t1:2026-01-02"
+    assert names.refund_key("abc") == "mysimbdp:refund:abc"
+    assert (names.job_key("abc"), names.job_chunks_key("abc"), names.job_finalizing_key("abc")) == (
+        "mysimbdp:job:abc", "mysimbdp:job:abc:chunks", "mysimbdp:job:abc:finalizing")
+    assert (names.JOBS_OPEN, names.WATCHER_PENDING) == ("mysimbdp:jobs:open", "mysimbdp:watcher:pending")
+    assert (names.TENANTS, names.TENANTS_ACTIVE, names.TENANTS_APPLIED_AT) == (
+        "mysimbdp:tenants", "mysimbdp:tenants:active", "mysimbdp:tenants:applied_at")
+
+
+def test_kafka_topics_and_groups() -> None:
+    assert (names.REPORTS_TOPIC, names.CONTROL_TOPIC) == ("mysimbdp.reports", "mysimbdp.control")
+    assert (names.ingest_topic("t1"), names.dead_topic("t1")) == ("t1.ingest", "t1.dead")
+    assert names.bridge_group("t1") == "mysimbdp.bridge.t1"
+
+
+def test_a_tenant_names_its_queues_and_topics_through_the_same_functions() -> None:
+    tenant = parse({"t9": {"namespace": "ks_t9", "table_name": "rows", "max_messages_per_day": 5,
+                           "schema": {"id": "text", "key": "(id)"}}})["t9"]
+    assert (tenant.batch_queue, tenant.stream_queue, tenant.ingest_topic, tenant.dead_topic) == (
+        "t9.batch", "t9.stream", "t9.ingest", "t9.dead")
