@@ -62,7 +62,9 @@ def is_permanent(exc: BaseException) -> bool:
 
 def _reason(exc: BaseException) -> tuple[str, str]:
     reason = "rejected_by_cassandra" if isinstance(exc, REJECTIONS) else "unbindable"
-    return reason, f"{type(exc).__name__}: {str(exc)[:300]}"
+    kind = type(exc)
+    name = kind.__name__ if kind.__module__ in ("builtins", "cassandra") else f"{kind.__module__}.{kind.__name__}"
+    return reason, f"{name}: {str(exc)[:300]}"
 
 
 def _ignore(_position: int, reason: str, detail: str) -> None:

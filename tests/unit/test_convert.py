@@ -365,3 +365,38 @@ def test_row_converter_refuses_a_bad_schema() -> None:
         RowConverter({"a": "text"}, ("b",))
     with pytest.raises(ValueError, match="at least one column"):
         RowConverter({}, ())
+
+
+# --- values that parse but cannot be bound ------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["1e-9999999999", "-1e-2147483649", "7" * 5000, "1." + "0" * 5000])
+def test_decimals_the_driver_cannot_bind_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="expected decimal"):
+        CONVERTERS["decimal"](text)
+
+
+def test_decimal_scale_at_the_32_bit_limits_is_kept() -> None:
+    assert CONVERTERS["decimal"]("1e-2147483647") == decimal.Decimal("1e-2147483647")
+    assert CONVERTERS["decimal"]("1e999999999") == decimal.Decimal("1e999999999")
+
+
+@pytest.mark.parametrize("cql_type", ["tinyint", "int", "bigint", "varint", "timestamp"])
+def test_integers_of_more_than_4300_digits_are_refused_with_a_reason(cql_type: str) -> None:
+    with pytest.raises(ValueError, match=f"expected {cql_type}"):
+        CONVERTERS[cql_type]("9" * 5000)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("cql_type", ["int", "bigint", "varint", "decimal", "timestamp"])
+def test_nan_and_infinity_are_refused_where_the_type_has_none(cql_type: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"expected {cql_type}"):
+        CONVERTERS[cql_type](value)
+
+
+def test_a_row_with_an_unbindable_value_is_a_row_error_naming_the_column() -> None:
+    converter = RowConverter({"id": "text", "amount": "decimal", "big": "varint"}, ["id"])
+    for record, column in [({"id": "a", "amount": "1e-9999999999"}, "amount"), ({"id": "a", "big": "9" * 5000}, "big")]:
+        with pytest.raises(RowError) as info:
+            converter.convert(record)
+        assert info.value.reason == "bad_value" and repr(column) in info.value.detail

@@ -461,3 +461,73 @@ def test_bad_chunk_arguments(tmp_path: Path) -> None:
         plan_chunks(path, "csv", 0)
     with pytest.raises(ValueError, match="does not fit"):
         list(iter_records(path, "csv", Chunk(0, 0, 99, 1)))
+
+
+# --- hostile input: every record is refused on its own --------------------------------------------
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("bad", [DEEP, '{"a": ' + DEEP + "}", '{"a": ' + "7" * 5000 + "}", "7" * 5000])
+def test_json_lines_refuse_values_python_cannot_build(tmp_path: Path, bad: str) -> None:
+    path = write(tmp_path / "t.jsonl", f'{{"a": 1}}\n{bad}\n{{"a": 3}}\n')
+    records, error = collect(iter_records(path))
+    assert error is None
+    assert [(r.number, r.data) for r in records] == [(1, {"a": 1}), (2, None), (3, {"a": 3})]
+    assert records[1].error is not None and records[1].error.startswith("bad_json: ")
+
+
+@pytest.mark.parametrize("bad", [DEEP, '{"a": ' + DEEP + "}", '{"a": ' + "7" * 5000 + "}", "7" * 5000])
+@pytest.mark.parametrize("read_size", [4, 1 << 20])
+def test_json_arrays_skip_values_python_cannot_build(tmp_path: Path, bad: str, read_size: int) -> None:
+    path = write(tmp_path / "t.json", f'[{{"a": 1}}, {bad}, {{"a": "x]}},"}}]')
+    records, error = collect(iter_records(path, read_size=read_size))
+    assert error is None
+    assert [(r.number, r.data) for r in records] == [(1, {"a": 1}), (2, None), (3, {"a": "x]},"})]
+    assert records[1].error is not None and records[1].error.startswith("bad_json: ")
+    assert "nested too deeply" in records[1].error or "4300" in records[1].error
+
+
+def test_chunks_of_an_array_with_a_deep_value_read_like_the_whole_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.json", f'[{{"a": 1}}, {DEEP}, {{"a": 2}}, {{"a": 3}}]')
+    chunks = plan_chunks(path, "json", 10)
+    assert len(chunks) > 1
+    by_chunk = [r for c in chunks for r in iter_records(path, "json", c)]
+    assert by_chunk == list(iter_records(path, "json"))
+    assert [r.number for r in by_chunk if r.data is None] == [2]
+
+
+def test_a_deep_value_never_closed_makes_the_array_unparseable(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.json", '[{"a": 1}, ' + "[" * 100_000)
+    records, error = collect(iter_records(path))
+    assert records == [Record(1, {"a": 1}, None)]
+    assert error is not None and error.reason == "unparseable"
+
+
+def test_a_chunk_whose_bytes_are_gone_is_a_file_changed_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.jsonl", "".join(f'{{"a": {i}}}\n' for i in range(100)))
+    chunks = plan_chunks(path, "jsonl", 100)
+    os.truncate(path, 150)
+    with pytest.raises(PermanentIngestError) as info:
+        list(iter_records(path, "jsonl", chunks[-1]))
+    assert info.value.reason == "file_changed"
+
+
+def test_reading_csv_sets_the_field_limit_it_needs(tmp_path: Path) -> None:
+    csv.field_size_limit(1024)
+    try:
+        path = write(tmp_path / "t.csv", "a\n" + "x" * 200_000 + "\n")
+        assert [len(r.data["a"]) for r in iter_records(path) if r.data] == [200_000]
+    finally:
+        csv.field_size_limit(128 * 1024)
+
+
+def test_csv_with_nul_bytes_keeps_them_in_the_field(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "a,b\nx\x00y,z\n")
+    assert [r.data for r in iter_records(path)] == [{"a": "x\x00y", "b": "z"}]
+
+
+def test_utf16_csv_is_unparseable(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "a,b\n1,2\n".encode("utf-16"))
+    records, error = collect(iter_records(path))
+    assert records == [] and error is not None and error.reason == "unparseable"
