@@ -158,14 +158,12 @@ class Platform:
     def stage(self, src: Path, name: str) -> float:
         """Publish ``src`` in staging as ``name`` the careful way; return the wall clock of the rename.
 
-        The file is hard-linked under a hidden ``.part`` name (copied if linking is impossible), so
-        the timed step is only the atomic rename that makes it visible, as a producer does it.
+        The file is copied under a hidden ``.part`` name, so the timed step is only the atomic rename
+        that makes it visible, as a producer does it. A copy, not a hard link: the watcher refuses
+        files with more than one link (they could change after admission).
         """
         part = self.staging / f".{name}.part"
-        try:
-            os.link(src, part)
-        except OSError:
-            shutil.copyfile(src, part)
+        shutil.copyfile(src, part)
         renamed_at = time.time()
         os.replace(part, self.staging / name)
         return renamed_at
