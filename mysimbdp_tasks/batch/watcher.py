@@ -30,7 +30,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from ..core import filenames, names
-from ..core.settings import Settings
+from ..core.settings import DEFAULT_STABLE_SECONDS, Settings
 from ..core.tenants import Tenant
 from ..services import events as metrics
 from ..services.dispatch import Dispatch
@@ -69,8 +69,8 @@ def tenant_of(name: str) -> str:
 
 
 class Watcher:
-    def __init__(self, settings: Settings, client: redis.Redis, dispatch: Dispatch, stable_seconds: float = 2.0,
-                 sweeper: Sweeper | None = None) -> None:
+    def __init__(self, settings: Settings, client: redis.Redis, dispatch: Dispatch,
+                 stable_seconds: float = DEFAULT_STABLE_SECONDS, sweeper: Sweeper | None = None) -> None:
         """``dispatch`` sends the admitted files' tasks; ``sweeper``, if given, runs every few seconds
         of :meth:`run` (the ``watch`` command builds both)."""
         self.settings = settings
@@ -331,7 +331,8 @@ class Watcher:
         claimed = Path(job.pop("claimed"))
         if not claimed.is_relative_to(self.layout.folder(folders.PROCESSING)):
             return 0  # a watcher of another MYSIMBDP_HOME sharing this Redis owns it
-        done = self.layout.folder(folders.PROCESSING, job["tenant"]) / filenames.disk_name(job["ingest_id"], job["file"])
+        folder = self.layout.folder(folders.PROCESSING, job["tenant"])
+        done = folder / filenames.disk_name(job["ingest_id"], job["file"])
         if claimed.exists():
             self._enqueue(claimed, job)
             return 1

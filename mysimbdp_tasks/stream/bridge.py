@@ -38,7 +38,7 @@ from ..core.convert import RowConverter
 from ..core.errors import RowError
 from ..core.reports import Window, send_report
 from ..core.rows import converter_for
-from ..core.settings import Settings
+from ..core.settings import DEFAULT_BATCH_MESSAGES, DEFAULT_BATCH_WAIT_MS, Settings
 from ..core.tenants import Tenant
 from ..services import topics
 from ..services.dispatch import Dispatch
@@ -87,7 +87,8 @@ def _validate(tenant: Tenant, converter: RowConverter, value: bytes | None) -> t
 
 class Bridge:
     def __init__(self, settings: Settings, tenant: Tenant, quotas: Quotas, dispatch: Dispatch,
-                 max_messages: int = 500, max_wait_s: float = 0.1, report_every_s: float = 5.0) -> None:
+                 max_messages: int = DEFAULT_BATCH_MESSAGES,
+                 max_wait_s: float = DEFAULT_BATCH_WAIT_MS / 1000, report_every_s: float = 5.0) -> None:
         self.settings = settings
         self.tenant = tenant
         self.quotas = quotas
