@@ -13,10 +13,10 @@ import psutil
 from ..core import procs
 from . import jars
 from .java import find_java
-from .service import BIND_HOST, Echo, Service, java_command
+from .service import Echo, Service, java_command
 
 MAIN = "org.apache.cassandra.service.CassandraDaemon"
-# Inter-node (gossip/streaming) port. Only one node ever runs, but Cassandra always binds it.
+# Inter-node (gossip/streaming) port, bound on the node's own loopback address.
 STORAGE_PORT = 7000
 HEAP = ["-Xms1G", "-Xmx1G"]
 
@@ -96,7 +96,8 @@ class Cassandra(Service):
 
     def port_advice(self, role: str) -> str:
         if role == "storage":
-            return f" (the storage port {STORAGE_PORT} is fixed: one local Cassandra per machine)"
+            return (f" (the storage port {STORAGE_PORT} is the same for every node: run another node on another"
+                    " loopback address, e.g. MYSIMBDP_CASSANDRA_HOSTS=127.0.0.2:9042)")
         return ", or give MYSIMBDP_CASSANDRA_HOSTS another port"
 
     def owns(self, proc: psutil.Process) -> bool:
@@ -122,9 +123,9 @@ endpoint_snitch: SimpleSnitch
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "{BIND_HOST}:{STORAGE_PORT}"
-listen_address: {BIND_HOST}
-rpc_address: {BIND_HOST}
+      - seeds: "{self.bind_host}:{STORAGE_PORT}"
+listen_address: {self.bind_host}
+rpc_address: {self.bind_host}
 storage_port: {STORAGE_PORT}
 native_transport_port: {self.port}
 start_native_transport: true

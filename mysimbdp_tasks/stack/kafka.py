@@ -12,7 +12,7 @@ from ..core import procs
 from ..core.errors import StackError
 from . import jars
 from .java import find_java
-from .service import BIND_HOST, Echo, Service, java_command
+from .service import Echo, Service, java_command
 
 MAIN = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
@@ -66,9 +66,9 @@ class Kafka(Service):
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
-            "controller.quorum.voters": f"1@{BIND_HOST}:{self.controller_port}",
-            "listeners": f"PLAINTEXT://{BIND_HOST}:{self.port},CONTROLLER://{BIND_HOST}:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{BIND_HOST}:{self.port}",
+            "controller.quorum.voters": f"1@{self.bind_host}:{self.controller_port}",
+            "listeners": f"PLAINTEXT://{self.bind_host}:{self.port},CONTROLLER://{self.bind_host}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.bind_host}:{self.port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",

@@ -19,7 +19,7 @@ from ..core.settings import Settings
 from .cassandra import Cassandra
 from .kafka import Kafka
 from .redis import Redis
-from .service import BIND_HOST, Echo, Service
+from .service import Echo, Service
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def _bring_up(svc: Service, say: Echo, cancel: threading.Event) -> None:
         say(f"{svc.name}: ready after {time.monotonic() - waited:.1f} s more ({detail}) on {svc.endpoint}")
         return
     svc.paths.pidfile.unlink(missing_ok=True)  # stale: its process is gone
-    if not procs.port_free(BIND_HOST, svc.port) and _answers(svc):
+    if not procs.port_free(svc.bind_host, svc.port) and _answers(svc):
         # Started some other way (docker compose, another MYSIMBDP_HOME): use it, leave it be.
         say(f"{svc.name}: {svc.endpoint} already answers, not started from {svc.settings.home}; using it")
         return
@@ -158,10 +158,10 @@ def _answers(svc: Service) -> bool:
 
 def _check_ports(svc: Service) -> None:
     for role, port in svc.ports().items():
-        if not procs.port_free(BIND_HOST, port):
+        if not procs.port_free(svc.bind_host, port):
             raise StackError(_failure(
                 svc,
-                f"{role} port {BIND_HOST}:{port} is already in use by {procs.port_holder(port)}; "
+                f"{role} port {svc.bind_host}:{port} is already in use by {procs.port_holder(port)}; "
                 f"stop that process{svc.port_advice(role)}",
                 None,
             ))
@@ -210,7 +210,7 @@ def _bring_down(svc: Service, say: Echo) -> None:
     if pid is None:
         svc.paths.pidfile.unlink(missing_ok=True)
         note = ""
-        if not procs.port_free(BIND_HOST, svc.port):
+        if not procs.port_free(svc.bind_host, svc.port):
             note = f"; port {svc.port} is held by {procs.port_holder(svc.port)}, not started here, left alone"
         say(f"{svc.name}: not running{note}")
         return
@@ -243,7 +243,7 @@ def _state(svc: Service) -> ServiceState:
         if answering:
             running = True
             detail += f"; not started from {svc.settings.home}"
-        elif not procs.port_free(BIND_HOST, svc.port):
+        elif not procs.port_free(svc.bind_host, svc.port):
             detail = f"port held by {procs.port_holder(svc.port)}"
         else:
             detail = "not running"

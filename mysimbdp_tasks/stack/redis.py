@@ -10,7 +10,7 @@ import psutil
 
 from ..core import procs
 from ..core.errors import StackError
-from .service import BIND_HOST, Echo, Service
+from .service import Echo, Service
 
 PIDFILE_WAIT_S = 10.0
 
@@ -54,7 +54,7 @@ class Redis(Service):
         cmd = [
             self._binary(),
             "--port", str(self.port),
-            "--bind", BIND_HOST,
+            "--bind", self.bind_host,
             "--daemonize", "yes",
             "--pidfile", str(self.paths.pidfile),
             "--logfile", str(self.paths.log),

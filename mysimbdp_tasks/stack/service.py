@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import ipaddress
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,11 +13,30 @@ from typing import ClassVar
 import psutil
 
 from ..core import procs
+from ..core.errors import StackError
 from ..core.settings import Settings
 
 Echo = Callable[[str], None]
-# Servers always listen on loopback only: the stack is for development, demos and CI.
-BIND_HOST = "127.0.0.1"
+# Servers always listen on loopback only: the stack is for development, demos and CI. Every address
+# of 127.0.0.0/8 is on Linux's loopback interface, so stacks (or the nodes of a cluster) can run side
+# by side, each on its own address with the same ports, as Cassandra's ccm does.
+DEFAULT_BIND_HOST = "127.0.0.1"
+
+
+def loopback_host(host: str) -> str:
+    """The address a local server binds for the endpoint ``host``: a 127.x.y.z, never anything else."""
+    if host == "localhost":
+        return DEFAULT_BIND_HOST
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is None or address.version != 4 or not address.is_loopback:
+        raise StackError(
+            f"the local stack listens on loopback only (127.0.0.0/8); {host!r} is not such an address. "
+            "Point the endpoint variables at 127.x.y.z, or at an existing cluster without `stack up`"
+        )
+    return host
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,11 @@ class Service(abc.ABC):
     @abc.abstractmethod
     def port(self) -> int:
         """The client port, the one probes use."""
+
+    @property
+    def bind_host(self) -> str:
+        """The loopback address the server listens on: the endpoint's own."""
+        return loopback_host(self.host)
 
     @property
     def endpoint(self) -> str:
