@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Starts the local stack, runs unit and integration tests against it, and stops what it started.
+# Starts the local stack, runs the tests against it in stages, and stops what it started.
+#   1. unit tests (pure core, no services) and integration tests against the real services;
+#   2. chaos: tests that kill platform processes or stop services for a while (outages, kills).
+# Each stage prints its duration. Arguments are passed to pytest in every stage.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export MYSIMBDP_HOME="${MYSIMBDP_HOME:-$PWD/.mysimbdp}"
@@ -10,6 +13,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
+stage() {
+    local name=$1; shift
+    local started=$SECONDS code=0
+    echo "== stage: $name"
+    python3 -m pytest -q "$@" || code=$?
+    # pytest exits 5 when a stage selects no test; that is not a failure of the stage.
+    [ "$code" = 5 ] && code=0
+    echo "== stage: $name finished in $((SECONDS - started)) s (exit $code)"
+    return "$code"
+}
+
 mysimbdp stack up || exit 1
-# Unit tests first (tests/unit), then integration tests against the real services.
-python3 -m pytest -q "$@"
+failed=0
+stage "unit + integration" -m "not chaos" "$@" || failed=1
+# The chaos stage stops and restarts services; make sure they are all back before it.
+mysimbdp stack up >/dev/null || exit 1
+stage "chaos" -m chaos "$@" || failed=1
+exit "$failed"
