@@ -19,6 +19,7 @@ from typing import Any
 import redis
 
 from ..core import names
+from ..services import broker
 from ..services.dispatch import Dispatch
 from .jobs import Jobs
 
@@ -47,8 +48,7 @@ class Sweeper:
         self.suspects: set[str] = set()
 
     def present(self, queue: str, task_ids: set[str]) -> set[str]:
-        messages = self.redis.lrange(queue, 0, -1) + self.redis.hvals(names.UNACKED)
-        return {t for t in task_ids if any(t.encode() in m for m in messages)}
+        return task_ids & broker.held_ids(self.redis, [queue])
 
     def sweep(self, now: float | None = None) -> list[str]:
         """One pass; returns the task ids sent again."""
