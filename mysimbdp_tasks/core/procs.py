@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -144,8 +145,21 @@ def stop(pid: int, timeout: float, group: bool = False) -> str:
 
 
 def stop_child(child: subprocess.Popen[bytes], timeout: float) -> str:
-    """``stop`` for a child started with ``start_new_session=True``: its whole session, then reaped."""
-    outcome = stop(child.pid, timeout, group=True)
+    """``stop`` for a child started with ``start_new_session=True``: the leader, then its session.
+
+    SIGTERM goes to the leader alone, as ``mysimbdp down`` sends it: a Celery worker's warm shutdown
+    lets its pool processes finish the task they are running, which a SIGTERM to the whole group
+    would cut short (a file finalized with its receipt but without its metrics row and events).
+    Whatever of the session outlives its leader is an orphan and is killed.
+    """
+    try:
+        family = psutil.Process(child.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    outcome = stop(child.pid, timeout)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+    psutil.wait_procs(family, timeout=10)
     child.poll()  # the exit status was reaped above; this records it so Popen does not warn
     return outcome
 
