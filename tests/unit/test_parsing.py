@@ -15,15 +15,10 @@ from typing import Any
 
 import pytest
 
+from mysimbdp_tasks.core.chunks import plan_chunks
 from mysimbdp_tasks.core.errors import PermanentIngestError
-from mysimbdp_tasks.core.parsing import (
-    Chunk,
-    Format,
-    Record,
-    detect_format,
-    iter_records,
-    plan_chunks,
-)
+from mysimbdp_tasks.core.formats import Chunk, Format, Record, detect_format
+from mysimbdp_tasks.core.parsing import iter_records
 
 pytestmark = pytest.mark.unit
 
