@@ -11,7 +11,8 @@ Decisions:
   starts an array of objects; ``{`` starts JSON Lines when the first line is one whole object, and
   otherwise (a pretty-printed object) a stream of objects separated by whitespace. Any other
   extension raises ``PermanentIngestError("wrong_file_type", ...)``.
-- A record may be as large as ``MAX_RECORD_BYTES``, about Cassandra's largest mutation.
+- A CSV field, or a JSON value being decoded, may be as large as ``MAX_RECORD_BYTES``, Cassandra's
+  default largest mutation.
 """
 
 from __future__ import annotations
