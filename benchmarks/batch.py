@@ -35,6 +35,7 @@ from producers.generate import generate
 from . import cases, resources, results
 from .errors import BenchmarkError
 from .harness import ROOT, publish, run_cli, run_meta
+from .options import chooser, positive_numbers, print_line
 from .results import Measurement
 
 MIB = 1024 * 1024
@@ -66,14 +67,7 @@ QUICK = {"sizes": (1.0,), "json_mb": 1.0, "baseline_rows": 2_000, "baseline_seco
 
 
 def _sizes(text: str) -> tuple[float, ...]:
-    try:
-        sizes = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        sizes = ()
-    if not sizes or any(s <= 0 for s in sizes):
-        raise argparse.ArgumentTypeError(
-            f"expected positive sizes in MB separated by commas, e.g. 1,10,50; got {text!r}")
-    return tuple(sorted(set(sizes)))
+    return positive_numbers(text, "sizes in MB", "1,10,50")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,13 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     args = build_parser().parse_args(argv)
-    quick: dict[str, Any] = QUICK if args.quick else {}
-    defaults = Options()
-
-    def pick(name: str) -> Any:
-        value = getattr(args, name)
-        return value if value is not None else quick.get(name, getattr(defaults, name))
-
+    pick = chooser(args, QUICK if args.quick else {}, Options())
     return Options(
         sizes=pick("sizes"), json_mb=pick("json_mb"), concurrency=args.concurrency, chunk_mb=args.chunk_mb,
         warmup=not args.cold, baseline_rows=pick("baseline_rows"), baseline_seconds=pick("baseline_seconds"),
@@ -119,10 +107,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         plot_out=None if args.no_plot else args.plot_out, workdir=args.workdir, keep=args.keep, quick=args.quick,
         references=not args.pipeline_only,
     )
-
-
-def _echo(msg: str) -> None:
-    print(msg, flush=True)
 
 
 def make_inputs(options: Options, data: Path, echo: Callable[[str], None]) -> list[cases.Input]:
@@ -144,7 +128,7 @@ def make_inputs(options: Options, data: Path, echo: Callable[[str], None]) -> li
 
 
 def run(settings: Settings, options: Options,
-        echo: Callable[[str], None] = _echo) -> tuple[list[Measurement], list[cases.Input]]:
+        echo: Callable[[str], None] = print_line) -> tuple[list[Measurement], list[cases.Input]]:
     """Every case of the benchmark, in order, and its inputs; BenchmarkError if a service is unreachable."""
     client = redis.Redis.from_url(settings.redis_url)
     try:

@@ -31,7 +31,7 @@ from typing import Any
 import psutil
 
 from mysimbdp_tasks.commands import queries as report
-from mysimbdp_tasks.core.parsing import detect_format
+from mysimbdp_tasks.core.formats import detect_format
 from mysimbdp_tasks.core.rows import converter_for, ingest_chunk
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.services import cassandra as db

@@ -31,7 +31,7 @@ from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 
 from mysimbdp_tasks.core import tenants
-from mysimbdp_tasks.core.parsing import detect_format
+from mysimbdp_tasks.core.formats import detect_format
 from mysimbdp_tasks.core.rows import Refuse, Writer, converter_for, ingest_chunk
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant

@@ -39,6 +39,7 @@ from mysimbdp_tasks.services import cassandra as db
 from . import stream_results as results
 from .errors import BenchmarkError
 from .harness import ROOT, publish, run_cli, run_meta
+from .options import chooser, positive_numbers, print_line
 from .stream_steps import Rig, RigOptions, baseline, describe
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -80,14 +81,7 @@ QUICK: dict[str, Any] = {"rates": (1000.0,), "seconds": 5.0, "warmup_seconds": 2
 
 
 def _rates(text: str) -> tuple[float, ...]:
-    try:
-        rates = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        rates = ()
-    if not rates or any(r <= 0 for r in rates):
-        raise argparse.ArgumentTypeError(f"expected positive total rates in msg/s separated by commas, "
-                                         f"e.g. 1000,2500,5000; got {text!r}")
-    return tuple(sorted(set(rates)))
+    return positive_numbers(text, "total rates in msg/s", "1000,2500,5000")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,11 +118,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     args = build_parser().parse_args(argv)
     quick = QUICK if args.quick else {}
     defaults = Options()
-
-    def pick(name: str, arg: str | None = None) -> Any:
-        value = getattr(args, arg or name)
-        return value if value is not None else quick.get(name, getattr(defaults, name))
-
+    pick = chooser(args, quick, defaults)
     return Options(
         rates=pick("rates"), seconds=pick("seconds"), warmup_rate=defaults.warmup_rate,
         warmup_seconds=quick.get("warmup_seconds", defaults.warmup_seconds), concurrency=args.concurrency,
@@ -139,10 +129,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     )
 
 
-def _echo(msg: str) -> None:
-    print(msg, flush=True)
-
-
 @dataclass
 class Outcome:
     steps: list[results.Step]
@@ -151,7 +137,7 @@ class Outcome:
     tenants: list[dict[str, str]] = field(default_factory=list)
 
 
-def run(settings: Settings, options: Options, echo: Callable[[str], None] = _echo) -> Outcome:
+def run(settings: Settings, options: Options, echo: Callable[[str], None] = print_line) -> Outcome:
     client = redis.Redis.from_url(settings.redis_url)
     try:
         client.ping()

@@ -13,8 +13,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..core.chunks import plan_chunks
 from ..core.errors import PermanentIngestError, TenantError
-from ..core.parsing import Chunk, detect_format, plan_chunks
+from ..core.formats import Chunk, detect_format
 from ..core.rows import ChunkResult, converter_for, ingest_chunk, summarize
 from ..core.tenants import Tenant
 from ..services import context

@@ -10,6 +10,7 @@ says what happened; it is created exclusively too.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import json
@@ -103,10 +104,8 @@ def write_receipt(file: Path, receipt: dict[str, Any]) -> Path:
                 view = view[os.write(fd, view):]
         finally:
             os.close(fd)
-        try:
+        with contextlib.suppress(FileExistsError):  # an earlier attempt's receipt stays
             os.link(tmp, path)
-        except FileExistsError:
-            pass
     finally:
         os.unlink(tmp)  # our own temporary name; the receipt lives on under its own
     return path

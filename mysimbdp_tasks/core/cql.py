@@ -15,12 +15,22 @@ MAX_KEYSPACE_LENGTH = 48  # Cassandra's limit for keyspace and table names
 
 # Reserved keywords of CQL 3 (Cassandra 5.0 documentation, "Appendix A: CQL Keywords", reserved ones).
 RESERVED = frozenset(
-    ["add", "allow", "alter", "and", "apply", "asc", "authorize", "batch", "begin", "by", "columnfamily", "create", "default", "delete", "desc", "describe", "drop", "entries", "execute", "from", "full", "grant", "if", "in", "index", "infinity", "insert", "into", "is", "keyspace", "limit", "materialized", "mbean", "mbeans", "modify", "nan", "norecursive", "not", "null", "of", "on", "or", "order", "primary", "rename", "replace", "revoke", "schema", "select", "set", "table", "to", "token", "truncate", "unlogged", "unset", "update", "use", "using", "view", "where", "with"]
+    [
+        "add", "allow", "alter", "and", "apply", "asc", "authorize", "batch", "begin", "by", "columnfamily",
+        "create", "default", "delete", "desc", "describe", "drop", "entries", "execute", "from", "full",
+        "grant", "if", "in", "index", "infinity", "insert", "into", "is", "keyspace", "limit", "materialized",
+        "mbean", "mbeans", "modify", "nan", "norecursive", "not", "null", "of", "on", "or", "order", "primary",
+        "rename", "replace", "revoke", "schema", "select", "set", "table", "to", "token", "truncate",
+        "unlogged", "unset", "update", "use", "using", "view", "where", "with"
+    ]
 )
 
 # CQL column types a tenant schema may use (lower case).
 TYPES = frozenset(
-    ["text", "varchar", "ascii", "int", "bigint", "smallint", "tinyint", "varint", "float", "double", "decimal", "boolean", "timestamp", "date", "time", "uuid", "timeuuid", "inet", "blob"]
+    [
+        "text", "varchar", "ascii", "int", "bigint", "smallint", "tinyint", "varint", "float", "double",
+        "decimal", "boolean", "timestamp", "date", "time", "uuid", "timeuuid", "inet", "blob"
+    ]
 )
 
 # Types Cassandra reports for aliases in system_schema.columns.

@@ -59,7 +59,7 @@ class Report:
         breaking an older monitor.
         """
         if not isinstance(data, (builtins.bytes, str)):  # a tombstone (None) or worse
-            raise ValueError(f"report: expected JSON text, got {type(data).__name__}")  # noqa: TRY004
+            raise ValueError(f"report: expected JSON text, got {type(data).__name__}")
         try:
             obj = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -69,7 +69,7 @@ class Report:
         except ValueError as e:  # e.g. an integer of more digits than int() accepts
             raise ValueError(f"report: not valid JSON: {str(e)[:200]}") from None
         if not isinstance(obj, dict):
-            raise ValueError(f"report: expected a JSON object, got {type(obj).__name__}")  # noqa: TRY004
+            raise ValueError(f"report: expected a JSON object, got {type(obj).__name__}")
         values = {f.name: _field(obj, f.name) for f in fields(cls) if f.name in obj or f.name in _REQUIRED}
         report = cls(**values)
         if report.source not in SOURCES:

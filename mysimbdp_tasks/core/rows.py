@@ -17,7 +17,8 @@ from typing import Any
 
 from .convert import RowConverter
 from .errors import PermanentIngestError, RowError
-from .parsing import Chunk, Format, iter_records
+from .formats import Chunk, Format
+from .parsing import iter_records
 from .tenants import Tenant
 
 REFUSALS_CAP = 1000  # refusals listed in a receipt; the count is always complete

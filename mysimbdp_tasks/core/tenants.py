@@ -322,7 +322,8 @@ def _batch(raw: dict[str, Any], bad: Any) -> BatchSettings | None:
     per_day = _positive_number(raw, "max_amount_of_data", bad)
     files = _positive_int(raw, "max_number_of_files", bad)
     if size and per_day and size > per_day:
-        bad("max_file_size", f"{size} MB is more than max_amount_of_data ({per_day} MB): no such file could ever be admitted")
+        bad("max_file_size",
+            f"{size} MB is more than max_amount_of_data ({per_day} MB): no such file could ever be admitted")
     return BatchSettings(tuple(dict.fromkeys(clean)), int(size * MB), int(per_day * MB), files)
 
 

@@ -2,8 +2,9 @@
 
 ``mysimbdp:tenants`` maps a tenant name to the configuration that was last *applied* (not the file on
 disk, which may be edited at any time), and ``mysimbdp:tenants:active`` holds the tenants whose
-ingestion is on (both named in :mod:`core.names`). The watcher, the bridge and the admission script read these, so adding a tenant
-with ``tenants apply`` or taking it out with ``tenants remove`` takes effect without a restart.
+ingestion is on (both named in :mod:`core.names`). The watcher, the bridge and the admission script
+read these, so adding a tenant with ``tenants apply`` or taking it out with ``tenants remove`` takes
+effect without a restart.
 """
 
 from __future__ import annotations

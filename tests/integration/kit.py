@@ -66,20 +66,21 @@ class Platform:
         folders.Layout(home).ensure()
         (home / "logs").mkdir(exist_ok=True)
 
-    def _start(self, name: str, *args: str) -> None:
+    def start_process(self, name: str, *args: str) -> None:
+        """Start ``mysimbdp <args>`` as the process ``name``, logging to ``logs/<name>.log``."""
         with open(self.home / "logs" / f"{name}.log", "ab") as log:
             self.procs[name] = subprocess.Popen([sys.executable, "-m", "mysimbdp_tasks.cli", *args],
                                                 env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                                 start_new_session=True)
 
     def start_worker(self) -> None:
-        self._start("worker", "worker", "--tenant", self.tenant.name, "--concurrency", str(self.concurrency))
+        self.start_process("worker", "worker", "--tenant", self.tenant.name, "--concurrency", str(self.concurrency))
 
     def start_bridge(self) -> None:
-        self._start("bridge", "bridge", "--tenant", self.tenant.name)
+        self.start_process("bridge", "bridge", "--tenant", self.tenant.name)
 
     def start_watcher(self) -> None:
-        self._start("watcher", "watch", "--stable-seconds", "1")
+        self.start_process("watcher", "watch", "--stable-seconds", "1")
 
     def start(self) -> Platform:
         self.start_worker()
@@ -120,11 +121,12 @@ class Platform:
                     for receipt in folders.find_receipts(self.home / stage / owner, name):
                         path = receipt.with_name(receipt.name.removesuffix(folders.RECEIPT_SUFFIX))
                         return path, json.loads(receipt.read_text())
-            self._check_alive()
+            self.check_alive()
             time.sleep(0.3)
         raise TimeoutError(f"{name} has no receipt after {timeout} s; logs:\n{self.logs()}")
 
-    def _check_alive(self) -> None:
+    def check_alive(self) -> None:
+        """Raise, with the logs, if any process started here has exited."""
         for name, proc in self.procs.items():
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}; logs:\n{self.logs()}")

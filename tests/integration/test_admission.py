@@ -37,7 +37,7 @@ def _admit_many(args: tuple[str, str, int, int]) -> list[bool]:
             for i in range(count)]
 
 
-@pytest.fixture()
+@pytest.fixture
 def settings(settings: Settings, tmp_path: Path) -> Settings:
     """The real services, with a folder tree of this test's own (no running watcher sees it)."""
     return dataclasses.replace(settings, home=tmp_path / "home")
@@ -106,7 +106,8 @@ def test_each_refusal_reason_leaves_the_file_in_rejected_with_a_receipt(make_ten
     assert _receipt(big.location)["limit"] == str(int(0.001 * MB))
 
     # Bytes: a fresh day for a second tenant whose byte budget is smaller than two files.
-    t2 = make_tenant(provision=False, max_number_of_files=10, max_amount_of_data=0.0001, max_file_size=0.0001, file_type=".csv")
+    t2 = make_tenant(provision=False, max_number_of_files=10, max_amount_of_data=0.0001, max_file_size=0.0001,
+                     file_type=".csv")
     first = watcher.take(_stage(settings, f"{t2.name}-a.csv", small))
     second = watcher.take(_stage(settings, f"{t2.name}-b.csv", small))
     assert first is not None and first.reason == "admitted"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,8 @@ def _forget(settings: Settings, client: redis.Redis, session: Session, tenants: 
         for t in tenants:
             Registry(client).forget(t["tenant"])
             session.execute(f'DROP KEYSPACE IF EXISTS "{t["keyspace"]}"', timeout=60)
-            try:
+            with contextlib.suppress(UnknownTopicOrPartitionError):
                 admin.delete_topics([names.ingest_topic(t["tenant"]), names.dead_topic(t["tenant"])])
-            except UnknownTopicOrPartitionError:
-                pass
     finally:
         admin.close()
 

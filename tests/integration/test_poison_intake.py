@@ -102,7 +102,7 @@ def test_hostile_files_each_end_with_a_receipt_and_a_good_file_after_them_lands(
         os.mkfifo(staging / f"{t}-fifo.csv")
         for name in (nobody, f"{t}-wrong.exe"):
             _publish(staging, name, _row("refused"))
-        for name, key in landing.items():
+        for name in landing:
             path, receipt = p.final(os.fsdecode(name))
             assert receipt["status"] == "done" and receipt["rows_ok"] == 1, (name, receipt)
             assert receipt["file"] == filenames.text(os.fsdecode(name))  # the staged name, as text
@@ -137,14 +137,14 @@ def test_twenty_same_name_files_from_concurrent_processes_all_survive_in_done(
     name = f"{tenant.name}-same.csv"
     p = Platform(settings, tenant, tmp_path / "home", concurrency=2)
     p.start()
-    p._start("watcher2", "watch", "--stable-seconds", "1")  # two watchers race for every file
+    p.start_process("watcher2", "watch", "--stable-seconds", "1")  # two watchers race for every file
     try:
         with ProcessPoolExecutor(5) as pool:
             list(pool.map(_publish_many, [(str(p.home / "staging"), name, i) for i in range(20)]))
         done = p.home / folders.DONE / tenant.name
         deadline = time.monotonic() + 240
         while len(folders.find_receipts(done, name)) < 20 and time.monotonic() < deadline:
-            p._check_alive()
+            p.check_alive()
             time.sleep(0.5)
         receipts = [json.loads(r.read_text()) for r in folders.find_receipts(done, name)]
     finally:
@@ -187,7 +187,7 @@ def test_poison_messages_are_dead_lettered_and_the_bridge_goes_on(
         deadline = time.monotonic() + 180
         rows: list[Any] = []
         while len(rows) < 2 and time.monotonic() < deadline:
-            p._check_alive()
+            p.check_alive()
             rows = table_rows(cassandra_session, tenant)
             time.sleep(0.5)
         consumer = KafkaConsumer(tenant.dead_topic, bootstrap_servers=settings.kafka_bootstrap_str,
@@ -216,8 +216,8 @@ def test_hostile_reports_are_refused_and_the_next_report_still_decides(settings:
     hostile: list[bytes | None] = [
         None, _deep(50_000), b'{"lag": ' + b"7" * 5000 + b"}",
         json.dumps({**wire, "lag": 10**30}).encode(), b'{"source": "bridge", "window_start": NaN}',
-        json.dumps({**wire, "tenant": ["t1"]}).encode(), b"\xff\xfe", json.dumps({**wire, "avg_ms": 1e308 * 10}
-                                                                               ).encode().replace(b"Infinity", b"1e999"),
+        json.dumps({**wire, "tenant": ["t1"]}).encode(), b"\xff\xfe",
+        json.dumps({**wire, "avg_ms": 1e308 * 10}).encode().replace(b"Infinity", b"1e999"),
     ]
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all")
     for value in [*hostile, json.dumps(wire).encode()]:

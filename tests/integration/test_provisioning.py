@@ -31,9 +31,11 @@ def mysimbdp(*args: str) -> subprocess.CompletedProcess[str]:
 def key_columns(session: Any, keyspace: str, table: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     rows = list(session.execute("SELECT column_name, kind, position FROM system_schema.columns "
                                 "WHERE keyspace_name = %s AND table_name = %s", (keyspace, table)))
-    part = tuple(r.column_name for r in sorted((r for r in rows if r.kind == "partition_key"), key=lambda r: r.position))
-    clus = tuple(r.column_name for r in sorted((r for r in rows if r.kind == "clustering"), key=lambda r: r.position))
-    return part, clus
+
+    def of_kind(kind: str) -> tuple[str, ...]:
+        return tuple(r.column_name for r in sorted((r for r in rows if r.kind == kind), key=lambda r: r.position))
+
+    return of_kind("partition_key"), of_kind("clustering")
 
 
 def columns(session: Any, keyspace: str, table: str) -> dict[str, str]:
@@ -57,7 +59,8 @@ def test_apply_shipped_file_creates_keyspaces_tables_and_keys(cassandra_session:
         assert columns(cassandra_session, ks, names.STREAM_METRICS_TABLE)
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_str)
     try:
-        wanted = {names.REPORTS_TOPIC, *(f(t) for t in ("tenant1", "tenant2") for f in (names.ingest_topic, names.dead_topic))}
+        per_tenant = (names.ingest_topic, names.dead_topic)
+        wanted = {names.REPORTS_TOPIC, *(f(t) for t in ("tenant1", "tenant2") for f in per_tenant)}
         assert wanted <= set(admin.list_topics())
     finally:
         admin.close()

@@ -49,14 +49,23 @@ def test_slow_reports_grow_only_that_tenants_pool_and_idleness_shrinks_it(make_t
         pa.start_worker()
         pb.start_worker()
         scope = ["--tenant", a.name, "--tenant", b.name]
-        pa._start("monitor", "monitor", *scope, "--idle-after", "8")
-        pa._start("manager", "manager", *scope, "--cooldown", "4", "--no-reconcile")
-        size_a = lambda: pool_processes(pa.procs["worker"].pid)
-        size_b = lambda: pool_processes(pb.procs["worker"].pid)
+        pa.start_process("monitor", "monitor", *scope, "--idle-after", "8")
+        pa.start_process("manager", "manager", *scope, "--cooldown", "4", "--no-reconcile")
+
+        def size_a() -> int:
+            return pool_processes(pa.procs["worker"].pid)
+
+        def size_b() -> int:
+            return pool_processes(pb.procs["worker"].pid)
+
         assert _until(lambda: size_a() == 1 and size_b() == 1, 60), pa.logs()
 
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str)
-        feed = lambda: (send_report(producer, _slow_report(a.name)), producer.flush())
+
+        def feed() -> None:
+            send_report(producer, _slow_report(a.name))
+            producer.flush()
+
         assert _until(lambda: size_a() >= 2, 90, every=feed), pa.logs()
         grown = size_a()
         assert size_b() == 1  # the other tenant is not affected

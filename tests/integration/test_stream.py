@@ -22,7 +22,7 @@ from producers.stream import key_for, message_for, records_for
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture()
+@pytest.fixture
 def stream_tenant(make_tenant: Any, settings: Settings) -> Any:
     def make(like: str = "tenant2", **overrides: Any) -> Tenant:
         tenant = make_tenant(like=like, **overrides)
@@ -73,7 +73,7 @@ def _wait_rows(session: Any, tenant: Tenant, expect: int, platform: Platform, ti
     raise TimeoutError(f"{len(rows)} of {expect} rows after {timeout} s; logs:\n{platform.logs()}")
 
 
-@pytest.fixture()
+@pytest.fixture
 def stream_platform(settings: Settings, tmp_path: Path) -> Iterator[Any]:
     started: list[Platform] = []
 

@@ -30,7 +30,7 @@ COUNT = 500
 PARTITIONS = 3
 
 
-@pytest.fixture()
+@pytest.fixture
 def topic(settings: Settings) -> Iterator[str]:
     name = names.ingest_topic(f"t{uuid.uuid4().hex[:10]}")
     topics.ensure(settings, [])  # the platform topics, mysimbdp.reports among them
@@ -134,5 +134,6 @@ def test_messages_of_one_key_keep_their_order(settings: Settings, topic: str) ->
 
 
 def test_a_missing_topic_is_reported_with_what_to_do(settings: Settings) -> None:
+    missing = names.ingest_topic(f"nosuch{uuid.uuid4().hex[:6]}")
     with pytest.raises(stream.StreamError, match=r"topic nosuch\w+\.ingest does not exist.*tenants apply"):
-        stream.send("tenant2", [], settings.kafka_bootstrap_str, topic=names.ingest_topic(f"nosuch{uuid.uuid4().hex[:6]}"))
+        stream.send("tenant2", [], settings.kafka_bootstrap_str, topic=missing)

@@ -15,15 +15,10 @@ from typing import Any
 
 import pytest
 
+from mysimbdp_tasks.core.chunks import plan_chunks
 from mysimbdp_tasks.core.errors import PermanentIngestError
-from mysimbdp_tasks.core.parsing import (
-    Chunk,
-    Format,
-    Record,
-    detect_format,
-    iter_records,
-    plan_chunks,
-)
+from mysimbdp_tasks.core.formats import Chunk, Format, Record, detect_format
+from mysimbdp_tasks.core.parsing import iter_records
 
 pytestmark = pytest.mark.unit
 
@@ -48,7 +43,9 @@ BODIES = [
 def _samples_dir() -> Path | None:
     """MYSIMBDP_SAMPLES, else data/reddit in the repository, else the shared folder beside it."""
     repo = Path(__file__).resolve().parents[2]
-    candidates = [os.environ.get("MYSIMBDP_SAMPLES"), repo / "data" / "reddit", repo.parent / "shared" / "data" / "reddit"]
+    candidates = [
+        os.environ.get("MYSIMBDP_SAMPLES"), repo / "data" / "reddit", repo.parent / "shared" / "data" / "reddit",
+    ]
     for candidate in candidates:
         if candidate and (Path(candidate) / "10000rows.csv").is_file():
             return Path(candidate)
@@ -73,7 +70,7 @@ def collect(records: Iterable[Record]) -> tuple[list[Record], PermanentIngestErr
     got: list[Record] = []
     try:
         for record in records:
-            got.append(record)  # noqa: PERF402 - keeps what came before the error
+            got.append(record)  # not list(): keeps what came before the error
     except PermanentIngestError as exc:
         return got, exc
     return got, None
@@ -153,7 +150,7 @@ def test_csv_keeps_text_exactly_and_numbers_rows_by_first_line(tmp_path: Path, t
     text, starts = csv_text(rows, terminator)
     assert text.count("\n") > len(rows)  # bodies really span lines
     records = list(iter_records(write(tmp_path / "t.csv", text)))
-    assert [r.data for r in records] == [dict(zip(rows[0], row)) for row in rows[1:]]
+    assert [r.data for r in records] == [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
     assert [r.number for r in records] == starts[1:]
     assert all(r.error is None for r in records)
 
@@ -179,7 +176,9 @@ def test_csv_rows_with_too_many_or_too_few_fields(tmp_path: Path) -> None:
 
 def test_csv_blank_lines_are_skipped_and_still_counted(tmp_path: Path) -> None:
     path = write(tmp_path / "t.csv", '\na,b\n\n1,"x\n\ny"\n\n\n2,z\n')
-    assert list(iter_records(path)) == [Record(4, {"a": "1", "b": "x\n\ny"}, None), Record(9, {"a": "2", "b": "z"}, None)]
+    assert list(iter_records(path)) == [
+        Record(4, {"a": "1", "b": "x\n\ny"}, None), Record(9, {"a": "2", "b": "z"}, None),
+    ]
 
 
 def test_csv_bom_is_not_part_of_the_first_column(tmp_path: Path) -> None:

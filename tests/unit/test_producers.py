@@ -126,14 +126,19 @@ def test_a_name_being_written_by_another_producer_is_skipped(tmp_path: Path) -> 
     assert sorted(os.listdir(tmp_path)) == ["tenant1-x-2.json", "tenant1-x.json"]
 
 
-def test_a_failed_write_leaves_nothing_in_staging(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError), AtomicFile(tmp_path, "tenant1-x.json") as f:
+def _interrupted_write(folder: Path) -> None:
+    with AtomicFile(folder, "tenant1-x.json") as f:
         f.write(b"half")
         raise RuntimeError("interrupted")
+
+
+def test_a_failed_write_leaves_nothing_in_staging(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _interrupted_write(tmp_path)
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("content, message", [
+@pytest.mark.parametrize(("content", "message"), [
     ('[{"id": "a", "ups": 1}, {"id": "b", "ups": ', "record 2 is not valid JSON"),
     ('[{"id": "a"} {"id": "b"}]', "expected ',' or ']' after record 1"),
     ('[{"id": "a"}, 3]', "record 2 is not a JSON object"),
@@ -148,7 +153,7 @@ def test_broken_json_input_is_refused_and_leaves_nothing(tmp_path: Path, content
     assert os.listdir(staging) == []
 
 
-@pytest.mark.parametrize("content, message", [
+@pytest.mark.parametrize(("content", "message"), [
     ("", "the file is empty"),
     ("created_utc,subreddit,id,author\n1,a,b,c\n", "header has no column(s) body"),
     ("created_utc,subreddit,id,author,body\n1,a,b,c\n", "line 2: expected 5 fields"),

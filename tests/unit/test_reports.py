@@ -180,7 +180,8 @@ def test_an_empty_window_reports_nothing_unless_asked() -> None:
     bridge = Window("bridge", "tenant1", 5.0, start=1000.0, emit_empty=True)
     report = bridge.flush(1005.0, lag=0)
     assert report is not None
-    assert (report.messages, report.bytes, report.avg_ms, report.max_ms, report.errors, report.lag) == (0, 0, 0.0, 0.0, 0, 0)
+    got = (report.messages, report.bytes, report.avg_ms, report.max_ms, report.errors, report.lag)
+    assert got == (0, 0, 0.0, 0.0, 0, 0)
 
     with_lag = _window().flush(1005.0, lag=17)
     assert with_lag is not None and with_lag.lag == 17

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from mysimbdp_tasks.core.chunks import plan_chunks
 from mysimbdp_tasks.core.convert import RowConverter
-from mysimbdp_tasks.core.parsing import plan_chunks
 from mysimbdp_tasks.core.rows import Refuse, ingest_chunk
 
 pytestmark = pytest.mark.unit

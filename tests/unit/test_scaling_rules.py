@@ -79,5 +79,5 @@ def test_manager_shrinks_down_to_min_only() -> None:
 def test_decision_json_round_trip_and_rejects_garbage() -> None:
     d = Decision("tenant1", "grow", "slow", 1.5, [{"avg_ms": 3}])
     assert Decision.from_json(d.to_json()) == d
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a scaling decision"):
         Decision.from_json(b'{"tenant": "x", "action": "explode"}')

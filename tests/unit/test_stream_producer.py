@@ -150,7 +150,7 @@ def test_cycling_over_inputs_without_records_is_an_error(tmp_path: Path) -> None
 
 
 def test_a_missing_input_is_named(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="missing.csv: cannot open"):
+    with pytest.raises(InputError, match=r"missing\.csv: cannot open"):
         list(records_for("tenant2", [tmp_path / "missing.csv"]))
 
 

@@ -1,0 +1,121 @@
+"""The chunk planner: cut one large file into byte ranges of whole records, for several workers.
+
+``plan_chunks`` scans the file once and cuts it at record boundaries about every ``target_bytes``:
+for CSV with a quote-aware scan that mirrors the ``csv`` module (a quote opens a field only at its
+start; ``""`` inside a quoted field is an escaped quote), for JSON Lines at newlines, for JSON
+arrays right after a top-level element. Each cut carries the number of the record that starts
+there, so ``parsing.iter_records(path, fmt, chunk)`` numbers records as one sequential read would;
+reading every chunk gives exactly the records of that read.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import re
+from typing import BinaryIO
+
+from .errors import PermanentIngestError
+from .formats import BOM, DEFAULT_CHUNK_BYTES, READ_SIZE, Chunk, Format, PathLike, detect_format
+from .jsonstream import JsonWindow, decoded_reader, json_values
+
+__all__ = ["plan_chunks"]
+
+# The rest of a quoted CSV field after its opening quote, through the closing quote. Possessive
+# quantifiers stop "" (an escaped quote) from being split into a closing quote plus a new one.
+_QUOTED_REST = re.compile(rb'[^"]*+(?:""[^"]*+)*+"')
+
+
+def plan_chunks(
+    path: PathLike, fmt: Format | None = None, target_bytes: int = DEFAULT_CHUNK_BYTES,
+    *, read_size: int = READ_SIZE,
+) -> list[Chunk]:
+    """Cut a file into chunks of about ``target_bytes`` that hold whole records (at least one chunk)."""
+    if target_bytes <= 0:
+        raise ValueError(f"target_bytes must be positive, got {target_bytes}")
+    fmt = fmt or detect_format(path)
+    if fmt not in ("csv", "json", "jsonl"):
+        raise ValueError(f"unknown format {fmt!r}")
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return [Chunk(0, 0, 0, 1)]
+        if fmt == "json":
+            cuts = _json_cuts(f, size, target_bytes, read_size)
+        else:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                scan = _csv_cut_offsets if fmt == "csv" else _line_cut_offsets
+                offsets = scan(mm, size, target_bytes)
+                cuts = _with_line_numbers(mm, offsets)
+    starts = [(0, 1), *((offset, number) for offset, number in cuts if 0 < offset < size)]
+    ends = [offset for offset, _ in starts[1:]] + [size]
+    return [Chunk(i, start, end, number) for i, ((start, number), end) in enumerate(zip(starts, ends, strict=True))]
+
+
+def _with_line_numbers(mm: mmap.mmap, offsets: list[int]) -> list[tuple[int, int]]:
+    cuts, lines, counted = [], 1, 0
+    for offset in offsets:
+        # mmap has no count(); slices of at most READ_SIZE keep the copies small.
+        for block in range(counted, offset, READ_SIZE):
+            lines += mm[block : min(block + READ_SIZE, offset)].count(b"\n")
+        counted = offset
+        cuts.append((offset, lines))
+    return cuts
+
+
+def _line_cut_offsets(mm: mmap.mmap, size: int, target: int) -> list[int]:
+    offsets, cut = [], target
+    while cut < size:
+        newline = mm.find(b"\n", cut - 1)
+        if newline < 0:
+            break
+        offsets.append(newline + 1)
+        cut = newline + 1 + target
+    return offsets
+
+
+def _csv_cut_offsets(mm: mmap.mmap, size: int, target: int) -> list[int]:
+    """Record starts about every ``target`` bytes, found by tracking quoted fields."""
+    data_start = len(BOM) if mm[: len(BOM)] == BOM else 0
+    offsets, cut, pos = [], target, data_start
+    while cut < size:
+        quote = mm.find(b'"', pos)
+        outside_end = size if quote < 0 else quote
+        # Between quoted fields every newline ends a record.
+        newline = mm.find(b"\n", max(pos, cut - 1), outside_end)
+        if newline >= 0:
+            pos = newline + 1
+            offsets.append(pos)
+            cut = pos + target
+        elif quote < 0:
+            break
+        elif quote == data_start or mm[quote - 1] in b",\n":
+            closing = _QUOTED_REST.match(mm, quote + 1)
+            pos = size if closing is None else closing.end()  # unclosed: the rest is one field
+        else:
+            pos = quote + 1  # inside an unquoted field a quote is an ordinary character
+    return offsets
+
+
+def _json_cuts(f: BinaryIO, size: int, target: int, read_size: int) -> list[tuple[int, int]]:
+    """Offsets right after top-level array elements, with the number of the next element."""
+    start = len(BOM) if f.read(len(BOM)) == BOM else 0
+    # Decoded as latin-1, every byte is one character, so window offsets are byte offsets; UTF-8
+    # sequences only ever become string characters, which leaves the JSON structure intact.
+    window = JsonWindow(decoded_reader(f, start, size, "latin-1"), read_size, start)
+    if window.peek() != "[":
+        return []  # a stream of objects, or something the reader will refuse: one chunk
+    cuts, cut, count = [], target, 0
+    try:
+        for number, _ in json_values(window, True, True, 1):
+            count = number
+            end = window.base + window.pos
+            if end >= cut:
+                cuts.append((end, number + 1))
+                cut = end + target
+    except PermanentIngestError:
+        pass  # the last chunk runs to the end of the file and its reader reports the problem
+    else:
+        if cuts and cuts[-1][1] > count:
+            cuts.pop()  # nothing but "]" after it
+    return cuts
