@@ -98,7 +98,7 @@ class Registry:
     def get(self, name: str) -> Tenant | None:
         """The configuration ``name`` was last applied with, or None."""
         raw = self.redis.hget(CONFIGS, name)
-        return None if raw is None else tenant_model.parse({name: json.loads(raw)}, source="registry")[name]
+        return None if raw is None else tenant_model.parse(json.loads(raw), source="registry").get(name)
 
     def applied_at(self, name: str) -> str | None:
         """When ``name`` was last applied (changes with every apply, whatever changed)."""

@@ -15,6 +15,7 @@ from kit import Platform, table_rows
 from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
+from mysimbdp_tasks.services import cassandra as db
 from mysimbdp_tasks.services import topics
 from mysimbdp_tasks.services.quotas import Quotas
 from producers.stream import key_for, message_for, records_for
@@ -97,7 +98,11 @@ def wait_rows(session: Any, tenant: Tenant, expect: int, platform: Platform, tim
     deadline = time.monotonic() + timeout
     rows: list[Any] = []
     while time.monotonic() < deadline:
-        rows = table_rows(session, tenant)
+        try:
+            rows = table_rows(session, tenant)
+        except db.TRANSIENT:  # Cassandra just restarted: its first reads may fail
+            time.sleep(1)
+            continue
         if len(rows) >= expect:
             time.sleep(1)  # anything beyond the expected would show up now
             return table_rows(session, tenant)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -25,22 +25,30 @@ from streamkit import (
 )
 
 from mysimbdp_tasks import stack
-from mysimbdp_tasks.core import names
+from mysimbdp_tasks.core import names, tenants
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
+from mysimbdp_tasks.services import cassandra as db
 from mysimbdp_tasks.services import completions
 from mysimbdp_tasks.services.quotas import Quotas, usage_key
+from mysimbdp_tasks.services.registry import Registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-# Lost batches are looked for after 3 s; the unacknowledged tasks of a killed pool come back after
-# 15 s rather than 30 minutes.
-FAULT_ENV = {"MYSIMBDP_STREAM_STALL_SECONDS": "3", "MYSIMBDP_VISIBILITY_TIMEOUT": "15"}
+# Lost batches are looked for after 3 s.
+FAULT_ENV = {"MYSIMBDP_STREAM_STALL_SECONDS": "3"}
+# The unacknowledged tasks of a killed pool come back after 15 s rather than 30 minutes. Not while
+# Cassandra is away: a task waiting out its retry delay is unacknowledged too, and would be handed
+# out again every 15 s.
+KILL_ENV = {**FAULT_ENV, "MYSIMBDP_VISIBILITY_TIMEOUT": "15"}
 
 
 @pytest.fixture
 def platform(stream_platform: Any) -> Any:
-    return lambda tenant, worker=True: stream_platform(tenant, worker=worker, extra_env=FAULT_ENV)
+    def start(tenant: Tenant, worker: bool = True, env: dict[str, str] = FAULT_ENV) -> Platform:
+        return cast(Platform, stream_platform(tenant, worker=worker, extra_env=env))
+
+    return start
 
 
 def _comments(tenant: Tenant, n: int) -> list[dict[str, Any]]:
@@ -65,7 +73,7 @@ def test_worker_pools_killed_again_and_again_lose_nothing_and_count_once(stream_
                                                                         redis_client: redis.Redis) -> None:
     tenant = stream_tenant("tenant2")
     msgs = _comments(tenant, 8000)
-    p = platform(tenant)
+    p = platform(tenant, env=KILL_ENV)
     sender = send_in_background(settings, tenant, encoded(msgs), per_second=500)
     quotas = Quotas(redis_client)
     kills = 0
@@ -137,7 +145,6 @@ def test_a_micro_batch_that_fails_in_the_worker_ends_as_dead_letters(stream_tena
 @pytest.mark.timeout(1500)
 def test_cassandra_away_mid_stream_then_everything_lands_and_no_task_failed(stream_tenant: Any, platform: Any,
                                                                            settings: Settings,
-                                                                           cassandra_session: Any,
                                                                            redis_client: redis.Redis) -> None:
     tenant = stream_tenant("tenant2")
     msgs = _comments(tenant, 6000)
@@ -149,7 +156,12 @@ def test_cassandra_away_mid_stream_then_everything_lands_and_no_task_failed(stre
     lag_while_down = bridge_lag(settings, tenant)
     stack.up(settings, services=("cassandra",), echo=lambda _: None)
     sender.join()
-    rows = wait_rows(cassandra_session, tenant, len(msgs), p, timeout=600)
+    # A fresh session: the shared one may be in the driver's reconnection backoff (minutes) by now.
+    cluster, session = db.connect(settings)
+    try:
+        rows = wait_rows(session, tenant, len(msgs), p, timeout=600)
+    finally:
+        cluster.shutdown()
     wait_written(settings, tenant, p, timeout=120)
     assert lag_while_down > 0  # nothing was committed past what Cassandra had not written
     assert sorted(_keys(rows)) == sorted((m["subreddit"], m["id"], m["author"]) for m in msgs)
@@ -183,6 +195,33 @@ def test_a_task_the_broker_lost_is_sent_again_and_lands(stream_tenant: Any, plat
     assert lost_id in bridge_log.read_text(errors="replace")  # "... task <id> ... sending it again"
     assert sorted(_keys(rows)) == sorted((m["subreddit"], m["id"], m["author"]) for m in msgs)
     assert Quotas(redis_client).usage(tenant.name)["messages"] == len(msgs)
+
+
+def test_a_new_daily_limit_is_taken_up_without_restarting_the_bridge(stream_tenant: Any, platform: Any,
+                                                                    settings: Settings, cassandra_session: Any,
+                                                                    redis_client: redis.Redis) -> None:
+    tenant = stream_tenant("tenant2", max_messages_per_day=50)
+    msgs = _comments(tenant, 200)
+    p = platform(tenant)
+    send(settings, tenant, encoded(msgs[:100]))
+    refused = {json.loads(d.value)["id"] for d in dead(settings, tenant, 50)}
+    assert len(refused) == 50  # the day's quota is spent
+    topped = tenants.parse({tenant.name: {**tenant.raw, "max_messages_per_day": 150}})[tenant.name]
+    Registry(redis_client).save(topped)  # `mysimbdp tenants apply` with the new limit
+    bridge_log = p.home / "logs" / "bridge.log"
+    deadline = time.monotonic() + 60
+    while "max_messages_per_day 50 -> 150" not in bridge_log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, p.logs()
+        time.sleep(0.5)
+    send(settings, tenant, encoded(msgs[100:]))
+    rows = wait_rows(cassandra_session, tenant, 150, p)
+    wait_written(settings, tenant, p)
+    landed = {r.id for r in rows}
+    assert len(rows) == 150
+    assert {m["id"] for m in msgs[100:]} <= landed  # every one sent after the top-up
+    assert landed | refused == {m["id"] for m in msgs} and not landed & refused
+    assert dead_count(settings, tenant) == 50
+    assert Quotas(redis_client).usage(tenant.name)["messages"] == 150
 
 
 def test_a_replay_gets_the_verdict_of_its_first_time_whatever_the_day_or_the_limit(
