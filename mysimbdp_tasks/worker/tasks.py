@@ -57,10 +57,13 @@ def _retry(task: Task, exc: BaseException, what: str) -> BaseException:
 
 def _contained(task: Task, what: str, call: Callable[[], object], give_up: Callable[[BaseException], None]) -> None:
     """Run one task's work: a transient failure is retried; any other ends in ``give_up``, which
-    records it as the item's outcome (and is itself retried if a service is away meanwhile)."""
+    records it as the item's outcome (and is itself retried if a service is away meanwhile). Work
+    this pool must not do (another tenant's, or a tenant no longer in the registry) is refused."""
     try:
         try:
             call()
+        except TenantError as exc:
+            log.error("%s refused: %s", what, exc)
         except Exception as exc:  # the task is the item boundary: classify, then retry or give up
             if waiting_for(exc) is not None:
                 raise
@@ -72,14 +75,7 @@ def _contained(task: Task, what: str, call: Callable[[], object], give_up: Calla
 def _run_batch(task: Task, job: dict[str, Any], chunk: dict[str, Any] | None, call: Callable[[], None]) -> None:
     what = (f"tenant={job.get('tenant')} ingest={job.get('ingest_id')} file={job.get('file')}"
             + (f" chunk={chunk.get('index')}" if chunk is not None else ""))
-
-    def give_up(exc: BaseException) -> None:
-        if isinstance(exc, TenantError):
-            log.error("%s refused: %s", what, exc)
-        else:
-            batch.give_up(job, chunk, exc)
-
-    _contained(task, what, call, give_up)
+    _contained(task, what, call, lambda exc: batch.give_up(job, chunk, exc))
 
 
 # Shared tasks: registered on the app the process builds (worker.celery_app.make_app), not on one
@@ -98,11 +94,5 @@ def ingest_chunk(self: Task, job: dict[str, Any], chunk: dict[str, Any]) -> None
 def ingest_messages(self: Task, tenant_name: str, batch_: dict[str, Any]) -> None:
     task_id = str(self.request.id)
     what = f"tenant={tenant_name} task={task_id} stream batch of {len(batch_.get('messages') or [])} messages"
-
-    def give_up(exc: BaseException) -> None:
-        if isinstance(exc, TenantError):  # not this pool's tenant, or dropped with its topics
-            log.error("%s refused: %s", what, exc)
-            return
-        stream.give_up(tenant_name, batch_, task_id, exc)
-
-    _contained(self, what, lambda: stream.ingest_messages(tenant_name, batch_, task_id), give_up)
+    _contained(self, what, lambda: stream.ingest_messages(tenant_name, batch_, task_id),
+               lambda exc: stream.give_up(tenant_name, batch_, task_id, exc))
