@@ -8,6 +8,8 @@ stopped (``mysimbdp down``) before it runs code with a different name.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 # -- Celery ----------------------------------------------------------------------------------
 INGEST_FILE = "mysimbdp.ingest_file"  # plan one admitted file (and ingest it if it is one chunk)
 INGEST_CHUNK = "mysimbdp.ingest_chunk"  # ingest one chunk of a planned file
@@ -32,6 +34,15 @@ def chunk_task_id(ingest_id: str, index: int) -> str:
     return f"{ingest_id}-chunk-{index}"
 
 
+def stream_task_id(tenant: str, ranges: Mapping[int, tuple[int, int]]) -> str:
+    """One micro-batch, by the offsets it covers: partition -> (first, last) offset.
+
+    The bridge looks a batch's completion up by this id, and sends a lost batch again with it.
+    """
+    spans = "_".join(f"{p}.{first}.{last}" for p, (first, last) in sorted(ranges.items()))
+    return f"{tenant}-stream-{spans}"
+
+
 UNACKED = "unacked"  # kombu's Redis hash of delivered, not yet acknowledged messages
 
 # -- Redis keys ------------------------------------------------------------------------------
@@ -42,7 +53,8 @@ TENANTS_APPLIED_AT = PREFIX + "tenants:applied_at"  # hash: tenant -> time of th
 TENANT_NAMESPACES = PREFIX + "tenants:namespaces"  # hash: keyspace -> the one tenant that owns it
 USAGE_PREFIX = PREFIX + "usage:"
 STREAM_HW_PREFIX = PREFIX + "stream:hw:"
-STREAM_EXHAUSTED_PREFIX = PREFIX + "stream:exhausted:"
+STREAM_RUNS_PREFIX = PREFIX + "stream:runs:"
+STREAM_DONE_PREFIX = PREFIX + "stream:done:"
 REFUND_PREFIX = PREFIX + "refund:"
 JOB_PREFIX = PREFIX + "job:"
 JOBS_OPEN = PREFIX + "jobs:open"  # set of ingest ids admitted and not finalized yet
@@ -59,9 +71,19 @@ def stream_hw_key(tenant: str) -> str:
     return f"{STREAM_HW_PREFIX}{tenant}"
 
 
-def stream_exhausted_key(tenant: str, day: str) -> str:
-    """Hash: partition -> first offset refused because the day's message quota ran out."""
-    return f"{STREAM_EXHAUSTED_PREFIX}{tenant}:{day}"
+def stream_runs_key(tenant: str) -> str:
+    """Hash: partition -> the quota verdicts given, as runs of offsets ("start:verdict,...")."""
+    return f"{STREAM_RUNS_PREFIX}{tenant}"
+
+
+def stream_done_key(task_id: str) -> str:
+    """Marker (with a TTL) that a stream micro-batch was written or dead-lettered by a worker."""
+    return f"{STREAM_DONE_PREFIX}{task_id}"
+
+
+def stream_done_pattern(tenant: str) -> str:
+    """SCAN pattern of every completion marker of the tenant's micro-batches."""
+    return f"{STREAM_DONE_PREFIX}{stream_task_id(tenant, {})}*"
 
 
 def refund_key(ingest_id: str) -> str:

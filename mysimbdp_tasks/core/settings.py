@@ -65,6 +65,8 @@ class Settings:
     visibility_timeout: int = 1800
     stall_seconds: float = 60.0
     report_every: float = 5.0  # seconds per reporting window of the stream workers
+    stream_stall_seconds: float = 10.0  # a micro-batch not written this long is looked for in the broker
+    stream_max_pending: int = 40  # micro-batches in flight before a bridge pauses fetching
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -94,7 +96,11 @@ class Settings:
         visibility = _number(env, "MYSIMBDP_VISIBILITY_TIMEOUT", 1800)
         stall = _number(env, "MYSIMBDP_STALL_SECONDS", 60)
         report_every = _number(env, "MYSIMBDP_REPORT_EVERY", 5)
+        stream_stall = _number(env, "MYSIMBDP_STREAM_STALL_SECONDS", 10)
+        max_pending = _number(env, "MYSIMBDP_STREAM_MAX_PENDING", 40)
         return cls(
+            stream_stall_seconds=stream_stall,
+            stream_max_pending=max(1, int(max_pending)),
             stall_seconds=stall,
             report_every=report_every,
             chunk_bytes=int(chunk_mb * 1024 * 1024),

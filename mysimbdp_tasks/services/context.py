@@ -92,7 +92,8 @@ def settings() -> Settings:
 def kafka_producer() -> KafkaProducer:
     with _process.lock:
         if _process.kafka is None:
-            _process.kafka = KafkaProducer(bootstrap_servers=settings().kafka_bootstrap_str, linger_ms=20,
+            # acks="all": dead letters count as delivered only once every in-sync replica has them.
+            _process.kafka = KafkaProducer(bootstrap_servers=settings().kafka_bootstrap_str, linger_ms=20, acks="all",
                                            client_id=f"mysimbdp-worker-{os.getpid()}")
         return _process.kafka
 

@@ -32,6 +32,8 @@ class Dispatch:
         self.sender.send_task(names.INGEST_CHUNK, args=(job, chunk), queue=names.batch_queue(job["tenant"]),
                               task_id=names.chunk_task_id(job["ingest_id"], chunk["index"]))
 
-    def send_messages(self, tenant: str, batch: dict[str, Any]) -> None:
-        """Write one bridged micro-batch of the tenant's stream messages."""
-        self.sender.send_task(names.INGEST_MESSAGES, args=(tenant, batch), queue=names.stream_queue(tenant))
+    def send_messages(self, tenant: str, batch: dict[str, Any], task_id: str) -> None:
+        """Write one bridged micro-batch of the tenant's stream messages; the id
+        (:func:`~mysimbdp_tasks.core.names.stream_task_id`) is how the bridge follows it."""
+        self.sender.send_task(names.INGEST_MESSAGES, args=(tenant, batch), queue=names.stream_queue(tenant),
+                              task_id=task_id)

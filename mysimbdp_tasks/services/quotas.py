@@ -23,6 +23,10 @@ from ..core.tenants import Tenant
 from .scripts import source
 
 GRACE_SECONDS = 24 * 3600  # usage of a day stays readable this long after the day ends
+# Verdict runs kept per partition: a run starts only where the verdict flips (quota out, new day,
+# top-up), a few a day, so this reaches weeks back, far beyond any uncommitted offset.
+MAX_VERDICT_RUNS = 200
+
 
 @dataclass(frozen=True)
 class Admission:
@@ -80,16 +84,16 @@ class Quotas:
         """Admit messages (given by Kafka partition and offset, in order) against the daily limit.
 
         Returns one decision per message. Admission is partial when the quota runs out in the
-        middle of the batch; a replayed message gets the decision it had and is not counted again.
+        middle of the batch. A replayed message gets the decision it had the first time, stored
+        by offset range, whatever ``day`` and ``limit`` are now, and is not counted again.
         """
         if not positions:
             return []
         day = day or today()
-        args: list[int | str] = [limit, _expire_at(day)]
+        args: list[int | str] = [limit, _expire_at(day), MAX_VERDICT_RUNS]
         for partition, offset in positions:
             args += [partition, offset]
-        keys = [usage_key(tenant_name, day), names.stream_hw_key(tenant_name),
-                names.stream_exhausted_key(tenant_name, day)]
+        keys = [usage_key(tenant_name, day), names.stream_hw_key(tenant_name), names.stream_runs_key(tenant_name)]
         return [bool(x) for x in self._reserve(keys=keys, args=args)]
 
     def usage(self, tenant_name: str, day: str | None = None) -> dict[str, int]:

@@ -3,8 +3,8 @@
 ``mysimbdp:tenants`` maps a tenant name to the configuration that was last *applied* (not the file on
 disk, which may be edited at any time), and ``mysimbdp:tenants:active`` holds the tenants whose
 ingestion is on (both named in :mod:`core.names`). The watcher, the bridge and the admission script
-read these, so adding a tenant with ``tenants apply`` or taking it out with ``tenants remove`` takes
-effect without a restart.
+read these, so adding a tenant with ``tenants apply``, changing its limits, or taking it out with
+``tenants remove`` takes effect without a restart.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ..core import names
 from ..core import tenants as tenant_model
 from ..core.errors import TenantError
 from ..core.tenants import Tenant
+from . import completions
 
 CONFIGS = names.TENANTS
 ACTIVE = names.TENANTS_ACTIVE
@@ -88,9 +89,21 @@ class Registry:
         for ns, owner in self.redis.hgetall(NAMESPACES).items():
             if owner in (name, name.encode()):
                 pipe.hdel(NAMESPACES, ns)
-        # Its topics are gone too; offsets of a re-created topic start again at 0.
-        pipe.delete(names.stream_hw_key(name))
+        # Its topics are gone too; offsets of a re-created topic start again at 0, so nothing
+        # decided or written for the old ones may stand for the new.
+        pipe.delete(names.stream_hw_key(name), names.stream_runs_key(name))
         pipe.execute()
+        completions.forget_tenant(self.redis, name)
+
+    def get(self, name: str) -> Tenant | None:
+        """The configuration ``name`` was last applied with, or None."""
+        raw = self.redis.hget(CONFIGS, name)
+        return None if raw is None else tenant_model.parse(json.loads(raw), source="registry").get(name)
+
+    def applied_at(self, name: str) -> str | None:
+        """When ``name`` was last applied (changes with every apply, whatever changed)."""
+        raw = self.redis.hget(names.TENANTS_APPLIED_AT, name)
+        return raw.decode() if isinstance(raw, bytes) else raw
 
     def is_active(self, name: str) -> bool:
         return bool(self.redis.sismember(ACTIVE, name))

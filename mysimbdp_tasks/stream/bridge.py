@@ -8,12 +8,18 @@ One consumer group per tenant (``mysimbdp.bridge.<tenant>``), auto-commit off. P
    reason (``bad_json``, ``not_an_object``, ``wrong_tenant``, ``missing_key_column``, ``bad_value``);
 2. reserve the daily message quota for the valid ones in one atomic Redis call (partial admission
    when it runs out; the rest are dead-lettered with ``daily_messages_exceeded``);
-3. enqueue the admitted messages as Celery tasks on ``<tenant>.stream``;
-4. wait until the dead letters are acknowledged by Kafka; only then commit the offsets.
+3. enqueue the admitted messages as one Celery task on ``<tenant>.stream``, whose id names the
+   offsets it covers (:func:`~mysimbdp_tasks.core.names.stream_task_id`), and wait until Kafka has
+   acknowledged the dead letters;
+4. keep the batch in flight (:mod:`.inflight`) until a worker marks it written
+   (:mod:`~mysimbdp_tasks.services.completions`); commit each partition only up to the end of the
+   batches written. A batch whose task the broker lost is sent again with the same id.
 
-A crash between 3 and 4 replays the batch: tasks are enqueued again (upserts: harmless), the quota
-decides each replayed message as before without counting it again, and dead letters may repeat.
-That window is the only at-least-once part of the path.
+So the committed offset is the durable record of what is written: a bridge killed at any point
+replays from it, the quota decides each replayed message as the first time without counting it
+again, the writes are upserts, and only dead letters may repeat. At most
+``MYSIMBDP_STREAM_MAX_PENDING`` batches are in flight; then fetching pauses, so memory stays flat
+and the lag (counted from the committed offsets) means messages not yet written.
 
 On an exhausted quota we dead-letter rather than pause the partitions until midnight: a paused
 consumer keeps growing lag that hides real problems, messages of the next day would queue behind a
@@ -23,66 +29,37 @@ why, so it can re-send them after buying more quota.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from ..core import names
-from ..core.convert import RowConverter
-from ..core.errors import RowError
 from ..core.reports import Window, send_report
 from ..core.rows import converter_for
 from ..core.settings import DEFAULT_BATCH_MESSAGES, DEFAULT_BATCH_WAIT_MS, Settings
 from ..core.tenants import Tenant
-from ..services import topics
+from ..services import broker, completions, deadletters, topics
 from ..services.dispatch import Dispatch
 from ..services.quotas import Quotas
+from ..services.registry import Registry
+from . import wire
+from .inflight import Batch, InFlight
+from .messages import validate
 
 log = logging.getLogger(__name__)
+
+TRACK_EVERY_S = 0.2  # how often the completions of the batches in flight are read (one MGET)
 
 
 @dataclass
 class Verdict:
     admitted: list[dict[str, Any]] = field(default_factory=list)
     dead: list[tuple[Any, str, str]] = field(default_factory=list)  # (record, reason, detail)
-
-
-def validate(tenant: Tenant, converter: RowConverter, value: bytes | None) -> tuple[dict[str, Any] | None, str, str]:
-    """(data, "", "") for a good message, or (None, reason, detail). Never raises for any payload."""
-    try:
-        return _validate(tenant, converter, value)
-    except Exception as exc:  # noqa: BLE001 - whatever a payload triggers is that message's fault alone
-        return None, "unusable_message", f"{type(exc).__name__}: {str(exc)[:200]}"
-
-
-def _validate(tenant: Tenant, converter: RowConverter, value: bytes | None) -> tuple[dict[str, Any] | None, str, str]:
-    if value is None:
-        return None, "bad_json", "empty message"
-    try:
-        data = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, "bad_json", str(exc)[:200]
-    except RecursionError:
-        return None, "bad_json", "nested too deeply"
-    except ValueError as exc:  # e.g. an integer of more digits than int() accepts
-        return None, "bad_json", str(exc)[:200]
-    if not isinstance(data, dict):
-        return None, "not_an_object", f"expected a JSON object, got {type(data).__name__}"
-    claimed = data.get("tenant")
-    if claimed is not None and claimed != tenant.name:
-        shown = repr(claimed)[:40] if isinstance(claimed, str) else type(claimed).__name__
-        return None, "wrong_tenant", f"message names tenant {shown} on the topic of {tenant.name!r}"
-    try:
-        converter.convert(data)
-    except RowError as exc:
-        return None, exc.reason, exc.detail
-    return data, "", ""
 
 
 class Bridge:
@@ -92,27 +69,31 @@ class Bridge:
         self.settings = settings
         self.tenant = tenant
         self.quotas = quotas
+        self.redis = quotas.redis
         self.dispatch = dispatch
         self.max_messages = max_messages
         self.max_wait_s = max_wait_s
         self.report_every_s = report_every_s
         self.converter = converter_for(tenant)
         self.group = names.bridge_group(tenant.name)
+        self.inflight = InFlight()
+        self.to_commit: dict[int, int] = {}  # partition -> offset done, not yet committed
+        self.tracked_at = self.looked_at = 0.0
+        self.applied_at = Registry(self.redis).applied_at(tenant.name)
         self.consumer = self._consumer()
         self.assigned_at = time.monotonic()
         self.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all", linger_ms=5,
                                       client_id=f"mysimbdp-bridge-{tenant.name}")
-        self.counts = {"admitted": 0, "dead": 0, "tasks": 0}
+        self.counts = {"admitted": 0, "dead": 0, "tasks": 0, "resent": 0}
         # The bridge reports even when idle: its lag is what tells the monitor a tenant falls behind.
         self.window = Window("bridge", tenant.name, report_every_s, start=time.time(), emit_empty=True)
 
     def _consumer(self) -> KafkaConsumer:
-        return KafkaConsumer(
-            self.tenant.ingest_topic,
+        consumer = KafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap_str,
             group_id=self.group,
             client_id=f"mysimbdp-bridge-{self.tenant.name}",
-            enable_auto_commit=False,  # committed only after enqueueing, below
+            enable_auto_commit=False,  # committed only up to what workers have written, below
             auto_offset_reset="earliest",
             max_poll_records=self.max_messages,
             fetch_max_wait_ms=int(self.max_wait_s * 1000),
@@ -122,13 +103,15 @@ class Bridge:
             heartbeat_interval_ms=3000,
             metadata_max_age_ms=15000,
         )
+        consumer.subscribe([self.tenant.ingest_topic], listener=_Rebalance(self))
+        return consumer
 
     def check_assignment(self, stall_s: float = 30.0) -> None:
         """Replace a consumer that has held no partition for ``stall_s`` while the topic has some.
 
         Seen with kafka-python 3.0: a member dropped by the group coordinator after a missed
-        heartbeat can keep polling without ever rejoining. Offsets are committed only after
-        enqueueing, so a fresh consumer starts exactly where this one stopped.
+        heartbeat can keep polling without ever rejoining. Offsets are committed only up to what
+        is written, so a fresh consumer starts where nothing can be lost, and replays the rest.
         """
         if self.consumer.assignment():
             self.assigned_at = time.monotonic()
@@ -138,12 +121,17 @@ class Bridge:
         log.error("tenant=%s bridge holds no partition of %s for %.0f s; reconnecting", self.tenant.name,
                   self.tenant.ingest_topic, stall_s)
         self.consumer.close(autocommit=False)
+        self.inflight, self.to_commit = InFlight(), {}
         self.consumer = self._consumer()
         self.assigned_at = time.monotonic()
 
     # -- one micro-batch ---------------------------------------------------------------------
     def collect(self) -> list[Any]:
         """Records of at most ``max_messages``, waiting at most ``max_wait_s`` after the first."""
+        if not self._room():
+            # Paused: the poll fetches nothing but keeps this member in its group.
+            self.consumer.poll(timeout_ms=max(1, int(self.max_wait_s * 1000)))
+            return []
         records: list[Any] = []
         deadline: float | None = None
         while len(records) < self.max_messages:
@@ -161,6 +149,19 @@ class Bridge:
             deadline = deadline or time.monotonic() + self.max_wait_s
         return records
 
+    def _room(self) -> bool:
+        """Whether another batch may be taken; pauses the partitions while too many are in flight."""
+        full = len(self.inflight) >= self.settings.stream_max_pending
+        if full:
+            unpaused = self.consumer.assignment() - self.consumer.paused()
+            if unpaused:
+                log.info("tenant=%s %d micro-batches in flight; fetching paused", self.tenant.name,
+                         len(self.inflight))
+                self.consumer.pause(*unpaused)
+        elif self.consumer.paused():
+            self.consumer.resume(*self.consumer.paused())
+        return not full
+
     def decide(self, records: list[Any]) -> Verdict:
         verdict = Verdict()
         valid: list[tuple[Any, dict[str, Any]]] = []
@@ -173,10 +174,10 @@ class Bridge:
         limit = self.tenant.stream.max_messages_per_day if self.tenant.stream else 0
         decisions = self.quotas.reserve_messages(self.tenant.name, limit,
                                                  [(r.partition, r.offset) for r, _ in valid]) if limit else []
-        for i, (record, data) in enumerate(valid):
+        for i, (record, _data) in enumerate(valid):
             if limit and decisions[i]:
-                verdict.admitted.append({"data": data, "ts": record.timestamp, "p": record.partition,
-                                         "o": record.offset, "n": len(record.value)})
+                verdict.admitted.append(wire.entry(record.value, record.key, record.partition, record.offset,
+                                                   record.timestamp))
             else:
                 reason = "daily_messages_exceeded" if limit else "stream_not_enabled"
                 verdict.dead.append((record, reason, f"max_messages_per_day = {limit}"))
@@ -185,16 +186,18 @@ class Bridge:
     def handle(self, records: list[Any]) -> Verdict:
         t0 = time.perf_counter()
         verdict = self.decide(records)
-        for start in range(0, len(verdict.admitted), self.max_messages):
-            part = verdict.admitted[start:start + self.max_messages]
-            self.dispatch.send_messages(self.tenant.name, {"messages": part, "bridged_at": time.time()})
+        ranges = _ranges(records)
+        task_id, payload = None, None
+        if verdict.admitted:
+            task_id = names.stream_task_id(self.tenant.name, ranges)
+            payload = {"messages": verdict.admitted, "bridged_at": time.time()}
+            self.dispatch.send_messages(self.tenant.name, payload, task_id)
             self.counts["tasks"] += 1
-        futures = [self._dead_letter(record, reason, detail) for record, reason, detail in verdict.dead]
-        if futures:
-            self.producer.flush()
-            for f in futures:
-                f.get(timeout=30)  # raises if Kafka refused it: then nothing is committed
-        self._commit(records)
+        # Raises if Kafka refused a dead letter: then the batch is not taken in, nothing is committed.
+        deadletters.send_all(self.producer, self.tenant.name, [
+            deadletters.DeadLetter(r.partition, r.offset, r.key, r.value, reason, detail)
+            for r, reason, detail in verdict.dead])
+        self.inflight.add(Batch(ranges, task_id, payload, sent_at=time.monotonic()))
         self.counts["admitted"] += len(verdict.admitted)
         self.counts["dead"] += len(verdict.dead)
         elapsed = (time.perf_counter() - t0) * 1000
@@ -203,26 +206,86 @@ class Bridge:
             self.window.add(len(verdict.dead), 0, 0.0, error=True)
         return verdict
 
-    def _dead_letter(self, record: Any, reason: str, detail: str) -> Any:
-        log.info("tenant=%s partition=%d offset=%d dead-lettered reason=%s detail=%s", self.tenant.name,
-                 record.partition, record.offset, reason, detail)
-        headers = [("reason", reason.encode()), ("detail", detail.encode("utf-8", "backslashreplace")),
-                   ("tenant", self.tenant.name.encode()), ("source_topic", record.topic.encode()),
-                   ("source_partition", str(record.partition).encode()),
-                   ("source_offset", str(record.offset).encode())]
-        return self.producer.send(self.tenant.dead_topic, value=record.value, key=record.key, headers=headers)
+    # -- batches in flight -------------------------------------------------------------------
+    def track(self, force: bool = False) -> None:
+        """Take up the workers' completions, commit what is written, and re-send lost batches.
 
-    def _commit(self, records: list[Any]) -> None:
-        last: dict[TopicPartition, int] = {}
-        for r in records:
-            tp = TopicPartition(r.topic, r.partition)
-            last[tp] = max(last.get(tp, -1), r.offset)
-        if last:
-            self.consumer.commit({tp: OffsetAndMetadata(o + 1, "", -1) for tp, o in last.items()})
+        At most every :data:`TRACK_EVERY_S`: one MGET for every batch in flight, a commit when
+        some partition moved, and, only when a batch is overdue, one look at the broker.
+        """
+        now = time.monotonic()
+        if not force and now - self.tracked_at < TRACK_EVERY_S:
+            return
+        self.tracked_at = now
+        waiting = self.inflight.waiting()
+        if waiting:
+            self.inflight.mark_done(completions.done_among(self.redis, [b.task_id for b in waiting if b.task_id]))
+        offsets, released = self.inflight.advance()
+        self.to_commit.update(offsets)
+        self._commit()
+        completions.forget(self.redis, [b.task_id for b in released if b.task_id])
+        self._resend_lost(now)
+
+    def _commit(self) -> None:
+        if not self.to_commit:
+            return
+        topic = self.tenant.ingest_topic
+        try:
+            self.consumer.commit({TopicPartition(topic, p): OffsetAndMetadata(o, "", -1)
+                                  for p, o in self.to_commit.items()})
+        except Exception as exc:  # noqa: BLE001 - a later commit covers these offsets; a rebalance drops them
+            log.warning("tenant=%s commit of %s failed (%s: %s); retried with the next one", self.tenant.name,
+                        self.to_commit, type(exc).__name__, exc)
+            return
+        self.to_commit.clear()
+
+    def _resend_lost(self, now: float) -> None:
+        stall_s = self.settings.stream_stall_seconds
+        stalled = self.inflight.stalled(now, stall_s)
+        if not stalled or now - self.looked_at < stall_s / 2:
+            return
+        self.looked_at = now
+        held = broker.held_ids(self.redis, [self.tenant.stream_queue])
+        for batch in self.inflight.lost(stalled, held, now):
+            assert batch.task_id is not None and batch.payload is not None  # done batches are never stalled
+            log.warning("tenant=%s task %s (%d messages) not written after %.0f s and held nowhere by the "
+                        "broker; sending it again", self.tenant.name, batch.task_id, batch.size, stall_s)
+            self.dispatch.send_messages(self.tenant.name, batch.payload, batch.task_id)
+            self.counts["resent"] += 1
+
+    def release(self, partitions: list[int]) -> None:
+        """Partitions taken away by a rebalance: commit what is written, forget the rest (the new
+        owner replays it from the committed offset)."""
+        try:
+            self.track(force=True)
+        except Exception:  # nothing is lost: the new owner replays from the last commit
+            log.exception("tenant=%s could not commit before giving up partitions %s", self.tenant.name, partitions)
+        self.inflight.drop(partitions)
+        for p in partitions:
+            self.to_commit.pop(p, None)
+
+    # -- the tenant's configuration ----------------------------------------------------------
+    def refresh(self) -> bool:
+        """Whether the tenant is still active; takes up a re-applied configuration (its daily
+        limit, its schema) without a restart. Two small reads; the run loop calls it every 2 s."""
+        registry = Registry(self.redis)
+        if not registry.is_active(self.tenant.name):
+            return False
+        applied_at = registry.applied_at(self.tenant.name)
+        if applied_at != self.applied_at:
+            fresh = registry.get(self.tenant.name)
+            if fresh is not None:
+                old = self.tenant.stream.max_messages_per_day if self.tenant.stream else 0
+                self.tenant, self.converter = fresh, converter_for(fresh)
+                log.info("tenant=%s configuration re-applied; max_messages_per_day %s -> %s", fresh.name, old,
+                         fresh.stream.max_messages_per_day if fresh.stream else 0)
+            self.applied_at = applied_at
+        return True
 
     # -- reporting ---------------------------------------------------------------------------
     def lag(self) -> int:
-        """Messages of the tenant's topic not yet committed by the bridges' group (see :func:`topics.lag`)."""
+        """Messages of the tenant's topic not yet written: past the group's committed offsets
+        (see :func:`topics.lag`)."""
         return topics.lag(self.consumer, self.tenant.ingest_topic)
 
     def maybe_report(self, force: bool = False) -> None:
@@ -232,11 +295,8 @@ class Bridge:
         report = self.window.flush(now, lag=self.lag())
         if report is not None:
             send_report(self.producer, report)
-            log.info("tenant=%s report messages=%d lag=%s errors=%d", self.tenant.name, report.messages,
-                     report.lag, report.errors)
-
-    def active(self) -> bool:
-        return bool(self.quotas.redis.sismember(names.TENANTS_ACTIVE, self.tenant.name))
+            log.info("tenant=%s report messages=%d lag=%s errors=%d in_flight=%d", self.tenant.name,
+                     report.messages, report.lag, report.errors, len(self.inflight))
 
     def run(self, stop: threading.Event) -> None:
         log.info("tenant=%s bridging %s -> queue %s", self.tenant.name, self.tenant.ingest_topic,
@@ -246,7 +306,7 @@ class Bridge:
             while not stop.is_set():
                 if time.monotonic() - checked > 2.0:
                     checked = time.monotonic()
-                    if not self.active():
+                    if not self.refresh():
                         # Removed from the active set: stop before taking more. What is left in the
                         # topic stays there, uncommitted, for when the tenant is applied again.
                         log.warning("tenant=%s is no longer active; bridge stops", self.tenant.name)
@@ -256,8 +316,38 @@ class Bridge:
                     self.handle(records)
                 else:
                     self.check_assignment()
+                self.track()
                 self.maybe_report()
         finally:
+            self._close()
+
+    def _close(self) -> None:
+        try:
+            self.track(force=True)  # commit what is written; the rest is replayed by the next bridge
             self.maybe_report(force=True)
+        except Exception:  # stopping anyway: what is not committed is replayed
+            log.exception("tenant=%s bridge could not commit or report while stopping", self.tenant.name)
+        finally:
             self.consumer.close(autocommit=False)
             self.producer.close(timeout=10)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if revoked:
+            self.bridge.release(sorted(tp.partition for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        pass  # positions start at the committed offsets: what is not written yet is fetched again
+
+
+def _ranges(records: list[Any]) -> dict[int, tuple[int, int]]:
+    """partition -> (first, last) offset among ``records``."""
+    found: dict[int, tuple[int, int]] = {}
+    for r in records:
+        first, last = found.get(r.partition, (r.offset, r.offset))
+        found[r.partition] = (min(first, r.offset), max(last, r.offset))
+    return found

@@ -1,5 +1,13 @@
 """Stream ingestion in a worker: write a bridged micro-batch and account for it per window.
 
+Every message of a micro-batch ends in Cassandra or as a dead letter on ``<tenant>.dead`` (the
+same headers as the bridge's): one that no longer converts (the schema changed since the bridge
+validated it) or whose row Cassandra refuses for good (a key over 65,535 bytes, a mutation too
+large: the sink splits the write down to that row), and all of them when the batch fails for a
+reason retrying cannot cure (:func:`give_up`). Only then is the batch marked done
+(:mod:`~mysimbdp_tasks.services.completions`), which lets the bridge commit its offsets. A
+service away (Cassandra, Redis, Kafka) raises instead, and the task retries.
+
 Each worker process keeps one reporting window per tenant (in its :mod:`context`, every
 ``MYSIMBDP_REPORT_EVERY`` seconds). When a window is due it becomes a row of
 ``<namespace>.stream_ingestion_metrics`` and a ``worker`` report on ``mysimbdp.reports`` (for the
@@ -10,6 +18,7 @@ latency from each message's Kafka timestamp to its write.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import socket
@@ -24,7 +33,9 @@ from ..core.names import STREAM_METRICS_TABLE as STREAM_METRICS
 from ..core.reports import Report, Window, send_report
 from ..core.rows import converter_for
 from ..core.tenants import Tenant
-from ..services import context
+from ..services import completions, context, deadletters
+from ..services.deadletters import DeadLetter
+from . import wire
 
 log = logging.getLogger(__name__)
 
@@ -32,35 +43,69 @@ _COLUMNS = ("day", "window_start", "worker", "window_end", "messages", "bytes", 
             "max_ingest_ms", "errors", "avg_latency_ms", "p95_latency_ms", "max_latency_ms")
 
 
-def ingest_messages(tenant: Tenant, batch: dict[str, Any]) -> int:
-    """Convert and write one micro-batch; returns the rows written."""
-    converter = converter_for(tenant)
-    rows, errors = [], 0
-    for message in batch["messages"]:
-        try:
-            rows.append(converter.convert(message["data"]))
-        except RowError as exc:  # the bridge validated it; only a changed schema gets here
-            errors += 1
-            log.error("tenant=%s partition=%s offset=%s refused in worker: %s", tenant.name, message.get("p"),
-                      message.get("o"), exc)
+def ingest_messages(tenant_name: str, batch: dict[str, Any], task_id: str) -> int:
+    """Write one micro-batch, dead-letter what cannot be written, mark it done; returns the rows written."""
+    tenant = context.tenant(tenant_name)
+    messages = batch["messages"]
+    rows, sources, refused = _rows(tenant, messages)
     t0 = time.perf_counter()
-    written = context.sink(tenant).write(rows)
+    # The sink calls back (possibly from the driver's threads) for each row Cassandra refuses for good.
+    written = context.sink(tenant).write(
+        rows, refuse=lambda position, reason, detail: refused.append(wire.letter(sources[position], reason, detail)))
     done = time.time()
     elapsed_ms = (time.perf_counter() - t0) * 1000
-    latencies = [done * 1000 - m["ts"] for m in batch["messages"] if m.get("ts")]
+    deadletters.send_all(context.kafka_producer(), tenant.name, refused)
+    completions.mark_done(context.redis_client(), task_id)
+    latencies = [done * 1000 - m["ts"] for m in messages if m.get("ts")]
+    _account(tenant, written, sum(m.get("n", 0) for m in messages), elapsed_ms, latencies, len(refused), done)
+    return written
+
+
+def _rows(tenant: Tenant, messages: list[dict[str, Any]]) -> tuple[list[Any], list[dict[str, Any]], list[DeadLetter]]:
+    """The rows to write, the message of each, and the dead letters of those that do not convert."""
+    converter = converter_for(tenant)
+    rows, sources, refused = [], [], []
+    for message in messages:
+        try:
+            rows.append(converter.convert(json.loads(message["v"])))
+            sources.append(message)
+        except RowError as exc:  # the bridge validated it; only a changed schema gets here
+            refused.append(wire.letter(message, exc.reason, exc.detail))
+        except Exception as exc:  # noqa: BLE001 - whatever one message triggers is its fault alone
+            refused.append(wire.letter(message, "unusable_message", f"{type(exc).__name__}: {str(exc)[:200]}"))
+    return rows, sources, refused
+
+
+def give_up(tenant_name: str, batch: dict[str, Any], task_id: str, exc: BaseException) -> None:
+    """The micro-batch failed for a reason retrying cannot cure: dead-letter all of it, mark it done."""
+    messages = batch.get("messages") or []
+    detail = f"{type(exc).__name__}: {str(exc)[:300]}"
+    log.error("tenant=%s task=%s stream batch of %d messages failed in the worker; dead-lettering it: %s",
+              tenant_name, task_id, len(messages), detail)
+    deadletters.send_all(context.kafka_producer(), tenant_name,
+                         [wire.letter(m, "ingest_failed", detail) for m in messages])
+    completions.mark_done(context.redis_client(), task_id)
+
+
+def _account(tenant: Tenant, written: int, size: int, elapsed_ms: float, latencies: list[float], errors: int,
+             now: float) -> None:
     process = context.current()
     with process.lock:
         window = process.windows.get(tenant.name)
         if window is None:
             window = process.windows[tenant.name] = Window("worker", tenant.name, context.settings().report_every,
                                                            start=time.time())
-        window.add(written, sum(m.get("n", 0) for m in batch["messages"]), elapsed_ms, latencies_ms=latencies)
+        window.add(written, size, elapsed_ms, latencies_ms=latencies)
         if errors:
             window.add(errors, 0, 0.0, error=True)
-        report = window.flush(done) if window.due(done) else None
-    if report is not None:
+        report = window.flush(now) if window.due(now) else None
+    if report is None:
+        return
+    try:
         publish(tenant, report)
-    return written
+    except Exception as exc:  # noqa: BLE001 - the batch is written and done; only this window's report is lost
+        log.warning("tenant=%s metrics window %.0f-%.0f lost (%s: %s)", tenant.name, report.window_start,
+                    report.window_end, type(exc).__name__, exc)
 
 
 def publish(tenant: Tenant, report: Report) -> None:

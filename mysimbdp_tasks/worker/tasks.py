@@ -1,9 +1,10 @@
 """Celery tasks: decode arguments, call the core, map failures to retry or give up.
 
-Failures are classified once: a service away (Cassandra, Redis) is *transient* and the task is
-retried with exponential backoff, capped at a minute, for as long as the service stays away; every
-other failure is *permanent* for that file or chunk and is recorded as its outcome, so the file
-finalizes with a receipt and the sweeper stops re-sending it.
+Failures are classified once: a service away (Cassandra, Redis, Kafka) is *transient* and the
+task is retried with exponential backoff, capped at a minute, for as long as the service stays
+away; every other failure is *permanent* for that file, chunk or micro-batch and is recorded as its
+outcome: a file finalizes with a receipt and the sweeper stops re-sending it; a micro-batch's
+messages become dead letters with the reason, and the bridge commits past them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..batch import files as batch
 from ..core import names
 from ..core.errors import TenantError
-from ..services import cassandra, context
+from ..services import cassandra, deadletters
 from ..services.dispatch import Dispatch
 from ..stream import writer as stream
 
@@ -33,11 +34,13 @@ RETRY = {"bind": True, "max_retries": None}
 
 
 def waiting_for(exc: BaseException) -> str | None:
-    """The service a failure waits for ("Cassandra", "Redis"), or None if retrying cannot help."""
+    """The service a failure waits for ("Cassandra", "Redis", "Kafka"), or None if retrying cannot help."""
     if cassandra.is_transient(exc):
         return "Cassandra"
     if isinstance(exc, (RedisConnectionError, RedisTimeoutError, ConnectionError)):
         return "Redis"
+    if deadletters.is_transient(exc):
+        return "Kafka"
     return None
 
 
@@ -52,9 +55,10 @@ def _retry(task: Task, exc: BaseException, what: str) -> BaseException:
     return task.retry(exc=exc, countdown=delay, max_retries=None)
 
 
-def _run_batch(task: Task, job: dict[str, Any], chunk: dict[str, Any] | None, call: Callable[[], None]) -> None:
-    what = (f"tenant={job.get('tenant')} ingest={job.get('ingest_id')} file={job.get('file')}"
-            + (f" chunk={chunk.get('index')}" if chunk is not None else ""))
+def _contained(task: Task, what: str, call: Callable[[], object], give_up: Callable[[BaseException], None]) -> None:
+    """Run one task's work: a transient failure is retried; any other ends in ``give_up``, which
+    records it as the item's outcome (and is itself retried if a service is away meanwhile). Work
+    this pool must not do (another tenant's, or a tenant no longer in the registry) is refused."""
     try:
         try:
             call()
@@ -63,9 +67,15 @@ def _run_batch(task: Task, job: dict[str, Any], chunk: dict[str, Any] | None, ca
         except Exception as exc:  # the task is the item boundary: classify, then retry or give up
             if waiting_for(exc) is not None:
                 raise
-            batch.give_up(job, chunk, exc)
+            give_up(exc)
     except Exception as exc:  # noqa: BLE001 - transient ones (also while giving up) are retried
         raise _retry(task, exc, what) from None
+
+
+def _run_batch(task: Task, job: dict[str, Any], chunk: dict[str, Any] | None, call: Callable[[], None]) -> None:
+    what = (f"tenant={job.get('tenant')} ingest={job.get('ingest_id')} file={job.get('file')}"
+            + (f" chunk={chunk.get('index')}" if chunk is not None else ""))
+    _contained(task, what, call, lambda exc: batch.give_up(job, chunk, exc))
 
 
 # Shared tasks: registered on the app the process builds (worker.celery_app.make_app), not on one
@@ -82,9 +92,7 @@ def ingest_chunk(self: Task, job: dict[str, Any], chunk: dict[str, Any]) -> None
 
 @shared_task(name=names.INGEST_MESSAGES, **RETRY)
 def ingest_messages(self: Task, tenant_name: str, batch_: dict[str, Any]) -> None:
-    try:
-        stream.ingest_messages(context.tenant(tenant_name), batch_)
-    except TenantError as exc:
-        log.error("tenant=%s stream batch of %d messages refused: %s", tenant_name, len(batch_["messages"]), exc)
-    except Exception as exc:  # only transient failures are retried; others propagate as before
-        raise _retry(self, exc, f"tenant={tenant_name} stream batch of {len(batch_['messages'])} messages") from exc
+    task_id = str(self.request.id)
+    what = f"tenant={tenant_name} task={task_id} stream batch of {len(batch_.get('messages') or [])} messages"
+    _contained(self, what, lambda: stream.ingest_messages(tenant_name, batch_, task_id),
+               lambda exc: stream.give_up(tenant_name, batch_, task_id, exc))

@@ -84,3 +84,37 @@ def make_tenant(redis_client: redis.Redis, cassandra_session: Session, settings:
     yield make
     for name in made:
         Registry(redis_client).forget(name)
+
+
+@pytest.fixture
+def stream_tenant(make_tenant: Any, settings: Settings) -> Any:
+    """Factory of fresh stream tenants with their topics: ``stream_tenant(like="tenant2", **settings)``."""
+    from mysimbdp_tasks.services import topics
+
+    def make(like: str = "tenant2", **overrides: Any) -> Any:
+        tenant = make_tenant(like=like, **overrides)
+        topics.ensure(settings, [tenant])
+        return tenant
+
+    return make
+
+
+@pytest.fixture
+def stream_platform(settings: Settings, tmp_path: Any) -> Iterator[Any]:
+    """Factory of a tenant's stream processes (worker pool and bridge) on a private home, stopped at
+    the end: ``stream_platform(tenant, worker=True, extra_env=None)``."""
+    from kit import Platform
+
+    started: list[Any] = []
+
+    def start(tenant: Any, worker: bool = True, extra_env: dict[str, str] | None = None) -> Any:
+        p = Platform(settings, tenant, tmp_path / f"home-{tenant.name}", extra_env=extra_env)
+        if worker:
+            p.start_worker()
+        p.start_bridge()
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()

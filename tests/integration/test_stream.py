@@ -4,89 +4,21 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
-from kit import DATA, Platform, table_rows
+from kit import DATA
+from streamkit import dead as _dead
+from streamkit import encoded as _encoded
+from streamkit import messages as _messages
+from streamkit import send as _send
+from streamkit import send_in_background, wait_counted
+from streamkit import wait_rows as _wait_rows
 
 from mysimbdp_tasks.core.settings import Settings
-from mysimbdp_tasks.core.tenants import Tenant
-from mysimbdp_tasks.services import topics
 from mysimbdp_tasks.services.quotas import Quotas
-from producers.stream import key_for, message_for, records_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def stream_tenant(make_tenant: Any, settings: Settings) -> Any:
-    def make(like: str = "tenant2", **overrides: Any) -> Tenant:
-        tenant = make_tenant(like=like, **overrides)
-        topics.ensure(settings, [tenant])
-        return tenant
-
-    return make
-
-
-def _messages(like: str, tenant: Tenant, inputs: list[Path]) -> list[dict[str, Any]]:
-    return [{**message_for(like, r), "tenant": tenant.name} for r in records_for(like, inputs)]
-
-
-def _send(settings: Settings, tenant: Tenant, payloads: list[tuple[bytes | None, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all", linger_ms=5)
-    for key, value in payloads:
-        producer.send(tenant.ingest_topic, key=key, value=value)
-    producer.flush()
-    producer.close()
-
-
-def _encoded(messages: list[dict[str, Any]]) -> list[tuple[bytes | None, bytes]]:
-    return [(key_for(m), json.dumps(m, ensure_ascii=False).encode()) for m in messages]
-
-
-def _dead(settings: Settings, tenant: Tenant, expect: int, timeout: float = 60) -> list[Any]:
-    consumer = KafkaConsumer(tenant.dead_topic, bootstrap_servers=settings.kafka_bootstrap_str,
-                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=1000)
-    got: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(got) < expect and time.monotonic() < deadline:
-            got.extend(consumer)
-    finally:
-        consumer.close()
-    return got
-
-
-def _wait_rows(session: Any, tenant: Tenant, expect: int, platform: Platform, timeout: float = 180) -> list[Any]:
-    deadline = time.monotonic() + timeout
-    rows: list[Any] = []
-    while time.monotonic() < deadline:
-        rows = table_rows(session, tenant)
-        if len(rows) >= expect:
-            time.sleep(1)  # anything beyond the expected would show up now
-            return table_rows(session, tenant)
-        time.sleep(0.5)
-    raise TimeoutError(f"{len(rows)} of {expect} rows after {timeout} s; logs:\n{platform.logs()}")
-
-
-@pytest.fixture
-def stream_platform(settings: Settings, tmp_path: Path) -> Iterator[Any]:
-    started: list[Platform] = []
-
-    def start(tenant: Tenant) -> Platform:
-        p = Platform(settings, tenant, tmp_path / f"home-{tenant.name}")
-        p.start_worker()
-        p.start_bridge()
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        p.stop()
 
 
 def test_reddit_samples_land_for_both_tenants_bodies_byte_for_byte(stream_tenant: Any, stream_platform: Any,
@@ -163,12 +95,9 @@ def test_bridge_killed_mid_stream_then_restarted_lands_every_message_once(stream
     messages = [{**m, "id": f"{m['id']}-{i}"} for i, m in
                 enumerate(_messages("tenant2", tenant, [DATA / "10000rows.csv"]) * 2)]
     platform = stream_platform(tenant)
-    sender = threading.Thread(target=_send, args=(settings, tenant, _encoded(messages)))
-    sender.start()
+    sender = send_in_background(settings, tenant, _encoded(messages))
     quotas = Quotas(redis_client)
-    deadline = time.monotonic() + 60
-    while quotas.usage(tenant.name)["messages"] < 2000 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_counted(redis_client, tenant, 2000, timeout=60)
     bridge = platform.procs.pop("bridge")
     bridge.kill()  # SIGKILL, mid-stream
     bridge.wait(10)

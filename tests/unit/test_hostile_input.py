@@ -12,7 +12,7 @@ import pytest
 from mysimbdp_tasks.core import filenames, tenants
 from mysimbdp_tasks.core.reports import Report
 from mysimbdp_tasks.core.rows import converter_for
-from mysimbdp_tasks.stream.bridge import validate
+from mysimbdp_tasks.stream.messages import validate
 
 pytestmark = pytest.mark.unit
 

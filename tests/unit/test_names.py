@@ -22,12 +22,15 @@ def test_queues_task_names_and_task_ids() -> None:
     assert names.file_task_id("abc") == "abc-file"
     assert names.chunk_task_id("abc", 7) == "abc-chunk-7"
     assert names.UNACKED == "unacked"
+    assert names.stream_task_id("t1", {2: (7, 9), 0: (100, 499)}) == "t1-stream-0.100.499_2.7.9"
 
 
 def test_redis_keys() -> None:
     assert names.usage_key("t1", "2026-01-02") == "mysimbdp:usage:t1:2026-01-02"
     assert names.stream_hw_key("t1") == "mysimbdp:stream:hw:t1"
-    assert names.stream_exhausted_key("t1", "2026-01-02") == "mysimbdp:stream:exhausted:t1:2026-01-02"
+    assert names.stream_runs_key("t1") == "mysimbdp:stream:runs:t1"
+    assert names.stream_done_key("t1-stream-0.5.9") == "mysimbdp:stream:done:t1-stream-0.5.9"
+    assert names.stream_done_pattern("t1") == "mysimbdp:stream:done:t1-stream-*"
     assert names.refund_key("abc") == "mysimbdp:refund:abc"
     assert (names.job_key("abc"), names.job_chunks_key("abc"), names.job_finalizing_key("abc")) == (
         "mysimbdp:job:abc", "mysimbdp:job:abc:chunks", "mysimbdp:job:abc:finalizing")
