@@ -23,6 +23,8 @@ why, so it can re-send them after buying more quota.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import threading
@@ -35,13 +37,14 @@ from kafka.structs import OffsetAndMetadata
 
 from ..core import names
 from ..core.convert import RowConverter
-from ..core.errors import RowError
+from ..core.errors import RowError, Stopping
 from ..core.reports import Window, send_report
 from ..core.rows import converter_for
 from ..core.settings import DEFAULT_BATCH_MESSAGES, DEFAULT_BATCH_WAIT_MS, Settings
 from ..core.tenants import Tenant
 from ..services import topics
 from ..services.dispatch import Dispatch
+from ..services.outages import Waiter
 from ..services.quotas import Quotas
 
 log = logging.getLogger(__name__)
@@ -238,7 +241,15 @@ class Bridge:
     def active(self) -> bool:
         return bool(self.quotas.redis.sismember(names.TENANTS_ACTIVE, self.tenant.name))
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, waiter: Waiter | None = None) -> None:
+        """Bridge until ``stop`` is set or the tenant is removed.
+
+        Every step that needs Redis or Kafka goes through ``waiter``: while a service is away the
+        bridge waits (logged once per outage) and then goes on. A micro-batch interrupted by an
+        outage is handled again whole, which is the replay the quota script and upserts make
+        harmless (see the module's docstring).
+        """
+        wait = waiter or Waiter(f"tenant={self.tenant.name} bridge", stop)
         log.info("tenant=%s bridging %s -> queue %s", self.tenant.name, self.tenant.ingest_topic,
                  self.tenant.stream_queue)
         checked = 0.0
@@ -246,18 +257,22 @@ class Bridge:
             while not stop.is_set():
                 if time.monotonic() - checked > 2.0:
                     checked = time.monotonic()
-                    if not self.active():
+                    if not wait.call(self.active):
                         # Removed from the active set: stop before taking more. What is left in the
                         # topic stays there, uncommitted, for when the tenant is applied again.
                         log.warning("tenant=%s is no longer active; bridge stops", self.tenant.name)
                         break
                 records = self.collect()
                 if records:
-                    self.handle(records)
+                    wait.call(functools.partial(self.handle, records))
                 else:
                     self.check_assignment()
-                self.maybe_report()
+                wait.call(self.maybe_report)
+        except Stopping:
+            log.warning("tenant=%s bridge stopped while waiting; the batch in hand is not committed and will be "
+                        "read again", self.tenant.name)
         finally:
-            self.maybe_report(force=True)
+            with contextlib.suppress(Exception):  # Kafka may be away: closing must not hide why we stop
+                self.maybe_report(force=True)
             self.consumer.close(autocommit=False)
             self.producer.close(timeout=10)

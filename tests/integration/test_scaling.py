@@ -50,7 +50,7 @@ def test_slow_reports_grow_only_that_tenants_pool_and_idleness_shrinks_it(make_t
         pb.start_worker()
         scope = ["--tenant", a.name, "--tenant", b.name]
         pa._start("monitor", "monitor", *scope, "--idle-after", "8")
-        pa._start("manager", "manager", *scope, "--cooldown", "4", "--no-reconcile")
+        pa._start("manager", "manager", *scope, "--cooldown", "4")
         size_a = lambda: pool_processes(pa.procs["worker"].pid)
         size_b = lambda: pool_processes(pb.procs["worker"].pid)
         assert _until(lambda: size_a() == 1 and size_b() == 1, 60), pa.logs()
