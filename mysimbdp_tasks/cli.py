@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
                    help=f"processes per tenant pool (default {DEFAULT_CONCURRENCY})")
     p.add_argument("--flower", action="store_true", help="also run Flower (queues, workers, tasks) on :5555")
+    p.add_argument("--tenant", action="append", help="only these tenants' processes (repeatable; default all)")
     p.set_defaults(handler=platform_up)
     sub.add_parser("down", help="stop the supervisor, then the platform processes").set_defaults(
         handler=platform_down)
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
                    help=f"processes per tenant pool (default {DEFAULT_CONCURRENCY})")
     p.add_argument("--flower", action="store_true", help="also run Flower")
+    p.add_argument("--tenant", action="append", help="only these tenants' processes (repeatable; default all)")
     p.set_defaults(handler=supervise)
     p = sub.add_parser("worker", help="run a worker pool dedicated to one tenant (foreground)")
     p.add_argument("--tenant", required=True)

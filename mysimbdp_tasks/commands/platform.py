@@ -26,9 +26,13 @@ def platform_up(settings: Settings, args: argparse.Namespace) -> int:
 
         tenants_apply(settings, argparse.Namespace(file=args.config, prune=False))
     active = Registry(redis_client(settings)).active()
+    if args.tenant:
+        active = {n: t for n, t in active.items() if n in args.tenant}
     if not active:
-        raise MysimbdpError("no active tenant: run `mysimbdp tenants apply FILE` (or `mysimbdp up --config FILE`)")
-    processes.up(settings, active.values(), echo=echo, concurrency=args.concurrency, flower=args.flower)
+        raise MysimbdpError("no active tenant: run `mysimbdp tenants apply FILE` (or `mysimbdp up --config FILE`)"
+                            + (f"; --tenant chose {', '.join(args.tenant)}" if args.tenant else ""))
+    processes.up(settings, active.values(), echo=echo, concurrency=args.concurrency, flower=args.flower,
+                 scope=args.tenant)
     return 0
 
 
@@ -40,7 +44,8 @@ def platform_down(settings: Settings, args: argparse.Namespace) -> int:
 def supervise(settings: Settings, args: argparse.Namespace) -> int:
     from ..control.supervisor import Supervisor
 
-    Supervisor(settings, concurrency=args.concurrency, flower=args.flower).run(stop_event())
+    Supervisor(settings, concurrency=args.concurrency, flower=args.flower,
+               scope=set(args.tenant) if args.tenant else None).run(stop_event())
     return 0
 
 

@@ -71,18 +71,24 @@ def tenant_processes(tenant: Tenant, concurrency: int = DEFAULT_CONCURRENCY) -> 
     return found
 
 
-def shared_processes(flower: bool = False) -> list[Proc]:
-    found = [Proc("watcher", command("watch")), Proc("monitor", command("monitor")),
-             Proc("manager", command("manager"))]
+def shared_processes(flower: bool = False, scope: Iterable[str] | None = None) -> list[Proc]:
+    """The watcher, monitor and manager (and Flower); ``scope``: the only tenants the last two serve."""
+    only = [arg for name in sorted(scope or ()) for arg in ("--tenant", name)]
+    found = [Proc("watcher", command("watch")), Proc("monitor", command("monitor", *only)),
+             Proc("manager", command("manager", *only))]
     if flower:
         found.append(Proc("flower", command("flower")))
     return found
 
 
-def wanted(tenants: Iterable[Tenant], concurrency: int = DEFAULT_CONCURRENCY, flower: bool = False) -> list[Proc]:
-    """Everything the supervisor keeps running: shared processes, then each tenant's own."""
-    found = shared_processes(flower)
+def wanted(tenants: Iterable[Tenant], concurrency: int = DEFAULT_CONCURRENCY, flower: bool = False,
+           scope: Iterable[str] | None = None) -> list[Proc]:
+    """Everything the supervisor keeps running: shared processes, then each tenant's own (of ``scope``)."""
+    only = None if scope is None else set(scope)
+    found = shared_processes(flower, only)
     for t in sorted(tenants, key=lambda t: t.name):
+        if only is not None and t.name not in only:
+            continue
         found.extend(tenant_processes(t, concurrency))
     return found
 
@@ -135,17 +141,20 @@ def stop_one(settings: Settings, name: str, timeout: float = 60) -> str:
 
 
 def up(settings: Settings, tenants: Iterable[Tenant], echo: Callable[[str], None] = print,
-       concurrency: int = DEFAULT_CONCURRENCY, flower: bool = False, timeout: float = 60) -> dict[str, Any]:
+       concurrency: int = DEFAULT_CONCURRENCY, flower: bool = False, scope: Iterable[str] | None = None,
+       timeout: float = 60) -> dict[str, Any]:
     """Start the supervisor (or find it running) and report what it runs once it has started it all."""
     os.environ["MYSIMBDP_HOME"] = str(settings.home)  # children must share this home
     pid = live(settings, SUPERVISOR)
     if pid is not None:
         echo(f"supervisor: already running (pid {pid}); `mysimbdp down` first to change its options")
     else:
-        argv = ["supervise", "--concurrency", str(concurrency), *(["--flower"] if flower else [])]
+        argv = ["supervise", "--concurrency", str(concurrency), *(["--flower"] if flower else []),
+                *[arg for name in sorted(scope or ()) for arg in ("--tenant", name)]]
         pid = start(settings, Proc(SUPERVISOR, command(*argv)))
         echo(f"supervisor: started (pid {pid}), log {settings.logs / 'supervisor.log'}")
-    state = _wait_started(settings, pid, {p.name for p in wanted(tenants, concurrency, flower)}, timeout)
+    names = {p.name for p in wanted(tenants, concurrency, flower, scope)}
+    state = _wait_started(settings, pid, names, timeout)
     for name, child in sorted(state.get("children", {}).items()):
         if child.get("status") == "running":
             echo(f"{name}: running (pid {child['pid']}), log {settings.logs / (name + '.log')}")

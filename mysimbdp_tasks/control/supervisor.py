@@ -99,6 +99,7 @@ class Supervisor:
     settings: Settings
     concurrency: int = DEFAULT_CONCURRENCY
     flower: bool = False
+    scope: set[str] | None = None  # only these tenants' processes (default: every active tenant)
     policy: RestartPolicy = RESTART_POLICY
     children: dict[str, Child] = field(default_factory=dict)
     stopped: set[str] = field(default_factory=set)  # retired children whose stop has finished
@@ -163,11 +164,11 @@ class Supervisor:
         self.save()
 
     def wanted(self, active: dict[str, Tenant] | None) -> dict[str, Proc]:
-        shared = processes.shared_processes(self.flower)
+        shared = processes.shared_processes(self.flower, self.scope)
         if active is None:
             # The registry not read yet (Redis away at start): keep the tenants' adopted processes.
             return {p.name: p for p in shared} | {n: c.proc for n, c in self.children.items() if c.proc.tenant}
-        return {p.name: p for p in processes.wanted(active.values(), self.concurrency, self.flower)}
+        return {p.name: p for p in processes.wanted(active.values(), self.concurrency, self.flower, self.scope)}
 
     def reap(self, child: Child, now: float, tenants: Tenants) -> None:
         assert child.pid is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ def test_outages_are_told_from_other_failures() -> None:
     assert service_of(RecursionError()) is None
 
 
-def _flaky(failures: int, exc: Exception) -> tuple[list[int], object]:
+def _flaky(failures: int, exc: Exception) -> tuple[list[int], Callable[[], str]]:
     calls: list[int] = []
 
     def call() -> str:
