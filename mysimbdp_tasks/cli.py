@@ -21,13 +21,14 @@ from .commands.platform import (
     monitor,
     platform_down,
     platform_up,
+    supervise,
     watch,
     worker,
 )
 from .commands.reports import BENCHMARKS, bench, status, summary
 from .commands.stack import stack_down, stack_status, stack_up
 from .commands.tenants import tenants_apply, tenants_check, tenants_list, tenants_remove
-from .core.errors import ConfigError, MysimbdpError
+from .core.errors import ConfigError, MysimbdpError, Stopping
 from .core.settings import (
     DEFAULT_BATCH_MESSAGES,
     DEFAULT_BATCH_WAIT_MS,
@@ -74,13 +75,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drop-data", action="store_true", help="also drop its keyspace and topics")
     p.set_defaults(handler=tenants_remove)
 
-    p = sub.add_parser("up", help="start the watcher and a worker pool per active tenant in the background")
+    p = sub.add_parser("up", help="start the supervisor in the background; it runs and restarts the platform's "
+                                  "processes")
     p.add_argument("--config", type=Path, help="apply this tenant file first")
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
                    help=f"processes per tenant pool (default {DEFAULT_CONCURRENCY})")
     p.add_argument("--flower", action="store_true", help="also run Flower (queues, workers, tasks) on :5555")
+    p.add_argument("--tenant", action="append", help="only these tenants' processes (repeatable; default all)")
     p.set_defaults(handler=platform_up)
-    sub.add_parser("down", help="stop the platform processes").set_defaults(handler=platform_down)
+    sub.add_parser("down", help="stop the supervisor, then the platform processes").set_defaults(
+        handler=platform_down)
+    p = sub.add_parser("supervise", help="run and restart the platform's processes (foreground; `up` starts it)")
+    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                   help=f"processes per tenant pool (default {DEFAULT_CONCURRENCY})")
+    p.add_argument("--flower", action="store_true", help="also run Flower")
+    p.add_argument("--tenant", action="append", help="only these tenants' processes (repeatable; default all)")
+    p.set_defaults(handler=supervise)
     p = sub.add_parser("worker", help="run a worker pool dedicated to one tenant (foreground)")
     p.add_argument("--tenant", required=True)
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
@@ -103,17 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-after", type=float, default=DEFAULT_IDLE_AFTER_S,
                    help=f"seconds without messages that count as idle (default {DEFAULT_IDLE_AFTER_S:g})")
     p.set_defaults(handler=monitor)
-    p = sub.add_parser("manager", help="streamingestmanager: scale pools, start/stop tenants' ingestion")
+    p = sub.add_parser("manager", help="streamingestmanager: grow and shrink tenants' pools (foreground)")
     p.add_argument("--tenant", action="append", help="only these tenants (repeatable; default all)")
     p.add_argument("--cooldown", type=float, default=DEFAULT_COOLDOWN_S,
                    help=f"seconds between two changes of a pool (default {DEFAULT_COOLDOWN_S:g})")
-    p.add_argument("--no-reconcile", action="store_true", help="only scale; start and stop no process")
     p.set_defaults(handler=manager)
     p = sub.add_parser("flower", help="Flower: queues, workers and tasks in a browser (foreground)")
     p.add_argument("--port", type=int, default=DEFAULT_FLOWER_PORT)
     p.set_defaults(handler=flower)
-    p = sub.add_parser("status", help="a tenant's usage today against its limits, and its latest files")
-    p.add_argument("--tenant", required=True)
+    p = sub.add_parser("status", help="the platform's processes; with --tenant, its usage today and latest files")
+    p.add_argument("--tenant", help="a tenant's usage against its limits and its latest files")
     p.add_argument("--json", action="store_true")
     p.add_argument("--latest", type=int, default=10, help="how many latest files to show")
     p.set_defaults(handler=status)
@@ -145,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(settings, args))
+    except Stopping:  # asked to stop while waiting for a service: a clean end
+        return 0
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

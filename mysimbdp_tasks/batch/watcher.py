@@ -30,10 +30,12 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from ..core import filenames, names
+from ..core.errors import Stopping
 from ..core.settings import DEFAULT_STABLE_SECONDS, Settings
 from ..core.tenants import Tenant
 from ..services import events as metrics
 from ..services.dispatch import Dispatch
+from ..services.outages import REDIS_ERRORS, Waiter
 from ..services.quotas import Quotas
 from ..services.registry import Registry
 from . import folders
@@ -49,7 +51,7 @@ PENDING = names.WATCHER_PENDING  # ingest_id -> job JSON, until the task is enqu
 
 # Errors of the services themselves, not of a file: they pass the per-file boundary, and the file
 # is taken again once the service is back.
-_OUTAGES = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+_OUTAGES = REDIS_ERRORS
 
 
 @dataclass(frozen=True)
@@ -343,7 +345,10 @@ class Watcher:
         return 0
 
     # -- running -----------------------------------------------------------------------------
-    def run(self, stop: threading.Event, interval: float = 0.5) -> None:
+    def run(self, stop: threading.Event, interval: float = 0.5, waiter: Waiter | None = None) -> None:
+        """Watch until ``stop`` is set. While Redis is away the watcher waits (``waiter``: logged once
+        per outage, with backoff); files claimed when it went away are finished once it is back."""
+        wait = waiter or Waiter("watcher", stop)
         sweeper = self.sweeper
         swept = time.monotonic()
         handler = _Handler(self)
@@ -353,18 +358,16 @@ class Watcher:
         observer.start()
         log.info("watching %s", self.staging)
         try:
-            self.recover()
+            wait.call(self.recover)
             while not stop.is_set():
-                try:
-                    self.scan()
-                    if sweeper is not None and time.monotonic() - swept >= min(10.0, self.settings.stall_seconds / 2):
-                        swept = time.monotonic()
-                        sweeper.sweep()
-                except redis.exceptions.ConnectionError as exc:
-                    log.error("redis unavailable, retrying: %s", exc)
-                    time.sleep(2)
+                wait.call(self.scan, resume=self.recover)
+                if sweeper is not None and time.monotonic() - swept >= min(10.0, self.settings.stall_seconds / 2):
+                    swept = time.monotonic()
+                    wait.call(sweeper.sweep)
                 self._wake.wait(interval)
                 self._wake.clear()
+        except Stopping:
+            log.warning("watcher stopped while waiting; claimed files are finished at the next start")
         finally:
             observer.stop()
             observer.join(timeout=5)

@@ -1,17 +1,24 @@
-"""The platform's processes: `up`, `down`, `worker`, `watch`, `bridge`, `monitor`, `manager`, `flower`."""
+"""The platform's processes: `up`, `down`, `supervise`, `worker`, `watch`, `bridge`, `monitor`, `manager`,
+`flower`."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
+import threading
+from typing import TYPE_CHECKING
 
+from ..control import processes
 from ..core.errors import MysimbdpError
 from ..core.settings import Settings
 from .common import echo, redis_client, stop_event
 
+if TYPE_CHECKING:
+    from ..services.outages import Waiter
+
 
 def platform_up(settings: Settings, args: argparse.Namespace) -> int:
-    from ..control import processes as platform
     from ..services.registry import Registry
 
     if args.config:
@@ -19,17 +26,35 @@ def platform_up(settings: Settings, args: argparse.Namespace) -> int:
 
         tenants_apply(settings, argparse.Namespace(file=args.config, prune=False))
     active = Registry(redis_client(settings)).active()
+    if args.tenant:
+        active = {n: t for n, t in active.items() if n in args.tenant}
     if not active:
-        raise MysimbdpError("no active tenant: run `mysimbdp tenants apply FILE` (or `mysimbdp up --config FILE`)")
-    platform.up(settings, active.values(), echo=echo, concurrency=args.concurrency, flower=args.flower)
+        raise MysimbdpError("no active tenant: run `mysimbdp tenants apply FILE` (or `mysimbdp up --config FILE`)"
+                            + (f"; --tenant chose {', '.join(args.tenant)}" if args.tenant else ""))
+    processes.up(settings, active.values(), echo=echo, concurrency=args.concurrency, flower=args.flower,
+                 scope=args.tenant)
     return 0
 
 
 def platform_down(settings: Settings, args: argparse.Namespace) -> int:
-    from ..control import processes as platform
-
-    platform.down(settings, echo=echo)
+    processes.down(settings, echo=echo)
     return 0
+
+
+def supervise(settings: Settings, args: argparse.Namespace) -> int:
+    from ..control.supervisor import Supervisor
+
+    Supervisor(settings, concurrency=args.concurrency, flower=args.flower,
+               scope=set(args.tenant) if args.tenant else None).run(stop_event())
+    return 0
+
+
+def waiter(settings: Settings, name: str, stop: threading.Event) -> Waiter:
+    """The process's one way of waiting out a service, publishing its waits as process ``name``."""
+    from ..core.runstate import ProcessState
+    from ..services.outages import Waiter
+
+    return Waiter(name, stop, ProcessState(settings.run, name))
 
 
 def worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -37,7 +62,8 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     from ..services.registry import Registry
     from ..worker.celery_app import make_app
 
-    tenant = Registry(redis_client(settings)).all().get(args.tenant)
+    wait = waiter(settings, processes.worker_name(args.tenant), stop_event())
+    tenant = wait.call(lambda: Registry(redis_client(settings)).all().get(args.tenant))
     if tenant is None:
         raise MysimbdpError(f"tenant {args.tenant!r} has not been applied (mysimbdp tenants apply FILE)")
     # The pool serves this tenant only: its queues, and its tasks refuse any other tenant's work.
@@ -53,9 +79,6 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def watch(settings: Settings, args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
     from ..batch import folders
     from ..batch.sweeper import Sweeper
     from ..batch.watcher import Watcher
@@ -63,20 +86,17 @@ def watch(settings: Settings, args: argparse.Namespace) -> int:
     from ..worker.celery_app import make_app
 
     logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = stop_event()
     client = redis_client(settings)
     dispatch = Dispatch(make_app(settings))
     processing = folders.Layout(settings.home).folder(folders.PROCESSING).resolve()
     sweeper = Sweeper(client, processing, dispatch, settings.stall_seconds)
-    Watcher(settings, client, dispatch, stable_seconds=args.stable_seconds, sweeper=sweeper).run(stop)
+    Watcher(settings, client, dispatch, stable_seconds=args.stable_seconds, sweeper=sweeper).run(
+        stop, waiter=waiter(settings, "watcher", stop))
     return 0
 
 
 def bridge(settings: Settings, args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
     from ..services.dispatch import Dispatch
     from ..services.quotas import Quotas
     from ..services.registry import Registry
@@ -84,21 +104,21 @@ def bridge(settings: Settings, args: argparse.Namespace) -> int:
     from ..worker.celery_app import make_app
 
     logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
+    stop = stop_event()
+    wait = waiter(settings, processes.bridge_name(args.tenant), stop)
     client = redis_client(settings)
-    active = Registry(client).active()
+    active = wait.call(Registry(client).active)
     chosen = [active[args.tenant]] if args.tenant in active else ([] if args.tenant else list(active.values()))
     chosen = [t for t in chosen if t.stream is not None]
     if not chosen:
         raise MysimbdpError(f"no active stream tenant{' named ' + repr(args.tenant) if args.tenant else ''}; "
                             "apply a tenant with max_messages_per_day")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     dispatch = Dispatch(make_app(settings))
     quotas = Quotas(client)  # one per process: its scripts are registered once
-    bridges = [Bridge(settings, t, quotas, dispatch, max_messages=args.max_messages,
-                      max_wait_s=args.max_wait_ms / 1000) for t in chosen]
-    threads = [threading.Thread(target=b.run, args=(stop,), name=f"bridge-{b.tenant.name}") for b in bridges]
+    # Kafka away at start: each bridge waits for it here (logged once), then runs.
+    bridges = [wait.call(functools.partial(Bridge, settings, t, quotas, dispatch, max_messages=args.max_messages,
+                                           max_wait_s=args.max_wait_ms / 1000)) for t in chosen]
+    threads = [threading.Thread(target=b.run, args=(stop, wait), name=f"bridge-{b.tenant.name}") for b in bridges]
     for t in threads:
         t.start()
     for t in threads:
@@ -110,7 +130,9 @@ def monitor(settings: Settings, args: argparse.Namespace) -> int:
     from ..control import monitor as monitor_mod
 
     logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
-    monitor_mod.run(settings, set(args.tenant) if args.tenant else None, args.idle_after, stop_event())
+    stop = stop_event()
+    monitor_mod.run(settings, set(args.tenant) if args.tenant else None, args.idle_after, stop,
+                    waiter(settings, "monitor", stop))
     return 0
 
 
@@ -118,8 +140,9 @@ def manager(settings: Settings, args: argparse.Namespace) -> int:
     from ..control.manager import Manager
 
     logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
-    Manager(settings, set(args.tenant) if args.tenant else None, args.cooldown, not args.no_reconcile).run(
-        stop_event())
+    stop = stop_event()
+    Manager(settings, set(args.tenant) if args.tenant else None, args.cooldown).run(stop, waiter(settings, "manager",
+                                                                                                  stop))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""`mysimbdp status`, `summary` and `bench`: what the platform did, and how fast."""
+"""`mysimbdp status`, `summary` and `bench`: what runs, what the platform did, and how fast."""
 
 from __future__ import annotations
 
@@ -13,6 +13,40 @@ from .common import redis_client
 
 
 def status(settings: Settings, args: argparse.Namespace) -> int:
+    if not args.tenant:
+        return process_status(settings, args)
+    return tenant_status(settings, args)
+
+
+def process_status(settings: Settings, args: argparse.Namespace) -> int:
+    """Each platform process: pid, state, uptime, restarts. Read from files: works while Redis is away."""
+    from ..control.supervisor import snapshot
+
+    data = snapshot(settings)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    sup = data["supervisor"]
+    if sup["running"]:
+        waits = ", ".join(f"waiting for {s}" for s in sup["waiting_for"])
+        print(f"supervisor: pid {sup['pid']}, up {_duration(sup['uptime_s'])}{'; ' + waits if waits else ''}")
+    else:
+        print("supervisor: not running (`mysimbdp up` starts it)")
+    print(f"{'NAME':<24} {'PID':>7}  {'STATE':<44} {'UPTIME':>8} {'RESTARTS':>8}")
+    for p in data["processes"]:
+        print(f"{p['name']:<24} {p['pid'] or '-':>7}  {p['state']:<44} {_duration(p['uptime_s']):>8} "
+              f"{p['restarts']:>8}")
+    return 0
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def tenant_status(settings: Settings, args: argparse.Namespace) -> int:
     from ..services.quotas import Quotas
     from ..services.registry import Registry
     from . import queries as report

@@ -1,18 +1,19 @@
-"""streamingestmanager: act on the monitor's decisions and keep each tenant's processes in place.
+"""streamingestmanager: act on the monitor's decisions by resizing the tenants' worker pools.
 
 Scaling: a ``grow`` adds one process to the tenant's worker pool (Celery ``pool_grow`` sent to the
 tenant's own worker nodes, ``<tenant>@host``), up to ``max_workers``; a ``shrink`` removes one, down
 to ``min_workers``. After any change the tenant's pool is left alone for ``cooldown_s`` seconds, so
 the pool does not flap while the effect of the last change shows in the next reports.
 
-Reconciling: every few seconds the manager compares the registry with what runs. An active tenant
-gets a worker pool, and a bridge if it has stream settings; a tenant removed from the active set has
-its bridge and pool stopped (the pool finishes its current task first). So ``tenants apply`` and
-``tenants remove`` start and stop a tenant's stream ingestion without anyone restarting anything.
+The manager changes the size of a running pool, never which processes run: starting, stopping and
+restarting processes (a tenant applied or removed, a process that died) is the supervisor's alone
+(:mod:`control.supervisor`), so the two never fight over a process. While Redis (the registry, the
+pools' remote control) or Kafka is away the manager waits for it, logged once per outage.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -23,13 +24,13 @@ import psutil
 import redis
 from kafka import KafkaConsumer
 
-from ..core.errors import WorkerUnreachable
+from ..core.errors import Stopping, WorkerUnreachable
 from ..core.settings import DEFAULT_COOLDOWN_S, Settings
 from ..core.tenants import Tenant
 from ..services import events as metrics
 from ..services import topics
+from ..services.outages import Waiter
 from ..services.registry import Registry
-from . import processes
 from .monitor import Decision
 
 log = logging.getLogger(__name__)
@@ -91,12 +92,10 @@ class Pools:
 
 
 class Manager:
-    def __init__(self, settings: Settings, scope: set[str] | None, cooldown_s: float = DEFAULT_COOLDOWN_S,
-                 reconcile: bool = True) -> None:
+    def __init__(self, settings: Settings, scope: set[str] | None, cooldown_s: float = DEFAULT_COOLDOWN_S) -> None:
         self.settings = settings
         self.scope = scope
         self.cooldown_s = cooldown_s
-        self.reconcile_enabled = reconcile
         self.registry = Registry(redis.Redis.from_url(settings.redis_url))
         self.pools = Pools()
         self.last_change: dict[str, float] = {}
@@ -119,51 +118,34 @@ class Manager:
                      pool_before=step.size_before, reason=step.reason, evidence=decision.evidence)
         return step
 
-    def reconcile(self) -> None:
-        """Start the pool (and bridge) of each active tenant; stop those of tenants no longer active."""
-        active = self.tenants()
-        running = processes.running(self.settings)
-        for name, tenant in active.items():
-            for proc in processes.tenant_processes(tenant):
-                if proc.name not in running:
-                    pid = processes.start(self.settings, proc)
-                    log.warning("manager: tenant=%s started %s (pid %d): tenant is active", name, proc.name, pid)
-        for proc_name in running:
-            kind, _, owner = proc_name.partition("-")
-            if kind in ("bridge", "worker") and owner and owner not in active and self._in_scope(owner):
-                outcome = processes.stop_one(self.settings, proc_name)
-                log.warning("manager: tenant=%s %s %s: no longer active", owner, proc_name, outcome)
-
-    def _in_scope(self, tenant: str) -> bool:
-        return self.scope is None or tenant in self.scope
-
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, waiter: Waiter | None = None) -> None:
+        wait = waiter or Waiter("manager", stop)
         group = "mysimbdp.manager" + ("." + ".".join(sorted(self.scope)) if self.scope else "")
-        consumer = KafkaConsumer(topics.CONTROL, bootstrap_servers=self.settings.kafka_bootstrap_str,
-                                 group_id=group, auto_offset_reset="latest", enable_auto_commit=True,
-                                 metadata_max_age_ms=15000)
+        consumer = wait.call(lambda: KafkaConsumer(
+            topics.CONTROL, bootstrap_servers=self.settings.kafka_bootstrap_str, group_id=group,
+            auto_offset_reset="latest", enable_auto_commit=True, metadata_max_age_ms=15000))
         log.info("manager: acting on %s for %s (cooldown %.0f s)", topics.CONTROL,
                  ", ".join(sorted(self.scope)) if self.scope else "all tenants", self.cooldown_s)
-        next_reconcile = 0.0
         try:
             while not stop.is_set():
-                if self.reconcile_enabled and time.monotonic() >= next_reconcile:
-                    self.reconcile()
-                    next_reconcile = time.monotonic() + 5
                 for batch in consumer.poll(timeout_ms=1000).values():
                     for record in batch:
-                        self._handle(record)
+                        self._handle(record, wait)
+        except Stopping:
+            log.warning("manager: stopped while waiting")
         finally:
             consumer.close()
 
-    def _handle(self, record: Any) -> None:
+    def _handle(self, record: Any, wait: Waiter) -> None:
         try:
             decision = Decision.from_json(record.value)
         except ValueError as exc:
             log.warning("manager: ignoring malformed decision at offset %d: %s", record.offset, exc)
             return
         try:
-            self.act(decision)
+            wait.call(functools.partial(self.act, decision))
+        except Stopping:
+            raise
         except Exception:  # a failed resize must not stop the manager; the next decision retries
             log.exception("manager: tenant=%s could not act on %s", decision.tenant, decision.action)
 

@@ -16,6 +16,7 @@ because a slow client is the tenant's network, not the platform.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -27,10 +28,12 @@ from typing import Any
 import redis
 from kafka import KafkaConsumer, KafkaProducer
 
+from ..core.errors import Stopping
 from ..core.reports import Report
 from ..core.settings import DEFAULT_IDLE_AFTER_S, Settings
 from ..core.tenants import Tenant
 from ..services import topics
+from ..services.outages import Waiter
 from ..services.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -95,23 +98,30 @@ class Evaluator:
         return out
 
 
-def run(settings: Settings, scope: set[str] | None, idle_after_s: float, stop: threading.Event) -> None:
-    """Consume reports, send decisions to the manager, log everything."""
+def run(settings: Settings, scope: set[str] | None, idle_after_s: float, stop: threading.Event,
+        waiter: Waiter | None = None) -> None:
+    """Consume reports, send decisions to the manager, log everything.
+
+    Redis (the registry) and Kafka are reached through ``waiter``: while either is away the monitor
+    waits for it (logged once per outage), then goes on where it was.
+    """
+    wait = waiter or Waiter("monitor", stop)
     registry = Registry(redis.Redis.from_url(settings.redis_url))
     cache: dict[str, Any] = {"at": 0.0, "tenants": {}}
 
     def tenants() -> dict[str, Tenant]:
         if time.monotonic() - cache["at"] > 2:
-            active = registry.active()
+            active = wait.call(registry.active)
             cache["tenants"] = {n: t for n, t in active.items() if scope is None or n in scope}
             cache["at"] = time.monotonic()
         return cache["tenants"]
 
     evaluator = Evaluator(tenants, idle_after_s)
     group = "mysimbdp.monitor" + ("." + ".".join(sorted(scope)) if scope else "")
-    consumer = KafkaConsumer(topics.REPORTS, bootstrap_servers=settings.kafka_bootstrap_str, group_id=group,
-                             auto_offset_reset="latest", enable_auto_commit=True, metadata_max_age_ms=15000)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all")
+    consumer = wait.call(lambda: KafkaConsumer(
+        topics.REPORTS, bootstrap_servers=settings.kafka_bootstrap_str, group_id=group, auto_offset_reset="latest",
+        enable_auto_commit=True, metadata_max_age_ms=15000))
+    producer = wait.call(lambda: KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all"))
     log.info("monitor: watching %s for %s", topics.REPORTS, ", ".join(sorted(scope)) if scope else "all tenants")
     try:
         while not stop.is_set():
@@ -122,14 +132,20 @@ def run(settings: Settings, scope: set[str] | None, idle_after_s: float, stop: t
                     if decision:
                         decisions.append(decision)
             decisions.extend(evaluator.idle(time.time()))
-            for d in decisions:
-                log.warning("monitor: tenant=%s decision=%s reason=%s", d.tenant, d.action, d.reason)
-                producer.send(CONTROL, value=d.to_json(), key=d.tenant.encode())
             if decisions:
-                producer.flush()
+                wait.call(functools.partial(_send, producer, decisions))
+    except Stopping:
+        log.warning("monitor: stopped while waiting")
     finally:
         consumer.close()
         producer.close(timeout=5)
+
+
+def _send(producer: KafkaProducer, decisions: list[Decision]) -> None:
+    for d in decisions:
+        log.warning("monitor: tenant=%s decision=%s reason=%s", d.tenant, d.action, d.reason)
+        producer.send(CONTROL, value=d.to_json(), key=d.tenant.encode())
+    producer.flush()
 
 
 def _intake(evaluator: Evaluator, record: Any) -> Decision | None:
@@ -143,6 +159,8 @@ def _intake(evaluator: Evaluator, record: Any) -> Decision | None:
         log.info("monitor: tenant=%s source=%s messages=%d avg_ms=%.1f lag=%s errors=%d", report.tenant,
                  report.source, report.messages, report.avg_ms, report.lag, report.errors)
         return evaluator.observe(report)
+    except Stopping:
+        raise
     except Exception:  # one report's fault alone: the next ones are still read
         log.exception("monitor: tenant=%s report at partition %d offset %d not evaluated", report.tenant,
                       record.partition, record.offset)

@@ -1,8 +1,13 @@
-"""The platform's own processes in the background: the watcher and one worker pool per active tenant.
+"""The platform's process table: what runs, under which name, with which pid file; `up` and `down`.
 
-``mysimbdp up`` starts what is not running yet (pid files in ``$MYSIMBDP_HOME/run``, logs in
-``$MYSIMBDP_HOME/logs``); ``mysimbdp down`` stops them. Each process is a ``mysimbdp`` sub-command,
-so it can equally be run in the foreground or under any process supervisor.
+``mysimbdp up`` starts one process in the background, the supervisor (``mysimbdp supervise``,
+:mod:`control.supervisor`), and it starts and keeps the others: the watcher, the monitor, the
+manager, Flower if asked, and each active tenant's worker pool and bridge. Each is a ``mysimbdp``
+sub-command, so any of them can equally be run in the foreground. Pid files are in
+``$MYSIMBDP_HOME/run`` (``supervisor.pid``, ``platform-<name>.pid``), logs in ``$MYSIMBDP_HOME/logs``.
+
+``mysimbdp down`` stops the supervisor first, so it restarts nothing, then the processes: intake
+first (watcher, bridges) so nothing new is enqueued, workers last, each finishing its current task.
 """
 
 from __future__ import annotations
@@ -13,14 +18,19 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
-from ..core import procs
+from ..core import procs, runstate
+from ..core.errors import MysimbdpError
 from ..core.settings import DEFAULT_CONCURRENCY, Settings
 from ..core.tenants import Tenant
 
 MARK = "mysimbdp_tasks.cli"
+SUPERVISOR = "supervisor"
+# How `down` orders the stops: intake, then control, then the pools (which finish their tasks).
+STOP_ORDER = {"watcher": 0, "bridge": 1, "manager": 2, "monitor": 3, "flower": 4, "worker": 5}
 
 
 @dataclass(frozen=True)
@@ -28,47 +38,86 @@ class Proc:
     name: str
     argv: tuple[str, ...]
 
+    @property
+    def kind(self) -> str:
+        """"watcher", "bridge", "worker", ...: the name without its tenant."""
+        return self.name.partition("-")[0]
+
+    @property
+    def tenant(self) -> str:
+        """The tenant a bridge or worker pool serves ("" for the shared processes)."""
+        return self.name.partition("-")[2]
+
 
 def command(*args: str) -> tuple[str, ...]:
     return (sys.executable, "-m", MARK, *args)
 
 
+def bridge_name(tenant: str | None) -> str:
+    """The name a bridge runs under: ``bridge-<tenant>``, or ``bridge`` when it serves every tenant."""
+    return f"bridge-{tenant}" if tenant else "bridge"
+
+
+def worker_name(tenant: str) -> str:
+    return f"worker-{tenant}"
+
+
 def tenant_processes(tenant: Tenant, concurrency: int = DEFAULT_CONCURRENCY) -> list[Proc]:
     """The tenant's worker pool, and its bridge if it ingests streams."""
     size = min(max(concurrency, tenant.min_workers), tenant.max_workers)
-    found = [Proc(f"worker-{tenant.name}", command("worker", "--tenant", tenant.name, "--concurrency", str(size)))]
+    found = [Proc(worker_name(tenant.name), command("worker", "--tenant", tenant.name, "--concurrency", str(size)))]
     if tenant.stream is not None:
-        found.append(Proc(f"bridge-{tenant.name}", command("bridge", "--tenant", tenant.name)))
+        found.append(Proc(bridge_name(tenant.name), command("bridge", "--tenant", tenant.name)))
     return found
 
 
-def wanted(tenants: Iterable[Tenant], concurrency: int = DEFAULT_CONCURRENCY, flower: bool = False) -> list[Proc]:
-    """Everything `mysimbdp up` runs: shared processes, then each tenant's own."""
-    found = [Proc("watcher", command("watch")), Proc("monitor", command("monitor")),
-             Proc("manager", command("manager"))]
+def shared_processes(flower: bool = False, scope: Iterable[str] | None = None) -> list[Proc]:
+    """The watcher, monitor and manager (and Flower); ``scope``: the only tenants the last two serve."""
+    only = [arg for name in sorted(scope or ()) for arg in ("--tenant", name)]
+    found = [Proc("watcher", command("watch")), Proc("monitor", command("monitor", *only)),
+             Proc("manager", command("manager", *only))]
     if flower:
         found.append(Proc("flower", command("flower")))
+    return found
+
+
+def wanted(tenants: Iterable[Tenant], concurrency: int = DEFAULT_CONCURRENCY, flower: bool = False,
+           scope: Iterable[str] | None = None) -> list[Proc]:
+    """Everything the supervisor keeps running: shared processes, then each tenant's own (of ``scope``)."""
+    only = None if scope is None else set(scope)
+    found = shared_processes(flower, only)
     for t in sorted(tenants, key=lambda t: t.name):
+        if only is not None and t.name not in only:
+            continue
         found.extend(tenant_processes(t, concurrency))
     return found
 
 
-def _pidfile(settings: Settings, name: str) -> Path:
-    return settings.run / f"platform-{name}.pid"
+# Pid files ------------------------------------------------------------------------------------
+
+
+def pidfile(settings: Settings, name: str) -> Path:
+    return settings.run / (runstate.SUPERVISOR_PID if name == SUPERVISOR else f"platform-{name}.pid")
 
 
 def _ours(proc: psutil.Process) -> bool:
     return MARK in procs.cmdline(proc)
 
 
+def live(settings: Settings, name: str) -> int | None:
+    """The pid of the platform process ``name`` if it runs (pid files can outlive their process)."""
+    return procs.live_pid(pidfile(settings, name), _ours)
+
+
 def running(settings: Settings) -> dict[str, int]:
-    """name -> pid of each platform process that is alive."""
+    """name -> pid of each platform process that is alive (the supervisor not included)."""
     found = {}
     if settings.run.exists():
-        for pidfile in settings.run.glob("platform-*.pid"):
-            pid = procs.live_pid(pidfile, _ours)
+        for path in settings.run.glob("platform-*.pid"):
+            name = path.name[len("platform-"):-len(".pid")]
+            pid = live(settings, name)
             if pid is not None:
-                found[pidfile.name[len("platform-"):-len(".pid")]] = pid
+                found[name] = pid
     return found
 
 
@@ -76,42 +125,70 @@ def start(settings: Settings, proc: Proc) -> int:
     settings.logs.mkdir(parents=True, exist_ok=True)
     log_path = settings.logs / f"{proc.name}.log"
     procs.open_log_section(log_path, f"start {proc.name}")
-    return procs.spawn(proc.argv, log_path, _pidfile(settings, proc.name))
-
-
-def up(settings: Settings, tenants: Iterable[Tenant], echo: Callable[[str], None] = print,
-       concurrency: int = DEFAULT_CONCURRENCY, flower: bool = False) -> dict[str, int]:
-    os.environ["MYSIMBDP_HOME"] = str(settings.home)  # children must share this home
-    live = running(settings)
-    for proc in wanted(tenants, concurrency, flower):
-        if proc.name in live:
-            echo(f"{proc.name}: already running (pid {live[proc.name]})")
-            continue
-        live[proc.name] = start(settings, proc)
-        echo(f"{proc.name}: started (pid {live[proc.name]}), log {settings.logs / (proc.name + '.log')}")
-    time.sleep(1.0)
-    for name, pid in list(live.items()):
-        if not procs.is_alive(pid):
-            tail = procs.log_tail(settings.logs / f"{name}.log")
-            echo(f"{name}: exited at start; last lines of its log:\n{tail}")
-    return live
+    return procs.spawn(proc.argv, log_path, pidfile(settings, proc.name))
 
 
 def stop_one(settings: Settings, name: str, timeout: float = 60) -> str:
-    pid = procs.live_pid(_pidfile(settings, name), _ours)
+    pid = live(settings, name)
     if pid is None:
         return "not running"
     outcome = procs.stop(pid, timeout)
-    _pidfile(settings, name).unlink(missing_ok=True)
+    pidfile(settings, name).unlink(missing_ok=True)
     return outcome
 
 
-def down(settings: Settings, echo: Callable[[str], None] = print) -> None:
-    live = running(settings)
-    if not live:
+# up and down ----------------------------------------------------------------------------------
+
+
+def up(settings: Settings, tenants: Iterable[Tenant], echo: Callable[[str], None] = print,
+       concurrency: int = DEFAULT_CONCURRENCY, flower: bool = False, scope: Iterable[str] | None = None,
+       timeout: float = 60) -> dict[str, Any]:
+    """Start the supervisor (or find it running) and report what it runs once it has started it all."""
+    os.environ["MYSIMBDP_HOME"] = str(settings.home)  # children must share this home
+    pid = live(settings, SUPERVISOR)
+    if pid is not None:
+        echo(f"supervisor: already running (pid {pid}); `mysimbdp down` first to change its options")
+    else:
+        argv = ["supervise", "--concurrency", str(concurrency), *(["--flower"] if flower else []),
+                *[arg for name in sorted(scope or ()) for arg in ("--tenant", name)]]
+        pid = start(settings, Proc(SUPERVISOR, command(*argv)))
+        echo(f"supervisor: started (pid {pid}), log {settings.logs / 'supervisor.log'}")
+    names = {p.name for p in wanted(tenants, concurrency, flower, scope)}
+    state = _wait_started(settings, pid, names, timeout)
+    for name, child in sorted(state.get("children", {}).items()):
+        if child.get("status") == "running":
+            echo(f"{name}: running (pid {child['pid']}), log {settings.logs / (name + '.log')}")
+        else:
+            tail = procs.log_tail(settings.logs / f"{name}.log", lines=10)
+            echo(f"{name}: {child.get('status')} (it exited; the supervisor restarts it); last lines of its log:"
+                 f"\n{tail}")
+    return state
+
+
+def _wait_started(settings: Settings, pid: int, names: set[str], timeout: float) -> dict[str, Any]:
+    """The supervisor's state once it has started every process in ``names`` (or at ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    state: dict[str, Any] = {}
+    while time.monotonic() < deadline and procs.is_alive(pid):
+        state = runstate.read_json(settings.run / runstate.SUPERVISOR_STATE) or {}
+        children = state.get("children", {}) if state.get("pid") == pid else {}
+        if names <= set(children) and all(c.get("pid") or c.get("last_exit") for c in children.values()):
+            time.sleep(1.0)  # a process that dies at start shows as such in its first second
+            return runstate.read_json(settings.run / runstate.SUPERVISOR_STATE) or state
+        time.sleep(0.2)
+    if not procs.is_alive(pid):
+        tail = procs.log_tail(settings.logs / "supervisor.log", lines=20)
+        raise MysimbdpError(f"the supervisor (pid {pid}) exited at start; last lines of its log:\n{tail}")
+    return state
+
+
+def down(settings: Settings, echo: Callable[[str], None] = print, timeout: float = 60) -> None:
+    supervisor = live(settings, SUPERVISOR)
+    if supervisor is not None:
+        echo(f"{SUPERVISOR}: {procs.stop(supervisor, 30)}")
+    pidfile(settings, SUPERVISOR).unlink(missing_ok=True)
+    found = running(settings)
+    if supervisor is None and not found:
         echo("no platform process is running")
-    # Intake first (watcher, bridges), then the manager (so it restarts nothing), then the rest:
-    # nothing new is enqueued while workers finish their current tasks.
-    order = {"watcher": 0, "bridge": 1, "manager": 2, "monitor": 3}
-    for name in sorted(live, key=lambda n: (order.get(n.partition("-")[0], 4), n)):
-        echo(f"{name}: {stop_one(settings, name)}")
+    for name in sorted(found, key=lambda n: (STOP_ORDER.get(n.partition("-")[0], 9), n)):
+        echo(f"{name}: {stop_one(settings, name, timeout)}")

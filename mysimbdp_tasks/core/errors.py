@@ -8,6 +8,7 @@ backoff) and *permanent* ones (the input is wrong: no retry, a receipt or a dead
     +-- ConfigError, SettingsError, TenantError, ProvisioningError
     +-- StackError, StackCancelled      (dev-only local stack)
     +-- WorkerUnreachable               (control: a node does not answer)
+    +-- Stopping                        (a stop was asked while waiting for a service)
     +-- IngestError
     |   +-- TransientIngestError        (retry with backoff)
     |   |   +-- ServiceUnavailable
@@ -75,6 +76,14 @@ class StackCancelled(MysimbdpError):
 
 class WorkerUnreachable(MysimbdpError):
     """No worker node of a tenant answers a control request (scaling, inspection)."""
+
+
+class Stopping(MysimbdpError):
+    """A process was asked to stop while it waited for a service to come back.
+
+    Not a failure: the wait ends, the work it waited for is left as it was (taken again by the
+    next run), and the process exits cleanly.
+    """
 
 
 class IngestError(MysimbdpError):

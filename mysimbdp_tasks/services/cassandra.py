@@ -14,12 +14,15 @@ from cassandra.cluster import (
     Session,
 )
 from cassandra.connection import ConnectionException
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 
+from ..core.backoff import OUTAGE_BACKOFF
 from ..core.errors import ServiceUnavailable, SettingsError, TransientIngestError
 from ..core.settings import Settings
 
 log = logging.getLogger(__name__)
+
+RECONNECT_MAX_S = OUTAGE_BACKOFF.cap
 
 #: Cassandra being away, slow or restarting: the same request may well succeed later.
 #: ``RequestExecutionException`` covers Unavailable, WriteTimeout, ReadTimeout, Overloaded and
@@ -54,6 +57,10 @@ def connect(settings: Settings, request_timeout: float = 30.0) -> tuple[Cluster,
         connect_timeout=10,
         max_schema_agreement_wait=30,
         control_connection_timeout=10,
+        # The driver's default backs off up to 10 minutes between reconnection attempts: after a
+        # two-minute outage a process would wait minutes more for a Cassandra that is back. Capped
+        # at 10 s, as the platform's own waits are (core.backoff.OUTAGE_BACKOFF).
+        reconnection_policy=ExponentialReconnectionPolicy(base_delay=1.0, max_delay=RECONNECT_MAX_S),
     )
     try:
         session = cluster.connect()

@@ -29,6 +29,7 @@ why, so it can re-send them after buying more quota.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -39,12 +40,14 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.structs import OffsetAndMetadata
 
 from ..core import names
+from ..core.errors import Stopping
 from ..core.reports import Window, send_report
 from ..core.rows import converter_for
 from ..core.settings import DEFAULT_BATCH_MESSAGES, DEFAULT_BATCH_WAIT_MS, Settings
 from ..core.tenants import Tenant
 from ..services import broker, completions, deadletters, topics
 from ..services.dispatch import Dispatch
+from ..services.outages import Waiter
 from ..services.quotas import Quotas
 from ..services.registry import Registry
 from . import wire
@@ -298,7 +301,15 @@ class Bridge:
             log.info("tenant=%s report messages=%d lag=%s errors=%d in_flight=%d", self.tenant.name,
                      report.messages, report.lag, report.errors, len(self.inflight))
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, waiter: Waiter | None = None) -> None:
+        """Bridge until ``stop`` is set or the tenant is removed.
+
+        Every step that needs Redis or Kafka goes through ``waiter``: while a service is away the
+        bridge waits (logged once per outage) and then goes on. A micro-batch interrupted by an
+        outage is handled again whole, which is the replay the quota script and upserts make
+        harmless (see the module's docstring).
+        """
+        wait = waiter or Waiter(f"tenant={self.tenant.name} bridge", stop)
         log.info("tenant=%s bridging %s -> queue %s", self.tenant.name, self.tenant.ingest_topic,
                  self.tenant.stream_queue)
         checked = 0.0
@@ -306,18 +317,21 @@ class Bridge:
             while not stop.is_set():
                 if time.monotonic() - checked > 2.0:
                     checked = time.monotonic()
-                    if not self.refresh():
+                    if not wait.call(self.refresh):
                         # Removed from the active set: stop before taking more. What is left in the
                         # topic stays there, uncommitted, for when the tenant is applied again.
                         log.warning("tenant=%s is no longer active; bridge stops", self.tenant.name)
                         break
                 records = self.collect()
                 if records:
-                    self.handle(records)
+                    wait.call(functools.partial(self.handle, records))
                 else:
                     self.check_assignment()
-                self.track()
-                self.maybe_report()
+                wait.call(self.track)
+                wait.call(self.maybe_report)
+        except Stopping:
+            log.warning("tenant=%s bridge stopped while waiting; what is not written is not committed and will be "
+                        "read again", self.tenant.name)
         finally:
             self._close()
 
@@ -325,7 +339,7 @@ class Bridge:
         try:
             self.track(force=True)  # commit what is written; the rest is replayed by the next bridge
             self.maybe_report(force=True)
-        except Exception:  # stopping anyway: what is not committed is replayed
+        except Exception:  # stopping anyway (Kafka or Redis may be away): what is not committed is replayed
             log.exception("tenant=%s bridge could not commit or report while stopping", self.tenant.name)
         finally:
             self.consumer.close(autocommit=False)

@@ -151,3 +151,58 @@ def running_platform(settings: Settings, tenant: Tenant, home: Path, **kwargs: A
 def table_rows(session: Session, tenant: Tenant) -> list[Any]:
     cols = ", ".join(f'"{c}"' for c in tenant.column_names)
     return list(session.execute(f'SELECT {cols} FROM "{tenant.namespace}"."{tenant.table_name}"', timeout=120))
+
+
+class Supervised:
+    """``mysimbdp up --tenant T…`` on a private MYSIMBDP_HOME, as an operator runs it: the supervisor
+    and every process it keeps (watcher, monitor, manager, the tenants' worker pools and bridges)."""
+
+    def __init__(self, settings: Settings, tenants: list[Tenant], home: Path,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.tenants = tenants
+        self.home = home
+        self.files = Platform(settings, tenants[0], home)  # staging and receipts of the first tenant
+        self.env = {**self.files.env, **(extra_env or {})}
+
+    def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mysimbdp_tasks.cli", *args], env=self.env, text=True,
+                              capture_output=True, timeout=timeout, check=False)
+
+    def up(self) -> Supervised:
+        done = self.cli("up", *[a for t in self.tenants for a in ("--tenant", t.name)])
+        assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{self.files.logs()}"
+        return self
+
+    def down(self) -> None:
+        self.cli("down")
+
+    def processes(self) -> dict[str, dict[str, Any]]:
+        """``mysimbdp status --json``: name -> {pid, state, uptime_s, restarts, last_exit}."""
+        done = self.cli("status", "--json", timeout=60)
+        assert done.returncode == 0, done.stderr
+        return {p["name"]: p for p in json.loads(done.stdout)["processes"]}
+
+    def wait_for(self, what: str, check: Any, timeout: float = 120) -> dict[str, dict[str, Any]]:
+        """Poll the status until ``check(processes)`` holds; fail naming ``what`` and showing the status."""
+        deadline = time.monotonic() + timeout
+        shown: dict[str, dict[str, Any]] = {}
+        while time.monotonic() < deadline:
+            shown = self.processes()
+            if check(shown):
+                return shown
+            time.sleep(1)
+        raise TimeoutError(f"not within {timeout} s: {what}\nstatus: {json.dumps(shown, indent=1)}\n"
+                           f"{self.files.logs()}")
+
+    def all_running(self, timeout: float = 120) -> dict[str, dict[str, Any]]:
+        return self.wait_for("every process running", lambda ps: ps and all(
+            p["state"] == "running" for p in ps.values()), timeout)
+
+
+@contextmanager
+def supervised(settings: Settings, tenants: list[Tenant], home: Path, **kwargs: Any) -> Iterator[Supervised]:
+    platform = Supervised(settings, tenants, home, **kwargs).up()
+    try:
+        yield platform
+    finally:
+        platform.down()

@@ -50,7 +50,7 @@ def test_slow_reports_grow_only_that_tenants_pool_and_idleness_shrinks_it(make_t
         pb.start_worker()
         scope = ["--tenant", a.name, "--tenant", b.name]
         pa.start_process("monitor", "monitor", *scope, "--idle-after", "8")
-        pa.start_process("manager", "manager", *scope, "--cooldown", "4", "--no-reconcile")
+        pa.start_process("manager", "manager", *scope, "--cooldown", "4")
 
         def size_a() -> int:
             return pool_processes(pa.procs["worker"].pid)
