@@ -16,14 +16,18 @@ import glob
 import json
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..core import filenames
+from ..core.errors import DiskFull
 
 STAGING, PROCESSING, DONE, FAILED, REJECTED = "staging", "processing", "done", "failed", "rejected"
 UNKNOWN_TENANT_DIR = "_unknown"
 RECEIPT_SUFFIX = ".receipt.json"
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 class Layout:
@@ -44,13 +48,31 @@ def final_path(folder: Path, ingest_id: str, name: str) -> Path:
     return folder / filenames.disk_name(ingest_id, name)
 
 
+@contextmanager
+def _space_for(path: Path) -> Iterator[None]:
+    """Raise DiskFull for "no space left" (or over quota) while writing ``path``: the platform's own
+    disk is at fault, not the file, and the same write succeeds once there is space again."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _NO_SPACE:
+            raise DiskFull(f"{path.parent}: {exc.strerror}") from exc
+        raise
+
+
 def place(src: Path, dest: Path) -> Path:
     """Move ``src`` to ``dest``, which must not exist: nothing is ever replaced.
 
     A hard link claims ``dest`` atomically; then the old name goes. If ``dest`` already is ``src``
     (an earlier attempt linked it and stopped before the unlink), the move just completes.
-    Raises FileNotFoundError if ``src`` is gone, FileExistsError if ``dest`` holds another file.
+    Raises FileNotFoundError if ``src`` is gone, FileExistsError if ``dest`` holds another file,
+    DiskFull if the disk has no space for the new name.
     """
+    with _space_for(dest):
+        return _place(src, dest)
+
+
+def _place(src: Path, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dest, follow_symlinks=False)
@@ -88,9 +110,15 @@ def write_receipt(file: Path, receipt: dict[str, Any]) -> Path:
 
     Written to a short temporary name, then linked to its own name (which fails if a receipt is
     there). A receipt already there is kept: it is from an earlier attempt of the same ingestion
-    (names carry the ingest id), and the first word on a file stays its receipt.
+    (names carry the ingest id), and the first word on a file stays its receipt. Raises DiskFull if
+    the disk has no space for it (nothing is left behind then).
     """
     path = receipt_path(file)
+    with _space_for(path):
+        return _write_receipt(path, receipt)
+
+
+def _write_receipt(path: Path, receipt: dict[str, Any]) -> Path:
     try:
         data = json.dumps(receipt, indent=2, ensure_ascii=False, default=str).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate from an odd name: escape it, JSON stays valid

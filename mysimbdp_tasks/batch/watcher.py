@@ -13,6 +13,7 @@ the tenant's queue, or to ``rejected/<tenant>/`` with a receipt that says why.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -30,7 +31,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from ..core import filenames, names
-from ..core.errors import Stopping
+from ..core.errors import DiskFull, Stopping
 from ..core.settings import DEFAULT_STABLE_SECONDS, Settings
 from ..core.tenants import Tenant
 from ..services import events as metrics
@@ -176,7 +177,7 @@ class Watcher:
 
     def scan(self) -> list[Outcome]:
         self._unreadable.clear()  # warn again after a later failure, once per scan at most
-        outcomes = []
+        outcomes = self._retry_unwritten()
         for path in self.candidates():
             # The item boundary: whatever one file does, it is refused alone and the scan goes on.
             # Only a service outage passes (the file stays where it is and is taken again later).
@@ -184,6 +185,8 @@ class Watcher:
                 outcome = self.take(path)
             except _OUTAGES:
                 raise
+            except DiskFull:
+                outcome = None  # claimed and held, logged by _reject; later scans finish it
             except Exception as exc:  # contained per file, logged with its name
                 log.exception("file=%s could not be taken", filenames.text(str(path)))
                 self._hold(path, _lstat(path), f"{type(exc).__name__}: {exc}")
@@ -204,6 +207,23 @@ class Watcher:
     @cached_property
     def _unreadable(self) -> set[Path]:
         return set()
+
+    # Rejections decided but not written down for want of disk space: claim -> _reject's arguments.
+    @cached_property
+    def _unwritten(self) -> dict[Path, tuple[str, str, str, str, str, str]]:
+        return {}
+
+    def _retry_unwritten(self) -> list[Outcome]:
+        done = []
+        for claimed, args in list(self._unwritten.items()):
+            try:
+                done.append(self._reject(claimed, *args))
+            except DiskFull:
+                continue  # still no space
+            except Exception:  # one held file, logged by name; it stays claimed for recover()
+                log.exception("file=%s ingest=%s held rejection not finished", args[0], args[2])
+                self._unwritten.pop(claimed, None)
+        return done
 
     def _hold(self, path: Path, st: os.stat_result | None, why: str) -> None:
         sig = (st.st_ino, st.st_size, st.st_mtime_ns) if st else None
@@ -238,6 +258,8 @@ class Watcher:
             return self._admit(claimed, name, folder_tenant, ingest_id)
         except _OUTAGES:
             raise  # the claim stays; recover() finishes it
+        except DiskFull:
+            raise  # the claim stays; a rejection is written by a later scan, an admission by recover()
         except Exception as exc:  # the item boundary for a claimed file
             log.exception("tenant=%s file=%s ingest=%s intake failed", folder_tenant or tenant_of(name) or "?",
                           name, ingest_id)
@@ -294,10 +316,18 @@ class Watcher:
         receipt = {"tenant": tenant or None, "file": name, "status": "rejected", "reason": reason,
                    "limit": limit, "usage": usage, "time": time.time(), "ingest_id": ingest_id,
                    "location": str(dest)}
-        # Receipt first, then the move: a file in rejected/ always has its receipt. If even the
-        # receipt cannot be written (a full disk), the file stays claimed and recover() retries.
-        folders.write_receipt(dest, receipt)
-        folders.place(claimed, dest)
+        # Receipt first, then the move: a file in rejected/ always has its receipt. If the disk is
+        # full, the decision stands and the file stays claimed; each scan tries again.
+        try:
+            folders.write_receipt(dest, receipt)
+            folders.place(claimed, dest)
+        except DiskFull as exc:
+            if claimed not in self._unwritten:
+                log.error("tenant=%s file=%s ingest=%s rejected reason=%s, held in %s until there is space: %s",
+                          tenant or "?", name, ingest_id, reason, claimed.parent, exc)
+            self._unwritten[claimed] = (name, tenant, ingest_id, reason, limit, usage)
+            raise
+        self._unwritten.pop(claimed, None)
         _drop_claim_note(claimed)
         log.warning("tenant=%s file=%s ingest=%s rejected reason=%s limit=%s usage=%s", tenant or "?", name,
                     ingest_id, reason, limit, usage)
@@ -423,10 +453,8 @@ def _claim_note(claimed: Path) -> Path:
 
 def _drop_claim_note(claimed: Path) -> None:
     # The note is the platform's own scratch, not a tenant's file: it goes once the claim is settled.
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(_claim_note(claimed))
-    except OSError:
-        pass
 
 
 def _claim_of(claimed: Path) -> tuple[str, str, str]:

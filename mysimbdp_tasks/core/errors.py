@@ -12,6 +12,7 @@ backoff) and *permanent* ones (the input is wrong: no retry, a receipt or a dead
     +-- IngestError
     |   +-- TransientIngestError        (retry with backoff)
     |   |   +-- ServiceUnavailable
+    |   |   +-- DiskFull
     |   +-- PermanentIngestError        (no retry: a receipt says why)
     |       +-- RowError                (one row; recorded, the rest goes on)
     +-- InputError, StreamError        (the tenant-side producers)
@@ -98,6 +99,14 @@ class ServiceUnavailable(TransientIngestError):
     """Redis, Kafka or Cassandra cannot be reached at the configured endpoint.
 
     Transient: a service that is down may come back, so a task that meets it retries.
+    """
+
+
+class DiskFull(TransientIngestError):
+    """The platform's own disk has no space (or quota) left for a receipt or a file move.
+
+    Transient and not the input's fault: the file is held where it is, and the write is tried again
+    until there is space.
     """
 
 

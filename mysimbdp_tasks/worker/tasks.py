@@ -20,7 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..batch import files as batch
 from ..core import names
-from ..core.errors import TenantError
+from ..core.errors import DiskFull, TenantError
 from ..services import cassandra, deadletters
 from ..services.dispatch import Dispatch
 from ..stream import writer as stream
@@ -34,7 +34,10 @@ RETRY = {"bind": True, "max_retries": None}
 
 
 def waiting_for(exc: BaseException) -> str | None:
-    """The service a failure waits for ("Cassandra", "Redis", "Kafka"), or None if retrying cannot help."""
+    """The service a failure waits for ("Cassandra", "Redis", "Kafka", "disk space"), or None if retrying
+    cannot help."""
+    if isinstance(exc, DiskFull):
+        return "disk space"
     if cassandra.is_transient(exc):
         return "Cassandra"
     if isinstance(exc, (RedisConnectionError, RedisTimeoutError, ConnectionError)):

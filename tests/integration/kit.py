@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psutil
 import redis
 from cassandra.cluster import Session
 
@@ -89,12 +88,25 @@ class Platform:
 
     def kill_worker(self) -> None:
         """SIGKILL the whole pool: the main worker process and every child, with no warning."""
-        proc = self.procs.pop("worker")
-        family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-        for p in family:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        self.kill("worker")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the process ``name`` ("worker", "watcher", "bridge") and its whole process group.
+
+        Each process leads a session of its own (``start_new_session``), so the group is exactly it
+        and its children: a worker pool dies at once with every prefork child, as on a power cut.
+        """
+        proc = self.procs.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+
+    def restart(self, name: str) -> None:
+        """Start ``name`` again, as a supervisor would after it died."""
+        {"worker": self.start_worker, "watcher": self.start_watcher, "bridge": self.start_bridge}[name]()
+
+    def alive(self) -> dict[str, bool]:
+        return {name: proc.poll() is None for name, proc in self.procs.items()}
 
     def stop(self) -> None:
         for proc in self.procs.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mysimbdp_tasks.batch import folders
+from mysimbdp_tasks.core.errors import DiskFull, TransientIngestError
 
 pytestmark = pytest.mark.unit
 
@@ -50,3 +52,26 @@ def test_receipts_are_found_by_the_staged_name_only(tmp_path: Path) -> None:
         folders.write_receipt(folders.final_path(tmp_path, ingest_id, name), {})
     assert len(folders.find_receipts(tmp_path, "x.csv")) == 2
     assert len(folders.find_receipts(tmp_path, "y__x.csv")) == 1
+
+
+def _no_space(*_: object, **__: object) -> int:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_receipt_on_a_full_disk_is_a_transient_disk_full_and_leaves_nothing(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(folders.os, "write", _no_space)
+    with pytest.raises(DiskFull, match="No space left") as caught:
+        folders.write_receipt(tmp_path / "f", {"status": "done"})
+    assert isinstance(caught.value, TransientIngestError)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_move_on_a_full_disk_is_a_disk_full_and_keeps_the_file(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "src"
+    src.write_text("data")
+    monkeypatch.setattr(folders.os, "link", _no_space)
+    with pytest.raises(DiskFull):
+        folders.place(src, tmp_path / "out" / "dest")
+    assert src.read_text() == "data"
