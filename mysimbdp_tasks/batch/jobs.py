@@ -19,6 +19,7 @@ from ..services.scripts import source
 TTL = 7 * 24 * 3600
 
 OPEN = names.JOBS_OPEN  # ids of jobs admitted and not finalized yet
+RESENDS = "resends:"  # job field prefix: task id -> times the sweeper sent it again
 
 
 class Jobs:
@@ -46,22 +47,52 @@ class Jobs:
         pipe.expire(key, TTL)
         pipe.execute()
 
-    def open_jobs(self) -> list[dict[str, Any]]:
-        """Every open job: its fields, its plan and which chunks have an outcome."""
+    def stale_jobs(self, before: float, batch: int = 1000) -> list[dict[str, Any]]:
+        """Every open job without progress since ``before``: its fields, its plan, which chunks have
+        an outcome, and how often the sweeper re-sent each task.
+
+        Read in pipelined batches, a small field of every open job first and the whole record
+        only of the stale ones, so a sweep costs a few round trips whatever the backlog.
+        """
+        ids = sorted(_text(i) for i in self.redis.smembers(OPEN))
+        found: list[dict[str, Any]] = []
+        for at in range(0, len(ids), batch):
+            some = ids[at:at + batch]
+            pipe = self.redis.pipeline(transaction=False)
+            for ingest_id in some:
+                pipe.hmget(names.job_key(ingest_id), "updated_at", "finalized")
+            stale = []
+            for ingest_id, (updated, final) in zip(some, pipe.execute(), strict=True):
+                if updated is None:
+                    self.redis.srem(OPEN, ingest_id)  # expired, or finalized and forgotten
+                elif final is None and float(updated) < before:
+                    stale.append(ingest_id)
+            found.extend(self._records(stale))
+        return found
+
+    def _records(self, ids: list[str]) -> list[dict[str, Any]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for ingest_id in ids:
+            pipe.hgetall(names.job_key(ingest_id))
+            pipe.hkeys(names.job_chunks_key(ingest_id))
+        replies = pipe.execute()
         found = []
-        for raw_id in self.redis.smembers(OPEN):
-            ingest_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-            fields = {_text(k): _text(v) for k, v in self.redis.hgetall(names.job_key(ingest_id)).items()}
+        for ingest_id, raw, recorded in zip(ids, replies[::2], replies[1::2], strict=True):
+            fields = {_text(k): _text(v) for k, v in raw.items()}
             if "job" not in fields:
-                self.redis.srem(OPEN, ingest_id)  # expired
                 continue
             found.append({
                 "ingest_id": ingest_id, "job": {**json.loads(fields["job"]), "fmt": fields.get("fmt", "")},
                 "plan": json.loads(fields["plan"]) if "plan" in fields else None,
                 "updated_at": float(fields.get("updated_at", 0)), "finalized": "finalized" in fields,
-                "recorded": {int(i) for i in self.redis.hkeys(names.job_chunks_key(ingest_id))},
+                "recorded": {int(i) for i in recorded},
+                "resends": {k.removeprefix(RESENDS): int(v) for k, v in fields.items() if k.startswith(RESENDS)},
             })
         return found
+
+    def count_resend(self, ingest_id: str, task_id: str) -> int:
+        """Count one more re-send of ``task_id`` by the sweeper; returns how many there were."""
+        return int(self.redis.hincrby(names.job_key(ingest_id), RESENDS + task_id, 1))
 
     def chunk_count(self, ingest_id: str) -> int | None:
         """How many chunks the job was planned into; None before planning."""

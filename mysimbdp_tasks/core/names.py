@@ -11,6 +11,7 @@ from __future__ import annotations
 # -- Celery ----------------------------------------------------------------------------------
 INGEST_FILE = "mysimbdp.ingest_file"  # plan one admitted file (and ingest it if it is one chunk)
 INGEST_CHUNK = "mysimbdp.ingest_chunk"  # ingest one chunk of a planned file
+FINALIZE_FILE = "mysimbdp.finalize_file"  # finalize a file whose every chunk has an outcome
 INGEST_MESSAGES = "mysimbdp.ingest_messages"  # write one bridged micro-batch of stream messages
 DEFAULT_QUEUE = "mysimbdp.default"  # nothing is sent here: every task names its tenant's queue
 
@@ -32,7 +33,12 @@ def chunk_task_id(ingest_id: str, index: int) -> str:
     return f"{ingest_id}-chunk-{index}"
 
 
+def finalize_task_id(ingest_id: str) -> str:
+    return f"{ingest_id}-finalize"
+
+
 UNACKED = "unacked"  # kombu's Redis hash of delivered, not yet acknowledged messages
+UNACKED_INDEX = "unacked_index"  # kombu's sorted set of the same, scored by delivery (or lease) time
 
 # -- Redis keys ------------------------------------------------------------------------------
 PREFIX = "mysimbdp:"
@@ -44,6 +50,7 @@ USAGE_PREFIX = PREFIX + "usage:"
 STREAM_HW_PREFIX = PREFIX + "stream:hw:"
 STREAM_EXHAUSTED_PREFIX = PREFIX + "stream:exhausted:"
 REFUND_PREFIX = PREFIX + "refund:"
+ADMISSION_PREFIX = PREFIX + "admission:"
 JOB_PREFIX = PREFIX + "job:"
 JOBS_OPEN = PREFIX + "jobs:open"  # set of ingest ids admitted and not finalized yet
 WATCHER_PENDING = PREFIX + "watcher:pending"  # hash: ingest id -> job JSON, until its task is sent
@@ -67,6 +74,11 @@ def stream_exhausted_key(tenant: str, day: str) -> str:
 def refund_key(ingest_id: str) -> str:
     """Marker that the file's quota was given back (at most once)."""
     return f"{REFUND_PREFIX}{ingest_id}"
+
+
+def admission_key(ingest_id: str) -> str:
+    """Hash: the admission verdict of one ingestion (admitted, reason, limit, usage, day)."""
+    return f"{ADMISSION_PREFIX}{ingest_id}"
 
 
 def job_key(ingest_id: str) -> str:

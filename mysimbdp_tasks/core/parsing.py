@@ -161,12 +161,14 @@ def _sniff_json(f: BinaryIO) -> Format:
 
 
 def iter_records(
-    path: PathLike, fmt: Format | None = None, chunk: Chunk | None = None, *, read_size: int = READ_SIZE
+    path: PathLike, fmt: Format | None = None, chunk: Chunk | None = None, *, read_size: int = READ_SIZE,
+    limit: int | None = None,
 ) -> Iterator[Record]:
-    """Records of a whole file, or of one ``chunk`` of it from ``plan_chunks``."""
+    """Records of a whole file, or of one ``chunk`` of it from ``plan_chunks``; with ``limit``, of
+    its first ``limit`` bytes only (what was admitted: bytes appended since are not read)."""
     fmt = fmt or detect_format(path)
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+        size = _bounded_size(f, limit)
         if chunk is None:
             chunk = Chunk(0, 0, size, 1)
         elif not 0 <= chunk.start_offset <= chunk.end_offset <= size:
@@ -184,6 +186,12 @@ def iter_records(
             yield from _json_records(f, chunk, size, read_size)
         else:
             raise ValueError(f"unknown format {fmt!r}")
+
+
+def _bounded_size(f: BinaryIO, limit: int | None) -> int:
+    """The size to read: the file's, or ``limit`` if the file grew past it (never more)."""
+    size = os.fstat(f.fileno()).st_size
+    return size if limit is None else min(size, limit)
 
 
 def _byte_lines(f: BinaryIO, start: int, end: int) -> Iterator[bytes]:
@@ -485,16 +493,17 @@ def _json_records(f: BinaryIO, chunk: Chunk, size: int, read_size: int) -> Itera
 
 def plan_chunks(
     path: PathLike, fmt: Format | None = None, target_bytes: int = DEFAULT_CHUNK_BYTES,
-    *, read_size: int = READ_SIZE,
+    *, read_size: int = READ_SIZE, limit: int | None = None,
 ) -> list[Chunk]:
-    """Cut a file into chunks of about ``target_bytes`` that hold whole records (at least one chunk)."""
+    """Cut a file (its first ``limit`` bytes, if given) into chunks of about ``target_bytes`` that
+    hold whole records (at least one chunk)."""
     if target_bytes <= 0:
         raise ValueError(f"target_bytes must be positive, got {target_bytes}")
     fmt = fmt or detect_format(path)
     if fmt not in ("csv", "json", "jsonl"):
         raise ValueError(f"unknown format {fmt!r}")
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+        size = _bounded_size(f, limit)
         if size == 0:
             return [Chunk(0, 0, 0, 1)]
         if fmt == "json":
