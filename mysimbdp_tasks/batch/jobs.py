@@ -48,11 +48,11 @@ class Jobs:
         pipe.execute()
 
     def stale_jobs(self, before: float, batch: int = 1000) -> list[dict[str, Any]]:
-        """Every open job without progress since ``before``: its fields, its plan, which chunks have
-        an outcome, and how often the sweeper re-sent each task.
+        """Every open job without progress since ``before``: its fields, its plan and which chunks
+        have an outcome.
 
-        Read in pipelined batches, a small field of every open job first and the whole record
-        only of the stale ones, so a sweep costs a few round trips whatever the backlog.
+        Read in pipelined batches (one command per open job, plus one per stale planned job for
+        its chunk outcomes), so a sweep costs a few round trips whatever the backlog.
         """
         ids = sorted(_text(i) for i in self.redis.smembers(OPEN))
         found: list[dict[str, Any]] = []
@@ -60,35 +60,26 @@ class Jobs:
             some = ids[at:at + batch]
             pipe = self.redis.pipeline(transaction=False)
             for ingest_id in some:
-                pipe.hmget(names.job_key(ingest_id), "updated_at", "finalized")
-            stale = []
-            for ingest_id, (updated, final) in zip(some, pipe.execute(), strict=True):
-                if updated is None:
+                pipe.hmget(names.job_key(ingest_id), "updated_at", "finalized", "job", "plan", "fmt")
+            stale: list[dict[str, Any]] = []
+            for ingest_id, (updated, final, job, plan, fmt) in zip(some, pipe.execute(), strict=True):
+                if updated is None or job is None:
                     self.redis.srem(OPEN, ingest_id)  # expired, or finalized and forgotten
                 elif final is None and float(updated) < before:
-                    stale.append(ingest_id)
-            found.extend(self._records(stale))
+                    stale.append({"ingest_id": ingest_id, "job": {**json.loads(job), "fmt": _text(fmt or b"")},
+                                  "plan": json.loads(plan) if plan is not None else None,
+                                  "updated_at": float(updated), "finalized": False, "recorded": set()})
+            found.extend(self._with_outcomes(stale))
         return found
 
-    def _records(self, ids: list[str]) -> list[dict[str, Any]]:
+    def _with_outcomes(self, stale: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        planned = [job for job in stale if job["plan"] is not None]
         pipe = self.redis.pipeline(transaction=False)
-        for ingest_id in ids:
-            pipe.hgetall(names.job_key(ingest_id))
-            pipe.hkeys(names.job_chunks_key(ingest_id))
-        replies = pipe.execute()
-        found = []
-        for ingest_id, raw, recorded in zip(ids, replies[::2], replies[1::2], strict=True):
-            fields = {_text(k): _text(v) for k, v in raw.items()}
-            if "job" not in fields:
-                continue
-            found.append({
-                "ingest_id": ingest_id, "job": {**json.loads(fields["job"]), "fmt": fields.get("fmt", "")},
-                "plan": json.loads(fields["plan"]) if "plan" in fields else None,
-                "updated_at": float(fields.get("updated_at", 0)), "finalized": "finalized" in fields,
-                "recorded": {int(i) for i in recorded},
-                "resends": {k.removeprefix(RESENDS): int(v) for k, v in fields.items() if k.startswith(RESENDS)},
-            })
-        return found
+        for job in planned:
+            pipe.hkeys(names.job_chunks_key(job["ingest_id"]))
+        for job, recorded in zip(planned, pipe.execute() if planned else [], strict=True):
+            job["recorded"] = {int(i) for i in recorded}
+        return stale
 
     def count_resend(self, ingest_id: str, task_id: str) -> int:
         """Count one more re-send of ``task_id`` by the sweeper; returns how many there were."""

@@ -20,6 +20,7 @@ naming the reason (``task_lost``) and the file finalizes with a receipt.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -83,8 +84,8 @@ class Sweeper:
     def sweep(self, now: float | None = None) -> list[str]:
         """One pass; returns the task ids sent again (or given up)."""
         now = time.time() if now is None else now
-        stale = [j for j in self.jobs.stale_jobs(now - self.stall_s)
-                 if Path(j["job"].get("path", "")).is_relative_to(self.processing)]  # not another home's
+        own = str(self.processing).rstrip(os.sep) + os.sep  # jobs of another MYSIMBDP_HOME are not ours
+        stale = [j for j in self.jobs.stale_jobs(now - self.stall_s) if str(j["job"].get("path", "")).startswith(own)]
         wanted = {task_id: (job, need) for job in stale for task_id, need in needed(job).items()}
         if not wanted:
             self.suspects = set()
@@ -100,11 +101,10 @@ class Sweeper:
 
     def _resend(self, job: dict[str, Any], task_id: str, need: Need) -> None:
         data, ingest_id = job["job"], job["ingest_id"]
-        count = job["resends"].get(task_id, 0)
-        if need.kind == "finalize" or count < self.max_resends:
-            self.jobs.count_resend(ingest_id, task_id)
+        count = self.jobs.count_resend(ingest_id, task_id)
+        if need.kind == "finalize" or count <= self.max_resends:
             log.warning("tenant=%s ingest=%s file=%s task %s was lost by the broker; sending it again (%d/%d)",
-                        data["tenant"], ingest_id, data["file"], task_id, count + 1, self.max_resends)
+                        data["tenant"], ingest_id, data["file"], task_id, count, self.max_resends)
             if need.kind == "file":
                 self.dispatch.send_file(data)
             elif need.kind == "chunk":
@@ -114,11 +114,11 @@ class Sweeper:
                 self.dispatch.send_finalize(data)
             return
         log.error("tenant=%s ingest=%s file=%s task %s lost %d times; the file fails with reason task_lost",
-                  data["tenant"], ingest_id, data["file"], task_id, count + 1)
+                  data["tenant"], ingest_id, data["file"], task_id, count)
         index = need.chunk["index"] if need.chunk is not None else 0
         if not job["plan"]:  # lost before planning: the file is one failed chunk
             self.jobs.start(ingest_id, 1, time.time(), [], data.get("fmt", ""))
-        self.jobs.record(ingest_id, index, lost_outcome(index, count))
+        self.jobs.record(ingest_id, index, lost_outcome(index, count - 1))
         self.dispatch.send_finalize(data)
 
     def run(self, stop: threading.Event, every: float | None = None) -> None:
