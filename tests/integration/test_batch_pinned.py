@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ def test_a_claim_recovered_after_a_crash_is_charged_once(make_tenant: Any, setti
     name, data = f"{tenant.name}-crash.csv", HEADER + _rows(0, 3)
     staged = _stage(local.home, name, data)
     # What a watcher did before dying: claim the file, then admit it (charged), and no more.
-    ingest_id = "c" * 32
+    ingest_id = uuid.uuid4().hex
     claim_dir = local.home / "processing" / claims.CLAIMS
     claim_dir.mkdir(parents=True, exist_ok=True)
     claims.write_note(claim_dir / f"{ingest_id}{claims.CLAIM_NOTE}", {"name": name, "folder": ""})
