@@ -60,3 +60,15 @@ def test_by_default_staging_is_open_to_any_owner() -> None:
 def test_a_bad_owner_mapping_names_the_variable(value: str) -> None:
     with pytest.raises(SettingsError, match="MYSIMBDP_STAGING_OWNERS"):
         Settings.from_env({**ENV, "MYSIMBDP_STAGING_OWNERS": value})
+
+
+def test_a_renewal_while_redis_is_away_returns_nothing_renewed_and_never_raises() -> None:
+    from mysimbdp_tasks.worker.lease import Lease
+
+    # Nothing listens on port 1: the connection is refused, as when Redis is down.
+    settings = Settings.from_env({**ENV, "MYSIMBDP_REDIS_URL": "redis://127.0.0.1:1/0"})
+    consumer = _consumer({"a": 1}, set())
+    consumer.app = SimpleNamespace(conf=SimpleNamespace(mysimbdp_settings=settings))
+    lease = Lease(consumer)
+    assert lease.renew(consumer) == 0 and lease.failing
+    assert lease.renew(consumer) == 0  # and again, quietly, until Redis is back
