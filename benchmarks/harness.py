@@ -8,6 +8,7 @@ Only the services (Redis, Kafka, Cassandra) are shared.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import dataclasses
 import datetime as dt
@@ -209,6 +210,14 @@ def publish(doc: dict[str, Any], table: str, summary: str, json_out: Path, plot_
     if plot_out is not None:
         render(doc, plot_out)
         print(f"plot: {plot_out}")
+
+
+def positive_ints(text: str) -> tuple[int, ...]:
+    """``100,1000,3000`` -> (100, 1000, 3000), sorted and without repeats (an argparse type)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(f"expected positive counts separated by commas, got {text!r}")
+    return tuple(sorted({int(part) for part in parts}))
 
 
 def run_meta(options: Any, started: float, load_before: tuple[float, ...]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.chunks import plan_chunks
-from ..core.errors import PermanentIngestError, TenantError
+from ..core.errors import FileChangedError, PermanentIngestError, TenantError
 from ..core.formats import Chunk, detect_format
 from ..core.rows import ChunkResult, converter_for, ingest_chunk, summarize
 from ..core.tenants import Tenant
@@ -59,8 +59,9 @@ def start(job: dict[str, Any], dispatch: Dispatch) -> None:
     tenant, path, jobs = opened
     started = time.time()
     try:
+        job = {**job, **_pinned(job, path)}
         fmt = detect_format(path)
-        chunks = plan_chunks(path, fmt, context.settings().chunk_bytes)
+        chunks = plan_chunks(path, fmt, context.settings().chunk_bytes, limit=job["bytes"])
     except PermanentIngestError as exc:
         jobs.start(job["ingest_id"], 1, started, [])
         jobs.record(job["ingest_id"], 0, _failed_chunk(0, exc))
@@ -77,6 +78,25 @@ def start(job: dict[str, Any], dispatch: Dispatch) -> None:
         dispatch.send_chunk(job, asdict(chunk))
 
 
+def _pinned(job: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Check the file is the one admitted; ``{"grown_to": size}`` if it grew since (only the
+    admitted bytes are read, and the receipt says so).
+
+    The watcher recorded inode, size and modification time at admission (and refused a file
+    with a second name): another inode, fewer bytes, or the same size with another mtime (an edit
+    in place) are not what the tenant was charged for, and the file fails with ``file_changed``.
+    """
+    st = path.stat()
+    admitted = int(job["bytes"])
+    if "inode" in job and st.st_ino != job["inode"]:
+        raise FileChangedError(f"replaced after admission (inode {job['inode']}, now {st.st_ino})")
+    if st.st_size < admitted:
+        raise FileChangedError(f"shrank after admission from {admitted} to {st.st_size} bytes")
+    if st.st_size == admitted and "mtime_ns" in job and st.st_mtime_ns != job["mtime_ns"]:
+        raise FileChangedError("modified in place after admission (same size, another modification time)")
+    return {"grown_to": st.st_size} if st.st_size > admitted else {}
+
+
 def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
     """Ingest one chunk; the chunk that completes the file finalizes it."""
     opened = _open(job)
@@ -86,7 +106,8 @@ def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
     c = Chunk(**chunk)
     t0 = time.perf_counter()
     try:
-        result = ingest_chunk(path, job["fmt"], c, converter_for(tenant), context.sink(tenant).write, c.index)
+        result = ingest_chunk(path, job["fmt"], c, converter_for(tenant), context.sink(tenant).write, c.index,
+                              limit=job["bytes"])
         outcome = result.to_dict()
     except PermanentIngestError as exc:
         outcome = _failed_chunk(c.index, exc)
@@ -94,6 +115,18 @@ def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
     log.info("tenant=%s ingest=%s file=%s chunk=%d rows_ok=%d rows_refused=%d elapsed_ms=%.1f", tenant.name,
              job["ingest_id"], job["file"], c.index, outcome["rows_ok"], outcome["rows_refused"], outcome["ms"])
     if jobs.record(job["ingest_id"], c.index, outcome):
+        finalize(job, tenant)
+
+
+def finish(job: dict[str, Any]) -> None:
+    """Finalize a file whose every chunk has an outcome (the sweeper sends this when the task that
+    would have finalized it was lost, or when it gave a lost task up)."""
+    opened = _open(job)
+    if opened is None:
+        return
+    tenant, _, jobs = opened
+    chunks = jobs.chunk_count(job["ingest_id"])
+    if chunks is not None and len(jobs.results(job["ingest_id"])) >= chunks:
         finalize(job, tenant)
 
 
@@ -186,6 +219,9 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
         },
         "quota_refunded": False,
     }
+    if job.get("grown_to"):
+        receipt["note"] = (f"the file grew from {job['bytes']} to {job['grown_to']} bytes after admission; "
+                           f"only the {job['bytes']} admitted bytes were read")
     if status == "failed":
         receipt["quota_refunded"] = context.on_redis(Quotas).refund_file(
             tenant.name, ingest_id, job["bytes"], job["day"])

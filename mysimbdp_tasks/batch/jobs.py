@@ -19,6 +19,7 @@ from ..services.scripts import source
 TTL = 7 * 24 * 3600
 
 OPEN = names.JOBS_OPEN  # ids of jobs admitted and not finalized yet
+RESENDS = "resends:"  # job field prefix: task id -> times the sweeper sent it again
 
 
 class Jobs:
@@ -46,22 +47,43 @@ class Jobs:
         pipe.expire(key, TTL)
         pipe.execute()
 
-    def open_jobs(self) -> list[dict[str, Any]]:
-        """Every open job: its fields, its plan and which chunks have an outcome."""
-        found = []
-        for raw_id in self.redis.smembers(OPEN):
-            ingest_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-            fields = {_text(k): _text(v) for k, v in self.redis.hgetall(names.job_key(ingest_id)).items()}
-            if "job" not in fields:
-                self.redis.srem(OPEN, ingest_id)  # expired
-                continue
-            found.append({
-                "ingest_id": ingest_id, "job": {**json.loads(fields["job"]), "fmt": fields.get("fmt", "")},
-                "plan": json.loads(fields["plan"]) if "plan" in fields else None,
-                "updated_at": float(fields.get("updated_at", 0)), "finalized": "finalized" in fields,
-                "recorded": {int(i) for i in self.redis.hkeys(names.job_chunks_key(ingest_id))},
-            })
+    def stale_jobs(self, before: float, batch: int = 1000) -> list[dict[str, Any]]:
+        """Every open job without progress since ``before``: its fields, its plan and which chunks
+        have an outcome.
+
+        Read in pipelined batches (one command per open job, plus one per stale planned job for
+        its chunk outcomes), so a sweep costs a few round trips whatever the backlog.
+        """
+        ids = sorted(_text(i) for i in self.redis.smembers(OPEN))
+        found: list[dict[str, Any]] = []
+        for at in range(0, len(ids), batch):
+            some = ids[at:at + batch]
+            pipe = self.redis.pipeline(transaction=False)
+            for ingest_id in some:
+                pipe.hmget(names.job_key(ingest_id), "updated_at", "finalized", "job", "plan", "fmt")
+            stale: list[dict[str, Any]] = []
+            for ingest_id, (updated, final, job, plan, fmt) in zip(some, pipe.execute(), strict=True):
+                if updated is None or job is None:
+                    self.redis.srem(OPEN, ingest_id)  # expired, or finalized and forgotten
+                elif final is None and float(updated) < before:
+                    stale.append({"ingest_id": ingest_id, "job": {**json.loads(job), "fmt": _text(fmt or b"")},
+                                  "plan": json.loads(plan) if plan is not None else None,
+                                  "updated_at": float(updated), "finalized": False, "recorded": set()})
+            found.extend(self._with_outcomes(stale))
         return found
+
+    def _with_outcomes(self, stale: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        planned = [job for job in stale if job["plan"] is not None]
+        pipe = self.redis.pipeline(transaction=False)
+        for job in planned:
+            pipe.hkeys(names.job_chunks_key(job["ingest_id"]))
+        for job, recorded in zip(planned, pipe.execute() if planned else [], strict=True):
+            job["recorded"] = {int(i) for i in recorded}
+        return stale
+
+    def count_resend(self, ingest_id: str, task_id: str) -> int:
+        """Count one more re-send of ``task_id`` by the sweeper; returns how many there were."""
+        return int(self.redis.hincrby(names.job_key(ingest_id), RESENDS + task_id, 1))
 
     def chunk_count(self, ingest_id: str) -> int | None:
         """How many chunks the job was planned into; None before planning."""

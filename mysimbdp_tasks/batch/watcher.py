@@ -13,7 +13,6 @@ the tenant's queue, or to ``rejected/<tenant>/`` with a receipt that says why.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -30,29 +29,25 @@ import redis
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from ..core import filenames, names
+from ..core import filenames
 from ..core.errors import DiskFull, Stopping
 from ..core.settings import DEFAULT_STABLE_SECONDS, Settings
 from ..core.tenants import Tenant
 from ..services import events as metrics
 from ..services.dispatch import Dispatch
-from ..services.outages import REDIS_ERRORS, Waiter
+from ..services.outages import Waiter
 from ..services.quotas import Quotas
 from ..services.registry import Registry
-from . import folders
+from . import claims, folders
+from .claims import CLAIM_NOTE, CLAIMS, PENDING
+from .claims import OUTAGES as _OUTAGES
 from .jobs import Jobs
-from .sweeper import Sweeper
+from .routing import owner_refusal, tenant_of
 
 log = logging.getLogger(__name__)
 
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".swp")
-CLAIMS = ".claims"
-CLAIM_NOTE = ".claim.json"  # beside a claim: the staged name and subfolder, as text
-PENDING = names.WATCHER_PENDING  # ingest_id -> job JSON, until the task is enqueued
-
-# Errors of the services themselves, not of a file: they pass the per-file boundary, and the file
-# is taken again once the service is back.
-_OUTAGES = REDIS_ERRORS
+__all__ = ["Outcome", "Watcher", "tenant_of"]
 
 
 @dataclass(frozen=True)
@@ -65,21 +60,14 @@ class Outcome:
     ingest_id: str = ""
 
 
-def tenant_of(name: str) -> str:
-    """The tenant named by a staged file: the prefix before the first '-' or '_'."""
-    cut = min((i for i in (name.find("-"), name.find("_")) if i > 0), default=-1)
-    return name[:cut] if cut > 0 else ""
-
-
 class Watcher:
     def __init__(self, settings: Settings, client: redis.Redis, dispatch: Dispatch,
-                 stable_seconds: float = DEFAULT_STABLE_SECONDS, sweeper: Sweeper | None = None) -> None:
-        """``dispatch`` sends the admitted files' tasks; ``sweeper``, if given, runs every few seconds
-        of :meth:`run` (the ``watch`` command builds both)."""
+                 stable_seconds: float = DEFAULT_STABLE_SECONDS) -> None:
+        """``dispatch`` sends the admitted files' tasks (the sweeper runs beside the watcher, in a
+        thread of its own: see the ``watch`` command)."""
         self.settings = settings
         self.redis = client
         self.dispatch = dispatch
-        self.sweeper = sweeper
         self.stable_seconds = stable_seconds
         self.layout = folders.Layout(settings.home)
         self.layout.ensure()
@@ -244,18 +232,18 @@ class Watcher:
         ingest_id = uuid.uuid4().hex
         name = filenames.text(path.name)
         folder_tenant = filenames.text(path.parent.name) if path.parent != self.staging else ""
-        claims = self.layout.folder(folders.PROCESSING) / CLAIMS
-        claims.mkdir(parents=True, exist_ok=True)
+        claim_dir = self.layout.folder(folders.PROCESSING) / CLAIMS
+        claim_dir.mkdir(parents=True, exist_ok=True)
         # The claim's side note keeps what routing needs if this watcher dies before admitting it;
         # the claim itself has a short, safe name.
-        _write_claim_note(claims / f"{ingest_id}{CLAIM_NOTE}", {"name": name, "folder": folder_tenant})
-        claimed = claims / filenames.disk_name(ingest_id, name)
+        claims.write_note(claim_dir / f"{ingest_id}{CLAIM_NOTE}", {"name": name, "folder": folder_tenant})
+        claimed = claim_dir / filenames.disk_name(ingest_id, name)
         try:
             os.rename(path, claimed)
         except FileNotFoundError:
             return None  # another watcher took it
         try:
-            return self._admit(claimed, name, folder_tenant, ingest_id)
+            return self.admit(claimed, name, folder_tenant, ingest_id)
         except _OUTAGES:
             raise  # the claim stays; recover() finishes it
         except DiskFull:
@@ -266,7 +254,8 @@ class Watcher:
             return self._reject(claimed, name, folder_tenant or tenant_of(name), ingest_id, "intake_error", "",
                                 f"{type(exc).__name__}: {exc}"[:300])
 
-    def _admit(self, claimed: Path, name: str, folder_tenant: str, ingest_id: str) -> Outcome:
+    def admit(self, claimed: Path, name: str, folder_tenant: str, ingest_id: str) -> Outcome:
+        """Admit (or refuse) a claimed file; the same ingest id is never charged twice."""
         named = tenant_of(name)
         tenant_name = folder_tenant or named
         known = self.tenants(tenant_name)
@@ -284,7 +273,11 @@ class Watcher:
                                 f"staging/{folder_tenant}/", f"named for tenant {named}")
         if not tenant_name:
             return self._reject(claimed, name, "", ingest_id, "unknown_tenant", "", "no tenant prefix in the name")
-        admission = self.quotas.admit_file(tenant_name, known.get(tenant_name), name, st.st_size)
+        refused = owner_refusal(self.settings, tenant_name, folder_tenant, st.st_uid)
+        if refused is not None:
+            return self._reject(claimed, name, tenant_name, ingest_id, refused.reason, refused.limit, refused.usage)
+        admission = self.quotas.admit_file(tenant_name, known.get(tenant_name), name, st.st_size,
+                                           ingest_id=ingest_id)
         if not admission.admitted:
             return self._reject(claimed, name, tenant_name, ingest_id, admission.reason, admission.limit,
                                 admission.usage)
@@ -292,16 +285,16 @@ class Watcher:
         job = {"ingest_id": ingest_id, "tenant": tenant_name, "file": name, "bytes": st.st_size,
                "inode": st.st_ino, "mtime_ns": st.st_mtime_ns, "day": admission.day, "admitted_at": time.time()}
         self.redis.hset(PENDING, ingest_id, json.dumps({**job, "claimed": str(claimed)}))
-        return self._enqueue(claimed, job)
+        return self.enqueue(claimed, job)
 
-    def _enqueue(self, claimed: Path, job: dict[str, Any]) -> Outcome:
+    def enqueue(self, claimed: Path, job: dict[str, Any]) -> Outcome:
         folder = self.layout.folder(folders.PROCESSING, job["tenant"])
         path = folders.move(claimed, folder, filenames.disk_name(job["ingest_id"], job["file"]))
         job = {**job, "path": str(path)}
         self.jobs.open(job, time.time())
         self.dispatch.send_file(job)
         self.redis.hdel(PENDING, job["ingest_id"])
-        _drop_claim_note(claimed)
+        claims.drop_note(claimed)
         log.info("tenant=%s file=%s ingest=%s bytes=%d admitted", job["tenant"], job["file"], job["ingest_id"],
                  job["bytes"])
         metrics.emit(self.settings.logs, job["tenant"], "file_admitted", file=job["file"],
@@ -328,59 +321,21 @@ class Watcher:
             self._unwritten[claimed] = (name, tenant, ingest_id, reason, limit, usage)
             raise
         self._unwritten.pop(claimed, None)
-        _drop_claim_note(claimed)
+        claims.drop_note(claimed)
         log.warning("tenant=%s file=%s ingest=%s rejected reason=%s limit=%s usage=%s", tenant or "?", name,
                     ingest_id, reason, limit, usage)
         metrics.emit(self.settings.logs, owner, "file_rejected", file=name, reason=reason, limit=limit, usage=usage)
         return Outcome(name, tenant, "rejected", reason, dest, ingest_id)
 
     def recover(self) -> int:
-        """Finish files admitted by a watcher that died before enqueueing them, one at a time."""
-        n = 0
-        for ingest_id, raw in self.redis.hgetall(PENDING).items():
-            try:
-                n += self._recover_pending(ingest_id, raw)
-            except _OUTAGES:
-                raise
-            except Exception:  # one pending job, logged by id
-                log.exception("ingest=%r pending job not recovered", ingest_id)
-        claims = self.layout.folder(folders.PROCESSING) / CLAIMS
-        for claimed in sorted(claims.glob("*__*")) if claims.is_dir() else []:
-            ingest_id, name, folder_tenant = _claim_of(claimed)
-            if self.redis.hexists(PENDING, ingest_id):
-                continue
-            try:
-                self._admit(claimed, name, folder_tenant, ingest_id)
-                n += 1
-            except _OUTAGES:
-                raise
-            except Exception:  # one claimed file, logged by name
-                log.exception("file=%s ingest=%s claimed file not recovered", name, ingest_id)
-        return n
-
-    def _recover_pending(self, ingest_id: bytes | str, raw: bytes | str) -> int:
-        job = json.loads(raw)
-        claimed = Path(job.pop("claimed"))
-        if not claimed.is_relative_to(self.layout.folder(folders.PROCESSING)):
-            return 0  # a watcher of another MYSIMBDP_HOME sharing this Redis owns it
-        folder = self.layout.folder(folders.PROCESSING, job["tenant"])
-        done = folder / filenames.disk_name(job["ingest_id"], job["file"])
-        if claimed.exists():
-            self._enqueue(claimed, job)
-            return 1
-        if done.exists():
-            self.dispatch.send_file({**job, "path": str(done)})
-            self.redis.hdel(PENDING, ingest_id)
-            return 1
-        return 0
+        """Finish the claims of a watcher that died (see :mod:`.claims`)."""
+        return claims.recover(self)
 
     # -- running -----------------------------------------------------------------------------
     def run(self, stop: threading.Event, interval: float = 0.5, waiter: Waiter | None = None) -> None:
         """Watch until ``stop`` is set. While Redis is away the watcher waits (``waiter``: logged once
         per outage, with backoff); files claimed when it went away are finished once it is back."""
         wait = waiter or Waiter("watcher", stop)
-        sweeper = self.sweeper
-        swept = time.monotonic()
         handler = _Handler(self)
         _prompt_move_events()
         observer = Observer()
@@ -391,9 +346,6 @@ class Watcher:
             wait.call(self.recover)
             while not stop.is_set():
                 wait.call(self.scan, resume=self.recover)
-                if sweeper is not None and time.monotonic() - swept >= min(10.0, self.settings.stall_seconds / 2):
-                    swept = time.monotonic()
-                    wait.call(sweeper.sweep)
                 self._wake.wait(interval)
                 self._wake.clear()
         except Stopping:
@@ -433,37 +385,3 @@ def _lstat(path: Path) -> os.stat_result | None:
         return os.lstat(path)
     except OSError:
         return None
-
-
-def _write_claim_note(path: Path, note: dict[str, str]) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            os.write(fd, json.dumps(note).encode("ascii"))
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        # Only crash recovery reads it; without it a recovered file keeps its safe name.
-        log.warning("file=%s claim note not written: %s", note["name"], exc)
-
-
-def _claim_note(claimed: Path) -> Path:
-    return claimed.with_name(claimed.name.split("__", 1)[0] + CLAIM_NOTE)
-
-
-def _drop_claim_note(claimed: Path) -> None:
-    # The note is the platform's own scratch, not a tenant's file: it goes once the claim is settled.
-    with contextlib.suppress(OSError):
-        os.unlink(_claim_note(claimed))
-
-
-def _claim_of(claimed: Path) -> tuple[str, str, str]:
-    """(ingest id, staged name, staging subfolder) of a claimed file."""
-    ingest_id, _, rest = claimed.name.partition("__")
-    try:
-        note = json.loads(_claim_note(claimed).read_text(encoding="ascii"))
-        return ingest_id, str(note["name"]), str(note["folder"])
-    except (OSError, ValueError, KeyError, TypeError):
-        folder_tenant, sep, name = rest.partition("__")  # the older layout: id__subfolder__name
-        return (ingest_id, name, folder_tenant) if sep else (ingest_id, rest, "")
-

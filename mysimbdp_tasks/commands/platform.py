@@ -87,12 +87,19 @@ def watch(settings: Settings, args: argparse.Namespace) -> int:
 
     logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
     stop = stop_event()
-    client = redis_client(settings)
-    dispatch = Dispatch(make_app(settings))
+    # The sweeper runs beside intake, in its own thread with its own Redis client and Celery app,
+    # so however long a sweep of a large backlog takes, staged files are admitted meanwhile.
     processing = folders.Layout(settings.home).folder(folders.PROCESSING).resolve()
-    sweeper = Sweeper(client, processing, dispatch, settings.stall_seconds)
-    Watcher(settings, client, dispatch, stable_seconds=args.stable_seconds, sweeper=sweeper).run(
-        stop, waiter=waiter(settings, "watcher", stop))
+    sweeper = Sweeper(redis_client(settings), processing, Dispatch(make_app(settings)), settings.stall_seconds,
+                      settings.max_resends)
+    sweeping = threading.Thread(target=sweeper.run, args=(stop,), name="sweeper", daemon=True)
+    sweeping.start()
+    try:
+        Watcher(settings, redis_client(settings), Dispatch(make_app(settings)),
+                stable_seconds=args.stable_seconds).run(stop, waiter=waiter(settings, "watcher", stop))
+    finally:
+        stop.set()
+        sweeping.join(timeout=10)
     return 0
 
 

@@ -128,7 +128,7 @@ def run(settings: Settings, scope: set[str] | None, idle_after_s: float, stop: t
             decisions: list[Decision] = []
             for batch in consumer.poll(timeout_ms=1000).values():
                 for record in batch:
-                    decision = _intake(evaluator, record)
+                    decision = intake(evaluator, record)
                     if decision:
                         decisions.append(decision)
             decisions.extend(evaluator.idle(time.time()))
@@ -148,7 +148,7 @@ def _send(producer: KafkaProducer, decisions: list[Decision]) -> None:
     producer.flush()
 
 
-def _intake(evaluator: Evaluator, record: Any) -> Decision | None:
+def intake(evaluator: Evaluator, record: Any) -> Decision | None:
     """One report in: a malformed or hostile one is refused with a logged reason, never a crash."""
     try:
         report = Report.from_json(record.value)

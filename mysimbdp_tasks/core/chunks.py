@@ -11,12 +11,11 @@ reading every chunk gives exactly the records of that read.
 from __future__ import annotations
 
 import mmap
-import os
 import re
 from typing import BinaryIO
 
 from .errors import PermanentIngestError
-from .formats import BOM, DEFAULT_CHUNK_BYTES, READ_SIZE, Chunk, Format, PathLike, detect_format
+from .formats import BOM, DEFAULT_CHUNK_BYTES, READ_SIZE, Chunk, Format, PathLike, bounded_size, detect_format
 from .jsonstream import JsonWindow, decoded_reader, json_values
 
 __all__ = ["plan_chunks"]
@@ -28,16 +27,17 @@ _QUOTED_REST = re.compile(rb'[^"]*+(?:""[^"]*+)*+"')
 
 def plan_chunks(
     path: PathLike, fmt: Format | None = None, target_bytes: int = DEFAULT_CHUNK_BYTES,
-    *, read_size: int = READ_SIZE,
+    *, read_size: int = READ_SIZE, limit: int | None = None,
 ) -> list[Chunk]:
-    """Cut a file into chunks of about ``target_bytes`` that hold whole records (at least one chunk)."""
+    """Cut a file (its first ``limit`` bytes, if given: what was admitted) into chunks of about
+    ``target_bytes`` that hold whole records (at least one chunk)."""
     if target_bytes <= 0:
         raise ValueError(f"target_bytes must be positive, got {target_bytes}")
     fmt = fmt or detect_format(path)
     if fmt not in ("csv", "json", "jsonl"):
         raise ValueError(f"unknown format {fmt!r}")
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+        size = bounded_size(f, limit)
         if size == 0:
             return [Chunk(0, 0, 0, 1)]
         if fmt == "json":

@@ -118,3 +118,8 @@ def _sniff_json(f: BinaryIO) -> Format:
         end = head.find(b"\n", start)
     # One object per line ends its first line with "}"; a pretty-printed object never does.
     return "jsonl" if head[start:end].rstrip().endswith(b"}") else "json"
+
+def bounded_size(f: BinaryIO, limit: int | None) -> int:
+    """The size to read: the file's, or ``limit`` if the file grew past it (never more)."""
+    size = os.fstat(f.fileno()).st_size
+    return size if limit is None else min(size, limit)

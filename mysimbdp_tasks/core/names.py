@@ -13,6 +13,7 @@ from collections.abc import Mapping
 # -- Celery ----------------------------------------------------------------------------------
 INGEST_FILE = "mysimbdp.ingest_file"  # plan one admitted file (and ingest it if it is one chunk)
 INGEST_CHUNK = "mysimbdp.ingest_chunk"  # ingest one chunk of a planned file
+FINALIZE_FILE = "mysimbdp.finalize_file"  # finalize a file whose every chunk has an outcome
 INGEST_MESSAGES = "mysimbdp.ingest_messages"  # write one bridged micro-batch of stream messages
 DEFAULT_QUEUE = "mysimbdp.default"  # nothing is sent here: every task names its tenant's queue
 
@@ -43,7 +44,12 @@ def stream_task_id(tenant: str, ranges: Mapping[int, tuple[int, int]]) -> str:
     return f"{tenant}-stream-{spans}"
 
 
+def finalize_task_id(ingest_id: str) -> str:
+    return f"{ingest_id}-finalize"
+
+
 UNACKED = "unacked"  # kombu's Redis hash of delivered, not yet acknowledged messages
+UNACKED_INDEX = "unacked_index"  # kombu's sorted set of the same, scored by delivery (or lease) time
 
 # -- Redis keys ------------------------------------------------------------------------------
 PREFIX = "mysimbdp:"
@@ -56,6 +62,7 @@ STREAM_HW_PREFIX = PREFIX + "stream:hw:"
 STREAM_RUNS_PREFIX = PREFIX + "stream:runs:"
 STREAM_DONE_PREFIX = PREFIX + "stream:done:"
 REFUND_PREFIX = PREFIX + "refund:"
+ADMISSION_PREFIX = PREFIX + "admission:"
 JOB_PREFIX = PREFIX + "job:"
 JOBS_OPEN = PREFIX + "jobs:open"  # set of ingest ids admitted and not finalized yet
 WATCHER_PENDING = PREFIX + "watcher:pending"  # hash: ingest id -> job JSON, until its task is sent
@@ -89,6 +96,11 @@ def stream_done_pattern(tenant: str) -> str:
 def refund_key(ingest_id: str) -> str:
     """Marker that the file's quota was given back (at most once)."""
     return f"{REFUND_PREFIX}{ingest_id}"
+
+
+def admission_key(ingest_id: str) -> str:
+    """Hash: the admission verdict of one ingestion (admitted, reason, limit, usage, day)."""
+    return f"{ADMISSION_PREFIX}{ingest_id}"
 
 
 def job_key(ingest_id: str) -> str:

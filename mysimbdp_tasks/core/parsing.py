@@ -32,24 +32,36 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from .errors import FileChangedError
-from .formats import BOM, MAX_RECORD_BYTES, READ_SIZE, Chunk, Format, PathLike, Record, detect_format, unparseable
+from .formats import (
+    BOM,
+    MAX_RECORD_BYTES,
+    READ_SIZE,
+    Chunk,
+    Format,
+    PathLike,
+    Record,
+    bounded_size,
+    detect_format,
+    unparseable,
+)
 from .jsonstream import JsonWindow, Refused, decoded_reader, json_values, undecodable
 
 __all__ = ["iter_records"]
 
 
 def iter_records(
-    path: PathLike, fmt: Format | None = None, chunk: Chunk | None = None, *, read_size: int = READ_SIZE
+    path: PathLike, fmt: Format | None = None, chunk: Chunk | None = None, *, read_size: int = READ_SIZE,
+    limit: int | None = None,
 ) -> Iterator[Record]:
-    """Records of a whole file, or of one ``chunk`` of it from ``chunks.plan_chunks``."""
+    """Records of a whole file, or of one ``chunk`` of it from ``chunks.plan_chunks``; with ``limit``, of
+    its first ``limit`` bytes only (what was admitted: bytes appended since are not read)."""
     fmt = fmt or detect_format(path)
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+        size = bounded_size(f, limit)
         if chunk is None:
             chunk = Chunk(0, 0, size, 1)
         elif not 0 <= chunk.start_offset <= chunk.end_offset <= size:
@@ -67,6 +79,7 @@ def iter_records(
             yield from _json_records(f, chunk, size, read_size)
         else:
             raise ValueError(f"unknown format {fmt!r}")
+
 
 
 def _byte_lines(f: BinaryIO, start: int, end: int) -> Iterator[bytes]:

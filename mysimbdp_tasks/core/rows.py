@@ -56,7 +56,7 @@ def converter_for(tenant: Tenant) -> RowConverter:
 
 
 def ingest_chunk(path: Path, fmt: Format, chunk: Chunk | None, converter: RowConverter, write: Writer,
-                 index: int = 0) -> ChunkResult:
+                 index: int = 0, limit: int | None = None) -> ChunkResult:
     """Parse ``chunk`` of ``path`` (or the whole file), convert and write; return the outcome.
 
     Never raises for anything in the file: a record that fails is refused, and a failure of the
@@ -73,7 +73,7 @@ def ingest_chunk(path: Path, fmt: Format, chunk: Chunk | None, converter: RowCon
 
     def good_rows() -> Iterator[Sequence[Any]]:
         try:
-            for record in iter_records(path, fmt, chunk=chunk):
+            for record in iter_records(path, fmt, chunk=chunk, limit=limit):
                 if record.data is None:
                     refuse_record(record.number, "unparseable", record.error or "cannot parse")
                     continue

@@ -29,6 +29,10 @@ DEFAULT_BATCH_WAIT_MS = 100.0  # the bridge's longest wait to fill one
 DEFAULT_IDLE_AFTER_S = 60.0  # the monitor counts a stream tenant idle after this long without messages
 DEFAULT_COOLDOWN_S = 30.0  # the manager leaves a pool alone this long after a change
 DEFAULT_FLOWER_PORT = 5555
+# Seconds a delivered, unacknowledged task may go without its worker renewing its lease before any
+# worker hands it out again (worker/lease.py): how long a killed worker's tasks wait.
+DEFAULT_VISIBILITY_TIMEOUT = 30
+DEFAULT_MAX_RESENDS = 3  # times the sweeper sends one lost task again before the file fails
 
 
 def _hostport(text: str, var: str, default_port: int) -> tuple[str, int]:
@@ -53,6 +57,30 @@ def _number(env: Mapping[str, str], var: str, default: float) -> float:
     return value
 
 
+def _flag(env: Mapping[str, str], var: str, default: bool) -> bool:
+    text = env.get(var)
+    if text is None:
+        return default
+    if text.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{var}: expected 1 or 0 (true/false), got {text!r}")
+
+
+def _owners(text: str) -> tuple[tuple[str, int], ...]:
+    """``tenant1=1001,tenant2=1002`` -> ((tenant1, 1001), (tenant2, 1002))."""
+    found = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        tenant, sep, uid = part.partition("=")
+        if not sep or not tenant.strip() or not uid.strip().isdigit():
+            raise SettingsError(f"MYSIMBDP_STAGING_OWNERS: expected tenant=uid[,tenant=uid...], got {part!r}")
+        found.append((tenant.strip(), int(uid)))
+    return tuple(found)
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -62,11 +90,16 @@ class Settings:
     replication: str  # e.g. "SimpleStrategy:1" or "NetworkTopologyStrategy:dc1=3"
     kafka_partitions: int
     chunk_bytes: int = 8 * 1024 * 1024
-    visibility_timeout: int = 1800
+    visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
     stall_seconds: float = 60.0
     report_every: float = 5.0  # seconds per reporting window of the stream workers
     stream_stall_seconds: float = 10.0  # a micro-batch not written this long is looked for in the broker
     stream_max_pending: int = 40  # micro-batches in flight before a bridge pauses fetching
+    max_resends: int = DEFAULT_MAX_RESENDS
+    # Per-tenant staging folders: tenant -> the uid that must own a file in staging/<tenant>/
+    # (empty: no owner check); flat_staging False refuses files directly in staging/.
+    staging_owners: tuple[tuple[str, int], ...] = ()
+    flat_staging: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -93,14 +126,18 @@ class Settings:
         if not partitions.isdigit() or int(partitions) < 1:
             raise SettingsError(f"MYSIMBDP_KAFKA_PARTITIONS: expected a positive integer, got {partitions!r}")
         chunk_mb = _number(env, "MYSIMBDP_CHUNK_MB", 8)
-        visibility = _number(env, "MYSIMBDP_VISIBILITY_TIMEOUT", 1800)
+        visibility = _number(env, "MYSIMBDP_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT)
         stall = _number(env, "MYSIMBDP_STALL_SECONDS", 60)
         report_every = _number(env, "MYSIMBDP_REPORT_EVERY", 5)
         stream_stall = _number(env, "MYSIMBDP_STREAM_STALL_SECONDS", 10)
         max_pending = _number(env, "MYSIMBDP_STREAM_MAX_PENDING", 40)
+        resends = _number(env, "MYSIMBDP_MAX_RESENDS", DEFAULT_MAX_RESENDS)
         return cls(
             stream_stall_seconds=stream_stall,
             stream_max_pending=max(1, int(max_pending)),
+            max_resends=int(resends),
+            staging_owners=_owners(env.get("MYSIMBDP_STAGING_OWNERS", "")),
+            flat_staging=_flag(env, "MYSIMBDP_FLAT_STAGING", True),
             stall_seconds=stall,
             report_every=report_every,
             chunk_bytes=int(chunk_mb * 1024 * 1024),
@@ -112,6 +149,20 @@ class Settings:
             replication=replication,
             kafka_partitions=int(partitions),
         )
+
+    # The lease of delivered tasks (worker/lease.py) ----------------------------------------------
+    @property
+    def lease_renew_seconds(self) -> float:
+        """How often a worker renews its held tasks: six renewals fit in one visibility timeout."""
+        return max(0.5, min(5.0, self.visibility_timeout / 6))
+
+    @property
+    def restore_every_seconds(self) -> int:
+        """How often a worker scans for tasks whose lease ran out (kombu takes whole seconds)."""
+        return max(1, min(5, self.visibility_timeout // 6))
+
+    def staging_owner(self, tenant: str) -> int | None:
+        return dict(self.staging_owners).get(tenant)
 
     # Folders under MYSIMBDP_HOME -------------------------------------------------------------
     @property

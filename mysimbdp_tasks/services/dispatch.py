@@ -32,6 +32,11 @@ class Dispatch:
         self.sender.send_task(names.INGEST_CHUNK, args=(job, chunk), queue=names.batch_queue(job["tenant"]),
                               task_id=names.chunk_task_id(job["ingest_id"], chunk["index"]))
 
+    def send_finalize(self, job: dict[str, Any]) -> None:
+        """Finalize a file whose every chunk has an outcome (the sweeper's last word on a job)."""
+        self.sender.send_task(names.FINALIZE_FILE, args=(job,), queue=names.batch_queue(job["tenant"]),
+                              task_id=names.finalize_task_id(job["ingest_id"]))
+
     def send_messages(self, tenant: str, batch: dict[str, Any], task_id: str) -> None:
         """Write one bridged micro-batch of the tenant's stream messages; the id
         (:func:`~mysimbdp_tasks.core.names.stream_task_id`) is how the bridge follows it."""

@@ -13,6 +13,7 @@ file that lands some rows counts in full (its bytes were read, parsed and partly
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,8 +59,13 @@ class Quotas:
         self._reserve = client.register_script(source("reserve_messages"))
 
     def admit_file(self, tenant_name: str, tenant: Tenant | None, file_name: str, size: int,
-                   day: str | None = None) -> Admission:
-        """Check type, size, files and bytes for today and reserve them, all in one atomic step."""
+                   day: str | None = None, ingest_id: str | None = None) -> Admission:
+        """Check type, size, files and bytes for today and reserve them, all in one atomic step.
+
+        Idempotent per ``ingest_id``: admitting the same ingestion again returns the first verdict
+        (and its day) and charges nothing (a watcher recovering a claim after a crash).
+        """
+        ingest_id = ingest_id or uuid.uuid4().hex
         day = day or today()
         ext = Path(file_name).suffix.lower()
         if tenant is not None and tenant.batch is not None:
@@ -68,11 +74,12 @@ class Quotas:
                                                        b.max_files_per_day, b.max_bytes_per_day)
         else:  # unknown to this process, or stream-only: the script tells which
             allowed, max_size, max_files, max_bytes = "", 0, -1, 0
-        ok, reason, limit, usage = self._admit(
-            keys=[names.TENANTS_ACTIVE, names.TENANTS, usage_key(tenant_name, day)],
-            args=[tenant_name, ext, allowed, size, max_size, max_files, max_bytes, _expire_at(day)],
+        ok, reason, limit, usage, decided_on = self._admit(
+            keys=[names.TENANTS_ACTIVE, names.TENANTS, usage_key(tenant_name, day), names.admission_key(ingest_id)],
+            args=[tenant_name, ext, allowed, size, max_size, max_files, max_bytes, _expire_at(day), day,
+                  GRACE_SECONDS + 86400],
         )
-        return Admission(bool(ok), _s(reason), _s(limit), _s(usage), day)
+        return Admission(bool(int(ok)), _s(reason), _s(limit), _s(usage), _s(decided_on))
 
     def refund_file(self, tenant_name: str, ingest_id: str, size: int, day: str) -> bool:
         """Give back one file and its bytes, at most once per ingestion (the marker makes it idempotent)."""

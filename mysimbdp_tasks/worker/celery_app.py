@@ -6,8 +6,9 @@ Reliability choices, on purpose:
   finished, and a task whose process died is put back on the queue. Tasks are idempotent (upserts on
   the tenant's primary key; chunk results keyed by chunk), so running one twice is harmless.
 - ``visibility_timeout`` (Redis transport): an unacknowledged message is handed out again after this
-  long. It must exceed the longest task; tasks are bounded by the chunk size (``MYSIMBDP_CHUNK_MB``),
-  so a chunk takes seconds, and the default of 30 minutes leaves a wide margin.
+  long without its worker renewing its lease (:mod:`.lease`): a live worker renews what it holds
+  every few seconds, so only a dead worker's messages come due, ``MYSIMBDP_VISIBILITY_TIMEOUT``
+  (30 s) after its death; every worker scans for them every few seconds.
 - ``worker_prefetch_multiplier = 1``: tasks are long, so a process reserves one at a time and idle
   processes are never starved by a busy one holding a backlog.
 - No result backend: outcomes are receipts, metrics rows and job state in Redis, not task results.
@@ -25,6 +26,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from ..core import names
 from ..core.settings import Settings
 from ..services import context
+from .lease import Lease
 
 
 def make_app(settings: Settings) -> Celery:
@@ -36,10 +38,14 @@ def make_app(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout,
-            # Restore unacknowledged messages of dead workers promptly once they are due.
-            "unacked_restore_interval": 5,
+            "unacked_key": names.UNACKED,
+            "unacked_index_key": names.UNACKED_INDEX,
+            # Restore unacknowledged messages of dead workers promptly once they are due: a scan
+            # (one ZRANGE under a mutex) every few seconds, not kombu's 10 x 10 s.
+            "unacked_restore_interval": settings.restore_every_seconds,
             "unacked_restore_throttle": 1,
         },
+        mysimbdp_settings=settings,  # read by the lease bootstep
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
@@ -57,6 +63,7 @@ def make_app(settings: Settings) -> Celery:
     )
     # Connected here, not at import: only a process that builds an app runs a pool. Connecting the
     # same receivers again is a no-op (signals dedupe by receiver).
+    app.steps["consumer"].add(Lease)
     worker_process_init.connect(_fresh_connections, weak=False)
     worker_process_shutdown.connect(_close_connections, weak=False)
     return app

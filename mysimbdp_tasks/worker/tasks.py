@@ -93,6 +93,11 @@ def ingest_chunk(self: Task, job: dict[str, Any], chunk: dict[str, Any]) -> None
     _run_batch(self, job, chunk, lambda: batch.run_chunk(job, chunk))
 
 
+@shared_task(name=names.FINALIZE_FILE, **RETRY)
+def finalize_file(self: Task, job: dict[str, Any]) -> None:
+    _run_batch(self, job, None, lambda: batch.finish(job))
+
+
 @shared_task(name=names.INGEST_MESSAGES, **RETRY)
 def ingest_messages(self: Task, tenant_name: str, batch_: dict[str, Any]) -> None:
     task_id = str(self.request.id)

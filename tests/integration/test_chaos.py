@@ -284,7 +284,7 @@ def _lost_messages(client: redis.Redis, tenant: Tenant, missing: set[tuple[Any, 
 
 def _stuck_file(client: redis.Redis, tenant: Tenant, name: str) -> str:
     """A file's job as Redis holds it: chunks recorded of planned, and where its tasks are."""
-    jobs = [j for j in Jobs(client).open_jobs() if j["job"].get("file") == name]
+    jobs = [j for j in Jobs(client).stale_jobs(before=time.time() + 1) if j["job"].get("file") == name]
     if not jobs:
         return "no open job"
     held = {where: {m["headers"]["id"] for m in messages}

@@ -235,7 +235,7 @@ def test_hostile_reports_are_refused_and_the_next_report_still_decides(settings:
 
     t1 = tenant_model.parse({"t1": SHIPPED["tenant1"]})["t1"]
     evaluator = monitor.Evaluator(lambda: {"t1": t1})
-    decisions = [monitor._intake(evaluator, r) for r in records]
+    decisions = [monitor.intake(evaluator, r) for r in records]
     assert decisions[:-1] == [None] * len(hostile)
     last = decisions[-1]
     assert last is not None and last.action == "grow" and Report.from_json(records[-1].value).lag == 10**6
