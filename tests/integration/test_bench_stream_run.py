@@ -56,9 +56,13 @@ def test_quick_run_lands_every_message_it_sent(settings: Settings, redis_client:
         for t in doc["tenants"]:
             sent = sum(s["per_tenant"][t["tenant"]]["acked"] for s in [doc["warmup"], *doc["steps"]])
             assert _count(cassandra_session, t["keyspace"], t["table"]) == sent
+        # The quick naive run stops after 2,000 messages or 5 s, whichever comes first: how many it
+        # got through depends on the machine, but each one it consumed is in Cassandra.
         naive = doc["naive"]
-        assert naive["messages"] == naive["details"]["pre_sent"] == 2000
-        assert sum(_count(cassandra_session, t["keyspace"], t["table"]) for t in naive["details"]["tenants"]) == 2000
+        assert naive["details"]["pre_sent"] == 2000
+        assert 0 < naive["messages"] <= 2000
+        landed = sum(_count(cassandra_session, t["keyspace"], t["table"]) for t in naive["details"]["tenants"])
+        assert landed == naive["messages"]
     finally:
         made = doc.get("tenants", []) + ((doc.get("naive") or {}).get("details", {}).get("tenants", []))
         _forget(settings, redis_client, cassandra_session, made)
