@@ -15,6 +15,7 @@ backoff) and *permanent* ones (the input is wrong: no retry, a receipt or a dead
     |   |   +-- DiskFull
     |   +-- PermanentIngestError        (no retry: a receipt says why)
     |       +-- RowError                (one row; recorded, the rest goes on)
+    |       +-- WorkerLost              (its worker died too often: given up)
     +-- InputError, StreamError        (the tenant-side producers)
 
 The benchmarks keep their own errors in ``benchmarks/errors.py``, under the same root.
@@ -138,6 +139,17 @@ class RowError(PermanentIngestError):
     def __init__(self, reason: str, detail: str) -> None:
         # reason is machine-readable, e.g. "bad_value", "missing_key_column"
         super().__init__(reason, detail)
+
+
+class WorkerLost(PermanentIngestError):
+    """A task came back too many times after the worker running it died (OOM kill, native crash).
+
+    Permanent: running it again would likely kill the next worker too, and stall the tenant's pool.
+    """
+
+    def __init__(self, deaths: int) -> None:
+        self.deaths = deaths
+        super().__init__("worker_lost", f"the worker running it died {deaths} times")
 
 
 # The tenant-side producers (producers/) --------------------------------------------------

@@ -64,6 +64,7 @@ STREAM_DONE_PREFIX = PREFIX + "stream:done:"
 REFUND_PREFIX = PREFIX + "refund:"
 ADMISSION_PREFIX = PREFIX + "admission:"
 JOB_PREFIX = PREFIX + "job:"
+REDELIVERIES_PREFIX = PREFIX + "redeliveries:"
 JOBS_OPEN = PREFIX + "jobs:open"  # set of ingest ids admitted and not finalized yet
 WATCHER_PENDING = PREFIX + "watcher:pending"  # hash: ingest id -> job JSON, until its task is sent
 
@@ -101,6 +102,11 @@ def refund_key(ingest_id: str) -> str:
 def admission_key(ingest_id: str) -> str:
     """Hash: the admission verdict of one ingestion (admitted, reason, limit, usage, day)."""
     return f"{ADMISSION_PREFIX}{ingest_id}"
+
+
+def redeliveries_key(task_id: str) -> str:
+    """Counter (with a TTL) of the times a task came back after the worker running it died."""
+    return f"{REDELIVERIES_PREFIX}{task_id}"
 
 
 def job_key(ingest_id: str) -> str:

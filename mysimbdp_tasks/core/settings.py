@@ -33,6 +33,10 @@ DEFAULT_FLOWER_PORT = 5555
 # worker hands it out again (worker/lease.py): how long a killed worker's tasks wait.
 DEFAULT_VISIBILITY_TIMEOUT = 30
 DEFAULT_MAX_RESENDS = 3  # times the sweeper sends one lost task again before the file fails
+# Times one task may come back after the worker running it died (OOM kill, native crash) before it
+# is given up with reason worker_lost. High on purpose: under chaos a pool is killed every few
+# seconds, and a task that was merely unlucky must not be given up.
+DEFAULT_MAX_REDELIVERIES = 10
 
 
 def _hostport(text: str, var: str, default_port: int) -> tuple[str, int]:
@@ -96,6 +100,7 @@ class Settings:
     stream_stall_seconds: float = 10.0  # a micro-batch not written this long is looked for in the broker
     stream_max_pending: int = 40  # micro-batches in flight before a bridge pauses fetching
     max_resends: int = DEFAULT_MAX_RESENDS
+    max_redeliveries: int = DEFAULT_MAX_REDELIVERIES
     # Per-tenant staging folders: tenant -> the uid that must own a file in staging/<tenant>/
     # (empty: no owner check); flat_staging False refuses files directly in staging/.
     staging_owners: tuple[tuple[str, int], ...] = ()
@@ -132,10 +137,12 @@ class Settings:
         stream_stall = _number(env, "MYSIMBDP_STREAM_STALL_SECONDS", 10)
         max_pending = _number(env, "MYSIMBDP_STREAM_MAX_PENDING", 40)
         resends = _number(env, "MYSIMBDP_MAX_RESENDS", DEFAULT_MAX_RESENDS)
+        redeliveries = _number(env, "MYSIMBDP_MAX_REDELIVERIES", DEFAULT_MAX_REDELIVERIES)
         return cls(
             stream_stall_seconds=stream_stall,
             stream_max_pending=max(1, int(max_pending)),
             max_resends=int(resends),
+            max_redeliveries=int(redeliveries),
             staging_owners=_owners(env.get("MYSIMBDP_STAGING_OWNERS", "")),
             flat_staging=_flag(env, "MYSIMBDP_FLAT_STAGING", True),
             stall_seconds=stall,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.errors import PermanentIngestError
 from ..services.deadletters import DeadLetter
 
 
@@ -26,3 +27,11 @@ def letter(message: dict[str, Any], reason: str, detail: str) -> DeadLetter:
     return DeadLetter(partition=int(message.get("p", -1)), offset=int(message.get("o", -1)),
                       key=None if key is None else str(key).encode("latin-1"),
                       value=None if value is None else str(value).encode("utf-8"), reason=reason, detail=detail)
+
+
+def given_up(messages: list[dict[str, Any]], exc: BaseException) -> list[DeadLetter]:
+    """The dead letters of a micro-batch given up for good: the reason of a permanent error (e.g.
+    ``worker_lost``), ``ingest_failed`` for anything else, and the error as the detail."""
+    reason = exc.reason if isinstance(exc, PermanentIngestError) else "ingest_failed"
+    detail = f"{type(exc).__name__}: {str(exc)[:300]}"
+    return [letter(m, reason, detail) for m in messages]

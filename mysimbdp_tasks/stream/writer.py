@@ -79,11 +79,9 @@ def _rows(tenant: Tenant, messages: list[dict[str, Any]]) -> tuple[list[Any], li
 def give_up(tenant_name: str, batch: dict[str, Any], task_id: str, exc: BaseException) -> None:
     """The micro-batch failed for a reason retrying cannot cure: dead-letter all of it, mark it done."""
     messages = batch.get("messages") or []
-    detail = f"{type(exc).__name__}: {str(exc)[:300]}"
-    log.error("tenant=%s task=%s stream batch of %d messages failed in the worker; dead-lettering it: %s",
-              tenant_name, task_id, len(messages), detail)
-    deadletters.send_all(context.kafka_producer(), tenant_name,
-                         [wire.letter(m, "ingest_failed", detail) for m in messages])
+    log.error("tenant=%s task=%s stream batch of %d messages failed in the worker; dead-lettering it: %s: %s",
+              tenant_name, task_id, len(messages), type(exc).__name__, str(exc)[:300])
+    deadletters.send_all(context.kafka_producer(), tenant_name, wire.given_up(messages, exc))
     completions.mark_done(context.redis_client(), task_id)
 
 

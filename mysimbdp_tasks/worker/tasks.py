@@ -20,14 +20,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..batch import files as batch
 from ..core import names
-from ..core.errors import DiskFull, TenantError
-from ..services import cassandra, deadletters
+from ..core.errors import DiskFull, TenantError, WorkerLost
+from ..services import cassandra, context, deadletters
 from ..services.dispatch import Dispatch
 from ..stream import writer as stream
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MAX_S = 60
+REDELIVERIES_TTL_S = 24 * 3600  # a task's deaths are counted for a day: longer than any task lives
 # No cap on retries: a transient failure is a service being away, and giving up would lose the
 # work; a file's retries end when the service is back. max_retries=None makes that explicit.
 RETRY = {"bind": True, "max_retries": None}
@@ -58,11 +59,41 @@ def _retry(task: Task, exc: BaseException, what: str) -> BaseException:
     return task.retry(exc=exc, countdown=delay, max_retries=None)
 
 
+def worker_lost(deaths: int, limit: int) -> WorkerLost | None:
+    """The verdict on a task whose worker died ``deaths`` times: given up once past ``limit``."""
+    return WorkerLost(deaths) if deaths > limit else None
+
+
+def _redelivered_too_often(task: Task) -> WorkerLost | None:
+    """Count a redelivery of this task; refuse it once its workers died too often.
+
+    The transport marks a message ``redelivered`` when it puts it back after its worker died
+    without acknowledging it (kombu's Redis ``_do_restore_message``, after the visibility timeout or
+    on ``task_reject_on_worker_lost``). A task that kills every worker running it (OOM kill, native
+    crash) would otherwise come back forever and hold its tenant's pool. A retry is a new message,
+    not a redelivery, so transient failures are never counted.
+    """
+    if not (task.request.delivery_info or {}).get("redelivered"):
+        return None
+    key = names.redeliveries_key(str(task.request.id))
+    pipe = context.redis_client().pipeline()
+    pipe.incr(key)
+    pipe.expire(key, REDELIVERIES_TTL_S)
+    deaths, _ = pipe.execute()
+    return worker_lost(int(deaths), context.settings().max_redeliveries)
+
+
 def _contained(task: Task, what: str, call: Callable[[], object], give_up: Callable[[BaseException], None]) -> None:
     """Run one task's work: a transient failure is retried; any other ends in ``give_up``, which
     records it as the item's outcome (and is itself retried if a service is away meanwhile). Work
-    this pool must not do (another tenant's, or a tenant no longer in the registry) is refused."""
+    this pool must not do (another tenant's, or a tenant no longer in the registry) is refused, and
+    so is a task whose workers died too often (it is given up unrun)."""
     try:
+        lost = _redelivered_too_often(task)  # Redis away: transient, retried below
+        if lost is not None:
+            log.error("%s given up unrun: %s", what, lost)
+            give_up(lost)
+            return
         try:
             call()
         except TenantError as exc:
