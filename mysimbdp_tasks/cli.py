@@ -11,9 +11,11 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from redis import exceptions as redis_errors
 
+from . import __version__
 from .commands.platform import (
     bridge,
     flower,
@@ -40,103 +42,198 @@ from .core.settings import (
     Settings,
 )
 
+EXIT_CODES = """exit codes:
+  0    done
+  1    failed: a service could not be reached, a process did not start, a check found a problem
+  2    refused: bad command-line options, a bad MYSIMBDP_* variable or a bad tenant file
+  130  interrupted (Ctrl-C)"""
+
+
+def count(text: str) -> int:
+    """An option that counts things: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def positive(text: str) -> float:
+    """A duration or a size: a number more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number more than 0, got {text!r}")
+    return value
+
+
+def wait_seconds(text: str) -> float:
+    """A wait that may be 0 (do not wait)."""
+    return 0.0 if text.strip() in ("0", "0.0") else positive(text)
+
+
+def port(text: str) -> int:
+    value = count(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
+    return value
+
+
+def autoscale(text: str) -> str:
+    most, sep, least = text.partition(",")
+    try:
+        ok = bool(sep) and 1 <= int(least) <= int(most)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(f"expected MAX,MIN with 1 <= MIN <= MAX, e.g. 4,1; got {text!r}")
+    return text
+
+
+def _json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the result as JSON instead of text")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mysimbdp", description="Multi-tenant ingestion platform.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="mysimbdp", epilog=EXIT_CODES, formatter_class=argparse.RawTextHelpFormatter,
+                                     description="Multi-tenant ingestion platform: tenants' files and Kafka "
+                                                 "messages into each tenant's own Cassandra keyspace.")
+    parser.add_argument("--version", action="version", version=f"mysimbdp {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log everything, for debugging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _stack_parsers(sub)
+    _tenant_parsers(sub)
+    _platform_parsers(sub)
+    _process_parsers(sub)
+    _report_parsers(sub)
+    return parser
 
-    stack = sub.add_parser("stack", help="the local Redis, Kafka and Cassandra").add_subparsers(
-        dest="action", required=True)
-    p = stack.add_parser("up", help="start the local services (idempotent)")
+
+def _stack_parsers(sub: Any) -> None:
+    stack = sub.add_parser("stack", help="the local Redis, Kafka and Cassandra (for development and tests)"
+                           ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = stack.add_parser("up", help="start the local services; those already running are left as they are")
     p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")
     p.set_defaults(handler=stack_up)
     p = stack.add_parser("down", help="stop the local services")
     p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")
     p.add_argument("--wipe", action="store_true", help="also delete their data")
     p.set_defaults(handler=stack_down)
-    stack.add_parser("status", help="state of each service; exit 0 only if all are up").set_defaults(
-        handler=stack_status)
+    p = stack.add_parser("status", help="whether each service is up; exits 0 only if all are")
+    _json_flag(p)
+    p.set_defaults(handler=stack_status)
 
-    ten = sub.add_parser("tenants", help="tenant configuration and provisioning").add_subparsers(
-        dest="action", required=True)
+
+def _tenant_parsers(sub: Any) -> None:
+    ten = sub.add_parser("tenants", help="tenant configuration: check, apply, list, remove"
+                         ).add_subparsers(dest="action", required=True, metavar="ACTION")
     p = ten.add_parser("check", help="validate a tenant file without touching any service")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, help="the tenant file (JSON: tenant name -> settings)")
+    _json_flag(p)
     p.set_defaults(handler=tenants_check)
-    p = ten.add_parser("apply", help="create keyspaces, tables and topics; activate the tenants")
-    p.add_argument("file", type=Path)
-    p.add_argument("--prune", action="store_true", help="deactivate active tenants missing from FILE")
+    p = ten.add_parser("apply", help="create keyspaces, tables and topics, and turn the tenants' ingestion on")
+    p.add_argument("file", type=Path, help="the tenant file (JSON: tenant name -> settings)")
+    p.add_argument("--prune", action="store_true", help="turn off tenants that are on but missing from FILE")
+    p.add_argument("--dry-run", action="store_true", help="print what would change, and change nothing")
+    p.add_argument("--replace", action="store_true",
+                   help="take each tenant exactly as FILE gives it; by default batch or stream settings\n"
+                        "the file leaves out are kept from what was applied before")
+    _json_flag(p)
     p.set_defaults(handler=tenants_apply)
-    p = ten.add_parser("list", help="applied tenants, active or not, and whether provisioned")
-    p.add_argument("--json", action="store_true")
+    p = ten.add_parser("list", help="tenants applied so far, on or off, and whether their tables exist")
+    _json_flag(p)
     p.set_defaults(handler=tenants_list)
-    p = ten.add_parser("remove", help="stop a tenant's ingestion (data kept unless --drop-data)")
-    p.add_argument("name")
-    p.add_argument("--drop-data", action="store_true", help="also drop its keyspace and topics")
+    p = ten.add_parser("remove", help="stop a tenant's ingestion (its data is kept unless --drop-data)")
+    p.add_argument("name", help="the tenant's name")
+    p.add_argument("--drop-data", action="store_true", help="also delete its keyspace and topics")
     p.set_defaults(handler=tenants_remove)
 
-    p = sub.add_parser("up", help="start the supervisor in the background; it runs and restarts the platform's "
-                                  "processes")
+
+def _platform_parsers(sub: Any) -> None:
+    p = sub.add_parser("up", help="start the platform in the background: a supervisor that runs and restarts "
+                                  "every process")
     p.add_argument("--config", type=Path, help="apply this tenant file first")
-    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
-                   help=f"processes per tenant pool (default {DEFAULT_CONCURRENCY})")
-    p.add_argument("--flower", action="store_true", help="also run Flower (queues, workers, tasks) on :5555")
-    p.add_argument("--tenant", action="append", help="only these tenants' processes (repeatable; default all)")
+    _pool_options(p)
+    _json_flag(p)
     p.set_defaults(handler=platform_up)
-    sub.add_parser("down", help="stop the supervisor, then the platform processes").set_defaults(
-        handler=platform_down)
-    p = sub.add_parser("supervise", help="run and restart the platform's processes (foreground; `up` starts it)")
-    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
-                   help=f"processes per tenant pool (default {DEFAULT_CONCURRENCY})")
-    p.add_argument("--flower", action="store_true", help="also run Flower")
-    p.add_argument("--tenant", action="append", help="only these tenants' processes (repeatable; default all)")
+    p = sub.add_parser("down", help="stop the supervisor, then the platform's processes")
+    _json_flag(p)
+    p.set_defaults(handler=platform_down)
+    p = sub.add_parser("supervise", help="run and restart the platform's processes in the foreground (`up` runs "
+                                         "this in the background)")
+    _pool_options(p)
     p.set_defaults(handler=supervise)
-    p = sub.add_parser("worker", help="run a worker pool dedicated to one tenant (foreground)")
-    p.add_argument("--tenant", required=True)
-    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
-    p.add_argument("--autoscale", help="MAX,MIN processes instead of a fixed concurrency")
+
+
+def _pool_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--concurrency", type=count, default=DEFAULT_CONCURRENCY,
+                   help=f"processes in each tenant's worker pool (default {DEFAULT_CONCURRENCY})")
+    p.add_argument("--flower", action="store_true",
+                   help=f"also run Flower, a web page of queues, workers and tasks, on port {DEFAULT_FLOWER_PORT}")
+    p.add_argument("--tenant", action="append", help="only this tenant's processes (repeat for more; default all)")
+
+
+def _process_parsers(sub: Any) -> None:
+    p = sub.add_parser("worker", help="run one tenant's worker pool in the foreground")
+    p.add_argument("--tenant", required=True, help="the tenant whose files and messages the pool writes")
+    p.add_argument("--concurrency", type=count, default=DEFAULT_CONCURRENCY,
+                   help=f"processes in the pool (default {DEFAULT_CONCURRENCY})")
+    p.add_argument("--autoscale", type=autoscale, metavar="MAX,MIN",
+                   help="let the pool grow and shrink between MIN and MAX processes instead")
     p.set_defaults(handler=worker)
-    p = sub.add_parser("watch", help="watch the staging folder and admit files (foreground)")
-    p.add_argument("--stable-seconds", type=float, default=DEFAULT_STABLE_SECONDS,
+    p = sub.add_parser("watch", help="watch the staging folder and admit tenants' files, in the foreground")
+    p.add_argument("--stable-seconds", type=positive, default=DEFAULT_STABLE_SECONDS,
                    help="a file whose size stays the same this long counts as complete "
                         f"(default {DEFAULT_STABLE_SECONDS:g})")
     p.set_defaults(handler=watch)
-    p = sub.add_parser("bridge", help="bridge tenants' Kafka topics to their stream queues (foreground)")
-    p.add_argument("--tenant", help="one tenant (default: every active stream tenant, one consumer each)")
-    p.add_argument("--max-messages", type=int, default=DEFAULT_BATCH_MESSAGES,
-                   help=f"largest micro-batch (default {DEFAULT_BATCH_MESSAGES})")
-    p.add_argument("--max-wait-ms", type=float, default=DEFAULT_BATCH_WAIT_MS,
-                   help=f"longest wait to fill a micro-batch (default {DEFAULT_BATCH_WAIT_MS:g})")
+    p = sub.add_parser("bridge", help="move tenants' Kafka messages to their worker pools, in the foreground")
+    p.add_argument("--tenant", help="one tenant (default: every tenant with stream settings, one consumer each)")
+    p.add_argument("--max-messages", type=count, default=DEFAULT_BATCH_MESSAGES,
+                   help=f"most messages handed to a worker at once (default {DEFAULT_BATCH_MESSAGES})")
+    p.add_argument("--max-wait-ms", type=positive, default=DEFAULT_BATCH_WAIT_MS,
+                   help=f"longest wait, in milliseconds, to gather them (default {DEFAULT_BATCH_WAIT_MS:g})")
     p.set_defaults(handler=bridge)
-    p = sub.add_parser("monitor", help="streamingestmonitor: reports in, scaling decisions out (foreground)")
-    p.add_argument("--tenant", action="append", help="only these tenants (repeatable; default all)")
-    p.add_argument("--idle-after", type=float, default=DEFAULT_IDLE_AFTER_S,
-                   help=f"seconds without messages that count as idle (default {DEFAULT_IDLE_AFTER_S:g})")
+    p = sub.add_parser("monitor", help="read the stream workers' reports and decide when a pool should grow or "
+                                       "shrink, in the foreground")
+    p.add_argument("--tenant", action="append", help="only this tenant (repeat for more; default all)")
+    p.add_argument("--idle-after", type=positive, default=DEFAULT_IDLE_AFTER_S,
+                   help="seconds without messages after which a tenant counts as idle "
+                        f"(default {DEFAULT_IDLE_AFTER_S:g})")
     p.set_defaults(handler=monitor)
-    p = sub.add_parser("manager", help="streamingestmanager: grow and shrink tenants' pools (foreground)")
-    p.add_argument("--tenant", action="append", help="only these tenants (repeatable; default all)")
-    p.add_argument("--cooldown", type=float, default=DEFAULT_COOLDOWN_S,
-                   help=f"seconds between two changes of a pool (default {DEFAULT_COOLDOWN_S:g})")
+    p = sub.add_parser("manager", help="grow and shrink tenants' worker pools as the monitor decides, in the "
+                                       "foreground")
+    p.add_argument("--tenant", action="append", help="only this tenant (repeat for more; default all)")
+    p.add_argument("--cooldown", type=positive, default=DEFAULT_COOLDOWN_S,
+                   help=f"seconds to leave a pool alone after changing it (default {DEFAULT_COOLDOWN_S:g})")
     p.set_defaults(handler=manager)
-    p = sub.add_parser("flower", help="Flower: queues, workers and tasks in a browser (foreground)")
-    p.add_argument("--port", type=int, default=DEFAULT_FLOWER_PORT)
+    p = sub.add_parser("flower", help="Flower, a web page of queues, workers and tasks, in the foreground")
+    p.add_argument("--port", type=port, default=DEFAULT_FLOWER_PORT,
+                   help=f"the port it listens on, on 127.0.0.1 (default {DEFAULT_FLOWER_PORT})")
     p.set_defaults(handler=flower)
-    p = sub.add_parser("status", help="the platform's processes; with --tenant, its usage today and latest files")
-    p.add_argument("--tenant", help="a tenant's usage against its limits and its latest files")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--latest", type=int, default=10, help="how many latest files to show")
+
+
+def _report_parsers(sub: Any) -> None:
+    p = sub.add_parser("status", help="the platform's processes; with --tenant, its use of today's quota and its "
+                                      "latest files")
+    p.add_argument("--tenant", help="show this tenant's use of today's quota and its latest files")
+    _json_flag(p)
+    p.add_argument("--latest", type=count, default=10, help="how many of the latest files to show (default 10)")
     p.set_defaults(handler=status)
     p = sub.add_parser("summary", help="per tenant: files accepted and refused, rows landed in Cassandra")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--wait", type=float, default=0, help="first wait up to this many seconds for pending files")
+    _json_flag(p)
+    p.add_argument("--wait", type=wait_seconds, default=0, metavar="SECONDS",
+                   help="first wait up to this long for files and messages still being ingested (default 0)")
     p.set_defaults(handler=summary)
     p = sub.add_parser("bench", help="benchmarks against the real services (see benchmarks/README.md)")
     p.add_argument("kind", choices=sorted(BENCHMARKS), help="which benchmark")
     p.add_argument("options", nargs=argparse.REMAINDER,
-                   help="the benchmark's own options, e.g. --json FILE --plot FILE --sizes 1,10,50 --quick "
+                   help="the benchmark's own options, e.g. --json-out FILE --plot FILE --quick\n"
                         "(mysimbdp bench KIND --help lists them)")
     p.set_defaults(handler=bench)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

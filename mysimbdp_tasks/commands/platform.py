@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
+import sys
 import threading
 from typing import TYPE_CHECKING
 
@@ -19,25 +21,42 @@ if TYPE_CHECKING:
 
 
 def platform_up(settings: Settings, args: argparse.Namespace) -> int:
+    """Start the supervisor; exit 1 if a process it runs has not started (or died at start)."""
     from ..services.registry import Registry
 
     if args.config:
         from .tenants import tenants_apply
 
-        tenants_apply(settings, argparse.Namespace(file=args.config, prune=False))
+        tenants_apply(settings, argparse.Namespace(file=args.config, prune=False, dry_run=False, replace=False,
+                                                   json=False))
     active = Registry(redis_client(settings)).active()
     if args.tenant:
         active = {n: t for n, t in active.items() if n in args.tenant}
     if not active:
         raise MysimbdpError("no active tenant: run `mysimbdp tenants apply FILE` (or `mysimbdp up --config FILE`)"
                             + (f"; --tenant chose {', '.join(args.tenant)}" if args.tenant else ""))
-    processes.up(settings, active.values(), echo=echo, concurrency=args.concurrency, flower=args.flower,
-                 scope=args.tenant)
-    return 0
+    state = processes.up(settings, active.values(), echo=_quiet if args.json else echo,
+                         concurrency=args.concurrency, flower=args.flower, scope=args.tenant)
+    wanted = {p.name for p in processes.wanted(active.values(), args.concurrency, args.flower, args.tenant)}
+    children = state.get("children", {})
+    failed = sorted(n for n in wanted if children.get(n, {}).get("status") != "running")
+    if args.json:
+        print(json.dumps({"supervisor": state.get("pid"), "processes": children, "failed": failed}, indent=2))
+    elif failed:
+        print(f"error: not running after start: {', '.join(failed)} (see their logs in {settings.logs})",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _quiet(_: str) -> None:
+    pass
 
 
 def platform_down(settings: Settings, args: argparse.Namespace) -> int:
-    processes.down(settings, echo=echo)
+    lines: list[str] = []
+    processes.down(settings, echo=lines.append if args.json else echo)
+    if args.json:
+        print(json.dumps(dict(line.split(": ", 1) for line in lines if ": " in line), indent=2))
     return 0
 
 

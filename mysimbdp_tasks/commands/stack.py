@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from ..core.errors import MysimbdpError
 from ..core.settings import Settings
@@ -34,6 +35,10 @@ def stack_status(settings: Settings, args: argparse.Namespace) -> int:
     from .. import stack
 
     states = stack.status(settings)
+    if args.json:
+        print(json.dumps([{"service": s.name, "running": s.running, "answering": s.answering, "endpoint": s.endpoint,
+                           "pid": s.pid, "detail": s.detail} for s in states], indent=2))
+        return 0 if stack.all_up(states) else 1
     for s in states:
         state = "up" if s.running and s.answering else ("running, not answering" if s.running else "down")
         pid = f" pid {s.pid}" if s.pid else ""

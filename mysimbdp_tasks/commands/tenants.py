@@ -4,23 +4,34 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import MysimbdpError
 from ..core.settings import Settings
 from .common import echo, redis_client
+
+if TYPE_CHECKING:
+    from ..core.tenants import Tenant
+    from ..services.registry import Registry
 
 
 def tenants_check(settings: Settings, args: argparse.Namespace) -> int:
     from ..core import tenants
 
     found = tenants.load(args.file)
-    for t in found.values():
-        paths = [p for p, on in (("batch", t.batch), ("stream", t.stream)) if on]
-        print(f"{t.name}: ok (keyspace {t.namespace}, table {t.table_name}, key {t.key}, paths: {', '.join(paths)})")
+    rows = [{"tenant": t.name, "keyspace": t.namespace, "table": t.table_name, "key": str(t.key),
+             "paths": [p for p, on in (("batch", t.batch), ("stream", t.stream)) if on]} for t in found.values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        print(f"{r['tenant']}: ok (keyspace {r['keyspace']}, table {r['table']}, key {r['key']}, "
+              f"paths: {', '.join(r['paths'])})")
     return 0
 
 
 def tenants_apply(settings: Settings, args: argparse.Namespace) -> int:
+    """Plan everything first (Kafka, Cassandra, registry), refuse or print the plan, then change."""
     from ..core import tenants
     from ..services import cassandra as db
     from ..services import provisioning, topics
@@ -28,26 +39,108 @@ def tenants_apply(settings: Settings, args: argparse.Namespace) -> int:
 
     found = tenants.load(args.file)
     registry = Registry(redis_client(settings))
-    registry.claim_namespaces(list(found.values()))  # before anything is created
+    plan = _plan(settings, found, registry, replace=args.replace)
+    if args.dry_run:
+        _print_plan(plan, args)
+        return 1 if plan["problems"] else 0
+    if plan["problems"]:
+        raise provisioning.refused(plan["problems"])
+    wanted = plan["wanted"]
+    registry.claim_namespaces(list(wanted.values()))  # before anything is created
     cluster, session = db.connect(settings)
     try:
-        provisioning.apply(session, found.values(), settings.replication, echo=echo)
+        provisioning.execute(session, plan["cassandra"], echo=echo if not args.json else _quiet)
     finally:
         cluster.shutdown()
-    created = topics.ensure(settings, found.values())
-    for t in found.values():
+    created = topics.execute(settings, plan["kafka"])
+    for t in wanted.values():
         registry.save(t)
-        print(f"{t.name}: keyspace {t.namespace}, table {t.table_name} key {t.key}: provisioned, active")
-    if created:
-        print(f"topics created: {', '.join(sorted(created))}")
     stale = sorted(set(registry.active_names()) - set(found))
-    for name in stale:
-        if args.prune:
+    if args.prune:
+        for name in stale:
             registry.deactivate(name)
-            print(f"{name}: not in {args.file}: deactivated (data kept)")
-        else:
-            print(f"{name}: active but not in {args.file} (use --prune to deactivate it)")
+    if args.json:
+        print(json.dumps(_plan_json(plan) | {"applied": True, "topics_created": sorted(created)}, indent=2))
+        return 0
+    for t in wanted.values():
+        kept = plan["tenants"][t.name]["kept"]
+        print(f"{t.name}: keyspace {t.namespace}, table {t.table_name} key {t.key}: provisioned, active"
+              + (f" (kept its applied {' and '.join(kept)} settings)" if kept else ""))
+    for change in plan["kafka"].changes(topics.wanted(wanted.values())):
+        print(change)
+    for name in stale:
+        print(f"{name}: not in {args.file}: deactivated (data kept)" if args.prune
+              else f"{name}: active but not in {args.file} (use --prune to deactivate it)")
     return 0
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _plan(settings: Settings, found: dict[str, Tenant], registry: Registry, replace: bool) -> dict[str, Any]:
+    """What applying ``found`` would change; reads Redis, Kafka and Cassandra, changes nothing."""
+    from ..core import changes
+    from ..services import cassandra as db
+    from ..services import provisioning, topics
+
+    applied = registry.all()
+    wanted = {n: t if replace else changes.merge(applied.get(n), t) for n, t in found.items()}
+    kafka = topics.plan(settings, wanted.values())  # Kafka first: away, and nothing is created
+    cluster, session = db.connect(settings)
+    try:
+        cassandra = [provisioning.plan(session, t, settings.replication) for t in wanted.values()]
+    finally:
+        cluster.shutdown()
+    problems = [m for p in cassandra for m in p.problems] + kafka.problems + _claim_problems(applied, wanted)
+    per_tenant = {
+        p.tenant.name: {"settings": changes.diff(applied.get(p.tenant.name), p.tenant),
+                        "kept": changes.kept_paths(applied.get(p.tenant.name), found[p.tenant.name], p.tenant),
+                        "cassandra": p.changes + [f"problem: {m}" for m in p.problems],
+                        "kafka": kafka.changes([p.tenant.ingest_topic, p.tenant.dead_topic])}
+        for p in cassandra
+    }
+    platform = kafka.changes(set(topics.wanted([])))
+    active = registry.active_names()
+    return {"wanted": wanted, "cassandra": cassandra, "kafka": kafka, "problems": problems, "tenants": per_tenant,
+            "platform": platform, "not_in_file": sorted(active - set(found)),
+            "inactive_to_activate": sorted(set(found) - active)}
+
+
+def _claim_problems(applied: dict[str, Tenant], wanted: dict[str, Tenant]) -> list[str]:
+    return [f"{t.name}.namespace: keyspace {t.namespace!r} belongs to tenant {o.name!r}; choose another namespace"
+            for t in wanted.values() for o in applied.values() if o.namespace == t.namespace and o.name != t.name]
+
+
+def _plan_json(plan: dict[str, Any]) -> dict[str, Any]:
+    return {"tenants": plan["tenants"], "platform_topics": plan["platform"], "problems": plan["problems"],
+            "activated": plan["inactive_to_activate"], "not_in_file": plan["not_in_file"]}
+
+
+def _print_plan(plan: dict[str, Any], args: argparse.Namespace) -> None:
+    if args.json:
+        print(json.dumps(_plan_json(plan) | {"applied": False}, indent=2))
+        return
+    print(f"plan for {args.file} (--dry-run: nothing is changed)")
+    for name, t in plan["tenants"].items():
+        changed = t["settings"] or t["cassandra"] or t["kafka"] or name in plan["inactive_to_activate"]
+        print(f"{name}:" + ("" if changed else " no change"))
+        for line in t["settings"]:
+            print(f"  registry: {line}")
+        for path in t["kept"]:
+            print(f"  registry: keeps its applied {path} settings (the file gives none; --replace drops them)")
+        if name in plan["inactive_to_activate"]:
+            print("  registry: activate")
+        for line in t["cassandra"]:
+            print(f"  cassandra: {line}")
+        for line in t["kafka"]:
+            print(f"  kafka: {line}")
+    for line in plan["platform"]:
+        print(f"platform: {line}")
+    for name in plan["not_in_file"]:
+        print(f"{name}: active but not in {args.file}: " + ("deactivate" if args.prune else "left as it is (--prune)"))
+    if plan["problems"]:
+        print("refused, apply would change nothing:\n" + "\n".join(f"  - {m}" for m in plan["problems"]))
 
 
 def tenants_list(settings: Settings, args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ existing cluster by setting ``MYSIMBDP_REDIS_URL``, ``MYSIMBDP_KAFKA_BOOTSTRAP``
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,13 @@ DEFAULT_MAX_RESENDS = 3  # times the sweeper sends one lost task again before th
 # is given up with reason worker_lost. High on purpose: under chaos a pool is killed every few
 # seconds, and a task that was merely unlucky must not be given up.
 DEFAULT_MAX_REDELIVERIES = 10
+# Kafka topics: replicas of each partition, and how many must have a write before it counts. One
+# and one fit the local one-broker stack; a real cluster wants 3 and 2.
+DEFAULT_TOPIC_REPLICATION = 1
+DEFAULT_TOPIC_MIN_INSYNC = 1
+
+# Keyspace replication: ``SimpleStrategy:RF`` or ``NetworkTopologyStrategy:dc1=RF,dc2=RF``.
+REPLICATION = re.compile(r"^(SimpleStrategy):(\d+)$|^(NetworkTopologyStrategy):((?:[A-Za-z0-9_.-]+=\d+,?)+)$")
 
 
 def _hostport(text: str, var: str, default_port: int) -> tuple[str, int]:
@@ -59,6 +67,25 @@ def _number(env: Mapping[str, str], var: str, default: float) -> float:
     if value <= 0:
         raise SettingsError(f"{var}: expected a positive number, got {text!r}")
     return value
+
+
+def _count(env: Mapping[str, str], var: str, default: int) -> int:
+    """A whole number of at least 1 (a count of things, not a duration)."""
+    text = env.get(var)
+    if text is None:
+        return default
+    if not text.strip().isdigit() or int(text) < 1:
+        raise SettingsError(f"{var}: expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def _replication(env: Mapping[str, str]) -> str:
+    text = env.get("MYSIMBDP_REPLICATION", "SimpleStrategy:1").strip()
+    m = REPLICATION.match(text)
+    if not m or any(int(rf) < 1 for rf in re.findall(r"[:=](\d+)", text)):
+        raise SettingsError(f"MYSIMBDP_REPLICATION: expected 'SimpleStrategy:RF' or "
+                            f"'NetworkTopologyStrategy:dc1=RF,dc2=RF' with RF at least 1, got {text!r}")
+    return text
 
 
 def _flag(env: Mapping[str, str], var: str, default: bool) -> bool:
@@ -93,6 +120,8 @@ class Settings:
     cassandra_hosts: tuple[tuple[str, int], ...]
     replication: str  # e.g. "SimpleStrategy:1" or "NetworkTopologyStrategy:dc1=3"
     kafka_partitions: int
+    topic_replication: int = DEFAULT_TOPIC_REPLICATION  # replicas of each partition of the platform's topics
+    topic_min_insync: int = DEFAULT_TOPIC_MIN_INSYNC  # min.insync.replicas of those topics
     chunk_bytes: int = 8 * 1024 * 1024
     visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
     stall_seconds: float = 60.0
@@ -126,18 +155,21 @@ class Settings:
         )
         if not kafka or not cassandra:
             raise SettingsError("MYSIMBDP_KAFKA_BOOTSTRAP and MYSIMBDP_CASSANDRA_HOSTS must not be empty")
-        replication = env.get("MYSIMBDP_REPLICATION", "SimpleStrategy:1")
-        partitions = env.get("MYSIMBDP_KAFKA_PARTITIONS", "3")
-        if not partitions.isdigit() or int(partitions) < 1:
-            raise SettingsError(f"MYSIMBDP_KAFKA_PARTITIONS: expected a positive integer, got {partitions!r}")
+        replication = _replication(env)
+        partitions = _count(env, "MYSIMBDP_KAFKA_PARTITIONS", 3)
+        topic_replication = _count(env, "MYSIMBDP_TOPIC_REPLICATION", DEFAULT_TOPIC_REPLICATION)
+        topic_min_insync = _count(env, "MYSIMBDP_TOPIC_MIN_INSYNC", min(DEFAULT_TOPIC_MIN_INSYNC, topic_replication))
+        if topic_min_insync > topic_replication:
+            raise SettingsError(f"MYSIMBDP_TOPIC_MIN_INSYNC: {topic_min_insync} is more than "
+                                f"MYSIMBDP_TOPIC_REPLICATION ({topic_replication}): no write could be acknowledged")
         chunk_mb = _number(env, "MYSIMBDP_CHUNK_MB", 8)
         visibility = _number(env, "MYSIMBDP_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT)
         stall = _number(env, "MYSIMBDP_STALL_SECONDS", 60)
         report_every = _number(env, "MYSIMBDP_REPORT_EVERY", 5)
         stream_stall = _number(env, "MYSIMBDP_STREAM_STALL_SECONDS", 10)
         max_pending = _number(env, "MYSIMBDP_STREAM_MAX_PENDING", 40)
-        resends = _number(env, "MYSIMBDP_MAX_RESENDS", DEFAULT_MAX_RESENDS)
-        redeliveries = _number(env, "MYSIMBDP_MAX_REDELIVERIES", DEFAULT_MAX_REDELIVERIES)
+        resends = _count(env, "MYSIMBDP_MAX_RESENDS", DEFAULT_MAX_RESENDS)
+        redeliveries = _count(env, "MYSIMBDP_MAX_REDELIVERIES", DEFAULT_MAX_REDELIVERIES)
         return cls(
             stream_stall_seconds=stream_stall,
             stream_max_pending=max(1, int(max_pending)),
@@ -154,7 +186,9 @@ class Settings:
             kafka_bootstrap=kafka,
             cassandra_hosts=cassandra,
             replication=replication,
-            kafka_partitions=int(partitions),
+            kafka_partitions=partitions,
+            topic_replication=topic_replication,
+            topic_min_insync=topic_min_insync,
         )
 
     # The lease of delivered tasks (worker/lease.py) ----------------------------------------------

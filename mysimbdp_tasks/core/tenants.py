@@ -30,7 +30,9 @@ from .errors import ConfigError, ConfigProblem
 
 MB = 1024 * 1024
 TENANT_NAME = re.compile(r"^[a-z][a-z0-9]{0,31}$")  # no '-' or '_': those end the name in file names
-FILE_TYPES = (".csv", ".json", ".jsonl")
+FILE_TYPES = (".csv", ".json", ".jsonl", ".ndjson")
+# Two names of one format: a tenant allowed either may stage files with either extension.
+ALIASES = {".jsonl": ".ndjson", ".ndjson": ".jsonl"}
 
 # Optional platform settings and their defaults (documented in README, "Tenant configuration").
 DEFAULTS: dict[str, Any] = {
@@ -137,11 +139,42 @@ def load(path: str | Path) -> dict[str, Tenant]:
     except OSError as exc:
         raise ConfigError([ConfigProblem(str(path), f"cannot read: {exc.strerror}")], str(path)) from exc
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_Object)
     except json.JSONDecodeError as exc:
         problem = ConfigProblem(str(path), f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
         raise ConfigError([problem], str(path)) from exc
+    duplicates = list(_duplicates(data, ""))
+    if duplicates:
+        raise ConfigError(duplicates, str(path))
     return parse(data, source=str(path))
+
+
+class _Object(dict[str, Any]):
+    """A JSON object that remembers the keys it was given more than once.
+
+    ``json.loads`` keeps the last of two equal keys without a word, so a tenant file with
+    ``max_file_size`` twice would silently apply the second; a file must say each thing once.
+    """
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        seen: set[str] = set()
+        self.repeated: list[str] = []
+        for key, _ in pairs:
+            if key in seen:
+                self.repeated.append(key)
+            seen.add(key)
+
+
+def _duplicates(value: Any, where: str) -> Any:
+    """Yield a problem for every key given twice in one object, anywhere in ``value``."""
+    if isinstance(value, _Object):
+        for key in dict.fromkeys(value.repeated):
+            yield ConfigProblem(f"{where}.{key}" if where else key,
+                                "given more than once in the same object; say it once (JSON would keep the last)")
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _duplicates(inner, f"{where}.{key}" if where else key)
 
 
 def parse(data: Any, source: str = "") -> dict[str, Tenant]:
@@ -324,6 +357,7 @@ def _batch(raw: dict[str, Any], bad: Any) -> BatchSettings | None:
     if size and per_day and size > per_day:
         bad("max_file_size",
             f"{size} MB is more than max_amount_of_data ({per_day} MB): no such file could ever be admitted")
+    clean += [ALIASES[ft] for ft in clean if ft in ALIASES]
     return BatchSettings(tuple(dict.fromkeys(clean)), int(size * MB), int(per_day * MB), files)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from cassandra import OperationTimedOut, RequestExecutionException
 from cassandra.cluster import (
@@ -18,7 +17,7 @@ from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionP
 
 from ..core.backoff import OUTAGE_BACKOFF
 from ..core.errors import ServiceUnavailable, SettingsError, TransientIngestError
-from ..core.settings import Settings
+from ..core.settings import REPLICATION, Settings
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,6 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT)
 
 
-REPLICATION = re.compile(r"^(SimpleStrategy):(\d+)$|^(NetworkTopologyStrategy):((?:[A-Za-z0-9_.-]+=\d+,?)+)$")
 
 
 def connect(settings: Settings, request_timeout: float = 30.0) -> tuple[Cluster, Session]:

@@ -70,6 +70,7 @@ class Plan:
     statements: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)  # what the statements change, in words (for --dry-run)
 
 
 def table_columns(session: Session, keyspace: str, table: str) -> dict[str, tuple[str, str, int]]:
@@ -93,16 +94,21 @@ def plan(session: Session, tenant: Tenant, replication: str) -> Plan:
     p.statements.append(
         f"CREATE KEYSPACE IF NOT EXISTS {ident(ks)} WITH replication = {replication_map(replication)}"
     )
+    if not keyspace_exists(session, ks):
+        p.changes.append(f"create keyspace {ks} ({replication})")
     existing = table_columns(session, ks, table)
     if not existing:
         cols = ", ".join(f"{ident(c)} {t}" for c, t in tenant.columns)
         p.statements.append(
             f"CREATE TABLE IF NOT EXISTS {ident(ks)}.{ident(table)} ({cols}, PRIMARY KEY {tenant.key.cql()})"
         )
+        p.changes.append(f"create table {ks}.{table} ({', '.join(tenant.column_names)}), key {tenant.key}")
     else:
         _diff_table(p, existing)
-    p.statements.append(BATCH_METRICS_DDL.format(ks=ident(ks)))
-    p.statements.append(STREAM_METRICS_DDL.format(ks=ident(ks)))
+    for metrics, ddl in ((BATCH_METRICS, BATCH_METRICS_DDL), (STREAM_METRICS, STREAM_METRICS_DDL)):
+        p.statements.append(ddl.format(ks=ident(ks)))
+        if not existing or not table_columns(session, ks, metrics):
+            p.changes.append(f"create table {ks}.{metrics}")
     return p
 
 
@@ -123,6 +129,7 @@ def _diff_table(p: Plan, existing: dict[str, tuple[str, str, int]]) -> None:
             p.statements.append(f"ALTER TABLE {ident(tenant.namespace)}.{ident(tenant.table_name)} "
                                 f"ADD {ident(column)} {ctype}")
             p.notes.append(f"{where}: adding column {column} {ctype}")
+            p.changes.append(f"add column {column} {ctype} to {tenant.namespace}.{tenant.table_name}")
         elif existing[column][0] != want:
             p.problems.append(f"{where}: column {column} is {existing[column][0]} in Cassandra but {ctype} in the "
                               "config; a column's type cannot be changed in place")
@@ -131,13 +138,23 @@ def _diff_table(p: Plan, existing: dict[str, tuple[str, str, int]]) -> None:
             p.notes.append(f"{where}: column {column} exists in Cassandra but not in the config; kept as it is")
 
 
+def refused(problems: list[str]) -> ProvisioningError:
+    return ProvisioningError("refused, nothing was changed:\n" + "\n".join(f"  - {m}" for m in problems))
+
+
 def apply(session: Session, tenants: Iterable[Tenant], replication: str,
           echo: Callable[[str], None] = print) -> list[Plan]:
     """Plan every tenant, refuse all if any plan has a problem, else run the statements."""
     plans = [plan(session, t, replication) for t in tenants]
     problems = [msg for p in plans for msg in p.problems]
     if problems:
-        raise ProvisioningError("refused, nothing was changed:\n" + "\n".join(f"  - {m}" for m in problems))
+        raise refused(problems)
+    execute(session, plans, echo)
+    return plans
+
+
+def execute(session: Session, plans: list[Plan], echo: Callable[[str], None] = print) -> None:
+    """Run planned statements (plans without problems: ``apply`` checks, or its caller)."""
     for p in plans:
         for note in p.notes:
             echo(note)
@@ -146,7 +163,6 @@ def apply(session: Session, tenants: Iterable[Tenant], replication: str,
             # The driver waits for schema agreement after each DDL statement (max_schema_agreement_wait),
             # so every node knows a table before a worker prepares statements on it.
             session.execute(statement, timeout=60)
-    return plans
 
 
 def provisioned(session: Session, tenant: Tenant) -> bool:

@@ -6,12 +6,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
+from kafka.admin import KafkaAdminClient, NewPartitions, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from ..core import names
+from ..core.errors import ServiceUnavailable
 from ..core.settings import Settings
 from ..core.tenants import Tenant
 
@@ -23,7 +25,23 @@ CONTROL = names.CONTROL_TOPIC
 
 def admin(settings: Settings) -> KafkaAdminClient:
     return KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_str, client_id="mysimbdp-admin",
-                            request_timeout_ms=30000)
+                            request_timeout_ms=30000, bootstrap_timeout_ms=10000)
+
+
+@dataclass
+class TopicPlan:
+    """What applying tenants changes in Kafka; ``problems`` refuse the whole apply."""
+
+    create: dict[str, int] = field(default_factory=dict)  # topic -> partitions
+    grow: dict[str, tuple[int, int]] = field(default_factory=dict)  # topic -> (partitions now, wanted)
+    problems: list[str] = field(default_factory=list)
+
+    def changes(self, topic_names: Iterable[str]) -> list[str]:
+        """The changes to ``topic_names``, in words."""
+        chosen = set(topic_names)
+        out = [f"create topic {t} ({n} partitions)" for t, n in sorted(self.create.items()) if t in chosen]
+        return out + [f"topic {t}: {have} -> {want} partitions" for t, (have, want) in sorted(self.grow.items())
+                      if t in chosen]
 
 
 def wanted(tenants: Iterable[Tenant]) -> dict[str, int]:
@@ -35,34 +53,84 @@ def wanted(tenants: Iterable[Tenant]) -> dict[str, int]:
     return topics
 
 
-def ensure(settings: Settings, tenants: Iterable[Tenant]) -> list[str]:
-    """Create missing topics; return the names created. Existing topics are left as they are."""
-    client = admin(settings)
+def unreachable(settings: Settings, exc: Exception) -> ServiceUnavailable:
+    return ServiceUnavailable(f"cannot reach Kafka at {settings.kafka_bootstrap_str} ({exc}); nothing was changed. "
+                              "Start it (`mysimbdp stack up kafka`) or set MYSIMBDP_KAFKA_BOOTSTRAP")
+
+
+def plan(settings: Settings, tenants: Iterable[Tenant]) -> TopicPlan:
+    """Compare the topics wanted with Kafka's; raise ServiceUnavailable, changing nothing, if Kafka is away."""
+    want = wanted(tenants)
+    try:
+        client = admin(settings)
+    except KafkaError as exc:
+        raise unreachable(settings, exc) from exc
     try:
         existing = set(client.list_topics())
-        missing = {name: n for name, n in wanted(tenants).items() if name not in existing}
-        created = []
-        for name, partitions in missing.items():
+        known = sorted(existing & set(want))
+        # kafka-python 3 names a topic "name" (2.x said "topic")
+        found = client.describe_topics(known) if known else []
+        have = {d.get("name", d.get("topic")): len(d["partitions"]) for d in found}
+    except KafkaError as exc:
+        raise unreachable(settings, exc) from exc
+    finally:
+        client.close()
+    p = TopicPlan()
+    for topic, n in want.items():
+        if topic not in have:
+            p.create[topic] = n
+        elif have[topic] < n:
+            p.grow[topic] = (have[topic], n)
+        elif have[topic] > n:
+            p.problems.append(f"topic {topic} has {have[topic]} partitions and the config asks for {n}; Kafka cannot "
+                              f"take partitions away: set partitions to {have[topic]} or more")
+    return p
+
+
+def execute(settings: Settings, p: TopicPlan) -> list[str]:
+    """Create and grow topics as planned; return the topics created.
+
+    Growing a topic sends new keys' messages to the new partitions; one key's order holds from then
+    on. Consumers (the bridge) take the new partitions at their next metadata refresh.
+    """
+    client = admin(settings)
+    created = []
+    try:
+        for name, partitions in p.create.items():
             try:
-                client.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+                client.create_topics([NewTopic(name, num_partitions=partitions,
+                                               replication_factor=settings.topic_replication,
+                                               topic_configs={"min.insync.replicas": str(settings.topic_min_insync)})])
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass
-        if created:
-            _wait_for_leaders(settings, created)
-        return created
+        if p.grow:
+            client.create_partitions({name: NewPartitions(total_count=want) for name, (_, want) in p.grow.items()})
     finally:
         client.close()
+    if created or p.grow:
+        _wait_for_leaders(settings, {**{t: p.create[t] for t in created}, **{t: n for t, (_, n) in p.grow.items()}})
+    return created
 
 
-def _wait_for_leaders(settings: Settings, names: list[str], timeout: float = 30.0) -> None:
-    """Return once every partition of the new topics has a leader, so clients can use them at once."""
+def ensure(settings: Settings, tenants: Iterable[Tenant]) -> list[str]:
+    """Create missing topics and grow the ones with fewer partitions than wanted; return the names created."""
+    p = plan(settings, tenants)
+    if p.problems:
+        log.warning("topics left as they are: %s", "; ".join(p.problems))
+    return execute(settings, p)
+
+
+def _wait_for_leaders(settings: Settings, wanted_n: dict[str, int], timeout: float = 30.0) -> None:
+    """Return once the topics (name -> partitions) have all their partitions, so clients can use them at once."""
+    names = list(wanted_n)
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str)
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             topics = consumer.topics()  # refreshes metadata
-            if all(n in topics and consumer.partitions_for_topic(n) for n in names):
+            if all(n in topics and len(consumer.partitions_for_topic(n) or ()) >= wanted_n.get(n, 1)
+                   for n in names):
                 return
             time.sleep(0.2)
         log.warning("topics %s have no leader after %.0f s", ", ".join(names), timeout)

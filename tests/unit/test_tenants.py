@@ -40,7 +40,7 @@ def test_original_batch_only_and_stream_only_files_load_as_they_are() -> None:
 
 
 def test_file_type_may_be_a_string_or_a_list() -> None:
-    assert tenants.load(ROOT / "tenants" / "tenants.json")["tenant1"].batch.file_types == (".json", ".jsonl")  # type: ignore[union-attr]
+    assert tenants.load(ROOT / "tenants" / "tenants.json")["tenant1"].batch.file_types == (".json", ".jsonl", ".ndjson")  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

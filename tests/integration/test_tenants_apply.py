@@ -1,0 +1,128 @@
+"""`mysimbdp tenants apply` against the real services: the dry run changes nothing, partitions grow,
+batch and stream files of one tenant merge, and Kafka being away refuses before anything is created."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from cassandra.cluster import Session
+from kafka import KafkaConsumer
+from kit import ROOT
+
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.services import provisioning
+from mysimbdp_tasks.services.registry import Registry
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
+
+BATCH = json.loads((ROOT / "tenants" / "original-batch.json").read_text())["tenant1"]
+STREAM = json.loads((ROOT / "tenants" / "original-stream.json").read_text())["tenant1"]
+
+
+def cli(settings: Settings, *argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "MYSIMBDP_HOME": str(settings.home), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "mysimbdp_tasks.cli", *argv], capture_output=True, text=True,
+                          env=full, cwd=ROOT, timeout=240)
+
+
+@pytest.fixture
+def name(settings: Settings, redis_client: redis.Redis, cassandra_session: Session) -> Iterator[str]:
+    """A fresh tenant name; the tenant, its keyspace and its topics are dropped at the end."""
+    made = "t" + uuid.uuid4().hex[:10]
+    yield made
+    if Registry(redis_client).get(made) is not None:
+        cli(settings, "tenants", "remove", made, "--drop-data")
+
+
+def tenant_file(tmp_path: Path, name: str, like: dict[str, Any], **overrides: Any) -> Path:
+    raw = copy.deepcopy(like)
+    raw.update(namespace=f"test_{name}", **overrides)
+    path = tmp_path / f"{name}-{uuid.uuid4().hex[:6]}.json"
+    path.write_text(json.dumps({name: raw}))
+    return path
+
+
+def partitions(settings: Settings, topic: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str)
+    try:
+        return len(consumer.partitions_for_topic(topic) or ())
+    finally:
+        consumer.close()
+
+
+def test_dry_run_changes_nothing_and_apply_grows_partitions(settings: Settings, redis_client: redis.Redis,
+                                                            cassandra_session: Session, name: str,
+                                                            tmp_path: Path) -> None:
+    first = tenant_file(tmp_path, name, BATCH, partitions=2)
+    dry = cli(settings, "tenants", "apply", str(first), "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    plan = json.loads(dry.stdout)
+    assert plan["applied"] is False and plan["problems"] == []
+    assert plan["tenants"][name]["settings"] == ["new tenant"]
+    assert f"create keyspace test_{name} ({settings.replication})" in plan["tenants"][name]["cassandra"]
+    assert f"create topic {name}.ingest (2 partitions)" in plan["tenants"][name]["kafka"]
+    # nothing was changed
+    assert Registry(redis_client).get(name) is None
+    assert not provisioning.keyspace_exists(cassandra_session, f"test_{name}")
+    assert partitions(settings, f"{name}.ingest") == 0
+
+    done = cli(settings, "tenants", "apply", str(first))
+    assert done.returncode == 0, done.stderr
+    assert provisioning.keyspace_exists(cassandra_session, f"test_{name}")
+    assert partitions(settings, f"{name}.ingest") == 2
+
+    more = tenant_file(tmp_path, name, BATCH, partitions=4)
+    dry = cli(settings, "tenants", "apply", str(more), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "registry: partitions: 2 -> 4" in dry.stdout
+    assert f"kafka: topic {name}.ingest: 2 -> 4 partitions" in dry.stdout
+    assert partitions(settings, f"{name}.ingest") == 2
+    done = cli(settings, "tenants", "apply", str(more))
+    assert done.returncode == 0, done.stderr
+    assert partitions(settings, f"{name}.ingest") == 4
+
+    fewer = tenant_file(tmp_path, name, BATCH, partitions=3)
+    refused = cli(settings, "tenants", "apply", str(fewer))
+    assert refused.returncode == 1 and "cannot take partitions away" in refused.stderr, refused.stderr
+    applied = Registry(redis_client).get(name)
+    assert applied is not None and applied.partitions == 4
+
+
+def test_stream_file_after_batch_file_keeps_both_paths(settings: Settings, redis_client: redis.Redis,
+                                                       name: str, tmp_path: Path) -> None:
+    assert cli(settings, "tenants", "apply", str(tenant_file(tmp_path, name, BATCH))).returncode == 0
+    done = cli(settings, "tenants", "apply", str(tenant_file(tmp_path, name, STREAM)))
+    assert done.returncode == 0, done.stderr
+    assert "kept its applied batch settings" in done.stdout
+    applied = Registry(redis_client).get(name)
+    assert applied is not None and applied.batch is not None and applied.stream is not None
+    assert applied.stream.max_messages_per_day == STREAM["max_messages_per_day"]
+    # --replace takes the file as it is: stream only
+    done = cli(settings, "tenants", "apply", "--replace", str(tenant_file(tmp_path, name, STREAM)))
+    assert done.returncode == 0, done.stderr
+    applied = Registry(redis_client).get(name)
+    assert applied is not None and applied.batch is None and applied.stream is not None
+
+
+def test_kafka_away_refuses_before_anything_is_created(settings: Settings, redis_client: redis.Redis,
+                                                        cassandra_session: Session, name: str,
+                                                        tmp_path: Path) -> None:
+    host = settings.kafka_bootstrap[0][0]
+    away = cli(settings, "tenants", "apply", str(tenant_file(tmp_path, name, STREAM)),
+               env={"MYSIMBDP_KAFKA_BOOTSTRAP": f"{host}:1"})  # nothing listens on port 1
+    assert away.returncode == 1
+    assert "cannot reach Kafka" in away.stderr and "nothing was changed" in away.stderr
+    assert "Traceback" not in away.stderr
+    assert Registry(redis_client).get(name) is None
+    assert Registry(redis_client).namespace_owner(f"test_{name}") is None
+    assert not provisioning.keyspace_exists(cassandra_session, f"test_{name}")
