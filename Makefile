@@ -1,11 +1,15 @@
 # Every contributor's entry points. `make demo` is the main job; `make test` is what CI runs.
+# `make install` makes the virtual environment .venv from $(PYTHON) (Debian's /usr/bin/python3 will
+# do) and every target runs the tools installed there: nothing goes into the system's Python.
 PYTHON ?= python3
+VENV ?= $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
 export MYSIMBDP_HOME ?= $(CURDIR)/.mysimbdp
 
 .PHONY: install demo test unit lint typecheck bench stack-up stack-down clean
 
 install:
-	bash compose/install.sh
+	PYTHON="$(PYTHON)" VENV="$(VENV)" bash compose/install.sh
 
 demo: install
 	bash compose/demo.sh
@@ -14,7 +18,7 @@ test: install
 	bash compose/run-tests.sh
 
 unit:
-	$(PYTHON) -m pytest -m unit -q
+	python -m pytest -m unit -q
 
 lint:
 	ruff check mysimbdp_tasks producers benchmarks tests
@@ -24,8 +28,8 @@ typecheck:
 
 bench: install
 	mysimbdp stack up
-	mysimbdp bench batch --json benchmarks/results/batch.json
-	mysimbdp bench stream --json benchmarks/results/stream.json
+	mysimbdp bench batch --json-out benchmarks/results/batch.json
+	mysimbdp bench stream --json-out benchmarks/results/stream.json
 
 stack-up:
 	mysimbdp stack up

@@ -1,6 +1,6 @@
 """The batch benchmark: end to end, from the drop in staging to the rows in Cassandra.
 
-    mysimbdp bench batch [--json FILE] [--plot FILE] [--sizes 1,10,50] [--quick] [...]
+    mysimbdp bench batch [--json-out FILE] [--plot FILE] [--sizes 1,10,50] [--quick] [...]
     python -m benchmarks.batch [same options]
 
 In one run, each case on a fresh tenant and keyspace of its own:
@@ -72,7 +72,8 @@ def _sizes(text: str) -> tuple[float, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mysimbdp bench batch", description=__doc__.split("\n")[0])
-    p.add_argument("--json", dest="json_out", type=Path, default=Options.json_out, help="write the results here")
+    p.add_argument("--json-out", "--json", dest="json_out", type=Path, default=Options.json_out,
+                   help="write the results here")
     p.add_argument("--plot", dest="plot_out", type=Path, default=Options.plot_out, help="write the PNG plot here")
     p.add_argument("--no-plot", action="store_true", help="do not draw the plot")
     p.add_argument("--sizes", type=_sizes, help="CSV file sizes in MB (default 1,10,50)")

@@ -1,6 +1,6 @@
 """The stream benchmark: end to end, from the tenants' Kafka messages to the rows in Cassandra.
 
-    mysimbdp bench stream [--json FILE] [--plot FILE] [--rates 1000,2500,5000,7500] [--seconds 20] [--quick]
+    mysimbdp bench stream [--json-out FILE] [--plot FILE] [--rates 1000,2500,5000,7500] [--seconds 20] [--quick]
     python -m benchmarks.stream [same options]
 
 In one run:
@@ -86,7 +86,7 @@ def _rates(text: str) -> tuple[float, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mysimbdp bench stream", description=__doc__.split("\n")[0])
-    p.add_argument("--json", dest="json_out", type=Path, metavar="FILE", default=Options.json_out,
+    p.add_argument("--json-out", "--json", dest="json_out", type=Path, metavar="FILE", default=Options.json_out,
                    help="write the results here")
     p.add_argument("--plot", dest="plot_out", type=Path, metavar="FILE", default=Options.plot_out,
                    help="write the PNG plot here")

@@ -1,6 +1,6 @@
 """The sweeper benchmark: how long one sweep takes as the backlog of queued files grows.
 
-    mysimbdp bench sweep [--backlogs 100,1000,3000,10000] [--repeats 3] [--json FILE] [--plot FILE]
+    mysimbdp bench sweep [--backlogs 100,1000,3000,10000] [--repeats 3] [--json-out FILE] [--plot FILE]
     python -m benchmarks.sweep [same options]
 
 For each backlog N, on a queue of its own (a fresh tenant name, no worker): N open jobs, stale (no
@@ -52,7 +52,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     p = argparse.ArgumentParser(prog="mysimbdp bench sweep", description=__doc__.split("\n")[0])
     p.add_argument("--backlogs", type=positive_ints, default=Options.backlogs, help="queued files per case")
     p.add_argument("--repeats", type=int, default=Options.repeats, help="sweeps per case (the median counts)")
-    p.add_argument("--json", dest="json_out", type=Path, default=Options.json_out)
+    p.add_argument("--json-out", "--json", dest="json_out", type=Path, default=Options.json_out)
     p.add_argument("--plot", dest="plot_out", type=Path, default=Options.plot_out)
     p.add_argument("--no-plot", dest="plot_out", action="store_const", const=None)
     a = p.parse_args(argv)

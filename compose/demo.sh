@@ -2,6 +2,8 @@
 # The main job, end to end: local stack, tenants, platform, both tenants' producers, a summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The tools of the virtual environment `make install` made (compose/install.sh), if it is there.
+[ -x .venv/bin/python ] && export PATH="$PWD/.venv/bin:$PATH"
 export MYSIMBDP_HOME="${MYSIMBDP_HOME:-$PWD/.mysimbdp}"
 DATA="${MYSIMBDP_SAMPLES:-$PWD/../shared/data/reddit}"
 [ -d "$DATA" ] || { echo "error: no sample data in $DATA (set MYSIMBDP_SAMPLES)" >&2; exit 1; }

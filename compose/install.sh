@@ -1,16 +1,39 @@
 #!/usr/bin/env bash
-# Installs what mysimbdp needs on a Debian machine: the Python package with its test and benchmark
-# extras, and Redis. Kafka and Cassandra jars come from Maven Central at `mysimbdp stack up`.
+# Installs what mysimbdp needs on a Debian machine: a virtual environment .venv with the package, its
+# test and benchmark tools at the versions of compose/constraints.txt, and Redis. Kafka and
+# Cassandra jars come from Maven Central at `mysimbdp stack up`.
+#
+# Debian 12's Python refuses `pip install` outside a virtual environment (PEP 668,
+# externally-managed-environment), so nothing is installed into the system interpreter.
+#   PYTHON   the interpreter the environment is made from (default python3, e.g. /usr/bin/python3)
+#   VENV     where the environment goes (default .venv in the repository)
+#   EXTRAS   the package's extras to install (default dev: tests, benchmarks, lint); empty for none
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-$PWD/.venv}"
+EXTRAS="${EXTRAS-dev}"
 
-if ! command -v redis-server >/dev/null 2>&1; then
-    echo "installing redis-server (Debian package)"
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+apt_install() {
+    echo "installing $* (Debian packages)"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
-fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 for tool in java mvn; do
     command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is required (OpenJDK 17 and Maven)" >&2; exit 1; }
 done
-python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
+
+# A venv without a working pip (made before python3-venv was there) is made again.
+if ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+    # Debian ships venv's pip bootstrap (ensurepip) in python3-venv, not with python3 itself.
+    "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1 || apt_install python3-venv
+    echo "creating the virtual environment $VENV from $("$PYTHON" -c 'import sys; print(sys.executable)')"
+    rm -rf "$VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -c compose/constraints.txt \
+    -e ".${EXTRAS:+[$EXTRAS]}"
+echo "installed: $("$VENV/bin/mysimbdp" --version) in $VENV (activate it with: . $VENV/bin/activate)"

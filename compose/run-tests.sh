@@ -5,6 +5,8 @@
 # Each stage prints its duration. Arguments are passed to pytest in every stage.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# The tools of the virtual environment `make install` made (compose/install.sh), if it is there.
+[ -x .venv/bin/python ] && export PATH="$PWD/.venv/bin:$PATH"
 export MYSIMBDP_HOME="${MYSIMBDP_HOME:-$PWD/.mysimbdp}"
 
 cleanup() {
