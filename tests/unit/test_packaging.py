@@ -26,7 +26,7 @@ def _requirements() -> list[Requirement]:
 
 
 def _pins() -> dict[str, Version]:
-    found = {}
+    found: dict[str, Version] = {}
     for line in (ROOT / "compose" / "constraints.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, _, version = line.partition("==")
