@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, TextIO
 
+from mysimbdp_tasks.core import progress as bars
 from mysimbdp_tasks.core.errors import MysimbdpError, TenantError
 from mysimbdp_tasks.core.settings import Settings
 
@@ -187,6 +188,14 @@ def print_progress(p: Progress) -> None:
           f"{p.bytes_out / MB:.1f} MB out, {p.elapsed:.1f} s {state}", file=sys.stderr, flush=True)
 
 
+def _progress(src: Path) -> ProgressFn:
+    """A bar of the file's bytes read on a terminal; otherwise a line every few seconds."""
+    if not bars.on_terminal():
+        return print_progress
+    show = bars.follow(src.name, src.stat().st_size if src.is_file() else None, "B")
+    return lambda p: show(p.bytes_in, f"{p.written} records written", p.done)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m producers.batch", description=__doc__.split("\n")[0])
     parser.add_argument("--tenant", required=True, choices=sorted(PROFILES))
@@ -202,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = 0
     for src in args.inputs:
         try:
-            out = wrangle(args.tenant, src, staging, progress=None if args.quiet else print_progress)
+            out = wrangle(args.tenant, src, staging, progress=None if args.quiet else _progress(src))
         except InputError as e:
             print(f"producers.batch: error: {e}", file=sys.stderr)
             failed += 1

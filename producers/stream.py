@@ -34,6 +34,7 @@ from kafka.codec import has_lz4
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from mysimbdp_tasks.core import names
+from mysimbdp_tasks.core import progress as bars
 from mysimbdp_tasks.core.errors import MysimbdpError, StreamError
 from mysimbdp_tasks.core.names import REPORTS_TOPIC as REPORTS
 from mysimbdp_tasks.core.reports import Reservoir, Window, send_report
@@ -357,6 +358,14 @@ def print_progress(p: Progress) -> None:
           f"{p.elapsed:.1f} s {state}", file=sys.stderr, flush=True)
 
 
+def _progress(tenant: str, count: int | None) -> ProgressFn:
+    """A bar of messages acknowledged on a terminal; otherwise a line every few seconds."""
+    if not bars.on_terminal():
+        return print_progress
+    show = bars.follow(f"{tenant}: acked", count, "msg")
+    return lambda p: show(p.acked, f"{p.rate:.0f} msg/s, errors {p.errors}", p.done)
+
+
 def _positive(kind: type[int | float]) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         value = kind(text)
@@ -390,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bootstrap = args.bootstrap or Settings.from_env().kafka_bootstrap_str
         stats = send(args.tenant, records_for(args.tenant, args.inputs, args.count), bootstrap,
                      rate=args.rate, report_every=args.report_every,
-                     progress=None if args.quiet else print_progress, topic=args.topic)
+                     progress=None if args.quiet else _progress(args.tenant, args.count), topic=args.topic)
     except MysimbdpError as e:
         print(f"producers.stream: error: {e}", file=sys.stderr)
         return 2

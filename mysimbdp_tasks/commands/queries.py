@@ -10,6 +10,7 @@ from typing import Any
 from cassandra.cluster import Session
 
 from ..batch import folders
+from ..core import progress
 from ..core.cql import ident
 from ..core.settings import Settings
 from ..core.tenants import MB, Tenant
@@ -81,12 +82,26 @@ def pending_files(settings: Settings) -> int:
     return n
 
 
-def wait_quiet(pending: Callable[[], int], timeout: float, quiet: float = 3.0, poll: float = 0.5) -> bool:
-    """Wait until ``pending()`` stays 0 for ``quiet`` seconds; False if ``timeout`` passes first."""
-    deadline = time.monotonic() + timeout
+def wait_quiet(pending: Callable[[], int], timeout: float, quiet: float = 3.0, poll: float = 0.5,
+               what: str = "pending") -> bool:
+    """Wait until ``pending()`` stays 0 for ``quiet`` seconds; False if ``timeout`` passes first.
+
+    On a terminal a bar shows the seconds waited out of ``timeout`` and how many are still pending.
+    """
+    with progress.ticking(progress.bar(f"waiting for {what}", total=round(timeout), unit="s",
+                                       bar_format="{desc}: {n:.0f}/{total:.0f} s |{bar}|{postfix}")) as bar:
+        return _wait_quiet(pending, timeout, quiet, poll, bar)
+
+
+def _wait_quiet(pending: Callable[[], int], timeout: float, quiet: float, poll: float, bar: Any) -> bool:
+    started = time.monotonic()
+    deadline = started + timeout
     idle_since: float | None = None
     while time.monotonic() < deadline:
-        if pending() == 0:
+        left = pending()
+        bar.n = min(bar.total, time.monotonic() - started)
+        bar.set_postfix_str(f"{left} pending")
+        if left == 0:
             idle_since = idle_since or time.monotonic()
             if time.monotonic() - idle_since >= quiet:
                 return True
@@ -98,7 +113,7 @@ def wait_quiet(pending: Callable[[], int], timeout: float, quiet: float = 3.0, p
 
 def wait_idle(settings: Settings, timeout: float) -> bool:
     """Wait until no file is staged or in processing; False on timeout."""
-    return wait_quiet(lambda: pending_files(settings), timeout)
+    return wait_quiet(lambda: pending_files(settings), timeout, what="files")
 
 
 def dead_letters(settings: Settings, tenant: Tenant, timeout_ms: int = 2000) -> Counter[str]:
@@ -139,4 +154,4 @@ def stream_backlog(settings: Settings, tenants: list[Tenant]) -> int:
 
 def wait_stream_idle(settings: Settings, tenants: list[Tenant], timeout: float) -> bool:
     """Wait until every message has been bridged and every stream task taken; False on timeout."""
-    return wait_quiet(lambda: stream_backlog(settings, tenants), timeout, poll=1.0)
+    return wait_quiet(lambda: stream_backlog(settings, tenants), timeout, poll=1.0, what="messages")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from ..core.errors import MysimbdpError
 from ..core.settings import Settings
@@ -12,8 +13,18 @@ from .common import SERVICES, echo
 
 def stack_up(settings: Settings, args: argparse.Namespace) -> int:
     from .. import stack
+    from ..core import progress
 
-    stack.up(settings, services=_chosen(args.services), echo=echo)
+    chosen = _chosen(args.services)
+    with progress.ticking(progress.bar("stack up", total=len(chosen), unit="service")) as bar:
+        def say(line: str) -> None:
+            # Lines above the bar; a service counts once it answers ("ready", "already running", "using it").
+            bar.write(line, file=sys.stdout)
+            sys.stdout.flush()
+            if any(word in line for word in (": ready ", ": already running", "; using it")):
+                bar.update(1)
+
+        stack.up(settings, services=chosen, echo=say)
     return 0
 
 

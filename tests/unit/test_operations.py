@@ -195,3 +195,24 @@ def test_diff_names_each_changed_setting() -> None:
     wider = tenants.parse({"tenant1": {**dict(merged.raw), "partitions": 6,
                                        "schema": {**merged.raw["schema"], "flair": "text"}}})["tenant1"]
     assert changes.diff(merged, wider) == ["partitions: (not set) -> 6", 'schema.flair: (not set) -> "text"']
+
+
+# Progress bars --------------------------------------------------------------------------------------
+
+
+def test_progress_bars_stay_silent_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    from mysimbdp_tasks.commands.queries import wait_quiet
+    from mysimbdp_tasks.core import progress
+
+    left = iter([2, 1, 0, 0, 0, 0, 0, 0])
+    assert wait_quiet(lambda: next(left, 0), timeout=30, quiet=0.05, poll=0.01, what="files") is True
+    show = progress.follow("t", 10, "msg")
+    show(4, "note", False)
+    show(10, "note", True)
+    assert capsys.readouterr() == ("", "")  # scripts reading the output see what they saw before
+
+
+def test_wait_quiet_gives_up_at_its_timeout() -> None:
+    from mysimbdp_tasks.commands.queries import wait_quiet
+
+    assert wait_quiet(lambda: 1, timeout=0.2, poll=0.01) is False
