@@ -9,7 +9,7 @@ import json
 import logging
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..control import processes
 from ..core.errors import MysimbdpError
@@ -39,13 +39,18 @@ def platform_up(settings: Settings, args: argparse.Namespace) -> int:
                          concurrency=args.concurrency, flower=args.flower, scope=args.tenant)
     wanted = {p.name for p in processes.wanted(active.values(), args.concurrency, args.flower, args.tenant)}
     children = state.get("children", {})
-    failed = sorted(n for n in wanted if children.get(n, {}).get("status") != "running")
+    failed = not_running(wanted, children)
     if args.json:
         print(json.dumps({"supervisor": state.get("pid"), "processes": children, "failed": failed}, indent=2))
     elif failed:
         print(f"error: not running after start: {', '.join(failed)} (see their logs in {settings.logs})",
               file=sys.stderr)
     return 1 if failed else 0
+
+
+def not_running(wanted: set[str], children: dict[str, Any]) -> list[str]:
+    """The processes of ``wanted`` the supervisor's state does not show running (never started, or died)."""
+    return sorted(n for n in wanted if children.get(n, {}).get("status") != "running")
 
 
 def _quiet(_: str) -> None:

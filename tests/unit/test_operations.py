@@ -216,3 +216,12 @@ def test_wait_quiet_gives_up_at_its_timeout() -> None:
     from mysimbdp_tasks.commands.queries import wait_quiet
 
     assert wait_quiet(lambda: 1, timeout=0.2, poll=0.01) is False
+
+
+def test_up_fails_when_a_wanted_process_is_not_running() -> None:
+    from mysimbdp_tasks.commands.platform import not_running
+
+    children = {"watcher": {"status": "running", "pid": 10},
+                "worker-t1": {"status": "restarting in 2 s", "pid": None, "last_exit": 1}}
+    assert not_running({"watcher", "worker-t1", "bridge-t1"}, children) == ["bridge-t1", "worker-t1"]
+    assert not_running({"watcher"}, children) == []
