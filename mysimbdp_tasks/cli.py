@@ -150,6 +150,7 @@ def _tenant_parsers(sub: Any) -> None:
     p = ten.add_parser("remove", help="stop a tenant's ingestion (its data is kept unless --drop-data)")
     p.add_argument("name", help="the tenant's name")
     p.add_argument("--drop-data", action="store_true", help="also delete its keyspace and topics")
+    _json_flag(p)
     p.set_defaults(handler=tenants_remove)
 
 

@@ -187,7 +187,8 @@ def tenants_remove(settings: Settings, args: argparse.Namespace) -> int:
     if args.name not in known:
         raise MysimbdpError(f"tenant {args.name!r} is not known; known: {', '.join(sorted(known)) or 'none'}")
     registry.deactivate(args.name)
-    print(f"{args.name}: deactivated: no new files or messages are admitted")
+    say = _quiet if args.json else print
+    say(f"{args.name}: deactivated: no new files or messages are admitted")
     if args.drop_data:
         owner = registry.namespace_owner(known[args.name].namespace)
         sharing = sorted(n for n, t in known.items() if t.namespace == known[args.name].namespace and n != args.name)
@@ -201,7 +202,10 @@ def tenants_remove(settings: Settings, args: argparse.Namespace) -> int:
             cluster.shutdown()
         topics.delete_tenant_topics(settings, known[args.name])
         registry.forget(args.name)
-        print(f"{args.name}: keyspace {known[args.name].namespace} and its topics dropped")
+        say(f"{args.name}: keyspace {known[args.name].namespace} and its topics dropped")
     else:
-        print(f"{args.name}: data kept in keyspace {known[args.name].namespace} (use --drop-data to delete it)")
+        say(f"{args.name}: data kept in keyspace {known[args.name].namespace} (use --drop-data to delete it)")
+    if args.json:
+        print(json.dumps({"tenant": args.name, "active": False, "keyspace": known[args.name].namespace,
+                          "data": "dropped" if args.drop_data else "kept"}, indent=2))
     return 0

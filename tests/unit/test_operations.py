@@ -86,7 +86,7 @@ def test_every_option_has_help_in_plain_words() -> None:
 def test_commands_that_report_have_json() -> None:
     parser = build_parser()
     for argv in (["status"], ["summary"], ["up"], ["down"], ["stack", "status"], ["tenants", "list"],
-                 ["tenants", "check", "f"], ["tenants", "apply", "f"]):
+                 ["tenants", "check", "f"], ["tenants", "apply", "f"], ["tenants", "remove", "t"]):
         assert parser.parse_args([*argv, "--json"]).json is True, argv
 
 
