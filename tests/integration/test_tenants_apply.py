@@ -17,6 +17,7 @@ import pytest
 import redis
 from cassandra.cluster import Session
 from kafka import KafkaConsumer
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kit import ROOT
 
 from mysimbdp_tasks.core.settings import Settings
@@ -60,6 +61,18 @@ def partitions(settings: Settings, topic: str) -> int:
         consumer.close()
 
 
+def topic_settings(settings: Settings, topic: str) -> tuple[int, dict[str, Any]]:
+    """(replicas of partition 0, the topic's min.insync.replicas entry) as Kafka describes them."""
+    client = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_str)
+    try:
+        described = client.describe_topics([topic])[0]
+        configs = client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                                          configs=["min.insync.replicas"])])
+    finally:
+        client.close()
+    return len(described["partitions"][0]["replica_nodes"]), configs["topic"][topic]["min.insync.replicas"]
+
+
 def test_dry_run_changes_nothing_and_apply_grows_partitions(settings: Settings, redis_client: redis.Redis,
                                                             cassandra_session: Session, name: str,
                                                             tmp_path: Path) -> None:
@@ -80,6 +93,10 @@ def test_dry_run_changes_nothing_and_apply_grows_partitions(settings: Settings, 
     assert done.returncode == 0, done.stderr
     assert provisioning.keyspace_exists(cassandra_session, f"test_{name}")
     assert partitions(settings, f"{name}.ingest") == 2
+    replicas, min_insync = topic_settings(settings, f"{name}.ingest")
+    assert replicas == settings.topic_replication
+    assert (min_insync["value"], min_insync["config_source"]) == (str(settings.topic_min_insync),
+                                                                   "DYNAMIC_TOPIC_CONFIG")  # set by apply
 
     more = tenant_file(tmp_path, name, BATCH, partitions=4)
     dry = cli(settings, "tenants", "apply", str(more), "--dry-run")
