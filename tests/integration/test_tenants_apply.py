@@ -1,5 +1,6 @@
 """`mysimbdp tenants apply` against the real services: the dry run changes nothing, partitions grow,
-batch and stream files of one tenant merge, and Kafka being away refuses before anything is created."""
+batch and stream files of one tenant merge, Kafka being away refuses before anything is created, and
+a .ndjson file is taken as .jsonl."""
 
 from __future__ import annotations
 
@@ -143,3 +144,17 @@ def test_kafka_away_refuses_before_anything_is_created(settings: Settings, redis
     assert Registry(redis_client).get(name) is None
     assert Registry(redis_client).namespace_owner(f"test_{name}") is None
     assert not provisioning.keyspace_exists(cassandra_session, f"test_{name}")
+
+
+def test_an_ndjson_file_lands_for_a_tenant_that_takes_jsonl(make_tenant: Any, settings: Settings,
+                                                            cassandra_session: Session, tmp_path: Path) -> None:
+    from kit import running_platform, table_rows
+
+    tenant = make_tenant(like="tenant1", file_type=".jsonl")
+    src = tmp_path / "votes.ndjson"
+    src.write_text("".join(json.dumps({"created_utc": 1430458939 + i, "ups": i, "subreddit": "s", "id": f"id{i}",
+                                       "author": "a", "score": i}) + "\n" for i in range(50)))
+    with running_platform(settings, tenant, tmp_path / "h") as p:
+        _, receipt = p.final(p.stage(src, f"{tenant.name}-votes.ndjson"))
+    assert receipt["status"] == "done" and receipt["rows_ok"] == 50
+    assert len(table_rows(cassandra_session, tenant)) == 50
