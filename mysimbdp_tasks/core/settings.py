@@ -163,16 +163,16 @@ class Settings:
             raise SettingsError(f"MYSIMBDP_TOPIC_MIN_INSYNC: {topic_min_insync} is more than "
                                 f"MYSIMBDP_TOPIC_REPLICATION ({topic_replication}): no write could be acknowledged")
         chunk_mb = _number(env, "MYSIMBDP_CHUNK_MB", 8)
-        visibility = _number(env, "MYSIMBDP_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT)
+        visibility = _count(env, "MYSIMBDP_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT)  # whole seconds
         stall = _number(env, "MYSIMBDP_STALL_SECONDS", 60)
         report_every = _number(env, "MYSIMBDP_REPORT_EVERY", 5)
         stream_stall = _number(env, "MYSIMBDP_STREAM_STALL_SECONDS", 10)
-        max_pending = _number(env, "MYSIMBDP_STREAM_MAX_PENDING", 40)
+        max_pending = _count(env, "MYSIMBDP_STREAM_MAX_PENDING", 40)
         resends = _count(env, "MYSIMBDP_MAX_RESENDS", DEFAULT_MAX_RESENDS)
         redeliveries = _count(env, "MYSIMBDP_MAX_REDELIVERIES", DEFAULT_MAX_REDELIVERIES)
         return cls(
             stream_stall_seconds=stream_stall,
-            stream_max_pending=max(1, int(max_pending)),
+            stream_max_pending=max_pending,
             max_resends=int(resends),
             max_redeliveries=int(redeliveries),
             staging_owners=_owners(env.get("MYSIMBDP_STAGING_OWNERS", "")),
@@ -180,7 +180,7 @@ class Settings:
             stall_seconds=stall,
             report_every=report_every,
             chunk_bytes=int(chunk_mb * 1024 * 1024),
-            visibility_timeout=int(visibility),
+            visibility_timeout=visibility,
             home=home,
             redis_url=redis_url,
             kafka_bootstrap=kafka,

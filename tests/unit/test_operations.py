@@ -101,6 +101,8 @@ def test_commands_that_report_have_json() -> None:
     ("MYSIMBDP_TOPIC_REPLICATION", "-1"),
     ("MYSIMBDP_TOPIC_MIN_INSYNC", "two"),
     ("MYSIMBDP_MAX_RESENDS", "2.5"),
+    ("MYSIMBDP_VISIBILITY_TIMEOUT", "0.5"),
+    ("MYSIMBDP_STREAM_MAX_PENDING", "0"),
     ("MYSIMBDP_CHUNK_MB", "-8"),
     ("MYSIMBDP_FLAT_STAGING", "maybe"),
     ("MYSIMBDP_KAFKA_BOOTSTRAP", "host:port"),
