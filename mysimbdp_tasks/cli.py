@@ -40,6 +40,7 @@ from .core.settings import (
     DEFAULT_IDLE_AFTER_S,
     DEFAULT_STABLE_SECONDS,
     Settings,
+    unknown_variables,
 )
 
 EXIT_CODES = """exit codes:
@@ -250,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MysimbdpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for warning in unknown_variables():
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         return int(args.handler(settings, args))
     except Stopping:  # asked to stop while waiting for a service: a clean end

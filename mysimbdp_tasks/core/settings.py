@@ -7,6 +7,7 @@ existing cluster by setting ``MYSIMBDP_REDIS_URL``, ``MYSIMBDP_KAFKA_BOOTSTRAP``
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -45,6 +46,34 @@ DEFAULT_TOPIC_MIN_INSYNC = 1
 
 # Keyspace replication: ``SimpleStrategy:RF`` or ``NetworkTopologyStrategy:dc1=RF,dc2=RF``.
 REPLICATION = re.compile(r"^(SimpleStrategy):(\d+)$|^(NetworkTopologyStrategy):((?:[A-Za-z0-9_.-]+=\d+,?)+)$")
+
+
+# Read outside the platform's processes: by the producers and the benchmarks, for their sample data.
+OTHER_VARIABLES = ("MYSIMBDP_SAMPLES",)
+
+
+def known_variables() -> set[str]:
+    """Every MYSIMBDP_* variable some setting reads: the names this module spells out, plus the others."""
+    try:
+        source = Path(__file__).read_text(encoding="utf-8")
+    except OSError:  # no source to read (a frozen build): nothing to compare with
+        return set()
+    return set(re.findall(r'"(MYSIMBDP_[A-Z0-9_]+)"', source)) | set(OTHER_VARIABLES)
+
+
+def unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each MYSIMBDP_* variable no setting reads, e.g. a misspelt one, which would be ignored."""
+    env = os.environ if env is None else env
+    known = known_variables()
+    if not known:
+        return []
+    return [f"{var} is not a mysimbdp setting and is ignored{_suggest(var, known)}"
+            for var in sorted(env) if var.startswith("MYSIMBDP_") and var not in known]
+
+
+def _suggest(var: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(var, sorted(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _hostport(text: str, var: str, default_port: int) -> tuple[str, int]:

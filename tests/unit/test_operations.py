@@ -121,6 +121,15 @@ def test_min_insync_more_than_replicas_is_refused() -> None:
     assert (Settings.from_env({}).topic_replication, Settings.from_env({}).topic_min_insync) == (1, 1)
 
 
+def test_a_misspelt_variable_is_named_with_a_suggestion() -> None:
+    from mysimbdp_tasks.core.settings import unknown_variables
+
+    found = unknown_variables({"MYSIMBDP_REPLICATON": "SimpleStrategy:3", "MYSIMBDP_REPLICATION": "x", "HOME": "/"})
+    assert found == [("MYSIMBDP_REPLICATON is not a mysimbdp setting and is ignored "
+                      "(did you mean MYSIMBDP_REPLICATION?)")]
+    assert unknown_variables({"MYSIMBDP_HOME": "/x", "MYSIMBDP_SAMPLES": "/y", "MYSIMBDP_TOPIC_MIN_INSYNC": "1"}) == []
+
+
 def test_tenants_check_fails_on_a_bad_variable(monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("MYSIMBDP_REPLICATION", "bogus")
