@@ -19,20 +19,16 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from mysimbdp_tasks.core.settings import Settings
-from mysimbdp_tasks.services import cassandra as db
 from producers.generate import generate
 
-from . import cases, resources, results
+from . import cases, harness, resources, results
 from .errors import BenchmarkError
 from .harness import ROOT, publish, run_cli, run_meta
 from .options import chooser, positive_numbers, print_line
@@ -131,20 +127,10 @@ def make_inputs(options: Options, data: Path, echo: Callable[[str], None]) -> li
 def run(settings: Settings, options: Options,
         echo: Callable[[str], None] = print_line) -> tuple[list[Measurement], list[cases.Input]]:
     """Every case of the benchmark, in order, and its inputs; BenchmarkError if a service is unreachable."""
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as exc:
-        raise BenchmarkError(f"cannot reach Redis at {settings.redis_url} ({exc}); "
-                             "start the local stack with `mysimbdp stack up`") from exc
-    cluster, session = db.connect(settings, request_timeout=120)
-    if options.workdir is not None:
-        options.workdir.mkdir(parents=True, exist_ok=True)
-    # A folder of its own, even inside --workdir: it is removed afterwards (unless --keep).
-    workdir = Path(tempfile.mkdtemp(prefix="mysimbdp-bench-", dir=options.workdir))
-    (workdir / "data").mkdir()
+    client, cluster, session = harness.connect(settings)
+    workdir = harness.work_folder(options.workdir, "mysimbdp-bench-")
     ctx = cases.Context(settings, client, session, workdir, echo, keep=options.keep,
-                        others={"cassandra": resources.find_pid(resources.CASSANDRA_MARK)})
+                        others=dict(resources.service_pids(settings)))
     setup = cases.PipelineSetup(options.concurrency, options.chunk_mb, options.warmup)
     measured: list[Measurement] = []
     inputs: list[cases.Input] = []

@@ -33,7 +33,7 @@ from producers.generate import GeneratedFile
 
 from . import harness
 from .errors import PlatformError
-from .resources import ResourceSampler
+from .resources import ResourceSampler, UsageReport
 from .results import BASELINE, PIPELINE, RAW, Measurement
 
 MIB = 1024 * 1024
@@ -117,8 +117,13 @@ def warm_up(platform: harness.Platform, empty: Path, ext: str) -> float:
     return time.monotonic() - started
 
 
-def pipeline(ctx: Context, setup: PipelineSetup, item: Input, empty: Path) -> Measurement:
+def pipeline(ctx: Context, setup: PipelineSetup, item: Input, empty: Path,
+             verify: Callable[[Tenant], tuple[int, dict[str, Any]]] | None = None) -> Measurement:
+    """``verify``, if given, checks the case's table before it is dropped instead of counting its rows
+    (a paged read of every row; ``COUNT(*)`` of a large table can fail on a busy node): it returns the
+    rows it found and what goes to the details as ``verification``."""
     tenant = _fresh(ctx, item.shape, registered=True, file_bytes=item.file.bytes)
+    checked: dict[str, Any] = {}
     ext = item.file.path.suffix
     env = {"MYSIMBDP_CHUNK_MB": f"{setup.chunk_mb:g}"} if setup.chunk_mb else {}
     home = ctx.workdir / f"home-{tenant.name}"
@@ -130,7 +135,10 @@ def pipeline(ctx: Context, setup: PipelineSetup, item: Input, empty: Path) -> Me
             with ctx.sampler(platform.worker_pid) as sampler:
                 renamed_at = platform.stage(item.file.path, name)
                 receipt = platform.wait_receipt(name, setup.timeout)
-        counted = report.rows_in_table(ctx.session, tenant)
+        if verify is None:
+            counted = report.rows_in_table(ctx.session, tenant)
+        else:
+            counted, checked["verification"] = verify(tenant)
     finally:
         _discard(ctx, tenant)
     data = receipt.data
@@ -154,6 +162,7 @@ def pipeline(ctx: Context, setup: PipelineSetup, item: Input, empty: Path) -> Me
             "receipt_timings": data.get("timings"),
             "warmup_s": None if warm is None else round(warm, 3),
             "usage": usage.to_dict(),
+            **checked,
         },
     )
 
@@ -166,23 +175,15 @@ def reference(ctx: Context, item: Input, writer: str, options: dict[str, Any], t
     for key, value in options.items():
         argv += [f"--{key.replace('_', '-')}", str(value)]
     try:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=harness.ROOT,
-                                env={**os.environ, "PYTHONPATH": _pythonpath()})
-        try:
-            with ctx.sampler(proc.pid) as sampler:
-                out, err = proc.communicate(timeout=timeout)
-        finally:
-            if proc.poll() is None:  # timed out or interrupted: leave no writer behind
-                proc.kill()
-                proc.wait(10)
-        if proc.returncode != 0:
-            raise PlatformError(f"the {writer} reference writer failed ({proc.returncode}):\n"
+        status, out, err, usage = run_sampled(ctx, argv, timeout, stderr=subprocess.PIPE, cwd=harness.ROOT,
+                                              env={**os.environ, "PYTHONPATH": _pythonpath()})
+        if status != 0:
+            raise PlatformError(f"the {writer} reference writer failed ({status}):\n"
                                         f"{err.decode(errors='replace')[-3000:]}")
         result = json.loads(out.decode().strip().splitlines()[-1])
         counted = report.rows_in_table(ctx.session, tenant)
     finally:
         _discard(ctx, tenant)
-    usage = sampler.report()
     rows = int(result["rows"])
     prefix = bool(result["stopped_early"])
     # A prefix run read only part of the file: its bytes are estimated at the file's mean row size.
@@ -204,6 +205,23 @@ def reference(ctx: Context, item: Input, writer: str, options: dict[str, Any], t
                  "options": options,
                  "rows_refused": result["rows_refused"], "prefix": prefix, "usage": usage.to_dict()},
     )
+
+
+def run_sampled(ctx: Context, argv: list[str], timeout: float,
+                **popen: Any) -> tuple[int, bytes, bytes, UsageReport]:
+    """Run ``argv`` to its end with its process family sampled: exit status, stdout, stderr, usage.
+
+    ``popen`` goes to Popen (stderr=subprocess.STDOUT merges the two; stderr is then empty).
+    """
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, **popen)
+    try:
+        with ctx.sampler(proc.pid) as sampler:
+            out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:  # timed out or interrupted: leave no process behind
+            proc.kill()
+            proc.wait(10)
+    return proc.returncode, out, err or b"", sampler.report()
 
 
 def _pythonpath() -> str:

@@ -18,6 +18,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -26,17 +27,18 @@ from pathlib import Path
 from typing import Any, NoReturn, Self
 
 import redis
-from cassandra.cluster import Session
+from cassandra.cluster import Cluster, Session
 
 from mysimbdp_tasks.batch import folders
 from mysimbdp_tasks.core import procs, tenants
 from mysimbdp_tasks.core.errors import MysimbdpError
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
+from mysimbdp_tasks.services import cassandra as db
 from mysimbdp_tasks.services import provisioning
 from mysimbdp_tasks.services.registry import Registry
 
-from .errors import PlatformError
+from .errors import BenchmarkError, PlatformError
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_TENANTS = ROOT / "tenants" / "tenants.json"
@@ -195,6 +197,28 @@ class Platform:
             text = log.read_text(errors="replace").splitlines()[-lines:]
             out.append(f"--- {log}\n" + "\n".join(text))
         return "\n".join(out)
+
+
+def connect(settings: Settings) -> tuple[redis.Redis, Cluster, Session]:
+    """Redis (pinged) and a Cassandra session for a benchmark; BenchmarkError if Redis is unreachable."""
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        raise BenchmarkError(f"cannot reach Redis at {settings.redis_url} ({exc}); "
+                             "start the local stack with `mysimbdp stack up`") from exc
+    cluster, session = db.connect(settings, request_timeout=120)
+    return client, cluster, session
+
+
+def work_folder(parent: Path | None, prefix: str) -> Path:
+    """A folder of the run's own with a ``data`` folder in it, even inside ``parent`` (removed afterwards
+    unless the run keeps it)."""
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    (workdir / "data").mkdir()
+    return workdir
 
 
 def publish(doc: dict[str, Any], table: str, summary: str, json_out: Path, plot_out: Path | None,

@@ -16,6 +16,17 @@ def pyplot() -> Any:
     return plt
 
 
+def rows_axis(ax: Any, labels: list[str], xlabel: str, title: str) -> list[int]:
+    """A horizontal-bar axis with one row per label, first at the top; the rows' positions."""
+    y = list(range(len(labels)))
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    return y
+
+
 def save(fig: Any, title: str, out: Path) -> Path:
     """Title the figure, write it to ``out`` as a PNG and release it."""
     plt = pyplot()

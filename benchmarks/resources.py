@@ -11,6 +11,7 @@ Cassandra), which tells whether a run was bound by the machine's CPUs. Sampling 
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Self
 
 import psutil
+
+from mysimbdp_tasks.core.settings import Settings
 
 MIB = 1024 * 1024
 CASSANDRA_MARK = "org.apache.cassandra.service.CassandraDaemon"
@@ -59,6 +62,14 @@ class UsageReport:
         """CPU seconds used by everything else on the machine: other people's work, the OS, the sampler."""
         return max(0.0, self.machine_cpu_s - self.cpu_s - sum(self.others_cpu_s.values()))
 
+    def cpu_by_role(self, role: str, own_cpu_s: float | None = None) -> dict[str, float]:
+        """CPU seconds per role: the sampled family as ``role`` (or ``own_cpu_s`` when measured another
+        way, e.g. from the rusage of processes that have exited), each named outside process, and
+        ``rest``: the rest of the machine (other users, the OS, the benchmark itself)."""
+        own = self.cpu_s if own_cpu_s is None else own_cpu_s
+        rest = max(0.0, self.machine_cpu_s - own - sum(self.others_cpu_s.values()))
+        return {role: own, **self.others_cpu_s, "rest": rest}
+
     def to_dict(self) -> dict[str, object]:
         return {"peak_rss_mb": round(self.peak_bytes / MIB, 1), "peak_sum_rss_mb": round(self.peak_sum_bytes / MIB, 1),
                 "samples": self.samples, "cpu_s": round(self.cpu_s, 2),
@@ -75,6 +86,36 @@ def find_pid(mark: str) -> int | None:
         if mark in " ".join(proc.info.get("cmdline") or ()):
             return proc.pid
     return None
+
+
+def per_row_us(cpu_s: Mapping[str, float], rows: int) -> dict[str, float]:
+    """CPU seconds per role as microseconds per row."""
+    return {role: round(s / rows * 1e6, 1) if rows else 0.0 for role, s in cpu_s.items()}
+
+
+def listener_pid(host: str, port: int) -> int | None:
+    """The pid of the process listening on ``host:port`` (this machine), if any and visible."""
+    try:
+        ip = socket.gethostbyname(host)
+        conns = psutil.net_connections("tcp")
+    except (OSError, psutil.Error):
+        return None
+    for c in conns:
+        if c.status == psutil.CONN_LISTEN and c.pid and c.laddr and c.laddr.port == port \
+                and c.laddr.ip in (ip, f"::ffff:{ip}", "0.0.0.0", "::"):  # Java listens on IPv4-mapped IPv6
+            return int(c.pid)
+    return None
+
+
+def service_pids(settings: Settings) -> dict[str, int | None]:
+    """The Cassandra, Kafka and Redis this benchmark talks to, found by the port each listens on.
+
+    By port, not by command line: on a machine with several local stacks, the first Cassandra in the
+    process table may be someone else's.
+    """
+    return {"cassandra": listener_pid(*settings.cassandra_hosts[0]),
+            "kafka": listener_pid(*settings.kafka_bootstrap[0]),
+            "redis": listener_pid(settings.redis_host, settings.redis_port)}
 
 
 def _cpu(proc: psutil.Process) -> float:

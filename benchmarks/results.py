@@ -56,6 +56,22 @@ class Measurement:
     def verified(self) -> bool:
         return self.rows == self.expected_rows == self.rows_in_cassandra
 
+    @property
+    def role(self) -> str:
+        """Whose CPU the case's sampled processes are: the worker pool's, or the reference writer's."""
+        return "workers" if self.kind == PIPELINE else "client"
+
+    @property
+    def cpu_us_per_row(self) -> dict[str, float]:
+        """CPU microseconds per row landed, per role: the case's processes (``workers`` or ``client``),
+        each service sampled beside it (``cassandra``, ``kafka``, ``redis``) and ``rest`` of the machine."""
+        usage = self.details.get("usage") or {}
+        if not usage or not self.rows:
+            return {}
+        others = usage.get("others_cpu_s") or {}
+        cpu = {self.role: usage["cpu_s"], **others, "rest": usage.get("elsewhere_cpu_s", 0.0)}
+        return {role: round(float(s) / self.rows * 1e6, 1) for role, s in cpu.items()}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "case": self.case, "kind": self.kind, "format": self.fmt, "size_mb": round(self.size_mb, 3),
@@ -64,7 +80,8 @@ class Measurement:
             "mb_per_s": round(self.mb_per_s, 3), "peak_rss_mb": round(self.peak_rss_bytes / MIB, 1),
             "peak_sum_rss_mb": round(self.peak_sum_rss_bytes / MIB, 1), "expected_rows": self.expected_rows,
             "rows_in_cassandra": self.rows_in_cassandra, "verified": self.verified, "note": self.note,
-            "machine_busy_pct": self.machine_busy_pct, "details": self.details,
+            "machine_busy_pct": self.machine_busy_pct, "cpu_us_per_row": self.cpu_us_per_row,
+            "details": self.details,
         }
 
 
@@ -158,21 +175,35 @@ def _rounded(value: Any) -> Any:
 
 # -- text --------------------------------------------------------------------------------------
 
-COLUMNS = ("case", "rows", "MB", "seconds", "rows/s", "MB/s", "peak RSS MB", "sum RSS MB", "CPUs busy", "check")
+COLUMNS = ("case", "rows", "MB", "seconds", "rows/s", "MB/s", "peak RSS MB", "sum RSS MB", "CPUs busy",
+           "CPU us/row: own+cass+kafka+rest", "check")
+CPU_ROLES = ("cassandra", "kafka", "rest")  # after the case's own role, in the table's CPU column
+
+
+def cpu_cell(per_row: dict[str, float], own: str) -> str:
+    """``24+27+1+3``: CPU microseconds per row of the case's own role, Cassandra, Kafka and the rest."""
+    if not per_row:
+        return "-"
+    return "+".join(f"{per_row.get(role, 0.0):.0f}" for role in (own, *CPU_ROLES))
+
+
+def text_table(columns: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
+    """A fixed-width table: the first column left-aligned, the last free, the others right-aligned."""
+    widths = [max(len(str(c)) for c in col) for col in zip(columns, *lines, strict=True)]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths[:-1])) + "  {}"
+    out = [fmt.format(*columns), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*line) for line in lines]
+    return "\n".join(out)
 
 
 def table(measurements: Sequence[Measurement]) -> str:
     """A fixed-width table, one line per measurement."""
     lines = [[m.case, f"{m.rows:,}", f"{m.bytes / MIB:.1f}", f"{m.seconds:.2f}", f"{m.rows_per_s:,.0f}",
               f"{m.mb_per_s:.2f}", f"{m.peak_rss_bytes / MIB:.0f}", f"{m.peak_sum_rss_bytes / MIB:.0f}",
-              "-" if m.machine_busy_pct is None else f"{m.machine_busy_pct:.0f}%",
+              "-" if m.machine_busy_pct is None else f"{m.machine_busy_pct:.0f}%", cpu_cell(m.cpu_us_per_row, m.role),
               "ok" if m.verified else f"MISMATCH ({m.rows_in_cassandra:,} in table, {m.expected_rows:,} expected)"]
              for m in measurements]
-    widths = [max(len(str(c)) for c in col) for col in zip(COLUMNS, *lines, strict=True)]
-    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths[:-1])) + "  {}"
-    out = [fmt.format(*COLUMNS), fmt.format(*("-" * w for w in widths))]
-    out += [fmt.format(*line) for line in lines]
-    return "\n".join(out)
+    return text_table(COLUMNS, lines)
 
 
 def summary(measurements: Sequence[Measurement]) -> str:

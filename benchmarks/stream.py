@@ -31,14 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from mysimbdp_tasks.core.settings import DEFAULT_BATCH_MESSAGES, DEFAULT_BATCH_WAIT_MS, Settings
-from mysimbdp_tasks.services import cassandra as db
 
 from . import stream_results as results
 from .errors import BenchmarkError
-from .harness import ROOT, publish, run_cli, run_meta
+from .harness import ROOT, connect, publish, run_cli, run_meta
 from .options import chooser, positive_numbers, print_line
 from .stream_steps import Rig, RigOptions, baseline, describe
 
@@ -138,13 +135,7 @@ class Outcome:
 
 
 def run(settings: Settings, options: Options, echo: Callable[[str], None] = print_line) -> Outcome:
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as exc:
-        raise BenchmarkError(f"cannot reach Redis at {settings.redis_url} ({exc}); "
-                             "start the local stack with `mysimbdp stack up`") from exc
-    cluster, session = db.connect(settings, request_timeout=120)
+    client, cluster, session = connect(settings)
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="mysimbdp-bench-stream-"))
     workdir.mkdir(parents=True, exist_ok=True)
     outcome = Outcome([])

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
 import redis
 from cassandra.cluster import Session
 
@@ -218,3 +219,18 @@ def supervised(settings: Settings, tenants: list[Tenant], home: Path, **kwargs: 
         yield platform
     finally:
         platform.down()
+
+
+def platform_processes_under(folder: Path) -> list[int]:
+    """Watchers and workers whose MYSIMBDP_HOME lies inside ``folder``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if "mysimbdp_tasks.cli" not in " ".join(proc.info.get("cmdline") or ()):
+            continue
+        try:
+            home = proc.environ().get("MYSIMBDP_HOME", "")
+        except psutil.Error:
+            continue
+        if home.startswith(str(folder)):
+            found.append(proc.pid)
+    return found

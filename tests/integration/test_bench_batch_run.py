@@ -9,27 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
+from kit import platform_processes_under
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(120)]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _platform_processes_under(folder: Path) -> list[int]:
-    """Watchers and workers whose MYSIMBDP_HOME lies inside ``folder``."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if "mysimbdp_tasks.cli" not in " ".join(proc.info.get("cmdline") or ()):
-            continue
-        try:
-            home = proc.environ().get("MYSIMBDP_HOME", "")
-        except psutil.Error:
-            continue
-        if home.startswith(str(folder)):
-            found.append(proc.pid)
-    return found
 
 
 def test_quick_run_measures_pipeline_baseline_and_raw_with_every_row_counted(tmp_path: Path) -> None:
@@ -56,5 +41,5 @@ def test_quick_run_measures_pipeline_baseline_and_raw_with_every_row_counted(tmp
     assert doc["ratios"]["pipeline_vs_baseline"] and doc["ratios"]["pipeline_vs_raw"]
     assert plot.read_bytes()[:4] == b"\x89PNG"
     # Nothing left behind: no platform process, nothing in the work folder.
-    assert _platform_processes_under(tmp_path) == []
+    assert platform_processes_under(tmp_path) == []
     assert list(work.iterdir()) == []
