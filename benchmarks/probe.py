@@ -48,7 +48,8 @@ def _numbers(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
-def count_only(rows: Iterable[Sequence[Any]]) -> int:
+def count_only(rows: Iterable[Sequence[Any]], _refuse: Any = None) -> int:
+    """A writer that only counts: what parsing and converting cost without the sink."""
     return sum(1 for _ in rows)
 
 
@@ -100,7 +101,7 @@ def measure(path: Path, tenant: Any, write: Any, profile: bool, top: int,
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.probe", description=__doc__.split("\n")[0])
     p.add_argument("--mb", type=float, default=8, help="file size in MB (default 8: one default chunk)")
-    p.add_argument("--fmt", choices=("csv", "json"), default="csv")
+    p.add_argument("--fmt", choices=("csv", "json", "jsonl"), default="csv")
     p.add_argument("--batch-rows", type=_numbers, default=[SinkOptions.batch_max_rows])
     p.add_argument("--batch-kb", type=_numbers, default=[SinkOptions.batch_max_bytes // 1024])
     p.add_argument("--sink-concurrency", type=_numbers, default=[SinkOptions.concurrency])

@@ -18,7 +18,7 @@ from typing import Any
 from .convert import RowConverter
 from .errors import PermanentIngestError, RowError
 from .formats import Chunk, Format
-from .parsing import iter_records
+from .parsing import read_records
 from .tenants import Tenant
 
 REFUSALS_CAP = 1000  # refusals listed in a receipt; the count is always complete
@@ -72,20 +72,25 @@ def ingest_chunk(path: Path, fmt: Format, chunk: Chunk | None, converter: RowCon
             result.refuse(number, reason, detail)
 
     def good_rows() -> Iterator[Sequence[Any]]:
+        header: list[list[str]] = []  # a CSV file's header, once read
+        convert, convert_fields = converter.convert, converter.convert_fields
         try:
-            for record in iter_records(path, fmt, chunk=chunk, limit=limit):
-                if record.data is None:
-                    refuse_record(record.number, "unparseable", record.error or "cannot parse")
-                    continue
+            for number, data, error in read_records(path, fmt, chunk=chunk, limit=limit, header=header):
                 try:
-                    row = converter.convert(record.data)
+                    if type(data) is list:  # a CSV row, in its header's order
+                        row = convert_fields(header[0], data)
+                    elif data is not None:
+                        row = convert(data)
+                    else:
+                        refuse_record(number, "unparseable", error or "cannot parse")
+                        continue
                 except RowError as exc:
-                    refuse_record(record.number, exc.reason, exc.detail)
+                    refuse_record(number, exc.reason, exc.detail)
                     continue
                 except Exception as exc:  # noqa: BLE001 - one record's surprise must not end the file
-                    refuse_record(record.number, "bad_value", f"{type(exc).__name__}: {exc}")
+                    refuse_record(number, "bad_value", f"{type(exc).__name__}: {exc}")
                     continue
-                numbers.append(record.number)
+                numbers.append(number)
                 yield row
         except PermanentIngestError as exc:
             result.error = exc
