@@ -113,11 +113,11 @@ class RowConverter:
         try:
             values = tuple(map(_call, self._converters, pick(fields)))
         except (ValueError, TypeError, ArithmeticError):
-            raise self._explain(_present(header, fields)) from None
+            raise self._explain(present(header, fields)) from None
         for index in self._keys:
             value = values[index]
             if value is None or value == "":
-                raise self._missing(_present(header, fields), self.columns[index])
+                raise self._missing(present(header, fields), self.columns[index])
         return values
 
     def _plan_fields(self, header: list[str]) -> None:
@@ -154,6 +154,6 @@ class RowConverter:
         return RowError("missing_key_column", f"column {name!r} is {state}")
 
 
-def _present(header: list[str], fields: list[Any]) -> dict[str, Any]:
+def present(header: list[str], fields: list[Any]) -> dict[str, Any]:
     """The record a padded CSV row stands for: the padding is absence, not a value."""
     return {name: value for name, value in zip(header, fields, strict=False) if value is not None}

@@ -53,13 +53,22 @@ from .formats import (
     detect_format,
     unparseable,
 )
-from .jsonstream import JsonWindow, Refused, decoded_reader, json_values, undecodable
+from .jsonstream import (
+    FIRST_FLAT_OBJECT,
+    NEXT_FLAT_OBJECT,
+    JsonWindow,
+    Refused,
+    decoded_reader,
+    json_values,
+    undecodable,
+)
 
 __all__ = ["iter_records", "read_records"]
 
 _orjson_loads = orjson.loads
 _OrjsonError = orjson.JSONDecodeError
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_WS_BYTES = re.compile(rb"[ \t\n\r]*+")
 _SHALLOW = 256  # brackets in a text shallow enough for the json module at any stack depth
 
 
@@ -290,13 +299,56 @@ def _json_record(number: int, value: Any) -> Record:
     return Record(number, None, f"not_an_object: got {kind}")
 
 
-def _json_records(f: BinaryIO, chunk: Chunk, size: int, read_size: int) -> Iterator[Record]:
-    first = chunk.start_offset == 0
-    read = decoded_reader(f, chunk.start_offset, chunk.end_offset, "utf-8-sig" if first else "utf-8")
-    window = JsonWindow(read, read_size, chunk.start_offset)
-    values = json_values(window, first, chunk.end_offset == size, chunk.first_number)
+def _json_records(f: BinaryIO, chunk: Chunk, size: int, read_size: int) -> Iterator[tuple[int, Any, str | None]]:
+    """Flat objects through orjson while they come; from the first other thing on, the json module's
+    incremental reader decides, from right after the last element read, exactly as it always did."""
+    resume = [chunk.start_offset, chunk.first_number]
+    yield from _flat_objects(f, chunk, read_size, resume)
+    start, number = resume
+    first = start == 0
+    read = decoded_reader(f, start, chunk.end_offset, "utf-8-sig" if first else "utf-8")
+    window = JsonWindow(read, read_size, start)
+    values = json_values(window, first, chunk.end_offset == size, number)
     try:
         for number, value in values:
             yield _json_record(number, value)
     except UnicodeDecodeError as exc:
         raise unparseable(f"the file is not valid UTF-8 ({exc.reason})") from None
+
+
+def _flat_objects(f: BinaryIO, chunk: Chunk, read_size: int, resume: list[int]) -> Iterator[tuple[int, Any, None]]:
+    """The array's elements that are objects holding no object or array, found by one regex call each
+    and built by orjson, until anything else; ``resume`` is left at the offset right after the last
+    one and the number of the next."""
+    start, end = chunk.start_offset, chunk.end_offset
+    step = max(read_size, 1 << 16)
+    f.seek(start)
+    buf = f.read(min(step, end - start))
+    base, read_to, pos = start, start + len(buf), 0
+    pattern = NEXT_FLAT_OBJECT
+    if start == 0:
+        pos = _WS_BYTES.match(buf, len(BOM) if buf.startswith(BOM) else 0).end()  # type: ignore[union-attr]
+        if buf[pos : pos + 1] != b"[":
+            return  # a stream of objects, or not JSON: the json module reads it all
+        pos, pattern = pos + 1, FIRST_FLAT_OBJECT
+    number = chunk.first_number
+    while True:
+        match = pattern.match(buf, pos)
+        if match is None:
+            if read_to >= end or len(buf) - pos > MAX_RECORD_BYTES:
+                return
+            more = f.read(min(step, end - read_to))
+            if not more:
+                return
+            buf, base, pos, read_to = buf[pos:] + more, base + pos, 0, read_to + len(more)
+            continue
+        text = match.group(1)
+        if not _orjson_agrees(text):
+            return
+        try:
+            data = _orjson_loads(text)
+        except _OrjsonError:
+            return
+        yield number, data, None
+        number, pos, pattern = number + 1, match.end(), NEXT_FLAT_OBJECT
+        resume[0], resume[1] = base + pos, number

@@ -80,6 +80,10 @@ class RowSerializer:
         self._key_indexes: tuple[int, ...] = tuple(prepared.routing_key_indexes or ())
         self._composite = len(self._key_indexes) > 1
 
+    def serializers(self) -> dict[str, Serialize]:
+        """Each column's serializer by name, for a :class:`~mysimbdp_tasks.core.encoding.RowEncoder`."""
+        return {col.name: ser for col, ser in zip(self.prepared.column_metadata, self._serializers, strict=True)}
+
     def values(self, row: Sequence[Any]) -> list[Any]:
         """The row's values as bytes (``UNSET_VALUE`` for a null); raises what ``bind`` would raise
         (TypeError, struct.error, OverflowError, ValueError) for a value that cannot be bound."""
@@ -89,11 +93,15 @@ class RowSerializer:
             # Rare: let the driver bind it, so a refusal says what it always said (naming the column
             # and the type), and a value it can bind after all is bound its way.
             return list(self.prepared.bind(tuple(UNSET_VALUE if v is None else v for v in row)).values)
+        self.check_key(out)
+        return out
+
+    def check_key(self, values: list[Any]) -> None:
+        """Raise the driver's struct.error for a partition key part it could not pack for routing."""
         if self._composite:
             for index in self._key_indexes:
-                if out[index] is not UNSET_VALUE and len(out[index]) > 0xFFFF:
-                    self.routing_key(out)  # raises the driver's struct.error for this key
-        return out
+                if values[index] is not UNSET_VALUE and len(values[index]) > 0xFFFF:
+                    self.routing_key(values)
 
     def routing_key(self, values: Sequence[Any]) -> bytes | None:
         """The partition key's bytes as the driver packs them (``BoundStatement.routing_key``)."""

@@ -29,6 +29,7 @@ from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
 
 from ..core.cql import ident
+from ..core.encoding import RowEncoder
 from ..core.errors import TransientIngestError
 from ..core.tenants import Tenant
 from .serializers import UNSET_VALUE, RowSerializer
@@ -99,22 +100,29 @@ class Sink:
         self.insert.consistency_level = ConsistencyLevel.LOCAL_QUORUM
         self._rows = RowSerializer(self.insert)
         self._keyspace = self.insert.keyspace
+        #: Converts records straight to this sink's bytes: hand it to ``rows.ingest_chunk`` with ``write``.
+        self.encoder = RowEncoder(tenant.column_types, tenant.key.columns, self._rows.serializers(), UNSET_VALUE)
         self._multi_node = len(session.cluster.metadata.all_hosts()) > 1
 
     # -- grouping --------------------------------------------------------------------------
     def groups(self, rows: Iterable[Sequence[Any]], refuse: Refuse) -> Iterator[Group]:
         """Serialize rows and group them per owning replica, within the row and byte limits.
 
-        A row the driver cannot bind is refused here and never reaches a batch.
+        A row is a tuple of converted values, or a list of bytes from :attr:`encoder`. A row the
+        driver cannot bind is refused here and never reaches a batch.
         """
         opts = self.options
         max_rows, max_bytes = opts.batch_max_rows, opts.batch_max_bytes
-        serialize = self._rows.values
+        serialize, check_key = self._rows.values, self._rows.check_key
         owner_of = self._owner if self._multi_node else None
         open_groups: dict[Any, tuple[Group, list[int]]] = {}
         for position, row in enumerate(rows):
             try:
-                values = serialize(row)
+                if type(row) is list:  # already bytes, from the encoder
+                    values = row
+                    check_key(values)
+                else:
+                    values = serialize(row)
                 owner = None if owner_of is None else owner_of(values)
             except BIND_ERRORS as exc:
                 refuse(position, *_reason(exc))

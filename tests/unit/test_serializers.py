@@ -1,4 +1,5 @@
-"""Rows serialized by the sink are byte for byte what the driver's own bind makes of them."""
+"""Rows serialized by the sink, or encoded straight from records, are byte for byte what converting and
+the driver's own bind make of them, and refused with the same reasons."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from cassandra.protocol import ColumnMetadata
 from cassandra.query import UNSET_VALUE, PreparedStatement
 
 from mysimbdp_tasks.core.convert import RowConverter
+from mysimbdp_tasks.core.encoding import RowEncoder
+from mysimbdp_tasks.core.errors import RowError
 from mysimbdp_tasks.services.serializers import RowSerializer
 
 pytestmark = pytest.mark.unit
@@ -86,3 +89,41 @@ def test_timestamps_outside_utc_use_the_drivers_serializer() -> None:
     row[7] = decimal.Decimal("1.5")
     unset = tuple(UNSET_VALUE if v is None else v for v in row)
     assert RowSerializer(statement).values(row) == statement.bind(unset).values
+
+
+def encoder(keys: list[str]) -> tuple[RowEncoder, RowSerializer]:
+    statement = prepared([list(TYPES).index(k) for k in keys if k in ("t", "ts")])
+    rows = RowSerializer(statement)
+    return RowEncoder(CQL, keys, rows.serializers(), UNSET_VALUE), rows
+
+
+def outcome(convert: Any, rows: RowSerializer) -> Any:
+    """The bytes a row is written as (a tuple of values is serialized by the sink), or its refusal."""
+    try:
+        got = convert()
+    except RowError as exc:
+        return exc.reason, exc.detail
+    return got if type(got) is list else rows.values(got)
+
+
+ODD: list[dict[str, Any]] = [
+    {"t": None, "ts": "1430438758"}, {"t": 5, "ts": True}, {"t": "\ud800", "ts": 1}, {"t": "k", "i": 2**31},
+    {"t": "k", "ts": "99999999999"}, {"t": "k", "ts": -62135596801}, {"t": "k", "ts": "0000000001"},
+    {"t": "", "ts": 1}, {"ts": 1}, {"t": "k", "ts": "  "}, {"t": "k", "bl": "0x"}, {"t": "k", "a": ""},
+    {"t": "k", "b": "1.0", "y": 127, "s": -32768}, {"t": "k", "ts": 10**11}, {"t": "k", "ts": -1},
+]
+
+
+@pytest.mark.parametrize("raw", RAW + ODD)
+def test_the_encoder_makes_the_bytes_converting_then_binding_makes(raw: dict[str, Any]) -> None:
+    encode, rows = encoder(["t", "ts"])
+    assert outcome(lambda: encode.convert(raw), rows) == outcome(
+        lambda: RowConverter(CQL, ["t", "ts"]).convert(raw), rows)
+
+
+@pytest.mark.parametrize("fields", [["k", "1430438758", "7"], ["k", "", "7"], ["k"], ["", "1", "1"], ["k", "x", "1"]])
+def test_the_encoder_reads_csv_rows_as_the_converter_reads_their_dicts(fields: list[str]) -> None:
+    header = ["t", "ts", "i"]
+    encode, rows = encoder(["t"])
+    assert outcome(lambda: encode.convert_fields(header, fields), rows) == outcome(
+        lambda: RowConverter(CQL, ["t"]).convert(dict(zip(header, fields, strict=False))), rows)
