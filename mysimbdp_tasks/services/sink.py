@@ -82,13 +82,13 @@ def insert_cql(tenant: Tenant) -> str:
             f"({', '.join(ident(c) for c in cols)}) VALUES ({', '.join('?' for _ in cols)})")
 
 
+#: About what Cassandra's batch limit counts per cell beyond its value: timestamp, TTL, deletion time.
+_CELL = 16
+
+
 def _size(values: list[Any]) -> int:
-    """The row's size as Cassandra's batch limit counts it: the values' bytes, plus about 16 bytes
-    per cell for its timestamp, TTL and deletion time (``Cell.dataSize``)."""
-    try:
-        return sum(map(len, values)) + 16 * len(values)
-    except TypeError:  # an UNSET_VALUE has no length
-        return sum(len(v) for v in values if v is not UNSET_VALUE) + 16 * len(values)
+    """The row's size as Cassandra's batch limit counts it (``Cell.dataSize``), nulls included."""
+    return sum(len(v) for v in values if v is not UNSET_VALUE) + _CELL * len(values)
 
 
 class Sink:
@@ -132,7 +132,10 @@ class Sink:
                 entry = open_groups[owner] = ([], [0])
             group, size = entry
             group.append((position, values))
-            size[0] += _size(values)
+            try:
+                size[0] += sum(map(len, values)) + _CELL * len(values)
+            except TypeError:  # an UNSET_VALUE has no length
+                size[0] += _size(values)
             if len(group) >= max_rows or size[0] >= max_bytes:
                 del open_groups[owner]
                 yield group
