@@ -1,16 +1,18 @@
 """Where a worker's time goes: one chunk ingested in this process, as a pool process does it.
 
-    python -m benchmarks.probe [--mb 8] [--fmt csv|json] [--batch-rows 50,200] [--batch-kb 48]
+    python -m benchmarks.probe [--mb 8] [--fmt csv|json|jsonl] [--batch-rows 50,200] [--batch-kb 48]
                                [--sink-concurrency 4,12,32] [--profile] [--repeat 1]
 
-Generates a file shaped like tenant2 (CSV) or tenant1 (JSON), provisions a fresh table, then calls
-``mysimbdp_tasks.core.rows.ingest_chunk`` with a real ``Sink`` for every combination of the sink knobs
-given (each on a table of its own), plus once with a writer that only counts rows (the cost of
-parsing and converting alone). Each line gives rows/s and the CPU time per row spent in this
-process and, when it runs on this machine, in Cassandra: on a machine whose CPUs are all busy,
-CPU per row, not rows/s, is what a change must lower. ``--profile`` runs each under cProfile and
-prints the top functions (cProfile slows Python code several times: read its shares, not its
-times). Knobs the pipeline does not expose yet are tried here without editing it.
+Generates a file shaped like tenant2 (CSV) or tenant1 (JSON array or JSON Lines), provisions a
+fresh table, then measures the stages of ``mysimbdp_tasks.core.rows.ingest_chunk`` one after the
+other: reading records only (parse), reading and converting to Python values with a writer that
+only counts (parse+convert, the stream path's converter), reading and encoding to the sink's
+bytes (parse+encode, what a pool process does), and the whole write with a real ``Sink`` for every
+combination of the sink knobs given (each on a table of its own). Each line gives rows/s and the
+CPU time per row spent in this process and in this stack's Cassandra: on a machine whose CPUs are
+all busy, CPU per row, not rows/s, is what a change must lower. The last line gives the process's
+peak RSS. ``--profile`` runs each under cProfile and prints the top functions (cProfile slows
+Python code several times: read its shares, not its times).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import cProfile
 import io
 import itertools
 import pstats
+import resource
 import sys
 import tempfile
 import time
@@ -31,7 +34,9 @@ from typing import Any
 import psutil
 
 from mysimbdp_tasks.commands import queries as report
-from mysimbdp_tasks.core.formats import detect_format
+from mysimbdp_tasks.core.convert import RowConverter
+from mysimbdp_tasks.core.formats import Format, detect_format
+from mysimbdp_tasks.core.parsing import read_records
 from mysimbdp_tasks.core.rows import converter_for, ingest_chunk
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.services import cassandra as db
@@ -39,7 +44,7 @@ from mysimbdp_tasks.services.sink import Sink, SinkOptions
 from producers.generate import generate
 
 from . import harness
-from .resources import CASSANDRA_MARK, find_pid
+from .resources import CASSANDRA_MARK
 
 MIB = 1024 * 1024
 
@@ -48,7 +53,12 @@ def _numbers(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
-def count_only(rows: Iterable[Sequence[Any]]) -> int:
+def parse_only(path: Path, fmt: Format) -> int:
+    return sum(1 for _ in read_records(path, fmt))
+
+
+def count_only(rows: Iterable[Sequence[Any]], _refuse: Any = None) -> int:
+    """A writer that only counts: what parsing and converting cost without the sink."""
     return sum(1 for _ in rows)
 
 
@@ -74,9 +84,10 @@ def _cpu(proc: psutil.Process | None) -> float:
     return t.user + t.system
 
 
-def measure(path: Path, tenant: Any, write: Any, profile: bool, top: int,
+def measure(path: Path, converter: RowConverter | None, write: Any, profile: bool, top: int,
             cassandra: psutil.Process | None = None) -> Probe:
-    """Ingest ``path`` with ``write`` in this process; rows, time, CPU and (``profile``) the top functions."""
+    """Ingest ``path`` with ``converter`` and ``write`` in this process (only read it, without a
+    converter); rows, time, CPU and (``profile``) the top functions."""
     fmt = detect_format(path)
     profiler = cProfile.Profile() if profile else None
     me = psutil.Process()
@@ -84,7 +95,7 @@ def measure(path: Path, tenant: Any, write: Any, profile: bool, top: int,
     started = time.perf_counter()
     if profiler is not None:
         profiler.enable()
-    result = ingest_chunk(path, fmt, None, converter_for(tenant), write)
+    rows = parse_only(path, fmt) if converter is None else ingest_chunk(path, fmt, None, converter, write).rows_ok
     if profiler is not None:
         profiler.disable()
     seconds = time.perf_counter() - started
@@ -94,13 +105,27 @@ def measure(path: Path, tenant: Any, write: Any, profile: bool, top: int,
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
         text = out.getvalue()
-    return Probe(result.rows_ok, seconds, cpu, None if cassandra is None else cass, text)
+    return Probe(rows, seconds, cpu, None if cassandra is None else cass, text)
+
+
+def my_cassandra(settings: Settings) -> psutil.Process | None:
+    """This stack's Cassandra (its data lives under MYSIMBDP_HOME): others may run on the machine."""
+    home = str(settings.home)
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info.get("cmdline") or ())
+        if CASSANDRA_MARK in cmdline and home in cmdline:
+            return proc
+    return None
+
+
+def _best(runs: Iterable[Probe]) -> Probe:
+    return min(runs, key=lambda r: r.cpu_s)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.probe", description=__doc__.split("\n")[0])
     p.add_argument("--mb", type=float, default=8, help="file size in MB (default 8: one default chunk)")
-    p.add_argument("--fmt", choices=("csv", "json"), default="csv")
+    p.add_argument("--fmt", choices=("csv", "json", "jsonl"), default="csv")
     p.add_argument("--batch-rows", type=_numbers, default=[SinkOptions.batch_max_rows])
     p.add_argument("--batch-kb", type=_numbers, default=[SinkOptions.batch_max_bytes // 1024])
     p.add_argument("--sink-concurrency", type=_numbers, default=[SinkOptions.concurrency])
@@ -116,12 +141,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         made = generate(shape, round(args.mb * MIB), Path(tmp) / f"probe.{args.fmt}", seed=7, fmt=args.fmt)
         print(f"{made.path.name}: {made.records:,} rows, {made.bytes / MIB:.1f} MB", flush=True)
         tenant = harness.fresh_tenant(shape, prefix="probe")
-        pid = find_pid(CASSANDRA_MARK)
-        cassandra = psutil.Process(pid) if pid else None
-        best = min((measure(made.path, tenant, count_only, args.profile, args.top)
-                    for _ in range(args.repeat)), key=lambda r: r.seconds)
-        print(f"parse+convert only: {best.line()}", flush=True)
-        print(best.profile, end="")
+        cassandra = my_cassandra(settings)
+        path = made.path
+        stages: list[tuple[str, RowConverter | None]] = [
+            ("parse only", None), ("parse+convert (Python values)", converter_for(tenant))]
+        harness.provision(session, settings, tenant)
+        try:
+            stages.append(("parse+encode (the sink's bytes)", Sink(session, tenant).encoder))
+        finally:
+            harness.discard(None, session, tenant)
+        for name, converter in stages:
+            best = _best(measure(path, converter, count_only, args.profile, args.top) for _ in range(args.repeat))
+            print(f"{name}: {best.line()}", flush=True)
+            print(best.profile, end="")
         for rows_cap, kb, conc in itertools.product(args.batch_rows, args.batch_kb, args.sink_concurrency):
             options = SinkOptions(batch_max_rows=rows_cap, batch_max_bytes=kb * 1024, concurrency=conc)
             runs = []
@@ -130,17 +162,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 harness.provision(session, settings, tenant)
                 try:
                     sink = Sink(session, tenant, options)
-                    runs.append(measure(made.path, tenant, sink.write, args.profile, args.top, cassandra))
+                    runs.append(measure(path, sink.encoder, sink.write, args.profile, args.top, cassandra))
                     counted = report.rows_in_table(session, tenant)
                 finally:
                     harness.discard(None, session, tenant)
                 if counted != runs[-1].rows:
                     print(f"error: {counted:,} rows in the table, {runs[-1].rows:,} written", file=sys.stderr)
                     return 1
-            best = min(runs, key=lambda r: r.seconds)
+            best = _best(runs)
             print(f"sink batch_max_rows={rows_cap} batch_max_bytes={kb} KiB concurrency={conc}: {best.line()}",
                   flush=True)
             print(best.profile, end="")
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     cluster.shutdown()
     return 0
 

@@ -16,7 +16,7 @@ from typing import Any
 from ..core.chunks import plan_chunks
 from ..core.errors import FileChangedError, PermanentIngestError, TenantError
 from ..core.formats import Chunk, detect_format
-from ..core.rows import ChunkResult, converter_for, ingest_chunk, summarize
+from ..core.rows import ChunkResult, ingest_chunk, summarize
 from ..core.tenants import Tenant
 from ..services import context
 from ..services import events as metrics
@@ -106,8 +106,8 @@ def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
     c = Chunk(**chunk)
     t0 = time.perf_counter()
     try:
-        result = ingest_chunk(path, job["fmt"], c, converter_for(tenant), context.sink(tenant).write, c.index,
-                              limit=job["bytes"])
+        sink = context.sink(tenant)  # its encoder converts rows straight to the bytes it writes
+        result = ingest_chunk(path, job["fmt"], c, sink.encoder, sink.write, c.index, limit=job["bytes"])
         outcome = result.to_dict()
     except PermanentIngestError as exc:
         outcome = _failed_chunk(c.index, exc)

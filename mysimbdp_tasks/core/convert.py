@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .errors import RowError
@@ -63,7 +63,7 @@ class RowConverter:
     exactly; type names are read case-insensitively, as CQL does.
     """
 
-    __slots__ = ("_converters", "_keys", "_plan", "columns")
+    __slots__ = ("_converters", "_fields_plan", "_header", "_keys", "_plan", "columns")
 
     def __init__(self, columns: Mapping[str, str], key_columns: Sequence[str]) -> None:
         if not columns:
@@ -83,6 +83,8 @@ class RowConverter:
         self._converters: tuple[Converter, ...] = tuple(converter for _, converter in plan)
         # Checked in column order, so the reported column is the same on both paths of convert().
         self._keys: tuple[int, ...] = tuple(sorted({names.index(key) for key in key_columns}))
+        self._header: list[str] | None = None
+        self._fields_plan: tuple[Callable[[Sequence[Any]], Any], int] = (lambda _: (), 0)
 
     def convert(self, record: Mapping[str, Any]) -> tuple[Any, ...]:
         """The record's values in column order; raises ``RowError`` naming the first bad column."""
@@ -97,6 +99,35 @@ class RowConverter:
             if value is None or value == "":
                 raise self._missing(record, self.columns[index])
         return values
+
+    def convert_fields(self, header: list[str], fields: list[Any]) -> tuple[Any, ...]:
+        """``convert(dict(zip(header, fields)))`` without the dict: a CSV row in its header's order.
+
+        A row shorter than the header leaves the columns past its end absent, as the dict would.
+        """
+        if header is not self._header:
+            self._plan_fields(header)
+        pick, width = self._fields_plan
+        if len(fields) != width:  # a short row, or a schema column the header lacks: pad with None
+            fields = fields + [None] * (width - len(fields))
+        try:
+            values = tuple(map(_call, self._converters, pick(fields)))
+        except (ValueError, TypeError, ArithmeticError):
+            raise self._explain(present(header, fields)) from None
+        for index in self._keys:
+            value = values[index]
+            if value is None or value == "":
+                raise self._missing(present(header, fields), self.columns[index])
+        return values
+
+    def _plan_fields(self, header: list[str]) -> None:
+        """Where each schema column sits in rows of ``header``; an absent one reads the None past its end."""
+        where = {name: i for i, name in enumerate(header)}
+        indexes = [where.get(name, len(header)) for name in self.columns]
+        getter = operator.itemgetter(*indexes)
+        pick = getter if len(indexes) > 1 else (lambda fields: (getter(fields),))
+        width = len(header) + (1 if len(header) in indexes else 0)
+        self._header, self._fields_plan = header, (pick, width)
 
     def _explain(self, record: Mapping[str, Any]) -> RowError:
         keys = {self.columns[index] for index in self._keys}
@@ -121,3 +152,8 @@ class RowConverter:
         else:
             state = "empty"
         return RowError("missing_key_column", f"column {name!r} is {state}")
+
+
+def present(header: list[str], fields: list[Any]) -> dict[str, Any]:
+    """The record a padded CSV row stands for: the padding is absence, not a value."""
+    return {name: value for name, value in zip(header, fields, strict=False) if value is not None}

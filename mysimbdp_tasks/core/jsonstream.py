@@ -17,16 +17,35 @@ import codecs
 import json
 import re
 from collections.abc import Callable, Iterator
+from mmap import mmap
 from typing import Any, BinaryIO, NamedTuple
 
 from .formats import MAX_RECORD_BYTES, unparseable
 
-__all__ = ["JsonWindow", "Refused", "decoded_reader", "json_values", "undecodable"]
+__all__ = [
+    "FIRST_FLAT_OBJECT", "NEXT_FLAT_OBJECT", "JsonWindow", "Refused", "array_cuts", "decoded_reader", "json_values",
+    "undecodable",
+]
 
 _JSON_WS = re.compile(r"[ \t\n\r]*")
 # One token of a JSON value for skipping it without recursion: a string, a bracket or a comma.
 _SKIP_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{},]')
 _decode_json = json.JSONDecoder().raw_decode
+
+# Byte patterns for finding where array elements end without building them. A string is skipped
+# whole (escapes included), so brackets and commas inside text are never structure.
+Buffer = bytes | mmap  # what the byte patterns scan
+_WS_B = rb"[ \t\n\r]*+"
+_STRING_B = rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"'  # unrolled: ~1.6x faster than an alternation per character
+_OUTSIDE_B = rb'[^"{}\[\]]*+'
+# An object holding no object or array: by far the commonest element, matched by one regex call.
+_FLAT_B = rb"\{" + _OUTSIDE_B + rb"(?:" + _STRING_B + _OUTSIDE_B + rb")*+\}"
+#: The first element of an array (after its "["), and every next one (after the previous one).
+FIRST_FLAT_OBJECT = re.compile(_WS_B + rb"(" + _FLAT_B + rb")")
+NEXT_FLAT_OBJECT = re.compile(_WS_B + rb"," + _WS_B + rb"(" + _FLAT_B + rb")")
+_ELEMENT_THEN_COMMA = re.compile(_WS_B + rb"(" + _FLAT_B + rb")" + _WS_B + rb",")
+_SKIP_TOKEN_B = re.compile(_STRING_B + rb"|[\[\]{},]")
+_WS_ONLY_B = re.compile(_WS_B)
 
 
 class Refused(NamedTuple):
@@ -145,6 +164,56 @@ def _value_end(buf: str, pos: int) -> int | None:
     return None
 
 
+def _value_end_bytes(buf: Buffer, pos: int, size: int) -> int | None:
+    """Where the element starting at ``pos`` ends (a ``,`` or ``]`` after it, at depth 0), or None."""
+    depth = 0
+    for match in _SKIP_TOKEN_B.finditer(buf, pos, size):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+        elif token in (b"]", b"}"):
+            if depth == 0:
+                return match.start()
+            depth -= 1
+            if depth == 0:
+                return match.end()
+        elif depth == 0 and token == b",":
+            return match.start()
+    return None
+
+
+def array_cuts(buf: Buffer, start: int, size: int, target: int) -> list[tuple[int, int]]:
+    """Offsets right after elements of the array opening at ``start`` in ``buf[:size]``, about every
+    ``target`` bytes, each with the number of the element after it.
+
+    Scans bytes: strings are skipped whole, brackets counted, nothing is decoded, so planning a
+    file costs a fraction of reading it. It stops cutting at anything that is not an element
+    followed by ``,``: the last chunk then runs to the end and its reader reports the problem.
+    """
+    cuts: list[tuple[int, int]] = []
+    pos, count, cut = start + 1, 0, start + target
+    scan = _ELEMENT_THEN_COMMA.scanner(buf, pos, size)  # type: ignore[attr-defined]  # match() goes on where it stopped
+    while True:
+        for match in iter(scan.match, None):  # flat objects, one regex call each
+            count += 1
+            if match.end(1) >= cut:
+                cuts.append((match.end(1), count + 1))
+                cut = match.end(1) + target
+            pos = match.end()
+        end = _value_end_bytes(buf, _WS_ONLY_B.match(buf, pos).end(), size)  # type: ignore[union-attr]
+        if end is None or end >= size:
+            return cuts
+        after = _WS_ONLY_B.match(buf, end).end()  # type: ignore[union-attr]
+        if after >= size or buf[after:after + 1] != b"," or not buf[pos:end].strip():
+            return cuts  # the last element, or something the reader will refuse
+        count += 1
+        if end >= cut:
+            cuts.append((end, count + 1))
+            cut = end + target
+        pos = after + 1
+        scan = _ELEMENT_THEN_COMMA.scanner(buf, pos, size)  # type: ignore[attr-defined]
+
+
 def _maybe_cut(exc: json.JSONDecodeError, window: int) -> bool:
     """Whether a decode error may only mean that the value goes on past the window."""
     return exc.pos >= window - 64 or exc.msg.startswith("Unterminated string")
@@ -169,6 +238,10 @@ def json_values(window: JsonWindow, first: bool, last: bool, number: int) -> Ite
                 return
     elif head == ",":
         window.pos += 1
+    elif head == "":  # the rest of a chunk after its last element (see parsing._json_records)
+        if last:
+            raise unparseable(f"the JSON array is truncated after record {number - 1}")
+        return
     elif head != "]":  # a chunk that only closes the array
         raise unparseable(f"chunk at byte {window.base + window.pos} does not start between records")
     while head != "]":

@@ -26,17 +26,13 @@ from typing import Any
 
 from cassandra import ConsistencyLevel, InvalidRequest
 from cassandra.cluster import Session
-from cassandra.query import (
-    UNSET_VALUE,
-    BatchStatement,
-    BatchType,
-    BoundStatement,
-    PreparedStatement,
-)
+from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
 
 from ..core.cql import ident
+from ..core.encoding import RowEncoder
 from ..core.errors import TransientIngestError
 from ..core.tenants import Tenant
+from .serializers import UNSET_VALUE, RowSerializer
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +42,7 @@ BIND_ERRORS: tuple[type[BaseException], ...] = (TypeError, struct.error, Overflo
 REJECTIONS: tuple[type[BaseException], ...] = (InvalidRequest,)
 
 Refuse = Callable[[int, str, str], None]  # (position of the row in the input, reason, detail)
-Group = list[tuple[int, BoundStatement]]  # rows of one batch, with their positions
+Group = list[tuple[int, list[Any]]]  # rows of one batch (serialized values), with their positions
 
 
 def is_permanent(exc: BaseException) -> bool:
@@ -86,9 +82,13 @@ def insert_cql(tenant: Tenant) -> str:
             f"({', '.join(ident(c) for c in cols)}) VALUES ({', '.join('?' for _ in cols)})")
 
 
-def _size(row: Sequence[Any]) -> int:
-    # A cheap over-estimate of the serialized size: text by its length, everything else 16 bytes.
-    return sum(len(v) * 2 if isinstance(v, str) else 16 for v in row) + 8
+#: About what Cassandra's batch limit counts per cell beyond its value: timestamp, TTL, deletion time.
+_CELL = 16
+
+
+def _size(values: list[Any]) -> int:
+    """The row's size as Cassandra's batch limit counts it (``Cell.dataSize``), nulls included."""
+    return sum(len(v) for v in values if v is not UNSET_VALUE) + _CELL * len(values)
 
 
 class Sink:
@@ -98,23 +98,32 @@ class Sink:
         self.options = options or SinkOptions()
         self.insert: PreparedStatement = session.prepare(insert_cql(tenant))
         self.insert.consistency_level = ConsistencyLevel.LOCAL_QUORUM
+        self._rows = RowSerializer(self.insert)
+        self._keyspace = self.insert.keyspace
+        #: Converts records straight to this sink's bytes: hand it to ``rows.ingest_chunk`` with ``write``.
+        self.encoder = RowEncoder(tenant.column_types, tenant.key.columns, self._rows.serializers(), UNSET_VALUE)
         self._multi_node = len(session.cluster.metadata.all_hosts()) > 1
 
     # -- grouping --------------------------------------------------------------------------
     def groups(self, rows: Iterable[Sequence[Any]], refuse: Refuse) -> Iterator[Group]:
-        """Bind rows and group them per owning replica, within the row and byte limits.
+        """Serialize rows and group them per owning replica, within the row and byte limits.
 
-        A row the driver cannot bind is refused here and never reaches a batch.
+        A row is a tuple of converted values, or a list of bytes from :attr:`encoder`. A row the
+        driver cannot bind is refused here and never reaches a batch.
         """
         opts = self.options
+        max_rows, max_bytes = opts.batch_max_rows, opts.batch_max_bytes
+        serialize, check_key = self._rows.values, self._rows.check_key
+        owner_of = self._owner if self._multi_node else None
         open_groups: dict[Any, tuple[Group, list[int]]] = {}
         for position, row in enumerate(rows):
-            if None in row:
-                # An absent value leaves the column alone instead of writing a null: no tombstones.
-                row = tuple(UNSET_VALUE if v is None else v for v in row)
             try:
-                bound = self.insert.bind(row)
-                owner = self._owner(bound) if self._multi_node else None
+                if type(row) is list:  # already bytes, from the encoder
+                    values = row
+                    check_key(values)
+                else:
+                    values = serialize(row)
+                owner = None if owner_of is None else owner_of(values)
             except BIND_ERRORS as exc:
                 refuse(position, *_reason(exc))
                 continue
@@ -122,9 +131,12 @@ class Sink:
             if entry is None:
                 entry = open_groups[owner] = ([], [0])
             group, size = entry
-            group.append((position, bound))
-            size[0] += _size(row)
-            if len(group) >= opts.batch_max_rows or size[0] >= opts.batch_max_bytes:
+            group.append((position, values))
+            try:
+                size[0] += sum(map(len, values)) + _CELL * len(values)
+            except TypeError:  # an UNSET_VALUE has no length
+                size[0] += _size(values)
+            if len(group) >= max_rows or size[0] >= max_bytes:
                 del open_groups[owner]
                 yield group
         for group, _ in open_groups.values():
@@ -133,15 +145,20 @@ class Sink:
     def statement(self, group: Group) -> BatchStatement | BoundStatement:
         """One row alone goes as itself: a rejection then names that row, not a batch."""
         if len(group) == 1:
-            return group[0][1]
+            bound = BoundStatement(self.insert)
+            bound.values = group[0][1]
+            return bound
         batch = BatchStatement(batch_type=BatchType.UNLOGGED, consistency_level=ConsistencyLevel.LOCAL_QUORUM)
-        for _, bound in group:
-            batch.add(bound)
+        # What BatchStatement.add(bound) keeps of each row, without a BoundStatement per row.
+        query_id = self.insert.query_id
+        batch._statements_and_parameters = [(True, query_id, values) for _, values in group]  # noqa: SLF001
+        batch.routing_key = self._rows.routing_key(group[0][1])
+        batch.keyspace = self._keyspace
         return batch
 
-    def _owner(self, bound: Any) -> Any:
+    def _owner(self, values: Sequence[Any]) -> Any:
         token_map = self.session.cluster.metadata.token_map
-        key = bound.routing_key
+        key = self._rows.routing_key(values)
         if token_map is None or key is None:
             return None
         replicas = token_map.get_replicas(self.tenant.namespace, token_map.token_class.from_key(key))

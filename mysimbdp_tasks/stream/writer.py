@@ -27,11 +27,11 @@ from typing import Any
 
 from cassandra.cluster import Session
 
+from ..core.convert import RowConverter
 from ..core.cql import ident
 from ..core.errors import RowError
 from ..core.names import STREAM_METRICS_TABLE as STREAM_METRICS
 from ..core.reports import Report, Window, send_report
-from ..core.rows import converter_for
 from ..core.tenants import Tenant
 from ..services import completions, context, deadletters
 from ..services.deadletters import DeadLetter
@@ -47,10 +47,11 @@ def ingest_messages(tenant_name: str, batch: dict[str, Any], task_id: str) -> in
     """Write one micro-batch, dead-letter what cannot be written, mark it done; returns the rows written."""
     tenant = context.tenant(tenant_name)
     messages = batch["messages"]
-    rows, sources, refused = _rows(tenant, messages)
+    sink = context.sink(tenant)
+    rows, sources, refused = _rows(sink.encoder, messages)
     t0 = time.perf_counter()
     # The sink calls back (possibly from the driver's threads) for each row Cassandra refuses for good.
-    written = context.sink(tenant).write(
+    written = sink.write(
         rows, refuse=lambda position, reason, detail: refused.append(wire.letter(sources[position], reason, detail)))
     done = time.time()
     elapsed_ms = (time.perf_counter() - t0) * 1000
@@ -61,9 +62,9 @@ def ingest_messages(tenant_name: str, batch: dict[str, Any], task_id: str) -> in
     return written
 
 
-def _rows(tenant: Tenant, messages: list[dict[str, Any]]) -> tuple[list[Any], list[dict[str, Any]], list[DeadLetter]]:
+def _rows(converter: RowConverter, messages: list[dict[str, Any]]
+          ) -> tuple[list[Any], list[dict[str, Any]], list[DeadLetter]]:
     """The rows to write, the message of each, and the dead letters of those that do not convert."""
-    converter = converter_for(tenant)
     rows, sources, refused = [], [], []
     for message in messages:
         try:
