@@ -57,6 +57,7 @@ from .messages import validate
 log = logging.getLogger(__name__)
 
 TRACK_EVERY_S = 0.2  # how often the completions of the batches in flight are read (one MGET)
+IDLE_FETCH_WAIT_MS = 500
 
 
 @dataclass
@@ -99,7 +100,9 @@ class Bridge:
             enable_auto_commit=False,  # committed only up to what workers have written, below
             auto_offset_reset="earliest",
             max_poll_records=self.max_messages,
-            fetch_max_wait_ms=int(self.max_wait_s * 1000),
+            # The broker answers a fetch as soon as it has a message; the wait only bounds an idle
+            # partition's long poll, so it is long: an idle bridge makes a few fetches a second, not ten.
+            fetch_max_wait_ms=IDLE_FETCH_WAIT_MS,
             # A bridge that died is noticed in 10 s (not the default 45 s), so its partitions go to
             # the restarted bridge quickly; metadata is refreshed often enough to see new partitions.
             session_timeout_ms=10000,
