@@ -6,14 +6,16 @@ One consumer group per tenant (``mysimbdp.bridge.<tenant>``), auto-commit off. P
 1. validate each message: UTF-8 JSON object, not naming another tenant, key columns present, values
    convertible to the schema; refused ones go to ``<tenant>.dead`` with the original payload and a
    reason (``bad_json``, ``not_an_object``, ``wrong_tenant``, ``missing_key_column``, ``bad_value``);
-2. reserve the daily message quota for the valid ones in one atomic Redis call (partial admission
-   when it runs out; the rest are dead-lettered with ``daily_messages_exceeded``);
+2. reserve the daily message quota for the valid ones in one atomic Redis call, as ranges of
+   offsets per partition (partial admission when it runs out; the rest are dead-lettered with
+   ``daily_messages_exceeded``);
 3. enqueue the admitted messages as one Celery task on ``<tenant>.stream``, whose id names the
    offsets it covers (:func:`~mysimbdp_tasks.core.names.stream_task_id`), and wait until Kafka has
    acknowledged the dead letters;
 4. keep the batch in flight (:mod:`.inflight`) until a worker marks it written
    (:mod:`~mysimbdp_tasks.services.completions`); commit each partition only up to the end of the
-   batches written. A batch whose task the broker lost is sent again with the same id.
+   batches written, asynchronously (:mod:`.commits`). A batch whose task the broker lost is sent
+   again with the same id.
 
 So the committed offset is the durable record of what is written: a bridge killed at any point
 replays from it, the quota decides each replayed message as the first time without counting it
