@@ -74,3 +74,25 @@ def usage(before: Snapshot, after: Snapshot) -> dict[str, float]:
     out["other"] = max(0.0, machine - sum(out.values()))
     out["machine"] = machine
     return {k: round(v, 1) for k, v in out.items()}
+
+
+def role_kind(name: str) -> str:
+    """"bridge", "workers", "producers", or the service's or process's own name, of a role's name
+    (``bridge.2 bX``, ``workers bX``, ``producer bX.1``, ``kafka``, ...)."""
+    first = name.split(" ")[0].split(".")[0]
+    return {"producer": "producers"}.get(first, first)
+
+
+def per_message(before: Snapshot, after: Snapshot, messages: int) -> dict[str, float]:
+    """CPU microseconds per message of each kind of role over the span (every bridge together, every
+    pool, every producer), plus ``machine`` (all cores, anyone) and ``other`` (the rest of it)."""
+    if messages <= 0:
+        return {}
+    spent: dict[str, float] = {}
+    for name, was in before.roles.items():
+        kind = role_kind(name)
+        spent[kind] = spent.get(kind, 0.0) + max(0.0, after.roles.get(name, 0.0) - was)
+    machine = after.busy - before.busy
+    spent["other"] = max(0.0, machine - sum(spent.values()))
+    spent["machine"] = machine
+    return {k: round(v / messages * 1e6, 1) for k, v in spent.items()}

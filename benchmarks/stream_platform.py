@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -31,7 +32,12 @@ BRIDGE_MARK = "bridging"  # the bridge's first log line: "tenant=T bridging T.in
 
 
 class StreamPlatform(harness.Platform):
-    """A tenant's worker pool and its bridge, as real processes on a private MYSIMBDP_HOME."""
+    """A tenant's worker pool and its bridges (``bridges`` processes in the tenant's one consumer
+    group, named ``bridge``, ``bridge.2``, ...), as real processes on a private MYSIMBDP_HOME."""
+
+    def __init__(self, settings: Settings, tenant: Tenant, home: Path, concurrency: int = 2, bridges: int = 1) -> None:
+        super().__init__(settings, tenant, home, concurrency)
+        self.bridges = ["bridge" if m == 1 else f"bridge.{m}" for m in range(1, bridges + 1)]
 
     def start(self, timeout: float = 60) -> StreamPlatform:
         self.launch()
@@ -41,11 +47,13 @@ class StreamPlatform(harness.Platform):
     def launch(self, bridge_args: Sequence[str] = ()) -> None:
         """Start the pool and the bridge (tasks the bridge enqueues wait for the pool on the queue)."""
         self._spawn("worker", "worker", "--tenant", self.tenant.name, "--concurrency", str(self.concurrency))
-        self._spawn("bridge", "bridge", "--tenant", self.tenant.name, *bridge_args)
+        for name in self.bridges:
+            self._spawn(name, "bridge", "--tenant", self.tenant.name, *bridge_args)
 
     def wait_started(self, timeout: float = 60) -> None:
         self._wait_log("worker", harness.READY_MARK, timeout)
-        self._wait_log("bridge", BRIDGE_MARK, timeout)
+        for name in self.bridges:
+            self._wait_log(name, BRIDGE_MARK, timeout)
 
     def _wait_log(self, name: str, mark: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -58,10 +66,11 @@ class StreamPlatform(harness.Platform):
             time.sleep(0.1)
 
     def stop(self, timeout: float = 30) -> None:
-        """The bridge first (nothing new is enqueued), then the pool."""
-        bridge = self.procs.pop("bridge", None)
-        if bridge is not None:
-            procs.stop_child(bridge, timeout)
+        """The bridges first (nothing new is enqueued), then the pool."""
+        for name in self.bridges:
+            bridge = self.procs.pop(name, None)
+            if bridge is not None:
+                procs.stop_child(bridge, timeout)
         super().stop(timeout)
 
     def pids(self) -> dict[str, int]:

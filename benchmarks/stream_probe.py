@@ -37,8 +37,11 @@ from mysimbdp_tasks.worker.celery_app import make_app
 from . import harness
 from .harness import ROOT
 from .stream import DATA
-from .stream_producer import Command, ProducerProcess
+from .stream_producer import Command, ProducerProcess, StepSent
 from .stream_steps import fresh_stream_tenant, inputs_for
+
+STEADY = "steady state: the messages were waiting"
+IDLE = "includes the idle polls before the first and after the last message"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--like", choices=("tenant1", "tenant2"), default="tenant2")
     p.add_argument("--rate", type=float, default=2500, help="messages per second sent (default 2500)")
     p.add_argument("--seconds", type=float, default=15)
+    p.add_argument("--presend", type=int, default=0, metavar="N",
+                   help="send N messages as fast as possible before the bridge starts, then time the bridge "
+                        "alone until it has bridged them (steady state: no idle polls); --rate and --seconds "
+                        "are then ignored")
     p.add_argument("--max-messages", type=int, default=500, help="the bridge's micro-batch size (default 500)")
     p.add_argument("--max-wait-ms", type=float, default=100, help="the bridge's micro-batch wait (default 100)")
     p.add_argument("--top", type=int, default=30)
@@ -65,7 +72,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             producer = ProducerProcess(args.like, tenant.name, settings.kafka_bootstrap_str, Path(tmp),
                                        inputs_for(args.like, DATA), Path(tmp) / "producer.log", ROOT)
             try:
-                producer.send(Command(1, args.rate, args.seconds, None, time.time() + 1))
+                if args.presend:
+                    producer.send(Command(1, 0, None, args.presend, time.time()))
+                    sent = producer.result(timeout=600)
+                    print(f"pre-sent {sent.acked:,} messages", flush=True)
+                else:
+                    producer.send(Command(1, args.rate, args.seconds, None, time.time() + 1))
+                    sent = None
                 # No worker writes these tasks: nothing completes, so the bridge may hold every
                 # batch in flight and never looks for lost ones.
                 unbounded = dataclasses.replace(settings, stream_max_pending=1_000_000, stream_stall_seconds=1e9)
@@ -73,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 max_messages=args.max_messages, max_wait_s=args.max_wait_ms / 1000)
                 expected: list[int] = []
                 stop = threading.Event()
-                threading.Thread(target=_stop_when_done, args=(producer, args.seconds, bridge, expected, stop),
+                threading.Thread(target=_stop_when_done, args=(producer, args.seconds, bridge, expected, stop, sent),
                                  daemon=True).start()
                 profiler = None if args.no_profile else cProfile.Profile()
                 wall, cpu = time.perf_counter(), time.process_time()
@@ -92,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = bridge.counts["admitted"]
     print(f"bridged {n:,} of {expected[0] if expected else '?'} messages in {bridge.counts['tasks']} tasks; "
           f"wall {wall:.1f} s, process CPU {cpu:.2f} s = {cpu / max(n, 1) * 1e6:.0f} us per message "
-          f"(includes the idle polls before the first and after the last message)")
+          f"({STEADY if args.presend else IDLE})")
     if profiler is None:
         return 0
     if args.save_profile is not None:
@@ -106,8 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _stop_when_done(producer: ProducerProcess, seconds: float, bridge: Bridge, expected: list[int],
-                    stop: threading.Event) -> None:
-    sent = producer.result(timeout=seconds + 120)
+                    stop: threading.Event, sent: StepSent | None) -> None:
+    sent = sent or producer.result(timeout=seconds + 120)
     expected.append(sent.acked)
     deadline = time.monotonic() + 120
     while bridge.counts["admitted"] + bridge.counts["dead"] < sent.acked and time.monotonic() < deadline:

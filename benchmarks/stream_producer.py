@@ -24,6 +24,7 @@ import select
 import subprocess
 import sys
 import time
+import uuid
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -76,6 +77,8 @@ class StepSent:
     first_send: float  # wall clock of the first and the last send() call
     last_send: float
     times: str  # the file of per-message timestamps
+    index: int = 0  # the producer's place among its tenant's (it sent seqs index, index + of, ...)
+    of: int = 1
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -108,13 +111,60 @@ def read_times(path: Path) -> tuple[array[int], array[float]]:
     return created, sent
 
 
+# Stands for a message's fresh id tail while it is pre-serialised: ASCII that JSON never escapes.
+ID_MARK = f"@{uuid.uuid4().hex}@"
+
+
+@dataclass(frozen=True)
+class Template:
+    """One message serialised once, around its id: the fresh message of ``tail`` (``-s<step>-<seq>``)
+    is ``head + tail + rest`` keyed ``key_head + tail + key_rest``, the bytes ``encode`` and
+    ``key_for`` give for it, without serialising it again per send."""
+    head: bytes
+    rest: bytes
+    key_head: bytes
+    key_rest: bytes
+
+    @classmethod
+    def of(cls, message: dict[str, Any]) -> Template:
+        marked = {**message, "id": f"{message['id']}{ID_MARK}"}
+        head, rest = encode(marked).split(ID_MARK.encode("utf-8"))
+        key_head, key_rest = key_for(marked).split(ID_MARK.encode("utf-8"))
+        return cls(head, rest, key_head, key_rest)
+
+    def value_and_key(self, tail: bytes) -> tuple[bytes, bytes]:
+        return self.head + tail + self.rest, self.key_head + tail + self.key_rest
+
+
+def merge(results: Sequence[StepSent], path: Path) -> StepSent:
+    """One tenant's step as if one producer sent it all: the per-message times of its producers
+    interleaved by seq into ``path`` (-1 / 0.0 where a producer sent fewer), and their counts."""
+    created: array[int] = array("q")
+    sent_at: array[float] = array("d")
+    for r in results:
+        own_created, own_sent = read_times(Path(r.times))
+        for k, (c, t) in enumerate(zip(own_created, own_sent, strict=True)):
+            seq = r.index + r.of * k
+            if seq >= len(created):
+                created.extend([-1] * (seq + 1 - len(created)))
+                sent_at.extend([0.0] * (seq + 1 - len(sent_at)))
+            created[seq], sent_at[seq] = c, t
+    path.write_bytes(created.tobytes() + sent_at.tobytes())
+    sending = [r for r in results if r.sent]
+    return StepSent(results[0].tenant, results[0].step, sum(r.sent for r in results), sum(r.acked for r in results),
+                    sum(r.errors for r in results), min((r.first_send for r in sending), default=0.0),
+                    max((r.last_send for r in sending), default=0.0), str(path))
+
+
 class Producer:
-    def __init__(self, like: str, tenant: str, inputs: Sequence[Path], bootstrap: str, out: Path) -> None:
+    def __init__(self, like: str, tenant: str, inputs: Sequence[Path], bootstrap: str, out: Path,
+                 index: int = 0, of: int = 1) -> None:
         self.like, self.tenant, self.out = like, tenant, out
+        self.index, self.of = index, of  # this process sends the seqs index, index + of, index + 2 * of, ...
         self.messages = [{**message_for(like, r), "tenant": tenant} for r in records_for(like, inputs)]
         if not self.messages:
             raise SystemExit(f"no records for {like} in {', '.join(map(str, inputs))}")
-        self.cycle: Iterator[dict[str, Any]] = itertools.cycle(self.messages)
+        self.cycle: Iterator[Template] = itertools.cycle([Template.of(m) for m in self.messages])
         self.producer = KafkaProducer(**producer_config(bootstrap, tenant))
         self.topic = names.ingest_topic(tenant)
         self.producer.partitions_for(self.topic)  # fetch metadata now, not on the first timed send
@@ -136,7 +186,7 @@ class Producer:
             time.sleep(delay)
         started = time.monotonic()
         end = started + cmd.seconds if cmd.seconds else None
-        seq = 0
+        seq = 0  # this process's own count; the message's seq is index + of * seq
         while (cmd.count is None or seq < cmd.count):
             now = time.monotonic()
             if end is not None and now >= end:
@@ -146,9 +196,7 @@ class Producer:
                 if wait > 0:
                     time.sleep(wait if end is None else min(wait, max(end - now, 0.0)))
                     continue
-            message = dict(next(self.cycle))
-            message["id"] = message_id(str(message["id"]), cmd.step, seq)
-            value, key = encode(message), key_for(message)
+            value, key = next(self.cycle).value_and_key(f"-s{cmd.step}-{self.index + self.of * seq}".encode())
             created.append(-1)
             sent_at.append(time.time())
             future = self.producer.send(self.topic, value=value, key=key)
@@ -156,11 +204,11 @@ class Producer:
             future.add_errback(failed, seq)
             seq += 1
         self.producer.flush(timeout=FLUSH_SECONDS)
-        path = self.out / f"{self.tenant}-s{cmd.step}.times"
+        path = self.out / f"{self.tenant}-s{cmd.step}-p{self.index}.times"
         path.write_bytes(created.tobytes() + sent_at.tobytes())
         acked = sum(1 for c in created if c >= 0)
         return StepSent(self.tenant, cmd.step, seq, acked, errors[0], sent_at[0] if seq else 0.0,
-                        sent_at[-1] if seq else 0.0, str(path))
+                        sent_at[-1] if seq else 0.0, str(path), self.index, self.of)
 
     def close(self) -> None:
         self.producer.close(timeout=10)
@@ -170,10 +218,11 @@ class ProducerProcess:
     """The benchmark's handle on one producer process: send it commands, read its answers."""
 
     def __init__(self, like: str, tenant: str, bootstrap: str, out: Path, inputs: Sequence[Path], log: Path,
-                 cwd: Path, timeout: float = 60) -> None:
+                 cwd: Path, timeout: float = 60, index: int = 0, of: int = 1) -> None:
         self.tenant, self.log = tenant, log
         argv = [sys.executable, "-m", "benchmarks.stream_producer", "--like", like, "--tenant", tenant,
-                "--bootstrap", bootstrap, "--out", str(out), *map(str, inputs)]
+                "--bootstrap", bootstrap, "--out", str(out), "--index", str(index), "--of", str(of),
+                *map(str, inputs)]
         with open(log, "ab") as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
                                          cwd=cwd, start_new_session=True)
@@ -219,9 +268,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tenant", required=True, help="the fresh tenant's name (its topic and message field)")
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--out", required=True, type=Path, help="folder for the per-step timestamp files")
+    parser.add_argument("--index", type=int, default=0, help="this producer's place among the tenant's producers")
+    parser.add_argument("--of", type=int, default=1, help="how many producers the tenant has (each sends every "
+                                                          "of-th seq, from its index)")
     parser.add_argument("inputs", nargs="+", type=Path)
     args = parser.parse_args(argv)
-    producer = Producer(args.like, args.tenant, args.inputs, args.bootstrap, args.out)
+    producer = Producer(args.like, args.tenant, args.inputs, args.bootstrap, args.out, args.index, args.of)
     print(json.dumps({"ready": args.tenant, "records": len(producer.messages)}), flush=True)
     try:
         for line in sys.stdin:

@@ -33,7 +33,7 @@ from mysimbdp_tasks.services.provisioning import STREAM_METRICS
 from . import harness, stream_cpu
 from .errors import PlatformError
 from .stream_platform import Backlog, StreamPlatform, count_rows, write_times
-from .stream_producer import Command, ProducerProcess, StepSent, read_times
+from .stream_producer import Command, ProducerProcess, StepSent, merge, read_times
 from .stream_results import Landed, Naive, Sent, Step, percentile, step_result
 
 SHAPES = ("tenant1", "tenant2")
@@ -48,11 +48,17 @@ class RigOptions:
     bridge_args: tuple[str, ...] = ()
     drain_timeout: float = 120.0
     keep: bool = False
+    producers: int = 1  # producer processes per tenant
+    bridges: int = 1  # bridge processes per tenant, in its one consumer group
+    partitions: int | None = None  # of each tenant's topic (None: the shipped tenant's)
 
 
-def fresh_stream_tenant(like: str, prefix: str = "bench") -> Tenant:
-    """The harness's fresh tenant, with a daily message quota no benchmark reaches."""
-    return harness.fresh_tenant(like, prefix, overrides={"max_messages_per_day": QUOTA})
+def fresh_stream_tenant(like: str, prefix: str = "bench", partitions: int | None = None) -> Tenant:
+    """The harness's fresh tenant, with a daily message quota no benchmark reaches (and ``partitions``)."""
+    overrides: dict[str, Any] = {"max_messages_per_day": QUOTA}
+    if partitions is not None:
+        overrides["partitions"] = partitions
+    return harness.fresh_tenant(like, prefix, overrides=overrides)
 
 
 def inputs_for(like: str, data: Path) -> list[Path]:
@@ -75,31 +81,32 @@ class Rig:
     # -- set-up and tear-down ----------------------------------------------------------------
     def start(self) -> Rig:
         for like in SHAPES:
-            tenant = fresh_stream_tenant(like)
+            tenant = fresh_stream_tenant(like, partitions=self.options.partitions)
             self.tenants.append(tenant)
             harness.provision(self.session, self.settings, tenant)
             harness.register(self.redis, tenant)
         topics.ensure(self.settings, self.tenants)
         for tenant in self.tenants:
             platform = StreamPlatform(self.settings, tenant, self.workdir / f"home-{tenant.name}",
-                                      self.options.concurrency)
+                                      self.options.concurrency, self.options.bridges)
             self.platforms.append(platform)
             platform.launch(self.options.bridge_args)
         for platform in self.platforms:
             platform.wait_started()
-        self.producers = [self._producer(like, t) for like, t in zip(SHAPES, self.tenants, strict=True)]
+        self.producers = [self._producer(like, t, i) for like, t in zip(SHAPES, self.tenants, strict=True)
+                          for i in range(self.options.producers)]
         self.backlog = Backlog(self.settings, self.tenants)
         shown = ", ".join(f"{t.name} (like {like})" for like, t in zip(SHAPES, self.tenants, strict=True))
-        self.echo(f"tenants {shown}"
-                  f": worker pools of {self.options.concurrency} and bridges started")
+        self.echo(f"tenants {shown}: worker pools of {self.options.concurrency}, {self.options.bridges} bridge(s) "
+                  f"and {self.options.producers} producer process(es) each")
         return self
 
-    def _producer(self, like: str, tenant: Tenant) -> ProducerProcess:
+    def _producer(self, like: str, tenant: Tenant, index: int) -> ProducerProcess:
         out = self.workdir / "times"
         out.mkdir(parents=True, exist_ok=True)
         return ProducerProcess(like, tenant.name, self.settings.kafka_bootstrap_str, out,
-                               inputs_for(like, self.data), self.workdir / f"producer-{tenant.name}.log",
-                               harness.ROOT)
+                               inputs_for(like, self.data), self.workdir / f"producer-{tenant.name}-{index}.log",
+                               harness.ROOT, index=index, of=self.options.producers)
 
     def stop(self) -> None:
         for producer in self.producers:
@@ -117,11 +124,11 @@ class Rig:
     def roles(self) -> dict[str, stream_cpu.Role]:
         roles = {name: stream_cpu.Role(pid, False) for name, pid in stream_cpu.service_pids().items()}
         for platform in self.platforms:
-            pids = platform.pids()
-            roles[f"bridge {platform.tenant.name}"] = stream_cpu.Role(pids["bridge"], True)
-            roles[f"workers {platform.tenant.name}"] = stream_cpu.Role(pids["worker"], True)
-        for producer in self.producers:
-            roles[f"producer {producer.tenant}"] = stream_cpu.Role(producer.pid, False)
+            for name, pid in platform.pids().items():
+                kind = "workers" if name == "worker" else name  # "bridge", "bridge.2", ...
+                roles[f"{kind} {platform.tenant.name}"] = stream_cpu.Role(pid, kind == "workers")
+        for i, producer in enumerate(self.producers):
+            roles[f"producer {producer.tenant}.{i % self.options.producers + 1}"] = stream_cpu.Role(producer.pid, False)
         roles["benchmark"] = stream_cpu.Role(os.getpid(), False)
         return roles
 
@@ -129,10 +136,12 @@ class Rig:
     def step(self, number: int, offered: float, seconds: float) -> Step:
         assert self.backlog is not None
         dead_before = {t.name: self.backlog.dead(t) for t in self.tenants}
-        results, cpu = self._send(number, offered, seconds)
+        roles = self.roles()
+        results, cpu, before = self._send(number, offered, seconds, roles)
         times = {r.tenant: read_times(Path(r.times)) for r in results}
         expected = {name: sum(1 for c in created if c >= 0) for name, (created, _) in times.items()}
         found, drain_wait = self._drain(number, expected)
+        per_message = stream_cpu.per_message(before, stream_cpu.snapshot(roles), sum(expected.values()))
         sent, landed, clock = [], [], []
         for r in results:
             created, sent_at = times[r.tenant]
@@ -142,7 +151,8 @@ class Rig:
             dead = self.backlog.dead(self._tenant(r.tenant)) - dead_before[r.tenant]
             landed.append(Landed(r.tenant, dead, tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)))
             clock += [c - t * 1000 for c, t in zip(created, sent_at, strict=True) if c >= 0]
-        details: dict[str, Any] = {"cpu_pct_of_one_core": cpu, "drain_wait_s": round(drain_wait, 2),
+        details: dict[str, Any] = {"cpu_pct_of_one_core": cpu, "cpu_us_per_message": per_message,
+                                   "drain_wait_s": round(drain_wait, 2),
                                    "createtime_minus_send_ms": _spread(clock),
                                    "worker_windows": self._worker_windows(results)}
         if any(len(found[n]) < expected[n] for n in expected):
@@ -161,16 +171,20 @@ class Rig:
     def _tenant(self, name: str) -> Tenant:
         return next(t for t in self.tenants if t.name == name)
 
-    def _send(self, number: int, offered: float, seconds: float) -> tuple[list[StepSent], dict[str, float]]:
-        """Both producers send from one instant, half the offered rate each; CPU per role meanwhile."""
-        roles = self.roles()
+    def _send(self, number: int, offered: float, seconds: float, roles: dict[str, stream_cpu.Role],
+              ) -> tuple[list[StepSent], dict[str, float], stream_cpu.Snapshot]:
+        """Every producer sends from one instant, the offered rate split evenly; CPU per role meanwhile.
+        Returns one result per tenant (its producers' merged), the CPU shares, and the first snapshot."""
         start_at = time.time() + START_DELAY_S
         for producer in self.producers:
             producer.send(Command(number, offered / len(self.producers), seconds, None, start_at))
         time.sleep(max(0.0, start_at - time.time()))
         before = stream_cpu.snapshot(roles)
-        results = [p.result(timeout=seconds + 180) for p in self.producers]
-        return results, stream_cpu.usage(before, stream_cpu.snapshot(roles))
+        sent = [p.result(timeout=seconds + 180) for p in self.producers]
+        cpu = stream_cpu.usage(before, stream_cpu.snapshot(roles))
+        results = [merge([r for r in sent if r.tenant == t.name], self.workdir / "times" / f"{t.name}-s{number}.times")
+                   for t in self.tenants]
+        return results, cpu, before
 
     def _drain(self, step: int, expected: dict[str, int]) -> tuple[dict[str, dict[int, int]], float]:
         """Each tenant's rows of ``step`` (seq -> WRITETIME µs) once all are in, or at the drain timeout."""

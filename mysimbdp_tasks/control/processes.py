@@ -46,28 +46,33 @@ class Proc:
     @property
     def tenant(self) -> str:
         """The tenant a bridge or worker pool serves ("" for the shared processes)."""
-        return self.name.partition("-")[2]
+        return self.name.partition("-")[2].partition(".")[0]
 
 
 def command(*args: str) -> tuple[str, ...]:
     return (sys.executable, "-m", MARK, *args)
 
 
-def bridge_name(tenant: str | None) -> str:
-    """The name a bridge runs under: ``bridge-<tenant>``, or ``bridge`` when it serves every tenant."""
-    return f"bridge-{tenant}" if tenant else "bridge"
+def bridge_name(tenant: str | None, member: int = 1) -> str:
+    """The name a bridge runs under: ``bridge-<tenant>`` (``bridge-<tenant>.<member>`` for the
+    tenant's second bridge on), or ``bridge`` when it serves every tenant."""
+    if not tenant:
+        return "bridge"
+    return f"bridge-{tenant}" if member == 1 else f"bridge-{tenant}.{member}"
 
 
 def worker_name(tenant: str) -> str:
     return f"worker-{tenant}"
 
 
-def tenant_processes(tenant: Tenant, concurrency: int = DEFAULT_CONCURRENCY) -> list[Proc]:
-    """The tenant's worker pool, and its bridge if it ingests streams."""
+def tenant_processes(tenant: Tenant, concurrency: int = DEFAULT_CONCURRENCY, bridges: int = 1) -> list[Proc]:
+    """The tenant's worker pool, and its bridges if it ingests streams: ``bridges`` processes in the
+    tenant's one consumer group, no more than its topic has partitions (another would hold none)."""
     size = min(max(concurrency, tenant.min_workers), tenant.max_workers)
     found = [Proc(worker_name(tenant.name), command("worker", "--tenant", tenant.name, "--concurrency", str(size)))]
     if tenant.stream is not None:
-        found.append(Proc(bridge_name(tenant.name), command("bridge", "--tenant", tenant.name)))
+        found.extend(Proc(bridge_name(tenant.name, member), command("bridge", "--tenant", tenant.name))
+                     for member in range(1, max(1, min(bridges, tenant.partitions)) + 1))
     return found
 
 
@@ -82,14 +87,14 @@ def shared_processes(flower: bool = False, scope: Iterable[str] | None = None) -
 
 
 def wanted(tenants: Iterable[Tenant], concurrency: int = DEFAULT_CONCURRENCY, flower: bool = False,
-           scope: Iterable[str] | None = None) -> list[Proc]:
+           scope: Iterable[str] | None = None, bridges: int = 1) -> list[Proc]:
     """Everything the supervisor keeps running: shared processes, then each tenant's own (of ``scope``)."""
     only = None if scope is None else set(scope)
     found = shared_processes(flower, only)
     for t in sorted(tenants, key=lambda t: t.name):
         if only is not None and t.name not in only:
             continue
-        found.extend(tenant_processes(t, concurrency))
+        found.extend(tenant_processes(t, concurrency, bridges))
     return found
 
 
@@ -153,7 +158,7 @@ def up(settings: Settings, tenants: Iterable[Tenant], echo: Callable[[str], None
                 *[arg for name in sorted(scope or ()) for arg in ("--tenant", name)]]
         pid = start(settings, Proc(SUPERVISOR, command(*argv)))
         echo(f"supervisor: started (pid {pid}), log {settings.logs / 'supervisor.log'}")
-    names = {p.name for p in wanted(tenants, concurrency, flower, scope)}
+    names = {p.name for p in wanted(tenants, concurrency, flower, scope, settings.stream_bridges)}
     state = _wait_started(settings, pid, names, timeout)
     for name, child in sorted(state.get("children", {}).items()):
         if child.get("status") == "running":

@@ -168,7 +168,8 @@ class Supervisor:
         if active is None:
             # The registry not read yet (Redis away at start): keep the tenants' adopted processes.
             return {p.name: p for p in shared} | {n: c.proc for n, c in self.children.items() if c.proc.tenant}
-        return {p.name: p for p in processes.wanted(active.values(), self.concurrency, self.flower, self.scope)}
+        return {p.name: p for p in processes.wanted(active.values(), self.concurrency, self.flower, self.scope,
+                                                       self.settings.stream_bridges)}
 
     def reap(self, child: Child, now: float, tenants: Tenants) -> None:
         assert child.pid is not None

@@ -157,6 +157,7 @@ class Settings:
     report_every: float = 5.0  # seconds per reporting window of the stream workers
     stream_stall_seconds: float = 10.0  # a micro-batch not written this long is looked for in the broker
     stream_max_pending: int = 40  # micro-batches in flight before a bridge pauses fetching
+    stream_bridges: int = 1  # bridge processes per stream tenant, in its one consumer group
     max_resends: int = DEFAULT_MAX_RESENDS
     max_redeliveries: int = DEFAULT_MAX_REDELIVERIES
     # Per-tenant staging folders: tenant -> the uid that must own a file in staging/<tenant>/
@@ -197,11 +198,13 @@ class Settings:
         report_every = _number(env, "MYSIMBDP_REPORT_EVERY", 5)
         stream_stall = _number(env, "MYSIMBDP_STREAM_STALL_SECONDS", 10)
         max_pending = _count(env, "MYSIMBDP_STREAM_MAX_PENDING", 40)
+        bridges = _count(env, "MYSIMBDP_STREAM_BRIDGES", 1)
         resends = _count(env, "MYSIMBDP_MAX_RESENDS", DEFAULT_MAX_RESENDS)
         redeliveries = _count(env, "MYSIMBDP_MAX_REDELIVERIES", DEFAULT_MAX_REDELIVERIES)
         return cls(
             stream_stall_seconds=stream_stall,
             stream_max_pending=max_pending,
+            stream_bridges=bridges,
             max_resends=int(resends),
             max_redeliveries=int(redeliveries),
             staging_owners=_owners(env.get("MYSIMBDP_STAGING_OWNERS", "")),

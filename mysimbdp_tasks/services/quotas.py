@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,27 +87,61 @@ class Quotas:
         return bool(self._refund(keys=[usage_key(tenant_name, day), names.refund_key(ingest_id)],
                                  args=[size, GRACE_SECONDS + 86400]))
 
-    def reserve_messages(self, tenant_name: str, limit: int, positions: list[tuple[int, int]],
-                         day: str | None = None) -> list[bool]:
-        """Admit messages (given by Kafka partition and offset, in order) against the daily limit.
+    def reserve_ranges(self, tenant_name: str, limit: int, ranges: Sequence[tuple[int, int, int]],
+                       day: str | None = None) -> list[list[tuple[int, bool]]]:
+        """Admit messages, given as ranges ``(partition, first, last)`` of consecutive offsets (in
+        offset order within a partition), against the daily limit, in one atomic call.
 
-        Returns one decision per message. Admission is partial when the quota runs out in the
-        middle of the batch. A replayed message gets the decision it had the first time, stored
-        by offset range, whatever ``day`` and ``limit`` are now, and is not counted again.
+        Returns, per range, its verdicts as runs ``(first offset, admitted)``: each run covers its
+        offset up to the next run's (the last one up to the range's end). Admission is partial
+        when the quota runs out in the middle. A replayed offset gets the verdict it had the first
+        time, stored by offset range, whatever ``day`` and ``limit`` are now, and is not counted
+        again: a range sent twice is charged once.
         """
-        if not positions:
+        if not ranges:
             return []
         day = day or today()
         args: list[int | str] = [limit, _expire_at(day), MAX_VERDICT_RUNS]
-        for partition, offset in positions:
-            args += [partition, offset]
+        for triple in ranges:
+            args.extend(triple)
         keys = [usage_key(tenant_name, day), names.stream_hw_key(tenant_name), names.stream_runs_key(tenant_name)]
-        return [bool(x) for x in self._reserve(keys=keys, args=args)]
+        return [[(int(flat[i]), bool(flat[i + 1])) for i in range(0, len(flat), 2)]
+                for flat in self._reserve(keys=keys, args=args)]
+
+    def reserve_messages(self, tenant_name: str, limit: int, positions: list[tuple[int, int]],
+                         day: str | None = None) -> list[bool]:
+        """:meth:`reserve_ranges` for messages given one by one as (partition, offset), in
+        order; returns one decision per message."""
+        ranges = offset_ranges(positions)
+        decisions: list[bool] = []
+        for (_, first, last), runs in zip(ranges, self.reserve_ranges(tenant_name, limit, ranges, day), strict=True):
+            decisions.extend(expand(runs, first, last))
+        return decisions
 
     def usage(self, tenant_name: str, day: str | None = None) -> dict[str, int]:
         raw = self.redis.hgetall(usage_key(tenant_name, day or today()))
         found = {_s(k): int(v) for k, v in raw.items()}
         return {"files": found.get("files", 0), "bytes": found.get("bytes", 0), "messages": found.get("messages", 0)}
+
+
+def offset_ranges(positions: Iterable[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    """(partition, first, last) ranges of consecutive offsets, in the order of ``positions``."""
+    ranges: list[tuple[int, int, int]] = []
+    for partition, offset in positions:
+        if ranges and ranges[-1][0] == partition and ranges[-1][2] + 1 == offset:
+            ranges[-1] = (partition, ranges[-1][1], offset)
+        else:
+            ranges.append((partition, offset, offset))
+    return ranges
+
+
+def expand(runs: Sequence[tuple[int, bool]], first: int, last: int) -> list[bool]:
+    """One decision per offset of first..last from the range's runs (see :meth:`Quotas.reserve_ranges`)."""
+    out: list[bool] = []
+    for i, (start, admitted) in enumerate(runs):
+        end = runs[i + 1][0] if i + 1 < len(runs) else last + 1
+        out.extend([admitted] * (end - max(start, first)))
+    return out
 
 
 def _s(value: object) -> str:

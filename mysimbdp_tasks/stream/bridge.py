@@ -6,14 +6,16 @@ One consumer group per tenant (``mysimbdp.bridge.<tenant>``), auto-commit off. P
 1. validate each message: UTF-8 JSON object, not naming another tenant, key columns present, values
    convertible to the schema; refused ones go to ``<tenant>.dead`` with the original payload and a
    reason (``bad_json``, ``not_an_object``, ``wrong_tenant``, ``missing_key_column``, ``bad_value``);
-2. reserve the daily message quota for the valid ones in one atomic Redis call (partial admission
-   when it runs out; the rest are dead-lettered with ``daily_messages_exceeded``);
+2. reserve the daily message quota for the valid ones in one atomic Redis call, as ranges of
+   offsets per partition (partial admission when it runs out; the rest are dead-lettered with
+   ``daily_messages_exceeded``);
 3. enqueue the admitted messages as one Celery task on ``<tenant>.stream``, whose id names the
    offsets it covers (:func:`~mysimbdp_tasks.core.names.stream_task_id`), and wait until Kafka has
    acknowledged the dead letters;
 4. keep the batch in flight (:mod:`.inflight`) until a worker marks it written
    (:mod:`~mysimbdp_tasks.services.completions`); commit each partition only up to the end of the
-   batches written. A batch whose task the broker lost is sent again with the same id.
+   batches written, asynchronously (:mod:`.commits`). A batch whose task the broker lost is sent
+   again with the same id.
 
 So the committed offset is the durable record of what is written: a bridge killed at any point
 replays from it, the quota decides each replayed message as the first time without counting it
@@ -37,7 +39,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.structs import OffsetAndMetadata
 
 from ..core import names
 from ..core.errors import Stopping
@@ -48,20 +49,23 @@ from ..core.tenants import Tenant
 from ..services import broker, completions, deadletters, topics
 from ..services.dispatch import Dispatch
 from ..services.outages import Waiter
-from ..services.quotas import Quotas
+from ..services.quotas import Quotas, expand, offset_ranges
 from ..services.registry import Registry
 from . import wire
+from .commits import Committer
 from .inflight import Batch, InFlight
 from .messages import validate
 
 log = logging.getLogger(__name__)
 
 TRACK_EVERY_S = 0.2  # how often the completions of the batches in flight are read (one MGET)
+IDLE_FETCH_WAIT_MS = 500
+POLL_GAP_S = 0.05  # within a micro-batch, polls at most this often
 
 
 @dataclass
 class Verdict:
-    admitted: list[dict[str, Any]] = field(default_factory=list)
+    admitted: list[Any] = field(default_factory=list)  # records
     dead: list[tuple[Any, str, str]] = field(default_factory=list)  # (record, reason, detail)
 
 
@@ -80,10 +84,10 @@ class Bridge:
         self.converter = converter_for(tenant)
         self.group = names.bridge_group(tenant.name)
         self.inflight = InFlight()
-        self.to_commit: dict[int, int] = {}  # partition -> offset done, not yet committed
         self.tracked_at = self.looked_at = 0.0
         self.applied_at = Registry(self.redis).applied_at(tenant.name)
         self.consumer = self._consumer()
+        self.commits = Committer(self.consumer, tenant.name, tenant.ingest_topic)
         self.assigned_at = time.monotonic()
         self.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all", linger_ms=5,
                                       client_id=f"mysimbdp-bridge-{tenant.name}")
@@ -99,7 +103,9 @@ class Bridge:
             enable_auto_commit=False,  # committed only up to what workers have written, below
             auto_offset_reset="earliest",
             max_poll_records=self.max_messages,
-            fetch_max_wait_ms=int(self.max_wait_s * 1000),
+            # The broker answers a fetch as soon as it has a message; the wait only bounds an idle
+            # partition's long poll, so it is long: an idle bridge makes a few fetches a second, not ten.
+            fetch_max_wait_ms=IDLE_FETCH_WAIT_MS,
             # A bridge that died is noticed in 10 s (not the default 45 s), so its partitions go to
             # the restarted bridge quickly; metadata is refreshed often enough to see new partitions.
             session_timeout_ms=10000,
@@ -124,8 +130,9 @@ class Bridge:
         log.error("tenant=%s bridge holds no partition of %s for %.0f s; reconnecting", self.tenant.name,
                   self.tenant.ingest_topic, stall_s)
         self.consumer.close(autocommit=False)
-        self.inflight, self.to_commit = InFlight(), {}
+        self.inflight = InFlight()
         self.consumer = self._consumer()
+        self.commits = Committer(self.consumer, self.tenant.name, self.tenant.ingest_topic)
         self.assigned_at = time.monotonic()
 
     # -- one micro-batch ---------------------------------------------------------------------
@@ -150,6 +157,10 @@ class Bridge:
                 continue
             records.extend(got)
             deadline = deadline or time.monotonic() + self.max_wait_s
+            if len(records) < self.max_messages:
+                # The fetcher had no more: let messages gather (never past the deadline) rather than
+                # poll for every few of them, each poll costing kafka-python a few hundred µs of CPU.
+                time.sleep(max(0.0, min(POLL_GAP_S, deadline - time.monotonic())))
         return records
 
     def _room(self) -> bool:
@@ -166,24 +177,29 @@ class Bridge:
         return not full
 
     def decide(self, records: list[Any]) -> Verdict:
+        """Validate each record, then reserve the quota for the valid ones as offset ranges in one call."""
         verdict = Verdict()
-        valid: list[tuple[Any, dict[str, Any]]] = []
+        valid: list[Any] = []
         for record in records:
             data, reason, detail = validate(self.tenant, self.converter, record.value)
             if data is None:
                 verdict.dead.append((record, reason, detail))
             else:
-                valid.append((record, data))
+                valid.append(record)
         limit = self.tenant.stream.max_messages_per_day if self.tenant.stream else 0
-        decisions = self.quotas.reserve_messages(self.tenant.name, limit,
-                                                 [(r.partition, r.offset) for r, _ in valid]) if limit else []
-        for i, (record, _data) in enumerate(valid):
-            if limit and decisions[i]:
-                verdict.admitted.append(wire.entry(record.value, record.key, record.partition, record.offset,
-                                                   record.timestamp))
-            else:
-                reason = "daily_messages_exceeded" if limit else "stream_not_enabled"
-                verdict.dead.append((record, reason, f"max_messages_per_day = {limit}"))
+        if not limit:
+            verdict.dead.extend((r, "stream_not_enabled", "max_messages_per_day = 0") for r in valid)
+            return verdict
+        ranges = offset_ranges((r.partition, r.offset) for r in valid)
+        at = 0
+        for (_, first, last), runs in zip(ranges, self.quotas.reserve_ranges(self.tenant.name, limit, ranges),
+                                          strict=True):
+            for record, admitted in zip(valid[at:at + last - first + 1], expand(runs, first, last), strict=True):
+                if admitted:
+                    verdict.admitted.append(record)
+                else:
+                    verdict.dead.append((record, "daily_messages_exceeded", f"max_messages_per_day = {limit}"))
+            at += last - first + 1
         return verdict
 
     def handle(self, records: list[Any]) -> Verdict:
@@ -193,7 +209,7 @@ class Bridge:
         task_id, payload = None, None
         if verdict.admitted:
             task_id = names.stream_task_id(self.tenant.name, ranges)
-            payload = {"messages": verdict.admitted, "bridged_at": time.time()}
+            payload = wire.batch(verdict.admitted)
             self.dispatch.send_messages(self.tenant.name, payload, task_id)
             self.counts["tasks"] += 1
         # Raises if Kafka refused a dead letter: then the batch is not taken in, nothing is committed.
@@ -204,7 +220,7 @@ class Bridge:
         self.counts["admitted"] += len(verdict.admitted)
         self.counts["dead"] += len(verdict.dead)
         elapsed = (time.perf_counter() - t0) * 1000
-        self.window.add(len(verdict.admitted), sum(m["n"] for m in verdict.admitted), elapsed)
+        self.window.add(len(verdict.admitted), payload["n"] if payload else 0, elapsed)
         if verdict.dead:
             self.window.add(len(verdict.dead), 0, 0.0, error=True)
         return verdict
@@ -213,8 +229,9 @@ class Bridge:
     def track(self, force: bool = False) -> None:
         """Take up the workers' completions, commit what is written, and re-send lost batches.
 
-        At most every :data:`TRACK_EVERY_S`: one MGET for every batch in flight, a commit when
-        some partition moved, and, only when a batch is overdue, one look at the broker.
+        At most every :data:`TRACK_EVERY_S`: one MGET for every batch in flight, an asynchronous
+        commit when some partition moved (:mod:`.commits`), and, only when a batch is overdue, one
+        look at the broker. ``force``: now, and the commit synchronously (before giving partitions up).
         """
         now = time.monotonic()
         if not force and now - self.tracked_at < TRACK_EVERY_S:
@@ -224,23 +241,14 @@ class Bridge:
         if waiting:
             self.inflight.mark_done(completions.done_among(self.redis, [b.task_id for b in waiting if b.task_id]))
         offsets, released = self.inflight.advance()
-        self.to_commit.update(offsets)
-        self._commit()
-        completions.forget(self.redis, [b.task_id for b in released if b.task_id])
-        self._resend_lost(now)
-
-    def _commit(self) -> None:
-        if not self.to_commit:
-            return
-        topic = self.tenant.ingest_topic
+        self.commits.written(offsets)
         try:
-            self.consumer.commit({TopicPartition(topic, p): OffsetAndMetadata(o, "", -1)
-                                  for p, o in self.to_commit.items()})
+            self.commits.commit(wait=force)
         except Exception as exc:  # noqa: BLE001 - a later commit covers these offsets; a rebalance drops them
             log.warning("tenant=%s commit of %s failed (%s: %s); retried with the next one", self.tenant.name,
-                        self.to_commit, type(exc).__name__, exc)
-            return
-        self.to_commit.clear()
+                        self.commits.due(), type(exc).__name__, exc)
+        completions.forget(self.redis, [b.task_id for b in released if b.task_id])
+        self._resend_lost(now)
 
     def _resend_lost(self, now: float) -> None:
         stall_s = self.settings.stream_stall_seconds
@@ -264,8 +272,7 @@ class Bridge:
         except Exception:  # nothing is lost: the new owner replays from the last commit
             log.exception("tenant=%s could not commit before giving up partitions %s", self.tenant.name, partitions)
         self.inflight.drop(partitions)
-        for p in partitions:
-            self.to_commit.pop(p, None)
+        self.commits.forget(partitions)
 
     # -- the tenant's configuration ----------------------------------------------------------
     def refresh(self) -> bool:

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import wire
+
 LOOKS_BEFORE_RESEND = 2  # a task just being taken by a worker may be seen nowhere once
 
 
@@ -36,7 +38,7 @@ class Batch:
 
     @property
     def size(self) -> int:
-        return len(self.payload["messages"]) if self.payload else 0
+        return wire.count(self.payload) if self.payload else 0
 
 
 class InFlight:

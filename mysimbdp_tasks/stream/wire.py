@@ -1,14 +1,21 @@
 """The micro-batch as it travels from the bridge to a worker, in the task's JSON argument.
 
-``{"messages": [...], "bridged_at": epoch seconds}``, one entry per admitted message:
-``v`` the original payload (UTF-8 JSON text, as validated by the bridge), ``k`` the Kafka key
-(bytes mapped one to one onto the first 256 code points, so any key survives JSON), ``p``/``o``
-its partition and offset, ``ts`` its Kafka timestamp (ms) and ``n`` its size in bytes. The worker
-parses ``v`` itself, and can dead-letter the original payload and key byte for byte.
+Column by column, so a batch of 500 messages is a few lists rather than 500 small objects to
+build, encode and decode: ``{"bridged_at": epoch seconds, "v": [...], "k": [...], "p": [...],
+"o": [...], "ts": [...], "n": bytes}``. Per admitted message, at the same index: ``v`` the original
+payload (UTF-8 JSON text, as validated by the bridge), ``k`` the Kafka key (bytes mapped one to one
+onto the first 256 code points, so any key survives JSON), ``p``/``o`` its partition and offset,
+``ts`` its Kafka timestamp (ms); ``n`` is the payloads' size in bytes. The worker parses ``v``
+itself, and can dead-letter the original payload and key byte for byte.
+
+:func:`messages` gives the worker one entry per message (``{"v", "k", "p", "o", "ts", "n"}``, the
+shape of :func:`entry`); a batch of the older form, ``{"messages": [entry, ...]}``, reads the same.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from ..core.errors import PermanentIngestError
@@ -16,8 +23,32 @@ from ..services.deadletters import DeadLetter
 
 
 def entry(value: bytes, key: bytes | None, partition: int, offset: int, timestamp: int | None) -> dict[str, Any]:
+    """One message as :func:`messages` gives it."""
     return {"v": value.decode("utf-8"), "k": None if key is None else key.decode("latin-1"),
             "p": partition, "o": offset, "ts": timestamp, "n": len(value)}
+
+
+def batch(records: Sequence[Any]) -> dict[str, Any]:
+    """The task argument for the admitted records (kafka-python ``ConsumerRecord``s), in order."""
+    values = [r.value for r in records]
+    return {"bridged_at": time.time(), "v": [v.decode("utf-8") for v in values],
+            "k": [None if r.key is None else r.key.decode("latin-1") for r in records],
+            "p": [r.partition for r in records], "o": [r.offset for r in records],
+            "ts": [r.timestamp for r in records], "n": sum(map(len, values))}
+
+
+def count(payload: dict[str, Any]) -> int:
+    """How many messages a task argument carries."""
+    return len(payload["v"]) if "v" in payload else len(payload.get("messages") or ())
+
+
+def messages(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per message of a task argument (see the module's docstring)."""
+    if "v" not in payload:
+        return list(payload.get("messages") or ())
+    return [{"v": v, "k": k, "p": p, "o": o, "ts": ts, "n": len(v.encode("utf-8"))}
+            for v, k, p, o, ts in zip(payload["v"], payload["k"], payload["p"], payload["o"], payload["ts"],
+                                      strict=True)]
 
 
 def letter(message: dict[str, Any], reason: str, detail: str) -> DeadLetter:

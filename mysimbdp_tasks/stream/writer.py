@@ -46,7 +46,7 @@ _COLUMNS = ("day", "window_start", "worker", "window_end", "messages", "bytes", 
 def ingest_messages(tenant_name: str, batch: dict[str, Any], task_id: str) -> int:
     """Write one micro-batch, dead-letter what cannot be written, mark it done; returns the rows written."""
     tenant = context.tenant(tenant_name)
-    messages = batch["messages"]
+    messages = wire.messages(batch)
     sink = context.sink(tenant)
     rows, sources, refused = _rows(sink.encoder, messages)
     t0 = time.perf_counter()
@@ -79,7 +79,7 @@ def _rows(converter: RowConverter, messages: list[dict[str, Any]]
 
 def give_up(tenant_name: str, batch: dict[str, Any], task_id: str, exc: BaseException) -> None:
     """The micro-batch failed for a reason retrying cannot cure: dead-letter all of it, mark it done."""
-    messages = batch.get("messages") or []
+    messages = wire.messages(batch)
     log.error("tenant=%s task=%s stream batch of %d messages failed in the worker; dead-lettering it: %s: %s",
               tenant_name, task_id, len(messages), type(exc).__name__, str(exc)[:300])
     deadletters.send_all(context.kafka_producer(), tenant_name, wire.given_up(messages, exc))

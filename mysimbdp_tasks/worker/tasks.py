@@ -23,6 +23,7 @@ from ..core import names
 from ..core.errors import DiskFull, TenantError, WorkerLost
 from ..services import cassandra, context, deadletters
 from ..services.dispatch import Dispatch
+from ..stream import wire
 from ..stream import writer as stream
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,6 @@ def finalize_file(self: Task, job: dict[str, Any]) -> None:
 @shared_task(name=names.INGEST_MESSAGES, **RETRY)
 def ingest_messages(self: Task, tenant_name: str, batch_: dict[str, Any]) -> None:
     task_id = str(self.request.id)
-    what = f"tenant={tenant_name} task={task_id} stream batch of {len(batch_.get('messages') or [])} messages"
+    what = f"tenant={tenant_name} task={task_id} stream batch of {wire.count(batch_)} messages"
     _contained(self, what, lambda: stream.ingest_messages(tenant_name, batch_, task_id),
                lambda exc: stream.give_up(tenant_name, batch_, task_id, exc))

@@ -51,6 +51,7 @@ from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
 from mysimbdp_tasks.services import topics
 from mysimbdp_tasks.services.quotas import Quotas
+from mysimbdp_tasks.stream import wire
 from producers.batch import wrangle
 from producers.generate import generate
 from producers.stream import TokenBucket, encode, key_for, message_for, producer_config, records_for
@@ -273,8 +274,8 @@ def _lost_messages(client: redis.Redis, tenant: Tenant, missing: set[tuple[Any, 
     """Where the missing stream keys are: in tasks held unacknowledged, still queued, or nowhere."""
     parts = []
     for where, messages in _broker_messages(client, tenant.stream_queue).items():
-        keys = {(m["data"]["subreddit"], m["data"]["id"], m["data"]["ups"])
-                for msg in messages for m in _task_args(msg)[1]["messages"]}
+        data = [json.loads(m["v"]) for msg in messages for m in wire.messages(_task_args(msg)[1])]
+        keys = {(d.get("subreddit"), d.get("id"), d.get("ups")) for d in data}
         state = "queued" if where == "queued" else "unacknowledged (handed out again after the visibility timeout)"
         parts.append(f"{len(keys & missing)} in {len(messages)} stream tasks {state}")
         missing = missing - keys

@@ -254,3 +254,21 @@ def test_a_replay_gets_the_verdict_of_its_first_time_whatever_the_day_or_the_lim
     finally:
         redis_client.delete(names.stream_hw_key(tenant), names.stream_runs_key(tenant),
                             *(usage_key(tenant, d) for d in (day1, day2, day3)))
+
+
+@pytest.mark.timeout(60)
+def test_a_replayed_offset_range_is_charged_once_and_an_overlapping_one_only_for_its_new_offsets(
+        redis_client: redis.Redis) -> None:
+    quotas = Quotas(redis_client)
+    tenant = "r" + uuid.uuid4().hex[:10]
+    day = "2031-04-01"
+    try:
+        first = quotas.reserve_ranges(tenant, 5, [(0, 0, 9), (1, 100, 101)], day=day)
+        assert first == [[(0, True), (5, False)], [(100, False)]]
+        assert quotas.reserve_ranges(tenant, 50, [(0, 0, 9), (1, 100, 101)], day=day) == first
+        assert quotas.usage(tenant, day)["messages"] == 5
+        # Overlapping the decided offsets: those keep their verdicts, the new ones are decided now.
+        assert quotas.reserve_ranges(tenant, 50, [(0, 3, 14)], day=day) == [[(3, True), (5, False), (10, True)]]
+        assert quotas.usage(tenant, day)["messages"] == 10
+    finally:
+        redis_client.delete(names.stream_hw_key(tenant), names.stream_runs_key(tenant), usage_key(tenant, day))
