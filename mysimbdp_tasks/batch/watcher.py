@@ -38,7 +38,7 @@ from ..services.dispatch import Dispatch
 from ..services.outages import Waiter
 from ..services.quotas import Quotas
 from ..services.registry import Registry
-from . import claims, folders
+from . import claims, folders, retries
 from .claims import CLAIM_NOTE, CLAIMS, PENDING
 from .claims import OUTAGES as _OUTAGES
 from .jobs import Jobs
@@ -80,6 +80,7 @@ class Watcher:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._tenants: tuple[float, dict[str, Tenant]] = (0.0, {})
+        self.retries = retries.Chains(client)
 
     # -- events ------------------------------------------------------------------------------
     def mark_complete(self, path: Path) -> None:
@@ -260,6 +261,7 @@ class Watcher:
         tenant_name = folder_tenant or named
         known = self.tenants(tenant_name)
         st = os.lstat(claimed)
+        previous = self.retries.look_up(ingest_id, tenant_name, st.st_ino) if tenant_name in known else None
         if not stat.S_ISREG(st.st_mode):
             kind = "symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
             return self._reject(claimed, name, tenant_name, ingest_id, "not_a_regular_file", kind, "")
@@ -284,6 +286,8 @@ class Watcher:
         # The file is pinned as admitted: workers read no more than ``bytes`` of this inode.
         job = {"ingest_id": ingest_id, "tenant": tenant_name, "file": name, "bytes": st.st_size,
                "inode": st.st_ino, "mtime_ns": st.st_mtime_ns, "day": admission.day, "admitted_at": time.time()}
+        if previous:
+            job["retry_of"] = previous
         self.redis.hset(PENDING, ingest_id, json.dumps({**job, "claimed": str(claimed)}))
         return self.enqueue(claimed, job)
 
@@ -295,6 +299,7 @@ class Watcher:
         self.dispatch.send_file(job)
         self.redis.hdel(PENDING, job["ingest_id"])
         claims.drop_note(claimed)
+        self.retries.settle(job["ingest_id"])
         log.info("tenant=%s file=%s ingest=%s bytes=%d admitted", job["tenant"], job["file"], job["ingest_id"],
                  job["bytes"])
         metrics.emit(self.settings.logs, job["tenant"], "file_admitted", file=job["file"],
@@ -309,6 +314,8 @@ class Watcher:
         receipt = {"tenant": tenant or None, "file": name, "status": "rejected", "reason": reason,
                    "limit": limit, "usage": usage, "time": time.time(), "ingest_id": ingest_id,
                    "location": str(dest)}
+        if self.retries.of(ingest_id):
+            receipt["retry_of"] = self.retries.of(ingest_id)
         # Receipt first, then the move: a file in rejected/ always has its receipt. If the disk is
         # full, the decision stands and the file stays claimed; each scan tries again.
         try:
@@ -322,6 +329,7 @@ class Watcher:
             raise
         self._unwritten.pop(claimed, None)
         claims.drop_note(claimed)
+        self.retries.settle(ingest_id)
         log.warning("tenant=%s file=%s ingest=%s rejected reason=%s limit=%s usage=%s", tenant or "?", name,
                     ingest_id, reason, limit, usage)
         metrics.emit(self.settings.logs, owner, "file_rejected", file=name, reason=reason, limit=limit, usage=usage)

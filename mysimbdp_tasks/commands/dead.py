@@ -29,7 +29,8 @@ def ref(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _tenant(settings: Settings, name: str, *, replaying: bool = False) -> Any:
+def tenant_of_registry(settings: Settings, name: str, *, replaying: bool = False) -> Any:
+    """The applied tenant ``name``; refused if unknown, and for a replay if removed or without a stream path."""
     from ..services.registry import Registry
 
     registry = Registry(redis_client(settings))
@@ -59,7 +60,7 @@ def _letters(settings: Settings, args: argparse.Namespace) -> list[deadletters.L
 def dead_list(settings: Settings, args: argparse.Namespace) -> int:
     from ..services import replay
 
-    _tenant(settings, args.tenant)
+    tenant_of_registry(settings, args.tenant)
     chosen = _letters(settings, args)
     book = replay.ReplayLog(redis_client(settings), args.tenant).all()
     parents = replay.lineage(book, args.tenant)
@@ -81,7 +82,7 @@ def dead_list(settings: Settings, args: argparse.Namespace) -> int:
 def dead_show(settings: Settings, args: argparse.Namespace) -> int:
     from ..services import replay
 
-    _tenant(settings, args.tenant)
+    tenant_of_registry(settings, args.tenant)
     found = [x for x in replay.read(settings, args.tenant) if x.ref == args.ref]
     if not found:
         raise TenantError(f"tenant {args.tenant!r} has no dead letter {args.ref} (see `mysimbdp dead list`)")
@@ -98,7 +99,7 @@ def dead_show(settings: Settings, args: argparse.Namespace) -> int:
 def dead_replay(settings: Settings, args: argparse.Namespace) -> int:
     from ..services import replay
 
-    _tenant(settings, args.tenant, replaying=True)
+    tenant_of_registry(settings, args.tenant, replaying=True)
     chosen = _letters(settings, args)
     out = replay.replay(settings, redis_client(settings), args.tenant, chosen, dry_run=args.dry_run)
     if args.json:
