@@ -43,6 +43,7 @@ from .claims import CLAIM_NOTE, CLAIMS, PENDING
 from .claims import OUTAGES as _OUTAGES
 from .jobs import Jobs
 from .routing import owner_refusal, tenant_of
+from .schedule import Schedule
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ __all__ = ["Outcome", "Watcher", "tenant_of"]
 class Outcome:
     file: str
     tenant: str
-    status: str  # "admitted" or "rejected"
+    status: str  # "admitted", "scheduled" (admitted, waiting for its window) or "rejected"
     reason: str
     location: Path
     ingest_id: str = ""
@@ -75,6 +76,7 @@ class Watcher:
         self.quotas = Quotas(client)
         self.jobs = Jobs(client)
         self.registry = Registry(client)
+        self.schedule = Schedule(client, self.jobs, dispatch)
         self._seen: dict[Path, tuple[int, int, float]] = {}
         self._complete: set[Path] = set()
         self._lock = threading.Lock()
@@ -295,16 +297,16 @@ class Watcher:
         folder = self.layout.folder(folders.PROCESSING, job["tenant"])
         path = folders.move(claimed, folder, filenames.disk_name(job["ingest_id"], job["file"]))
         job = {**job, "path": str(path)}
-        self.jobs.open(job, time.time())
-        self.dispatch.send_file(job)
+        held = self.schedule.start(job, self.tenants(job["tenant"]).get(job["tenant"]))  # or later, in its window
         self.redis.hdel(PENDING, job["ingest_id"])
         claims.drop_note(claimed)
         self.retries.settle(job["ingest_id"])
-        log.info("tenant=%s file=%s ingest=%s bytes=%d admitted", job["tenant"], job["file"], job["ingest_id"],
-                 job["bytes"])
+        log.info("tenant=%s file=%s ingest=%s bytes=%d admitted%s", job["tenant"], job["file"], job["ingest_id"],
+                 job["bytes"], ", scheduled" if held else "")
         metrics.emit(self.settings.logs, job["tenant"], "file_admitted", file=job["file"],
-                     ingest_id=job["ingest_id"], bytes=job["bytes"])
-        return Outcome(job["file"], job["tenant"], "admitted", "admitted", path, job["ingest_id"])
+                     ingest_id=job["ingest_id"], bytes=job["bytes"], scheduled=held)
+        return Outcome(job["file"], job["tenant"], "scheduled" if held else "admitted", "admitted", path,
+                       job["ingest_id"])
 
     def _reject(self, claimed: Path, name: str, tenant: str, ingest_id: str, reason: str, limit: str,
                 usage: str) -> Outcome:
@@ -354,6 +356,7 @@ class Watcher:
             wait.call(self.recover)
             while not stop.is_set():
                 wait.call(self.scan, resume=self.recover)
+                wait.call(lambda: self.schedule.release_due(self.tenants()))
                 self._wake.wait(interval)
                 self._wake.clear()
         except Stopping:
