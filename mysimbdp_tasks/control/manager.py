@@ -31,7 +31,8 @@ from ..services import events as metrics
 from ..services import topics
 from ..services.outages import Waiter
 from ..services.registry import Registry
-from .monitor import Decision
+from .backlog import target_size
+from .decision import Decision
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,26 @@ def plan(decision: Decision, tenant: Tenant, size: int, last_change: float | Non
         if size >= tenant.max_workers:
             return Step(tenant.name, 0, size, f"grow ignored: pool at max_workers {tenant.max_workers}; "
                         f"{decision.reason}")
+        if decision.backlog is not None:
+            return _grow_for_backlog(decision, decision.backlog, tenant, size)
         return Step(tenant.name, 1, size, f"grow {size} -> {size + 1}: {decision.reason}")
     if size <= tenant.min_workers:
         return Step(tenant.name, 0, size, f"shrink ignored: pool at min_workers {tenant.min_workers}; "
                     f"{decision.reason}")
     return Step(tenant.name, -1, size, f"shrink {size} -> {size - 1}: {decision.reason}")
+
+
+def _grow_for_backlog(decision: Decision, backlog: int, tenant: Tenant, size: int) -> Step:
+    """Straight to the size that leaves at most ``max_queued_tasks`` waiting per process: a backlog
+    says how many processes it needs, so the pool need not climb one cooldown at a time."""
+    per_process = backlog / size if size else float(backlog)
+    if per_process <= tenant.max_queued_tasks:
+        return Step(tenant.name, 0, size, f"grow ignored: {backlog} tasks waiting over {size} processes is "
+                    f"{per_process:.1f} per process, within max_queued_tasks {tenant.max_queued_tasks}; "
+                    f"{decision.reason}")
+    target = max(target_size(tenant, backlog), size + 1)
+    return Step(tenant.name, target - size, size, f"grow {size} -> {target} ({per_process:.1f} tasks waiting "
+                f"per process > max_queued_tasks {tenant.max_queued_tasks}): {decision.reason}")
 
 
 class Pools:
@@ -120,6 +136,8 @@ class Manager:
 
     def run(self, stop: threading.Event, waiter: Waiter | None = None) -> None:
         wait = waiter or Waiter("manager", stop)
+        # Subscribe to a topic that exists: the local Kafka creates no topic by itself.
+        wait.call(functools.partial(topics.ensure, self.settings, []))
         group = "mysimbdp.manager" + ("." + ".".join(sorted(self.scope)) if self.scope else "")
         consumer = wait.call(lambda: KafkaConsumer(
             topics.CONTROL, bootstrap_servers=self.settings.kafka_bootstrap_str, group_id=group,

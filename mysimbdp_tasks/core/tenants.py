@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "max_lag_messages": 10000,  # monitor: more messages than this waiting is "falling behind"
     "min_workers": 1,  # manager: smallest pool size for the tenant
     "max_workers": 4,  # manager: largest pool size for the tenant
+    "max_queued_tasks": 2,  # monitor/manager: batch tasks waiting per pool process before the pool grows
     "partitions": 3,  # Kafka partitions of <tenant>.ingest
 }
 
@@ -94,6 +95,7 @@ class Tenant:
     max_lag_messages: int = DEFAULTS["max_lag_messages"]
     min_workers: int = DEFAULTS["min_workers"]
     max_workers: int = DEFAULTS["max_workers"]
+    max_queued_tasks: int = DEFAULTS["max_queued_tasks"]
     partitions: int = DEFAULTS["partitions"]
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
