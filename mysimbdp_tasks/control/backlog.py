@@ -34,7 +34,7 @@ from ..core.tenants import Tenant
 from .decision import Decision
 
 SWEEP_EVERY_S = 1.0  # the monitor reads every tenant's queue this often
-GROW_EVERY_S = 5.0  # while a backlog lasts, a grow is sent again this often (the pool may have grown since)
+GROW_EVERY_S = 10.0  # while a backlog lasts, a grow is sent again this often (a cooling manager ignored the last)
 
 
 def queue_keys(queue: str) -> list[str]:
