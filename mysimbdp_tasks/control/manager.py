@@ -92,10 +92,12 @@ class Pools:
         return sorted(name for reply in replies for name in reply if name.startswith(f"{tenant}@"))
 
     def size(self, tenant: str) -> int:
+        """Processes in the tenant's pools; WorkerUnreachable when no node tells (a busy node may not
+        answer within the timeout): a pool read as empty would be grown past max_workers."""
         nodes = self.nodes(tenant)
-        if not nodes:
-            return 0
-        stats = self.app.control.inspect(destination=nodes, timeout=2.0).stats() or {}
+        stats = (self.app.control.inspect(destination=nodes, timeout=2.0).stats() or {}) if nodes else {}
+        if not stats:
+            raise WorkerUnreachable(f"no worker node of tenant {tenant} told its pool size in time")
         return sum(len(s.get("pool", {}).get("processes", [])) for s in stats.values())
 
     def resize(self, tenant: str, delta: int) -> None:
