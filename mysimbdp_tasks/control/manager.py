@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import psutil
 import redis
 from kafka import KafkaConsumer
 
@@ -33,6 +32,7 @@ from ..services.outages import Waiter
 from ..services.registry import Registry
 from .backlog import target_size
 from .decision import Decision
+from .supervisor import pool_size
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,4 @@ class Manager:
 
 def pool_processes(worker_pid: int) -> int:
     """Processes in a prefork pool, counted from the operating system (for checks and reports)."""
-    try:
-        return len(psutil.Process(worker_pid).children())
-    except psutil.Error:
-        return 0
+    return pool_size(worker_pid) or 0
