@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 from cassandra.query import SimpleStatement
-from kit import Platform
+from kit import Platform, supervised
 
 from mysimbdp_tasks.control.backlog import read_waiting
 from mysimbdp_tasks.control.manager import pool_processes
@@ -94,6 +94,23 @@ def test_large_file_grows_the_pool_to_max_workers_then_it_shrinks_back_and_every
     assert grows and all("backlog" in e["reason"] for e in grows), events
     assert sum(e["delta"] for e in grows) == 2 and all(e["pool_before"] + e["delta"] <= 3 for e in grows)
     assert len(shrinks) == 2 and all("drained" in e["reason"] for e in shrinks), events
+
+
+@pytest.mark.slow
+def test_with_mysimbdp_up_the_status_shows_the_pool_grow_for_a_large_file_and_shrink_after(
+        make_tenant: Any, settings: Settings, tmp_path: Path) -> None:
+    """The deployed path: `mysimbdp up` runs the monitor and manager with their defaults (they create
+    the platform topics they need), and `mysimbdp status --json` shows the pool's size."""
+    tenant = make_tenant(like="tenant2", min_workers=1, max_workers=3, max_queued_tasks=2)
+    src = generate("tenant2", 16 * 1024 * 1024, tmp_path / "large.csv", seed=32)
+    worker = f"worker-{tenant.name}"
+    with supervised(settings, [tenant], tmp_path / "home", extra_env={"MYSIMBDP_CHUNK_MB": "0.25"}) as platform:
+        platform.wait_for("the pool started at the default concurrency 2", lambda ps: ps[worker]["pool"] == 2)
+        name = platform.files.stage(src.path, f"{tenant.name}-large.csv")
+        platform.wait_for("the pool grown to max_workers 3", lambda ps: ps[worker]["pool"] == 3, timeout=300)
+        _, receipt = platform.files.final(name, timeout=600)
+        platform.wait_for("the pool shrunk to min_workers 1", lambda ps: ps[worker]["pool"] == 1, timeout=300)
+    assert receipt["status"] == "done" and receipt["rows_ok"] == src.records, receipt
 
 
 def _until(check: Any, platform: Platform, what: str, timeout: float = 120) -> None:
