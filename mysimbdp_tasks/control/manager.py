@@ -139,7 +139,7 @@ class Manager:
     def run(self, stop: threading.Event, waiter: Waiter | None = None) -> None:
         wait = waiter or Waiter("manager", stop)
         # Subscribe to a topic that exists: the local Kafka creates no topic by itself.
-        wait.call(functools.partial(topics.ensure, self.settings, []))
+        wait.call(functools.partial(topics.ensure_platform, self.settings))
         group = "mysimbdp.manager" + ("." + ".".join(sorted(self.scope)) if self.scope else "")
         consumer = wait.call(lambda: KafkaConsumer(
             topics.CONTROL, bootstrap_servers=self.settings.kafka_bootstrap_str, group_id=group,

@@ -95,7 +95,7 @@ def run(settings: Settings, scope: set[str] | None, idle_after_s: float, stop: t
     client = redis.Redis.from_url(settings.redis_url)
     registry = Registry(client)
     # The topics it writes and its manager reads: the local Kafka creates no topic by itself.
-    wait.call(functools.partial(topics.ensure, settings, []))
+    wait.call(functools.partial(topics.ensure_platform, settings))
     cache: dict[str, Any] = {"at": 0.0, "tenants": {}}
 
     def tenants() -> dict[str, Tenant]:
