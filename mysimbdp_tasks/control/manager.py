@@ -166,6 +166,8 @@ class Manager:
             wait.call(functools.partial(self.act, decision))
         except Stopping:
             raise
+        except WorkerUnreachable as exc:  # no pool to resize now (starting, restarting, busy): retried later
+            log.warning("manager: tenant=%s %s not applied: %s", decision.tenant, decision.action, exc)
         except Exception:  # a failed resize must not stop the manager; the next decision retries
             log.exception("manager: tenant=%s could not act on %s", decision.tenant, decision.action)
 
