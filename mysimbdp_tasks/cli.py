@@ -33,6 +33,7 @@ from .commands.stack import stack_down, stack_status, stack_up
 from .commands.tenants import tenants_apply, tenants_check, tenants_list, tenants_remove
 from .core.errors import ConfigError, MysimbdpError, Stopping
 from .core.settings import (
+    DEFAULT_BATCH_IDLE_AFTER_S,
     DEFAULT_BATCH_MESSAGES,
     DEFAULT_BATCH_WAIT_MS,
     DEFAULT_CONCURRENCY,
@@ -208,6 +209,9 @@ def _process_parsers(sub: Any) -> None:
     p.add_argument("--idle-after", type=positive, default=DEFAULT_IDLE_AFTER_S,
                    help="seconds without messages after which a tenant counts as idle "
                         f"(default {DEFAULT_IDLE_AFTER_S:g})")
+    p.add_argument("--batch-idle-after", type=positive, default=DEFAULT_BATCH_IDLE_AFTER_S,
+                   help="seconds a tenant's batch queue stays empty after a backlog before its pool shrinks "
+                        f"(default {DEFAULT_BATCH_IDLE_AFTER_S:g})")
     p.set_defaults(handler=monitor)
     p = sub.add_parser("manager", help="grow and shrink tenants' worker pools as the monitor decides, in the "
                                        "foreground")

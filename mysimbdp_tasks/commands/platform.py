@@ -163,7 +163,7 @@ def monitor(settings: Settings, args: argparse.Namespace) -> int:
     logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
     stop = stop_event()
     monitor_mod.run(settings, set(args.tenant) if args.tenant else None, args.idle_after, stop,
-                    waiter(settings, "monitor", stop))
+                    waiter(settings, "monitor", stop), batch_empty_for_s=args.batch_idle_after)
     return 0
 
 

@@ -32,10 +32,11 @@ def process_status(settings: Settings, args: argparse.Namespace) -> int:
         print(f"supervisor: pid {sup['pid']}, up {_duration(sup['uptime_s'])}{'; ' + waits if waits else ''}")
     else:
         print("supervisor: not running (`mysimbdp up` starts it)")
-    print(f"{'NAME':<24} {'PID':>7}  {'STATE':<44} {'UPTIME':>8} {'RESTARTS':>8}")
+    print(f"{'NAME':<24} {'PID':>7}  {'STATE':<44} {'UPTIME':>8} {'RESTARTS':>8} {'POOL':>4}")
     for p in data["processes"]:
+        pool = p.get("pool")
         print(f"{p['name']:<24} {p['pid'] or '-':>7}  {p['state']:<44} {_duration(p['uptime_s']):>8} "
-              f"{p['restarts']:>8}")
+              f"{p['restarts']:>8} {'-' if pool is None else pool:>4}")
     return 0
 
 

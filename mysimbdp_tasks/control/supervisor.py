@@ -276,9 +276,18 @@ def snapshot(settings: Settings, now: float | None = None) -> dict[str, Any]:
             "state": runstate.describe(child, published, alive, supervised, now),
             "uptime_s": round(now - started, 1) if alive and started else None,
             "restarts": child.get("restarts", 0), "last_exit": child.get("last_exit"),
+            "pool": pool_size(child_pid) if alive and name.startswith("worker-") else None,
         })
     waiting = (own or {}).get("waiting_for") if supervised and (own or {}).get("pid") == pid else None
     return {"supervisor": {"pid": pid if supervised else None, "running": supervised,
                            "uptime_s": round(now - state["started_at"], 1) if supervised else None,
                            "waiting_for": waiting or {}},
             "processes": rows}
+
+
+def pool_size(worker_pid: int) -> int | None:
+    """Processes in a worker's prefork pool (its children), as the OS sees them: what scaling changed."""
+    try:
+        return len(psutil.Process(worker_pid).children())
+    except psutil.Error:
+        return None

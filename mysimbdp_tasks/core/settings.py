@@ -30,6 +30,7 @@ DEFAULT_BATCH_MESSAGES = 500  # the bridge's largest micro-batch
 DEFAULT_BATCH_WAIT_MS = 100.0  # the bridge's longest wait to fill one
 DEFAULT_IDLE_AFTER_S = 60.0  # the monitor counts a stream tenant idle after this long without messages
 DEFAULT_COOLDOWN_S = 30.0  # the manager leaves a pool alone this long after a change
+DEFAULT_BATCH_IDLE_AFTER_S = 30.0  # the monitor shrinks a pool once its batch queue is empty this long
 DEFAULT_FLOWER_PORT = 5555
 # Seconds a delivered, unacknowledged task may go without its worker renewing its lease before any
 # worker hands it out again (worker/lease.py): how long a killed worker's tasks wait.

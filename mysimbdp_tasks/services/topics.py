@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewPartitions, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
+from kafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from ..core import names
 from ..core.errors import ServiceUnavailable
@@ -119,6 +119,18 @@ def ensure(settings: Settings, tenants: Iterable[Tenant]) -> list[str]:
     if p.problems:
         log.warning("topics left as they are: %s", "; ".join(p.problems))
     return execute(settings, p)
+
+
+def ensure_platform(settings: Settings) -> list[str]:
+    """Create the platform's own topics (reports, control) if missing; idempotent, safe to race.
+
+    The local Kafka creates no topic by itself, so the monitor and the manager call this when they
+    start. Kafka away raises ``KafkaConnectionError``, which a :class:`~.outages.Waiter` waits out.
+    """
+    try:
+        return ensure(settings, [])
+    except (ServiceUnavailable, KafkaError) as exc:
+        raise KafkaConnectionError(f"cannot create the platform topics: {exc}") from exc
 
 
 def _wait_for_leaders(settings: Settings, wanted_n: dict[str, int], timeout: float = 30.0) -> None:
