@@ -34,6 +34,7 @@ from ..core.errors import DiskFull, Stopping
 from ..core.settings import DEFAULT_STABLE_SECONDS, Settings
 from ..core.tenants import Tenant
 from ..services import events as metrics
+from ..services import telemetry
 from ..services.dispatch import Dispatch
 from ..services.outages import Waiter
 from ..services.quotas import Quotas
@@ -299,6 +300,7 @@ class Watcher:
                  job["bytes"])
         metrics.emit(self.settings.logs, job["tenant"], "file_admitted", file=job["file"],
                      ingest_id=job["ingest_id"], bytes=job["bytes"])
+        telemetry.file_admitted(job["tenant"])
         return Outcome(job["file"], job["tenant"], "admitted", "admitted", path, job["ingest_id"])
 
     def _reject(self, claimed: Path, name: str, tenant: str, ingest_id: str, reason: str, limit: str,
@@ -325,6 +327,7 @@ class Watcher:
         log.warning("tenant=%s file=%s ingest=%s rejected reason=%s limit=%s usage=%s", tenant or "?", name,
                     ingest_id, reason, limit, usage)
         metrics.emit(self.settings.logs, owner, "file_rejected", file=name, reason=reason, limit=limit, usage=usage)
+        telemetry.file_refused(owner, reason)
         return Outcome(name, tenant, "rejected", reason, dest, ingest_id)
 
     def recover(self) -> int:
