@@ -20,6 +20,7 @@ from .commands.platform import (
     bridge,
     flower,
     manager,
+    metrics,
     monitor,
     platform_down,
     platform_up,
@@ -216,6 +217,10 @@ def _process_parsers(sub: Any) -> None:
     p.add_argument("--port", type=port, default=DEFAULT_FLOWER_PORT,
                    help=f"the port it listens on, on 127.0.0.1 (default {DEFAULT_FLOWER_PORT})")
     p.set_defaults(handler=flower)
+    p = sub.add_parser("metrics", help="serve the platform's Prometheus metrics at MYSIMBDP_METRICS_ADDR, in the "
+                                       "foreground (the supervisor serves them itself: this is for processes run "
+                                       "without it, e.g. in containers)")
+    p.set_defaults(handler=metrics)
 
 
 def _report_parsers(sub: Any) -> None:

@@ -185,6 +185,14 @@ def manager(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def metrics(settings: Settings, args: argparse.Namespace) -> int:
+    from ..control import exporter
+
+    logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
+    exporter.run(settings, stop_event())
+    return 0
+
+
 def flower(settings: Settings, args: argparse.Namespace) -> int:
     from ..worker.celery_app import make_app
 

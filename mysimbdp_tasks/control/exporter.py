@@ -10,6 +10,7 @@ A scrape while Redis is away answers without the Redis-read values.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ import redis
 from prometheus_client import CollectorRegistry, start_http_server
 
 from ..core import names
+from ..core.errors import MysimbdpError
 from ..core.settings import Settings
 from ..core.tenants import Tenant
 from ..services import telemetry
@@ -50,6 +52,19 @@ def read_redis(client: redis.Redis, tenants: dict[str, Tenant], day: str) -> dic
         queues.append((t.name, "batch", int(replies[3 * i + 1])))
         queues.append((t.name, "stream", int(replies[3 * i + 2])))
     return {"quota": quota, "queues": queues}
+
+
+def run(settings: Settings, stop: threading.Event) -> None:
+    """``mysimbdp metrics``: the endpoint without a supervisor; tenants read from the registry per scrape."""
+    from ..services.quotas import today
+    from ..services.registry import Registry
+
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    served = serve(settings, lambda: read_redis(client, Registry(client).active(), today()))
+    if served["url"] is None:
+        raise MysimbdpError(f"metrics not served: {served['error']}")
+    print(f"metrics: {served['url']}", flush=True)
+    stop.wait()
 
 
 def serve(settings: Settings, read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
