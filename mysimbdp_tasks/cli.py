@@ -120,6 +120,8 @@ def _stack_parsers(sub: Any) -> None:
                            ).add_subparsers(dest="action", required=True, metavar="ACTION")
     p = stack.add_parser("up", help="start the local services; those already running are left as they are")
     p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")
+    p.add_argument("--with-prometheus", action="store_true",
+                   help="also run Prometheus (Debian's package), scraping the platform's metrics")
     p.set_defaults(handler=stack_up)
     p = stack.add_parser("down", help="stop the local services")
     p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")

@@ -4,9 +4,13 @@ landed in Cassandra, what the receipts refused and what the dead letters hold, r
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import os
+import shutil
 import socket
 import time
+import urllib.parse
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -17,8 +21,10 @@ from kit import DATA, supervised, table_rows
 from prometheus_client.parser import text_string_to_metric_families
 from streamkit import dead, send
 
+from mysimbdp_tasks import stack as local_stack
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.services.quotas import Quotas
+from mysimbdp_tasks.stack.prometheus import PORT
 from producers.batch import wrangle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -178,3 +184,31 @@ def test_metrics_count_what_landed_and_what_was_refused(stream_tenant: Any, sett
     assert value(samples, "mysimbdp_queue_depth", tenant=t2.name, queue="batch") == 0
     assert value(samples, "mysimbdp_pool_processes", tenant=t1.name) >= 1
     assert processes[f"worker-{t1.name}"] == 1 and processes["watcher"] == 1
+
+
+def test_local_prometheus_scrapes_the_platform(stream_tenant: Any, settings: Settings, tmp_path: Path) -> None:
+    """``stack up --with-prometheus``: Debian's Prometheus finds the platform's endpoint up and reads it."""
+    if shutil.which("prometheus") is None and not os.environ.get("CI"):
+        pytest.skip("Debian's prometheus is not installed (make install installs it)")
+    tenant = stream_tenant("tenant1")
+    addr = f"{settings.redis_host}:{_free_port(settings.redis_host)}"
+    home = tmp_path / "home"
+    private = dataclasses.replace(Settings.from_env({**os.environ, "MYSIMBDP_METRICS_ADDR": addr}), home=home)
+    local_stack.up(private, services=["prometheus"], echo=lambda _: None)
+    api = f"http://{private.redis_host}:{PORT}/api/v1"
+    try:
+        with supervised(settings, [tenant], home, extra_env={"MYSIMBDP_METRICS_ADDR": addr}):
+            def scraped() -> list[Any] | None:
+                with urllib.request.urlopen(f"{api}/targets", timeout=10) as reply:
+                    targets = json.loads(reply.read())["data"]["activeTargets"]
+                up = [t for t in targets if t["health"] == "up" and t["scrapeUrl"] == f"http://{addr}/metrics"]
+                if not up:
+                    return None
+                query = urllib.parse.quote(f'mysimbdp_process_up{{process="worker-{tenant.name}"}}')
+                with urllib.request.urlopen(f"{api}/query?query={query}", timeout=10) as reply:
+                    return json.loads(reply.read())["data"]["result"] or None
+
+            result = _wait("Prometheus to scrape the platform", scraped, timeout=120)
+    finally:
+        local_stack.down(private, services=["prometheus"], echo=lambda _: None)
+    assert result[0]["metric"]["tenant"] == tenant.name and result[0]["value"][1] == "1"
