@@ -120,6 +120,8 @@ class Supervisor:
         tenants = Tenants(self.settings, stop, runstate.ProcessState(self.settings.run, processes.SUPERVISOR))
         threading.Thread(target=tenants.run, name="registry", daemon=True).start()
         self.adopt()
+        if not self.children:
+            telemetry.wipe(self.settings.run)  # a new run of the platform: its counters start at 0
         self.metrics = exporter.serve(self.settings, lambda: self.scraped(tenants))
         log.warning("supervisor: pid %d supervising the platform of %s", os.getpid(), self.settings.home)
         try:

@@ -2,11 +2,13 @@
 
 Design (prometheus_client's multiprocess mode, https://prometheus.github.io/client_python/multiprocess):
 
-- Each platform process calls :func:`configure` first thing: it points ``PROMETHEUS_MULTIPROC_DIR``
-  at ``$MYSIMBDP_HOME/run/metrics/<process>/`` and wipes that folder (the library wants it empty
-  at start). A worker pool configures before it forks, so its prefork children inherit the folder
-  and each writes its own ``*_<pid>.db`` files there. A process's restart is a counter reset,
-  which ``rate()`` and ``increase()`` take in their stride.
+- Each platform process writes to ``$MYSIMBDP_HOME/run/metrics/<process>/``
+  (``PROMETHEUS_MULTIPROC_DIR``, set by the supervisor when it starts the process; :func:`configure`
+  runs first thing in the process). A worker pool configures before it forks, so its prefork
+  children inherit the folder and each writes its own ``*_<pid>.db`` files there. The files of a
+  process that died stay and keep counting in the sums, so a counter does not fall back when a
+  process is restarted; the library wants the folders wiped between runs, which the supervisor
+  does when it starts a platform where nothing runs (:func:`wipe`).
 - The supervisor serves one endpoint, ``http://MYSIMBDP_METRICS_ADDR/metrics`` (default
   ``127.0.0.1:9464``): it merges the files of every process folder at each scrape, and adds what
   is read at scrape time (:class:`PlatformCollector`): quota use and limits, queue depths,
@@ -93,12 +95,18 @@ def folder(run: Path) -> Path:
     return run / METRICS_DIR
 
 
-def fresh_folder(run: Path, process: str) -> Path:
-    """``run/metrics/<process>/``, emptied: the supervisor calls it right before it starts ``process``."""
+def process_folder(run: Path, process: str, fresh: bool = False) -> Path:
+    """``run/metrics/<process>/`` (emptied if ``fresh``)."""
     path = folder(run) / process
-    shutil.rmtree(path, ignore_errors=True)
+    if fresh:
+        shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def wipe(run: Path) -> None:
+    """Forget every process's metrics: a supervisor starting a platform where nothing runs."""
+    shutil.rmtree(folder(run), ignore_errors=True)
 
 
 def configure(run: Path, process: str) -> Path:
@@ -109,7 +117,7 @@ def configure(run: Path, process: str) -> Path:
     library picks its value class from the environment, so it is picked again here.
     """
     given = os.environ.get(ENV)
-    path = Path(given) if given and Path(given).is_dir() else fresh_folder(run, process)
+    path = Path(given) if given and Path(given).is_dir() else process_folder(run, process, fresh=True)
     os.environ[ENV] = str(path)
     values.ValueClass = values.get_value_class()
     return path
