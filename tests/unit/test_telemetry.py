@@ -133,3 +133,20 @@ def test_grafana_provisioning_and_dashboard() -> None:
     titles = " ".join(p["title"].lower() for p in dashboard["panels"])
     for topic in ("throughput", "refusals", "quota", "lag", "latency", "pool"):
         assert topic in titles
+
+
+def test_readme_lists_every_metric_with_its_labels() -> None:
+    readme = (COMPOSE.parent / "README.md").read_text()
+    section = readme.split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    rows = {cells[1].strip(" `"): {label.strip() for label in re.sub(r"\(.*?\)", "", cells[3]).split(",")}
+            for cells in (line.split("|") for line in section.splitlines() if line.startswith("| `mysimbdp_"))}
+    for metric in (m for m in vars(telemetry).values() if isinstance(m, MetricWrapperBase)):
+        family = next(iter(metric.describe()))
+        name = family.name + ("_total" if family.type == "counter" else "")
+        assert name in rows, f"{name} is not in README's Metrics table"
+        metric.labels(**dict.fromkeys(rows[name], "x"))  # raises ValueError unless the labels are exactly these
+    scraped = telemetry.families({"quota": [("t", "files", 0, 1)], "queues": [("t", "batch", 0)],
+                                  "processes": [("watcher", "", True, 0)]})
+    for family in scraped:
+        sample = family.samples[0]
+        assert set(sample.labels) == rows[sample.name], sample.name
