@@ -131,8 +131,12 @@ def start(settings: Settings, proc: Proc) -> int:
     settings.logs.mkdir(parents=True, exist_ok=True)
     log_path = settings.logs / f"{proc.name}.log"
     procs.open_log_section(log_path, f"start {proc.name}")
-    # Each process writes its Prometheus metrics to a folder of its own (services/telemetry.py).
-    os.environ[telemetry.ENV] = str(telemetry.process_folder(settings.run, proc.name))
+    # Each process writes its Prometheus metrics to a folder of its own (services/telemetry.py);
+    # Flower keeps its own metrics on its own /metrics, out of the platform's.
+    if proc.kind == "flower":
+        os.environ.pop(telemetry.ENV, None)
+    else:
+        os.environ[telemetry.ENV] = str(telemetry.process_folder(settings.run, proc.name))
     return procs.spawn(proc.argv, log_path, pidfile(settings, proc.name))
 
 
