@@ -116,8 +116,10 @@ def configure(run: Path, process: str) -> Path:
     Called before the process forks (a worker pool) and before any labelled metric is used: the
     library picks its value class from the environment, so it is picked again here.
     """
-    given = os.environ.get(ENV)
-    path = Path(given) if given and Path(given).is_dir() else process_folder(run, process, fresh=True)
+    given = Path(os.environ.get(ENV) or ".").resolve()
+    # Only a folder of this platform's run/metrics: an inherited one of another home is not ours.
+    ours = given.parent == folder(run).resolve() and given.is_dir()
+    path = given if ours else process_folder(run, process, fresh=True)
     os.environ[ENV] = str(path)
     values.ValueClass = values.get_value_class()
     return path
