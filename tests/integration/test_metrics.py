@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kit import DATA, supervised, table_rows
+from kit import DATA, ROOT, supervised, table_rows
 from prometheus_client.parser import text_string_to_metric_families
 from streamkit import dead, send
 
@@ -209,6 +209,12 @@ def test_local_prometheus_scrapes_the_platform(stream_tenant: Any, settings: Set
                     return json.loads(reply.read())["data"]["result"] or None
 
             result = _wait("Prometheus to scrape the platform", scraped, timeout=120)
+            # Every query of the Grafana dashboard is valid PromQL to this Prometheus.
+            dashboard = json.loads((ROOT / "compose" / "grafana" / "dashboards" / "mysimbdp.json").read_text())
+            for expr in (t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])):
+                query = urllib.parse.quote(expr.replace("$tenant", tenant.name))
+                with urllib.request.urlopen(f"{api}/query?query={query}", timeout=10) as reply:
+                    assert json.loads(reply.read())["status"] == "success", expr
     finally:
         local_stack.down(private, services=["prometheus"], echo=lambda _: None)
     assert result[0]["metric"]["tenant"] == tenant.name and result[0]["value"][1] == "1"
