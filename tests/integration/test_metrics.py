@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import socket
 import time
 import urllib.parse
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 from kit import DATA, ROOT, supervised, table_rows
 from prometheus_client.parser import text_string_to_metric_families
-from streamkit import dead, send
+from streamkit import bridge_lag, dead, send
 
 from mysimbdp_tasks import stack as local_stack
 from mysimbdp_tasks.core.settings import Settings
@@ -218,3 +219,31 @@ def test_local_prometheus_scrapes_the_platform(stream_tenant: Any, settings: Set
     finally:
         local_stack.down(private, services=["prometheus"], echo=lambda _: None)
     assert result[0]["metric"]["tenant"] == tenant.name and result[0]["value"][1] == "1"
+
+
+def test_counters_hold_when_the_supervisor_restarts_a_process(stream_tenant: Any, settings: Settings,
+                                                              cassandra_session: Any, tmp_path: Path) -> None:
+    tenant = stream_tenant("tenant1")
+    payloads, _, _ = _messages(tenant.name)
+    good = [p for p in payloads if p[0] != b"k"]
+    addr = f"{settings.redis_host}:{_free_port(settings.redis_host)}"
+    url = f"http://{addr}/metrics"
+    accepted = ("mysimbdp_messages_accepted_total", (("tenant", tenant.name),))
+    bridge = f"bridge-{tenant.name}"
+    with supervised(settings, [tenant], tmp_path / "home", extra_env={"MYSIMBDP_METRICS_ADDR": addr}) as platform:
+        send(settings, tenant, good[:200])
+        _wait("200 messages counted", lambda: scrape(url).get(accepted) == 200)
+        # Written and committed: the restarted bridge replays nothing (a replay would count again).
+        _wait("200 messages committed", lambda: bridge_lag(settings, tenant) == 0)
+        pid = platform.processes()[bridge]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        restarted = _wait("the bridge restarted", lambda: (lambda s: s if value(
+            s, "mysimbdp_process_restarts_total", process=bridge, tenant=tenant.name) == 1 and value(
+            s, "mysimbdp_process_up", process=bridge, tenant=tenant.name) == 1 else None)(scrape(url)))
+        assert restarted.get(accepted) == 200  # the dead bridge's count stays in the sum
+        send(settings, tenant, good[200:])
+        after = _wait("300 messages counted", lambda: (lambda s: s if s.get(accepted, 0) >= 300 else None)(
+            scrape(url)))
+        rows = _wait("300 rows", lambda: len(table_rows(cassandra_session, tenant)) >= 300
+                     and table_rows(cassandra_session, tenant))
+    assert after[accepted] == 300 == len(rows)
