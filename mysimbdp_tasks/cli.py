@@ -21,6 +21,7 @@ from .commands.platform import (
     bridge,
     flower,
     manager,
+    metrics,
     monitor,
     platform_down,
     platform_up,
@@ -123,6 +124,8 @@ def _stack_parsers(sub: Any) -> None:
                            ).add_subparsers(dest="action", required=True, metavar="ACTION")
     p = stack.add_parser("up", help="start the local services; those already running are left as they are")
     p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")
+    p.add_argument("--with-prometheus", action="store_true",
+                   help="also run Prometheus (Debian's package), scraping the platform's metrics")
     p.set_defaults(handler=stack_up)
     p = stack.add_parser("down", help="stop the local services")
     p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")
@@ -223,6 +226,10 @@ def _process_parsers(sub: Any) -> None:
     p.add_argument("--port", type=port, default=DEFAULT_FLOWER_PORT,
                    help=f"the port it listens on, on 127.0.0.1 (default {DEFAULT_FLOWER_PORT})")
     p.set_defaults(handler=flower)
+    p = sub.add_parser("metrics", help="serve the platform's Prometheus metrics at MYSIMBDP_METRICS_ADDR, in the "
+                                       "foreground (the supervisor serves them itself: this is for processes run "
+                                       "without it, e.g. in containers)")
+    p.set_defaults(handler=metrics)
 
 
 def _report_parsers(sub: Any) -> None:

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from ..core import filenames
@@ -34,11 +33,12 @@ from ..core.errors import DiskFull, Stopping
 from ..core.settings import DEFAULT_STABLE_SECONDS, Settings
 from ..core.tenants import Tenant
 from ..services import events as metrics
+from ..services import telemetry
 from ..services.dispatch import Dispatch
 from ..services.outages import Waiter
 from ..services.quotas import Quotas
 from ..services.registry import Registry
-from . import claims, folders, retries
+from . import claims, folders, fsevents, retries
 from .claims import CLAIM_NOTE, CLAIMS, PENDING
 from .claims import OUTAGES as _OUTAGES
 from .jobs import Jobs
@@ -305,6 +305,7 @@ class Watcher:
                  job["bytes"], ", scheduled" if held else "")
         metrics.emit(self.settings.logs, job["tenant"], "file_admitted", file=job["file"],
                      ingest_id=job["ingest_id"], bytes=job["bytes"], scheduled=held)
+        telemetry.file_admitted(job["tenant"])
         return Outcome(job["file"], job["tenant"], "scheduled" if held else "admitted", "admitted", path,
                        job["ingest_id"])
 
@@ -335,6 +336,7 @@ class Watcher:
         log.warning("tenant=%s file=%s ingest=%s rejected reason=%s limit=%s usage=%s", tenant or "?", name,
                     ingest_id, reason, limit, usage)
         metrics.emit(self.settings.logs, owner, "file_rejected", file=name, reason=reason, limit=limit, usage=usage)
+        telemetry.file_refused(owner, reason)
         return Outcome(name, tenant, "rejected", reason, dest, ingest_id)
 
     def recover(self) -> int:
@@ -346,8 +348,8 @@ class Watcher:
         """Watch until ``stop`` is set. While Redis is away the watcher waits (``waiter``: logged once
         per outage, with backoff); files claimed when it went away are finished once it is back."""
         wait = waiter or Waiter("watcher", stop)
-        handler = _Handler(self)
-        _prompt_move_events()
+        handler = fsevents.Handler(self)
+        fsevents.prompt_move_events()
         observer = Observer()
         observer.schedule(handler, str(self.staging), recursive=True)
         observer.start()
@@ -364,31 +366,6 @@ class Watcher:
         finally:
             observer.stop()
             observer.join(timeout=5)
-
-
-def _prompt_move_events() -> None:
-    # watchdog holds an IN_MOVED_FROM for 0.5 s waiting for its IN_MOVED_TO, and every later event
-    # waits behind it. Each claim renames a file out of staging (a MOVED_FROM with no MOVED_TO), so
-    # the next file's events came up to 0.5 s late. A rename's two halves arrive together from
-    # one syscall; 50 ms is ample to pair them.
-    from watchdog.observers import inotify_move_event_grouper
-
-    inotify_move_event_grouper.InotifyMoveEventGrouper.delay = 0.05
-
-
-class _Handler(FileSystemEventHandler):
-    def __init__(self, watcher: Watcher) -> None:
-        self.watcher = watcher
-
-    def on_closed(self, event: FileSystemEvent) -> None:
-        self.watcher.mark_complete(Path(str(event.src_path)))
-
-    def on_moved(self, event: FileSystemEvent) -> None:
-        # A rename into staging is how careful writers publish a finished file.
-        self.watcher.mark_complete(Path(str(event.dest_path)))
-
-    def on_created(self, event: FileSystemEvent) -> None:
-        self.watcher.poke()
 
 
 def _lstat(path: Path) -> os.stat_result | None:

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from ..control import processes
 from ..core.errors import MysimbdpError
 from ..core.settings import Settings
 from .common import redis_client
@@ -30,6 +31,7 @@ def process_status(settings: Settings, args: argparse.Namespace) -> int:
     if sup["running"]:
         waits = ", ".join(f"waiting for {s}" for s in sup["waiting_for"])
         print(f"supervisor: pid {sup['pid']}, up {_duration(sup['uptime_s'])}{'; ' + waits if waits else ''}")
+        print(processes.metrics_line(sup.get("metrics")))
     else:
         print("supervisor: not running (`mysimbdp up` starts it)")
     print(f"{'NAME':<24} {'PID':>7}  {'STATE':<44} {'UPTIME':>8} {'RESTARTS':>8} {'POOL':>4}")

@@ -27,7 +27,7 @@ from ..core.errors import Stopping, WorkerUnreachable
 from ..core.settings import DEFAULT_COOLDOWN_S, Settings
 from ..core.tenants import Tenant
 from ..services import events as metrics
-from ..services import topics
+from ..services import telemetry, topics
 from ..services.outages import Waiter
 from ..services.registry import Registry
 from .backlog import target_size
@@ -134,6 +134,7 @@ class Manager:
         log.warning("manager: tenant=%s pool=%d delta=%+d %s", step.tenant, step.size_before, step.delta, step.reason)
         metrics.emit(self.settings.logs, tenant.name, "scaling", action=decision.action, delta=step.delta,
                      pool_before=step.size_before, reason=step.reason, evidence=decision.evidence)
+        telemetry.scaling(tenant.name, decision.action, step.delta, step.size_before + step.delta)
         return step
 
     def run(self, stop: threading.Event, waiter: Waiter | None = None) -> None:

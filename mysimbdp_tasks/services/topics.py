@@ -157,11 +157,16 @@ def lag(consumer: KafkaConsumer, topic: str) -> int:
     holds no partition (stalled, or between rebalances) must not report zero lag, and a consumer
     that never subscribes can read a group's lag without joining it.
     """
+    return sum(partition_lags(consumer, topic).values())
+
+
+def partition_lags(consumer: KafkaConsumer, topic: str) -> dict[int, int]:
+    """partition -> messages not yet committed by ``consumer``'s group (see :func:`lag`)."""
     tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
     if not tps:
-        return 0
+        return {}
     ends = consumer.end_offsets(tps)
-    return sum(max(0, ends[tp] - (consumer.committed(tp) or 0)) for tp in tps)
+    return {tp.partition: max(0, ends[tp] - (consumer.committed(tp) or 0)) for tp in tps}
 
 
 def delete_tenant_topics(settings: Settings, tenant: Tenant) -> None:
