@@ -30,7 +30,8 @@ from .commands.platform import (
 from .commands.reports import BENCHMARKS, bench, status, summary
 from .commands.stack import stack_down, stack_status, stack_up
 from .commands.tenants import tenants_apply, tenants_check, tenants_list, tenants_remove
-from .core.errors import ConfigError, MysimbdpError, Stopping
+from .core import flower as flower_options
+from .core.errors import ConfigError, MysimbdpError, SettingsError, Stopping
 from .core.settings import (
     DEFAULT_BATCH_MESSAGES,
     DEFAULT_BATCH_WAIT_MS,
@@ -82,6 +83,20 @@ def port(text: str) -> int:
     if value > 65535:
         raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
     return value
+
+
+def flower_address(text: str) -> str:
+    try:
+        return flower_options.address(text, "--address")
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--address: ")) from None
+
+
+def flower_prefix(text: str) -> str:
+    try:
+        return flower_options.url_prefix(text, "--url-prefix")
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--url-prefix: ")) from None
 
 
 def autoscale(text: str) -> str:
@@ -213,8 +228,18 @@ def _process_parsers(sub: Any) -> None:
                    help=f"seconds to leave a pool alone after changing it (default {DEFAULT_COOLDOWN_S:g})")
     p.set_defaults(handler=manager)
     p = sub.add_parser("flower", help="Flower, a web page of queues, workers and tasks, in the foreground")
-    p.add_argument("--port", type=port, default=DEFAULT_FLOWER_PORT,
-                   help=f"the port it listens on, on 127.0.0.1 (default {DEFAULT_FLOWER_PORT})")
+    p.add_argument("--address", type=flower_address,
+                   help="the address it listens on (default MYSIMBDP_FLOWER_ADDRESS, or 127.0.0.1); another\n"
+                        "than this machine's own needs users (--auth-file or MYSIMBDP_FLOWER_AUTH)")
+    p.add_argument("--port", type=port,
+                   help=f"the port it listens on (default MYSIMBDP_FLOWER_PORT, or {DEFAULT_FLOWER_PORT})")
+    p.add_argument("--url-prefix", type=flower_prefix, metavar="PATH",
+                   help="serve it under http://HOST:PORT/PATH/, e.g. behind a reverse proxy\n"
+                        "(default MYSIMBDP_FLOWER_URL_PREFIX, or none)")
+    p.add_argument("--auth-file", type=Path, metavar="FILE",
+                   help="users who may open it: one user:password a line, in a file of mode 0600\n"
+                        "(default MYSIMBDP_FLOWER_AUTH, MYSIMBDP_FLOWER_AUTH_FILE, or MYSIMBDP_HOME/flower-auth\n"
+                        "if it exists; none: no password)")
     p.set_defaults(handler=flower)
 
 
