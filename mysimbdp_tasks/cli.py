@@ -190,7 +190,8 @@ def _pool_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=count, default=DEFAULT_CONCURRENCY,
                    help=f"processes in each tenant's worker pool (default {DEFAULT_CONCURRENCY})")
     p.add_argument("--flower", action="store_true",
-                   help=f"also run Flower, a web page of queues, workers and tasks, on port {DEFAULT_FLOWER_PORT}")
+                   help="also run Flower, a web page of every tenant's queues, pools and tasks (where it\n"
+                        f"listens and who may open it: MYSIMBDP_FLOWER_*; default port {DEFAULT_FLOWER_PORT})")
     p.add_argument("--tenant", action="append", help="only this tenant's processes (repeat for more; default all)")
 
 
@@ -282,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(settings, args))
     except Stopping:  # asked to stop while waiting for a service: a clean end
         return 0
-    except ConfigError as exc:
+    except (ConfigError, SettingsError) as exc:  # a bad tenant file or setting, found once started
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except MysimbdpError as exc:

@@ -127,8 +127,8 @@ def _port(env: Mapping[str, str], var: str, default: int) -> int:
 
 def _flower_auth(env: Mapping[str, str], home: Path) -> tuple[str, ...]:
     """Flower's users: MYSIMBDP_FLOWER_AUTH, else the file MYSIMBDP_FLOWER_AUTH_FILE names, else
-    MYSIMBDP_HOME/flower-auth if it exists; none: Flower asks for no password."""
-    if "MYSIMBDP_FLOWER_AUTH" in env:
+    MYSIMBDP_HOME/flower-auth if it exists; none: Flower asks for no password. Empty is unset."""
+    if env.get("MYSIMBDP_FLOWER_AUTH", "").strip():
         return flower.credentials(env["MYSIMBDP_FLOWER_AUTH"], "MYSIMBDP_FLOWER_AUTH")
     if "MYSIMBDP_FLOWER_AUTH_FILE" in env:
         return flower.credentials_file(Path(env["MYSIMBDP_FLOWER_AUTH_FILE"]).expanduser(),
@@ -282,6 +282,11 @@ class Settings:
     @property
     def run(self) -> Path:
         return self.home / "run"
+
+    @property
+    def flower_url(self) -> str:
+        """Where an operator opens Flower (as the settings give it; `mysimbdp flower` options may differ)."""
+        return flower.url(self.flower_address, self.flower_port, self.flower_url_prefix)
 
     # Endpoints in the forms the client libraries take ------------------------------------------
     @property

@@ -1,0 +1,81 @@
+"""A headless Chromium for tests that look at a page as an operator does: Debian's ``chromium`` and
+``chromium-driver`` (compose/install.sh installs both), driven by Selenium, with no browser download.
+
+Missing in CI (``CI=true``), it fails the test; elsewhere it skips it with what to install.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+DRIVER = "chromedriver"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _missing(what: str) -> None:
+    message = f"{what}; install it with `make install` (apt-get install chromium chromium-driver; pip selenium)"
+    if _in_ci():
+        pytest.fail(f"the Flower page test must run in CI: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+@contextmanager
+def chromium(profile: Path, user: str | None = None, password: str | None = None) -> Iterator[Any]:
+    """A headless Chromium that sends ``user``'s basic-auth credentials with every request."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _missing("selenium is not installed")
+    binary = next((found for name in BROWSERS if (found := shutil.which(name))), None)
+    driver_path = shutil.which(DRIVER)
+    if binary is None or driver_path is None:
+        _missing(f"no {'chromium' if binary is None else DRIVER} on PATH")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(binary)
+    # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1400,1000", f"--user-data-dir={profile}"):
+        options.add_argument(arg)
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager: never fetch a browser or a driver
+    driver = webdriver.Chrome(service=Service(str(driver_path)), options=options)
+    try:
+        driver.set_page_load_timeout(60)
+        if user is not None and password is not None:
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            driver.execute_cdp_cmd("Network.enable", {})
+            driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
+        yield driver
+    finally:
+        driver.quit()
+
+
+def page_text(driver: Any) -> str:
+    return str(driver.find_element("tag name", "body").text)
+
+
+def wait_for_page(driver: Any, url: str, holds: Callable[[str], bool], what: str, timeout: float = 120) -> str:
+    """Open ``url`` again and again until its visible text satisfies ``holds``; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        driver.get(url)
+        time.sleep(1)  # let the page's own scripts fill it in
+        text = page_text(driver)
+        if holds(text):
+            return text
+        time.sleep(2)
+    raise AssertionError(f"{url}: not within {timeout} s: {what}\npage text:\n{text}")
