@@ -22,8 +22,8 @@ _USER = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
 _HOST = re.compile(r"^[A-Za-z0-9.:-]{1,253}$")
 # The columns of Flower's Tasks page: the worker (``<tenant>@host``), the routing key (the tenant's
-# queue) and the arguments (``tenant=...`` first) each tell whose task it is.
-TASKS_COLUMNS = "name,uuid,state,args,routing_key,worker,received,runtime"
+# queue) and the arguments (``tenant=...`` first) each tell whose task it is; the long id comes last.
+TASKS_COLUMNS = "name,state,args,routing_key,worker,received,runtime,uuid"
 
 
 def address(text: str, source: str) -> str:

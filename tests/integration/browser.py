@@ -63,19 +63,42 @@ def chromium(profile: Path, user: str | None = None, password: str | None = None
         driver.quit()
 
 
+# Every row of the page's tables, read in one go (the pages redraw their tables as they refresh):
+# the row's id, the worker a Workers row links to, and the text of each cell.
+_ROWS = """return Array.from(document.querySelectorAll('table tbody tr')).map(r => ({
+    id: r.id, worker: (r.querySelector('a.worker-name-link') || {}).title || '',
+    cells: Array.from(r.cells).map(c => c.innerText.trim())}));"""
+
+
+def table_rows(driver: Any) -> list[dict[str, Any]]:
+    return list(driver.execute_script(_ROWS))
+
+
 def page_text(driver: Any) -> str:
     return str(driver.find_element("tag name", "body").text)
 
 
-def wait_for_page(driver: Any, url: str, holds: Callable[[str], bool], what: str, timeout: float = 120) -> str:
-    """Open ``url`` again and again until its visible text satisfies ``holds``; fail naming ``what``."""
+def wait_for_page(driver: Any, url: str, holds: Callable[[Any], bool], what: str, timeout: float = 120) -> None:
+    """Open ``url`` again and again until ``holds(driver)``; fail naming ``what``, with the page's text."""
     deadline = time.monotonic() + timeout
-    text = ""
     while time.monotonic() < deadline:
         driver.get(url)
         time.sleep(1)  # let the page's own scripts fill it in
-        text = page_text(driver)
-        if holds(text):
-            return text
+        if holds(driver):
+            return
         time.sleep(2)
-    raise AssertionError(f"{url}: not within {timeout} s: {what}\npage text:\n{text}")
+    _fail(driver, f"{url}: not within {timeout} s: {what}")
+
+
+def wait_until(driver: Any, holds: Callable[[Any], bool], what: str, timeout: float = 60) -> None:
+    """Wait, on the page as it is, until ``holds(driver)``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if holds(driver):
+            return
+        time.sleep(0.5)
+    _fail(driver, f"{driver.current_url}: not within {timeout} s: {what}")
+
+
+def _fail(driver: Any, message: str) -> None:
+    raise AssertionError(f"{message}\npage text:\n{page_text(driver)}\npage source:\n{driver.page_source[-6000:]}")

@@ -5,6 +5,8 @@ task is. The screenshots are kept in MYSIMBDP_HOME/artifacts (the test prints wh
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import socket
 import subprocess
@@ -19,10 +21,10 @@ from typing import Any
 import psutil
 import pytest
 import redis
-from browser import chromium, wait_for_page
+from browser import chromium, page_text, table_rows, wait_for_page, wait_until
 from kit import Platform
 
-from mysimbdp_tasks.core import procs
+from mysimbdp_tasks.core import names, procs
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.services.dispatch import Dispatch
 from mysimbdp_tasks.worker.celery_app import make_app
@@ -76,14 +78,46 @@ class Flower:
         except OSError:
             return None
 
+    def inspected_queues(self, password: str) -> set[str]:
+        """The queues of the workers Flower's inspector knows now (it asks them first)."""
+        request = urllib.request.Request(self.base + "api/workers?refresh=1")
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"{USER}:{password}".encode()).decode())
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                workers = json.loads(resp.read())
+        except (OSError, ValueError):
+            return set()
+        return {q["name"] for info in workers.values() for q in info.get("active_queues", [])}
+
     def stop(self) -> None:
         if self.proc is not None:
             procs.stop_child(self.proc, 30)
             self.proc = None
 
 
-def _row_cells(driver: Any, row_id: str) -> list[str]:
-    return [cell.text for cell in driver.find_element("id", row_id).find_elements("tag name", "td")]
+def _row_cells(driver: Any, queue: str) -> list[str]:
+    """The cells of the queue's row on the Broker page (its id is the queue's name); empty if none."""
+    return next((list(row["cells"]) for row in table_rows(driver) if row["id"] == queue), [])
+
+
+def _pool_listed(driver: Any, tenant: str) -> bool:
+    """The tenant's pool (``<tenant>@<host>``) has a row on the Workers page, and it is online."""
+    return any(row["worker"].startswith(f"{tenant}@") and row["cells"][1:2] == ["Online"]
+               for row in table_rows(driver))
+
+
+def _search_tasks(driver: Any, query: str) -> None:
+    """Type ``query`` in the Tasks page's search box (once its table has drawn: typed earlier, it is lost)."""
+    wait_until(driver, lambda d: d.execute_script("return $.fn.dataTable.isDataTable('#tasks-table')"),
+               "the tasks table drawn")
+    for _ in range(3):  # the page redraws its table as tasks change; a search typed meanwhile may be dropped
+        box = driver.find_element("css selector", "#tasks-table_filter input")
+        box.clear()
+        box.send_keys(query)
+        time.sleep(2)
+        if driver.execute_script("return $('#tasks-table').DataTable().search()") == query:
+            return
+    raise AssertionError(f"the Tasks page did not take the search {query}")
 
 
 def test_flower_in_a_browser_shows_each_tenants_pool_and_queues(
@@ -109,12 +143,12 @@ def test_flower_in_a_browser_shows_each_tenants_pool_and_queues(
 
         with chromium(tmp_path / "profile", USER, password) as driver:
             # Both pools online: each tenant's worker on the Workers page, its queues on the Broker page.
-            text = wait_for_page(driver, flower.base + "workers",
-                                 lambda t: f"{first.name}@" in t and f"{second.name}@" in t,
-                                 "both tenants' worker pools listed")
+            wait_for_page(driver, flower.base + "workers",
+                          lambda d: _pool_listed(d, first.name) and _pool_listed(d, second.name),
+                          "both tenants' worker pools listed online")
             driver.save_screenshot(str(artifacts / "flower-workers.png"))
             queues = [first.batch_queue, first.stream_queue, second.batch_queue, second.stream_queue]
-            wait_for_page(driver, flower.base + "broker", lambda t: all(q in t for q in queues),
+            wait_for_page(driver, flower.base + "broker", lambda d: all(_row_cells(d, q) for q in queues),
                           "every tenant's queues listed")
             driver.save_screenshot(str(artifacts / "flower-broker.png"))
 
@@ -123,22 +157,36 @@ def test_flower_in_a_browser_shows_each_tenants_pool_and_queues(
             pools[first.name].stop()
             flower.stop()
             flower.start()
-            Dispatch(make_app(settings)).send_file({"tenant": first.name, "ingest_id": "flower-" + uuid.uuid4().hex,
+            # It knows the running pool: its events arrive (Workers page) and its inspector has its
+            # queues, so a plain Flower would list only those on the Broker page.
+            wait_for_page(driver, flower.base + "workers", lambda d: _pool_listed(d, second.name),
+                          "the running tenant's pool listed")
+            assert not _pool_listed(driver, first.name)  # this Flower has never seen the stopped pool
+            deadline = time.monotonic() + 120
+            while flower.inspected_queues(password) != {second.batch_queue, second.stream_queue}:
+                assert time.monotonic() < deadline, "Flower's inspector did not find the running pool's queues"
+                time.sleep(2)
+            ingest_id = "flower-" + uuid.uuid4().hex
+            Dispatch(make_app(settings)).send_file({"tenant": first.name, "ingest_id": ingest_id,
                                                     "file": f"{first.name}-waiting.csv"})
+            task_id = names.file_task_id(ingest_id)
             wait_for_page(driver, flower.base + "broker",
-                          lambda t: all(q in t for q in queues) and _row_cells(driver, first.batch_queue)[1] == "1",
+                          lambda d: all(_row_cells(d, q) for q in queues)
+                          and _row_cells(d, first.batch_queue)[1] == "1",
                           f"{first.batch_queue} listed with 1 message while its worker is stopped")
             assert _row_cells(driver, second.batch_queue)[1] == "0"
             driver.save_screenshot(str(artifacts / "flower-broker-worker-stopped.png"))
-            text = wait_for_page(driver, flower.base + "workers", lambda t: f"{second.name}@" in t,
-                                 "the running tenant's pool listed")
-            assert f"{first.name}@" not in text  # a Flower started afresh has not seen the stopped one
 
             # The waiting task says whose it is: its arguments start with the tenant, its routing
-            # key is the tenant's queue.
+            # key is the tenant's queue; the search box picks one tenant's tasks.
             wait_for_page(driver, flower.base + "tasks",
-                          lambda t: f"tenant='{first.name}' file='{first.name}-waiting.csv'" in t
-                          and first.batch_queue in t, "the waiting task with its tenant and routing key")
+                          lambda d: f"tenant='{first.name}' file='{first.name}-waiting.csv'" in page_text(d)
+                          and first.batch_queue in page_text(d), "the waiting task with its tenant and routing key")
+            _search_tasks(driver, f"args:\"tenant='{second.name}'\"")
+            wait_until(driver, lambda d: "No tasks match your search" in page_text(d), "no task of the other tenant")
+            _search_tasks(driver, f"args:\"tenant='{first.name}'\"")
+            wait_until(driver, lambda d: task_id in page_text(d) and "Showing 1 to 1 of 1" in page_text(d),
+                       "the one task of the first tenant, found by its tenant")
             driver.save_screenshot(str(artifacts / "flower-tasks.png"))
         assert password not in flower.log.read_text()
     finally:
