@@ -32,26 +32,34 @@ def _missing(what: str) -> None:
     pytest.skip(message)
 
 
-@contextmanager
-def chromium(profile: Path, user: str | None = None, password: str | None = None) -> Iterator[Any]:
-    """A headless Chromium that sends ``user``'s basic-auth credentials with every request."""
+def require_chromium() -> tuple[str, str]:
+    """The browser and its driver; fails (CI) or skips the test when either, or Selenium, is missing."""
     try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
+        import selenium  # noqa: F401
     except ImportError:
         _missing("selenium is not installed")
     binary = next((found for name in BROWSERS if (found := shutil.which(name))), None)
     driver_path = shutil.which(DRIVER)
     if binary is None or driver_path is None:
         _missing(f"no {'chromium' if binary is None else DRIVER} on PATH")
+    return str(binary), str(driver_path)
+
+
+@contextmanager
+def chromium(profile: Path, user: str | None = None, password: str | None = None) -> Iterator[Any]:
+    """A headless Chromium that sends ``user``'s basic-auth credentials with every request."""
+    binary, driver_path = require_chromium()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
     options = webdriver.ChromeOptions()
-    options.binary_location = str(binary)
+    options.binary_location = binary
     # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 "--window-size=1400,1000", f"--user-data-dir={profile}"):
         options.add_argument(arg)
     os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager: never fetch a browser or a driver
-    driver = webdriver.Chrome(service=Service(str(driver_path)), options=options)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
     try:
         driver.set_page_load_timeout(60)
         if user is not None and password is not None:

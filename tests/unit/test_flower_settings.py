@@ -13,7 +13,7 @@ import pytest
 
 from mysimbdp_tasks.control.flower import FlowerPlan, registry_queues
 from mysimbdp_tasks.core.errors import SettingsError
-from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.core.settings import Settings, unknown_variables
 from mysimbdp_tasks.services.dispatch import Dispatch
 from mysimbdp_tasks.worker.celery_app import make_app
 
@@ -47,6 +47,12 @@ def test_variables_set_address_port_prefix_and_users(tmp_path: Path) -> None:
     ("MYSIMBDP_FLOWER_AUTH", "ann", "expected user:password"),
     ("MYSIMBDP_FLOWER_AUTH", "ann:short", "shorter than 8"),
 ])
+def test_flower_variables_are_known_settings() -> None:
+    names = ("MYSIMBDP_FLOWER_ADDRESS", "MYSIMBDP_FLOWER_PORT", "MYSIMBDP_FLOWER_URL_PREFIX", "MYSIMBDP_FLOWER_AUTH",
+             "MYSIMBDP_FLOWER_AUTH_FILE")
+    assert unknown_variables(dict.fromkeys(names, "x")) == []
+
+
 def test_bad_values_are_refused_naming_the_variable(tmp_path: Path, var: str, value: str, says: str) -> None:
     with pytest.raises(SettingsError, match=var) as err:
         _settings(tmp_path, **{var: value})
