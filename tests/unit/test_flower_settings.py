@@ -39,6 +39,12 @@ def test_variables_set_address_port_prefix_and_users(tmp_path: Path) -> None:
     assert SECRET not in repr(s)
 
 
+def test_flower_variables_are_known_settings() -> None:
+    names = ("MYSIMBDP_FLOWER_ADDRESS", "MYSIMBDP_FLOWER_PORT", "MYSIMBDP_FLOWER_URL_PREFIX", "MYSIMBDP_FLOWER_AUTH",
+             "MYSIMBDP_FLOWER_AUTH_FILE")
+    assert unknown_variables(dict.fromkeys(names, "x")) == []
+
+
 @pytest.mark.parametrize(("var", "value", "says"), [
     ("MYSIMBDP_FLOWER_PORT", "70000", "port from 1 to 65535"),
     ("MYSIMBDP_FLOWER_PORT", "-1", "whole number"),
@@ -47,12 +53,6 @@ def test_variables_set_address_port_prefix_and_users(tmp_path: Path) -> None:
     ("MYSIMBDP_FLOWER_AUTH", "ann", "expected user:password"),
     ("MYSIMBDP_FLOWER_AUTH", "ann:short", "shorter than 8"),
 ])
-def test_flower_variables_are_known_settings() -> None:
-    names = ("MYSIMBDP_FLOWER_ADDRESS", "MYSIMBDP_FLOWER_PORT", "MYSIMBDP_FLOWER_URL_PREFIX", "MYSIMBDP_FLOWER_AUTH",
-             "MYSIMBDP_FLOWER_AUTH_FILE")
-    assert unknown_variables(dict.fromkeys(names, "x")) == []
-
-
 def test_bad_values_are_refused_naming_the_variable(tmp_path: Path, var: str, value: str, says: str) -> None:
     with pytest.raises(SettingsError, match=var) as err:
         _settings(tmp_path, **{var: value})
