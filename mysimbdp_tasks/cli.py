@@ -32,7 +32,8 @@ from .commands.platform import (
 from .commands.reports import BENCHMARKS, bench, status, summary
 from .commands.stack import stack_down, stack_status, stack_up
 from .commands.tenants import tenants_apply, tenants_check, tenants_list, tenants_remove
-from .core.errors import ConfigError, MysimbdpError, Stopping
+from .core import flower as flower_options
+from .core.errors import ConfigError, MysimbdpError, SettingsError, Stopping
 from .core.settings import (
     DEFAULT_BATCH_IDLE_AFTER_S,
     DEFAULT_BATCH_MESSAGES,
@@ -85,6 +86,20 @@ def port(text: str) -> int:
     if value > 65535:
         raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
     return value
+
+
+def flower_address(text: str) -> str:
+    try:
+        return flower_options.address(text, "--address")
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--address: ")) from None
+
+
+def flower_prefix(text: str) -> str:
+    try:
+        return flower_options.url_prefix(text, "--url-prefix")
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--url-prefix: ")) from None
 
 
 def autoscale(text: str) -> str:
@@ -182,7 +197,8 @@ def _pool_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=count, default=DEFAULT_CONCURRENCY,
                    help=f"processes in each tenant's worker pool (default {DEFAULT_CONCURRENCY})")
     p.add_argument("--flower", action="store_true",
-                   help=f"also run Flower, a web page of queues, workers and tasks, on port {DEFAULT_FLOWER_PORT}")
+                   help="also run Flower, a web page of every tenant's queues, pools and tasks (where it\n"
+                        f"listens and who may open it: MYSIMBDP_FLOWER_*; default port {DEFAULT_FLOWER_PORT})")
     p.add_argument("--tenant", action="append", help="only this tenant's processes (repeat for more; default all)")
 
 
@@ -223,8 +239,18 @@ def _process_parsers(sub: Any) -> None:
                    help=f"seconds to leave a pool alone after changing it (default {DEFAULT_COOLDOWN_S:g})")
     p.set_defaults(handler=manager)
     p = sub.add_parser("flower", help="Flower, a web page of queues, workers and tasks, in the foreground")
-    p.add_argument("--port", type=port, default=DEFAULT_FLOWER_PORT,
-                   help=f"the port it listens on, on 127.0.0.1 (default {DEFAULT_FLOWER_PORT})")
+    p.add_argument("--address", type=flower_address,
+                   help="the address it listens on (default MYSIMBDP_FLOWER_ADDRESS, or 127.0.0.1); another\n"
+                        "than this machine's own needs users (--auth-file or MYSIMBDP_FLOWER_AUTH)")
+    p.add_argument("--port", type=port,
+                   help=f"the port it listens on (default MYSIMBDP_FLOWER_PORT, or {DEFAULT_FLOWER_PORT})")
+    p.add_argument("--url-prefix", type=flower_prefix, metavar="PATH",
+                   help="serve it under http://HOST:PORT/PATH/, e.g. behind a reverse proxy\n"
+                        "(default MYSIMBDP_FLOWER_URL_PREFIX, or none)")
+    p.add_argument("--auth-file", type=Path, metavar="FILE",
+                   help="users who may open it: one user:password a line, in a file of mode 0600\n"
+                        "(default MYSIMBDP_FLOWER_AUTH, MYSIMBDP_FLOWER_AUTH_FILE, or MYSIMBDP_HOME/flower-auth\n"
+                        "if it exists; none: no password)")
     p.set_defaults(handler=flower)
     p = sub.add_parser("metrics", help="serve the platform's Prometheus metrics at MYSIMBDP_METRICS_ADDR, in the "
                                        "foreground (the supervisor serves them itself: this is for processes run "
@@ -271,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(settings, args))
     except Stopping:  # asked to stop while waiting for a service: a clean end
         return 0
-    except ConfigError as exc:
+    except (ConfigError, SettingsError) as exc:  # a bad tenant file or setting, found once started
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except MysimbdpError as exc:

@@ -11,10 +11,11 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from . import flower
 from .errors import SettingsError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -120,6 +121,27 @@ def _replication(env: Mapping[str, str]) -> str:
     return text
 
 
+def _port(env: Mapping[str, str], var: str, default: int) -> int:
+    value = _count(env, var, default)
+    if value > 65535:
+        raise SettingsError(f"{var}: expected a port from 1 to 65535, got {env.get(var)!r}")
+    return value
+
+
+def _flower_auth(env: Mapping[str, str], home: Path) -> tuple[str, ...]:
+    """Flower's users: MYSIMBDP_FLOWER_AUTH, else the file MYSIMBDP_FLOWER_AUTH_FILE names, else
+    MYSIMBDP_HOME/flower-auth if it exists; none: Flower asks for no password. Empty is unset."""
+    if env.get("MYSIMBDP_FLOWER_AUTH", "").strip():
+        return flower.credentials(env["MYSIMBDP_FLOWER_AUTH"], "MYSIMBDP_FLOWER_AUTH")
+    if "MYSIMBDP_FLOWER_AUTH_FILE" in env:
+        return flower.credentials_file(Path(env["MYSIMBDP_FLOWER_AUTH_FILE"]).expanduser(),
+                                       "MYSIMBDP_FLOWER_AUTH_FILE")
+    default = home / flower.AUTH_FILE
+    if default.exists():
+        return flower.credentials_file(default, f"MYSIMBDP_HOME/{flower.AUTH_FILE}")
+    return ()
+
+
 def _flag(env: Mapping[str, str], var: str, default: bool) -> bool:
     text = env.get(var)
     if text is None:
@@ -168,6 +190,11 @@ class Settings:
     staging_owners: tuple[tuple[str, int], ...] = ()
     flat_staging: bool = True
     metrics_addr: tuple[str, int] = ("127.0.0.1", 9464)  # the supervisor's /metrics (port 0: off)
+    # Flower, the operators' web page of queues, workers and tasks; its users' passwords are never shown.
+    flower_address: str = flower.DEFAULT_ADDRESS
+    flower_port: int = DEFAULT_FLOWER_PORT
+    flower_url_prefix: str = ""
+    flower_auth: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -208,6 +235,12 @@ class Settings:
         metrics_addr = _hostport(env.get("MYSIMBDP_METRICS_ADDR", DEFAULT_METRICS_ADDR), "MYSIMBDP_METRICS_ADDR", 9464)
         return cls(
             metrics_addr=metrics_addr,
+            flower_address=flower.address(env.get("MYSIMBDP_FLOWER_ADDRESS", flower.DEFAULT_ADDRESS),
+                                          "MYSIMBDP_FLOWER_ADDRESS"),
+            flower_port=_port(env, "MYSIMBDP_FLOWER_PORT", DEFAULT_FLOWER_PORT),
+            flower_url_prefix=flower.url_prefix(env.get("MYSIMBDP_FLOWER_URL_PREFIX", ""),
+                                                "MYSIMBDP_FLOWER_URL_PREFIX"),
+            flower_auth=_flower_auth(env, home),
             stream_stall_seconds=stream_stall,
             stream_max_pending=max_pending,
             stream_bridges=bridges,
@@ -255,6 +288,11 @@ class Settings:
     @property
     def run(self) -> Path:
         return self.home / "run"
+
+    @property
+    def flower_url(self) -> str:
+        """Where an operator opens Flower (as the settings give it; `mysimbdp flower` options may differ)."""
+        return flower.url(self.flower_address, self.flower_port, self.flower_url_prefix)
 
     # Endpoints in the forms the client libraries take ------------------------------------------
     @property

@@ -14,14 +14,18 @@ Reliability choices, on purpose:
 - No result backend: outcomes are receipts, metrics rows and job state in Redis, not task results.
 
 Queues: ``<tenant>.batch`` and ``<tenant>.stream``; a worker pool consumes only its tenant's queues.
+An app given tenants declares theirs (``task_queues``), so Flower lists every tenant's queues and
+backlog even while no worker of that tenant is online.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
+from kombu import Exchange, Queue
 
 from ..core import names
 from ..core.settings import Settings
@@ -29,10 +33,24 @@ from ..services import context
 from .lease import Lease
 
 
-def make_app(settings: Settings) -> Celery:
+def tenant_queues(tenants: Iterable[str]) -> tuple[Queue, ...]:
+    """Each tenant's two queues, declared as Celery would create them on first use (a direct exchange
+    and a routing key of the queue's name), so a declared queue and a created one are the same."""
+    found = []
+    for tenant in sorted(set(tenants)):
+        for name in (names.batch_queue(tenant), names.stream_queue(tenant)):
+            found.append(Queue(name, Exchange(name, type="direct"), routing_key=name))
+    return tuple(found)
+
+
+def make_app(settings: Settings, tenants: Iterable[str] = ()) -> Celery:
     """A Celery app for ``settings``. Sending needs nothing more; a worker also gets the task bodies
-    (``include``: imported when the worker starts, registered on this app as shared tasks)."""
+    (``include``: imported when the worker starts, registered on this app as shared tasks).
+    ``tenants``: the tenants whose queues it declares (a worker's ``-Q`` still picks what it consumes)."""
     app = Celery("mysimbdp", include=["mysimbdp_tasks.worker.tasks"])
+    queues = tenant_queues(tenants)
+    if queues:
+        app.conf.task_queues = queues
     app.conf.update(
         broker_url=settings.redis_url,
         broker_connection_retry_on_startup=True,
