@@ -19,7 +19,7 @@ pytestmark = pytest.mark.unit
 
 PACKAGE = Path(__file__).resolve().parents[2] / "mysimbdp_tasks"
 CLIENTS = ("redis", "kafka", "cassandra", "celery", "kombu")
-PATHS = ("batch", "stream", "control", "worker", "commands")
+PATHS = ("batch", "stream", "control", "reporting", "worker", "commands")
 
 
 def _closure(module: str) -> set[str]:

@@ -1,0 +1,156 @@
+"""The report's plots: matplotlib figures rendered to PNG, returned base64-encoded for a data: URI.
+
+Pure (no service, no pyplot and its global state: each plot is its own ``Figure``, which draws to
+PNG with the Agg renderer and needs no display). Labels
+are tenant-controlled strings (reasons, tenant names), so mathtext is off: a ``$`` stays a ``$``.
+A plot without data is None; the page says so instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+from typing import Any
+
+from matplotlib import dates, rc_context
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+BATCH, STREAM, REFUSED, LIMIT = "#1f77b4", "#2ca02c", "#d62728", "#7f7f7f"
+_RC: Any = {"text.parse_math": False, "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
+MAX_LABEL = 60
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _label(text: str) -> str:
+    return text if len(text) <= MAX_LABEL else text[:MAX_LABEL - 1] + "…"
+
+
+def throughput(report: dict[str, Any]) -> str | None:
+    """Batch rows, stream messages and refused messages per time bucket."""
+    data = report["throughput"]
+    if not data["buckets"]:
+        return None
+    size = data["bucket_seconds"]
+    times = dates.date2num([dt.datetime.fromisoformat(b["start"]) for b in data["buckets"]])
+    unit = "minute" if size == 60 else f"{size // 60} minutes"
+    with rc_context(_RC):
+        fig = Figure(figsize=(9, 3.6))
+        ax = fig.subplots()
+        for key, label, color in (("batch_rows", "batch rows landed", BATCH),
+                                  ("stream_messages", "stream messages landed", STREAM),
+                                  ("stream_refused", "stream messages refused", REFUSED)):
+            values = [b[key] for b in data["buckets"]]
+            if any(values):
+                ax.plot(times, values, drawstyle="steps-post", marker=".", label=label, color=color)
+        ax.xaxis_date(tz="UTC")
+        ax.set_ylabel(f"per {unit}")
+        ax.set_xlabel("time (UTC)")
+        ax.set_title(f"{_label(report['tenant'])}: throughput per {unit}")
+        ax.legend(loc="upper left")
+        ax.grid(alpha=0.3)
+        fig.autofmt_xdate()
+        return _png(fig)
+
+
+def refusals(report: dict[str, Any]) -> str | None:
+    """Refusals by kind and reason, as horizontal bars (batch blue, stream green)."""
+    lines = report["refusals"]
+    if not lines:
+        return None
+    lines = list(reversed(lines[:20]))  # most frequent at the top
+    with rc_context(_RC):
+        fig = Figure(figsize=(9, 0.9 + 0.32 * len(lines)))
+        ax = fig.subplots()
+        labels = [_label(f"{r['path']} {r['kind']}: {r['reason']}") for r in lines]
+        bars = ax.barh(range(len(lines)), [r["count"] for r in lines],
+                       color=[BATCH if r["path"] == "batch" else STREAM for r in lines])
+        ax.set_yticks(range(len(lines)), labels)
+        ax.bar_label(bars, padding=3)
+        ax.set_xlabel("refused")
+        ax.set_title(f"{_label(report['tenant'])}: refusals by reason")
+        return _png(fig)
+
+
+def latency(report: dict[str, Any]) -> str | None:
+    """The distribution of file processing times and of stream end-to-end latency, with p50/p95/p99."""
+    files = report["latency"]["file_processing_ms"]
+    stream = report["latency"]["stream_end_to_end_ms"]
+    panels = [name for name, stats in (("files", files), ("stream", stream)) if stats["count"]]
+    if not panels:
+        return None
+    with rc_context(_RC):
+        fig = Figure(figsize=(9, 3.4))
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        for ax, panel in zip(axes, panels, strict=True):
+            if panel == "files":
+                ax.hist(files["values"], bins=min(30, max(5, len(files["values"]))), color=BATCH)
+                _marks(ax, files)
+                ax.set_title(f"file processing time ({files['count']} files)")
+                ax.set_ylabel("files")
+            else:
+                lows = [h[0] for h in stream["histogram"]]
+                widths = [h[1] - h[0] for h in stream["histogram"]]
+                ax.bar(lows, [h[2] for h in stream["histogram"]], width=widths, align="edge", color=STREAM)
+                _marks(ax, stream)
+                ax.set_title(f"stream end-to-end latency ({stream['count']} messages)")
+                ax.set_ylabel("messages")
+            ax.set_xlabel("milliseconds")
+            ax.legend(loc="upper right")
+        fig.suptitle(f"{_label(report['tenant'])}: latency distribution")
+        return _png(fig)
+
+
+def _marks(ax: Axes, stats: dict[str, Any]) -> None:
+    for q, style in (("p50", ":"), ("p95", "--"), ("p99", "-.")):
+        if stats.get(q) is not None:
+            ax.axvline(stats[q], color="black", linestyle=style, linewidth=1, label=f"{q} {stats[q]:g} ms")
+
+
+def quota(report: dict[str, Any]) -> str | None:
+    """Today's use of each daily limit, in percent, labelled with used / limit."""
+    lines = [q for q in report["quota"]["lines"] if q["limit"]]
+    if not lines:
+        return None
+    with rc_context(_RC):
+        fig = Figure(figsize=(9, 0.9 + 0.45 * len(lines)))
+        ax = fig.subplots()
+        percents = [q["percent"] for q in lines]
+        bars = ax.barh(range(len(lines)), percents, color=[REFUSED if p >= 100 else BATCH for p in percents])
+        ax.set_yticks(range(len(lines)), [q["what"] for q in lines])
+        ax.bar_label(bars, labels=[f"{q['used']:g} / {q['limit']:g} ({q['percent']:g} %)" for q in lines], padding=3)
+        ax.axvline(100, color=LIMIT, linestyle="--", linewidth=1)
+        ax.set_xlim(0, max(110.0, max(percents) * 1.35))
+        ax.set_xlabel("% of the daily limit used")
+        ax.set_title(f"{_label(report['tenant'])}: quota use on {report['quota']['day']} (UTC)")
+        return _png(fig)
+
+
+def comparison(lines: list[dict[str, Any]]) -> str | None:
+    """``report --all``: what landed and what was refused, per tenant, side by side."""
+    if not lines:
+        return None
+    names = [_label(line["tenant"]) for line in lines]
+    series = (("rows_landed", "batch rows landed", BATCH), ("messages_landed", "stream messages landed", STREAM),
+              ("rows_refused", "batch rows refused", "#aec7e8"), ("messages_refused", "stream messages refused",
+                                                                  REFUSED))
+    width = 0.8 / len(series)
+    with rc_context(_RC):
+        fig = Figure(figsize=(max(6.0, 1.6 * len(lines) + 3), 3.8))
+        ax = fig.subplots()
+        for i, (key, label, color) in enumerate(series):
+            xs = [n + (i - (len(series) - 1) / 2) * width for n in range(len(lines))]
+            bars = ax.bar(xs, [line[key] for line in lines], width=width, label=label, color=color)
+            ax.bar_label(bars, padding=2, fontsize=7)
+        ax.set_xticks(range(len(lines)), names)
+        ax.set_yscale("symlog")
+        ax.set_ylabel("count (symmetric log scale)")
+        ax.set_title("tenants side by side")
+        ax.legend(loc="upper left", fontsize=8)
+        return _png(fig)

@@ -1,0 +1,147 @@
+"""Reading a tenant's records for its report: Cassandra's metrics tables, the event log, the dead
+letters in Kafka, today's quota counters in Redis. Thin: each function turns one source into the
+plain records of :mod:`.records`; everything else is :mod:`.aggregate`'s.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from cassandra.cluster import Session
+from kafka import KafkaConsumer, TopicPartition
+
+from ..core.cql import ident
+from ..core.names import BATCH_METRICS_TABLE, STREAM_METRICS_TABLE
+from ..core.settings import Settings
+from ..core.tenants import MB, Tenant
+from ..services import events
+from ..services.provisioning import table_columns
+from ..services.quotas import Quotas, today
+from .period import Period
+from .records import DeadLetterRecord, FileRun, Inputs, QuotaLine, StreamWindow
+
+_FILE_COLUMNS = ("ingest_id", "file", "size_bytes", "started_at", "finished_at", "rows_ok", "rows_refused", "status",
+                 "reason", "duration_ms")
+_WINDOW_COLUMNS = ("worker", "window_start", "window_end", "messages", "bytes", "errors", "avg_ingest_ms",
+                   "max_latency_ms")
+DEAD_READ_TIMEOUT_MS = 5000
+
+
+def gather(settings: Settings, tenant: Tenant, period: Period, session: Session, client: redis.Redis) -> Inputs:
+    return Inputs(
+        tenant=tenant.name, batch=tenant.batch is not None, stream=tenant.stream is not None,
+        files=list(file_runs(session, tenant, period)), windows=list(stream_windows(session, tenant, period)),
+        events=events.read_events(settings.logs, tenant.name),
+        dead=dead_letters(settings, tenant, period) if tenant.stream is not None else [],
+        quota=quota(client, tenant), quota_day=today(),
+    )
+
+
+def _epoch(value: dt.datetime | None) -> float:
+    """The driver returns timestamps as naive datetimes in UTC."""
+    if value is None:
+        return 0.0
+    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
+
+
+def _rows(session: Session, tenant: Tenant, table: str, columns: tuple[str, ...], period: Period) -> Iterator[Any]:
+    """The table's rows in the period's days (each day is one partition), or all rows without a start."""
+    select = f"SELECT {', '.join(columns)} FROM {ident(tenant.namespace)}.{table}"
+    days = period.days()
+    if days is None:
+        yield from session.execute(select, timeout=60)
+        return
+    stmt = session.prepare(select + " WHERE day = ?")
+    for day in days:
+        yield from session.execute(stmt, (day,), timeout=60)
+
+
+def file_runs(session: Session, tenant: Tenant, period: Period) -> Iterator[FileRun]:
+    for r in _rows(session, tenant, BATCH_METRICS_TABLE, _FILE_COLUMNS, period):
+        yield FileRun(ingest_id=r.ingest_id, file=r.file or "", size_bytes=r.size_bytes or 0,
+                      started_at=_epoch(r.started_at), finished_at=_epoch(r.finished_at), rows_ok=r.rows_ok or 0,
+                      rows_refused=r.rows_refused or 0, status=r.status or "", reason=r.reason or "",
+                      duration_ms=r.duration_ms or 0.0)
+
+
+def stream_windows(session: Session, tenant: Tenant, period: Period) -> Iterator[StreamWindow]:
+    # A table provisioned before the histogram column existed (until `tenants apply` adds it).
+    has_buckets = "latency_buckets" in table_columns(session, tenant.namespace, STREAM_METRICS_TABLE)
+    columns = _WINDOW_COLUMNS + (("latency_buckets",) if has_buckets else ())
+    for r in _rows(session, tenant, STREAM_METRICS_TABLE, columns, period):
+        buckets = getattr(r, "latency_buckets", None)
+        yield StreamWindow(worker=r.worker, window_start=_epoch(r.window_start), window_end=_epoch(r.window_end),
+                           messages=r.messages or 0, bytes=r.bytes or 0, errors=r.errors or 0,
+                           avg_ingest_ms=r.avg_ingest_ms or 0.0, max_latency_ms=r.max_latency_ms,
+                           latency_buckets=dict(buckets) if buckets else None)
+
+
+def dead_letters(settings: Settings, tenant: Tenant, period: Period) -> list[DeadLetterRecord]:
+    """The tenant's dead letters refused in the period, read from ``<tenant>.dead`` up to its end."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str, enable_auto_commit=False,
+                             allow_auto_create_topics=False, consumer_timeout_ms=DEAD_READ_TIMEOUT_MS)
+    try:
+        if tenant.dead_topic not in consumer.topics():
+            return []
+        tps = [TopicPartition(tenant.dead_topic, p) for p in consumer.partitions_for_topic(tenant.dead_topic) or ()]
+        ends = consumer.end_offsets(tps)
+        todo = {tp for tp in tps if ends[tp] > 0}
+        if not todo:
+            return []
+        consumer.assign(sorted(todo))
+        _seek_to_start(consumer, sorted(todo), period)
+        todo = {tp for tp in todo if consumer.position(tp) < ends[tp]}
+        found: list[DeadLetterRecord] = []
+        if not todo:
+            return found
+        for record in consumer:
+            tp = TopicPartition(record.topic, record.partition)
+            if record.offset < ends[tp] and period.holds(record.timestamp / 1000):
+                found.append(_letter(record))
+            if record.offset >= ends[tp] - 1:
+                todo.discard(tp)
+            if not todo:
+                break
+        return found
+    finally:
+        consumer.close()
+
+
+def _seek_to_start(consumer: KafkaConsumer, tps: list[TopicPartition], period: Period) -> None:
+    if period.since is None:
+        consumer.seek_to_beginning(*tps)
+        return
+    starts = consumer.offsets_for_times({tp: int(period.since * 1000) for tp in tps})
+    ends = consumer.end_offsets(tps)
+    for tp in tps:
+        found = starts.get(tp)
+        consumer.seek(tp, found.offset if found is not None else ends[tp])
+
+
+def _letter(record: Any) -> DeadLetterRecord:
+    headers = {k: v.decode("utf-8", "replace") for k, v in record.headers or ()}
+
+    def number(name: str) -> int | None:
+        try:
+            return int(headers.get(name, ""))
+        except ValueError:
+            return None
+
+    return DeadLetterRecord(ts=record.timestamp / 1000, reason=headers.get("reason", "?"),
+                            detail=headers.get("detail", ""), partition=number("source_partition"),
+                            offset=number("source_offset"))
+
+
+def quota(client: redis.Redis, tenant: Tenant) -> list[QuotaLine]:
+    """Today's use of each daily limit the tenant has."""
+    used = Quotas(client).usage(tenant.name)
+    lines = []
+    if tenant.batch:
+        lines.append(QuotaLine("files", used["files"], tenant.batch.max_files_per_day))
+        lines.append(QuotaLine("MB", round(used["bytes"] / MB, 3), round(tenant.batch.max_bytes_per_day / MB, 3)))
+    if tenant.stream:
+        lines.append(QuotaLine("messages", used["messages"], tenant.stream.max_messages_per_day))
+    return lines
