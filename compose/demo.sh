@@ -30,6 +30,20 @@ python3 -m producers.stream --tenant tenant2 "$DATA"/1000rows*.csv
 echo "== 5. summary"
 mysimbdp summary --wait 600
 for t in tenant1 tenant2; do mysimbdp status --tenant "$t"; done
+
+echo "== 6. reports (batch and stream together, with plots)"
+# Every message is written once the summary is done; the stream workers publish their last metrics
+# window within two windows (MYSIMBDP_REPORT_EVERY seconds each) of their last batch.
+sleep "$(awk -v s="${MYSIMBDP_REPORT_EVERY:-5}" 'BEGIN { print 2 * s }')"
+for t in tenant1 tenant2; do mysimbdp report --tenant "$t" --html "$MYSIMBDP_HOME/report-$t.html"; done
+mysimbdp report --all --html "$MYSIMBDP_HOME/report-all.html" >/dev/null
+echo
+echo "Where to look:"
+for t in tenant1 tenant2; do echo "  report of $t:   $MYSIMBDP_HOME/report-$t.html"; done
+echo "  tenants side by side: $MYSIMBDP_HOME/report-all.html"
+echo "  (again at any time: mysimbdp report --tenant tenant2 --since 1h --html FILE, or --json)"
+echo "  Flower (queues, workers, tasks): run \`mysimbdp flower\` (or start the platform with"
+echo "    \`mysimbdp up --flower\`), then open http://127.0.0.1:5555/"
 echo
 echo "The platform keeps running: drop more files into $MYSIMBDP_HOME/staging/."
 echo "Stop it with: mysimbdp down && mysimbdp stack down"

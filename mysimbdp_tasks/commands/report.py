@@ -16,6 +16,7 @@ from typing import Any
 from ..core.errors import ConfigError, ConfigProblem, MysimbdpError
 from ..core.settings import Settings
 from ..reporting.period import Period, iso, parse_time
+from ..reporting.series import amount
 from .common import redis_client
 
 
@@ -51,12 +52,13 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
     if args.html:
         text = page.tenant_page(reports[0]) if args.tenant else page.comparison_page(lines, reports)
         _write(args.html, text)
+        # On stderr with --json, so that stdout stays one JSON document.
         print(f"report written to {args.html}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
         data: dict[str, Any] = reports[0] if args.tenant else {
             "period": period.to_json(), "comparison": lines, "tenants": reports}
         print(json.dumps(data, indent=2, ensure_ascii=False))
-    elif not args.html:
+    else:
         for r in reports:
             _print_text(r)
     return 0
@@ -87,5 +89,5 @@ def _print_text(r: dict[str, Any]) -> None:
     if r["refusals"]:
         print("  refusals: " + ", ".join(f"{x['path']} {x['kind']} {x['reason']}: {x['count']}"
                                          for x in r["refusals"]))
-    quota = ", ".join(f"{q['what']} {q['used']:g}/{q['limit']:g}" for q in r["quota"]["lines"])
+    quota = ", ".join(f"{q['what']} {amount(q['used'])}/{amount(q['limit'])}" for q in r["quota"]["lines"])
     print(f"  quota today ({r['quota']['day']}): {quota or 'none'}")

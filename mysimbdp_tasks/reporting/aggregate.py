@@ -92,10 +92,14 @@ def _latency(files: list[Any], windows: list[Any], events: list[dict[str, Any]])
     waits = [(f.finished_at - admitted[f.ingest_id]) * 1000 for f in files if admitted.get(f.ingest_id) is not None]
     buckets = histogram.merge(w.latency_buckets for w in windows)
     maxima = [w.max_latency_ms for w in windows if w.max_latency_ms is not None]
+    most = max(maxima) if maxima else None
+
+    def pct(q: float) -> float | None:  # a bucket's upper bound, but never above the largest value seen
+        found = histogram.percentile(buckets, q)
+        return _r(found if found is None or most is None else min(found, most))
+
     stream: dict[str, Any] = {
-        "count": histogram.total(buckets),
-        "p50": _r(histogram.percentile(buckets, 50)), "p95": _r(histogram.percentile(buckets, 95)),
-        "p99": _r(histogram.percentile(buckets, 99)), "max": _r(max(maxima)) if maxima else None,
+        "count": histogram.total(buckets), "p50": pct(50), "p95": pct(95), "p99": pct(99), "max": _r(most),
         "histogram": [[_r(histogram.lower_bound(b)), _r(histogram.upper_bound(b)), buckets[b]]
                       for b in sorted(buckets)],
         "windows_without_histogram": sum(1 for w in windows if w.messages and w.latency_buckets is None),

@@ -91,7 +91,7 @@ def tenant_sections(report: dict[str, Any], draw: Callable[[str, dict[str, Any]]
                     ("file processing (start to done)", lat["file_processing_ms"]),
                     ("file admitted to done", lat["file_admitted_to_done_ms"]),
                     ("stream end to end (Kafka timestamp to written)", lat["stream_end_to_end_ms"]))]),
-            '<p class="muted">Stream percentiles are read from merged histograms (at most 10 % high).</p>']
+            '<p class="muted">Stream percentiles are read from merged histograms (at most 4 % high).</p>']
     q = report["quota"]
     out += [f"<h2>Quota use on {_e(q['day'])} (UTC)</h2>", _img(draw("quota", report), "quota use"),
             _table(("limit", "used", "limit", "% used"),

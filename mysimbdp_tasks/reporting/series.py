@@ -79,3 +79,10 @@ def summary(values: Iterable[float]) -> dict[str, float | int | None]:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+def amount(value: float) -> str:
+    """1,234 for whole numbers, 0.341 otherwise (no exponents: 5,000,000 rather than 5e+06)."""
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.3f}".rstrip("0").rstrip(".")

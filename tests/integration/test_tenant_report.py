@@ -124,3 +124,18 @@ def test_report_refuses_an_unknown_tenant_and_a_bad_time(settings: Settings, tmp
     bad = subprocess.run([*run, "--all", "--since", "yesterday"], env=env, capture_output=True, text=True,
                          timeout=120, check=False)
     assert bad.returncode == 2 and "--since: expected a duration back from now" in bad.stderr
+
+
+def test_apply_adds_the_latency_histogram_to_a_metrics_table_made_before_it(make_tenant: Any, settings: Settings,
+                                                                           cassandra_session: Any) -> None:
+    from mysimbdp_tasks.services import provisioning
+
+    tenant = make_tenant(like="tenant2")
+    table = f"{tenant.namespace}.stream_ingestion_metrics"
+    cassandra_session.execute(f"ALTER TABLE {table} DROP latency_buckets", timeout=60)
+    assert "latency_buckets" not in provisioning.table_columns(cassandra_session, tenant.namespace,
+                                                               "stream_ingestion_metrics")
+    plans = provisioning.apply(cassandra_session, [tenant], settings.replication, echo=lambda _: None)
+    assert f"add column latency_buckets map<int, bigint> to {table}" in plans[0].changes
+    assert "latency_buckets" in provisioning.table_columns(cassandra_session, tenant.namespace,
+                                                           "stream_ingestion_metrics")
