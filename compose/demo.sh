@@ -27,6 +27,22 @@ echo "== 4. stream producers (tenants' client apps)"
 python3 -m producers.stream --tenant tenant1 "$DATA"/1000rows*.json
 python3 -m producers.stream --tenant tenant2 "$DATA"/1000rows*.csv
 
+# What a careless client sends: a CSV with a bad time and a row without its id, and three messages
+# that are not JSON objects or lack a key column. Each is refused with its reason; the good row lands.
+printf 'created_utc,subreddit,id,author,body\n1430458939,demo,ok1,alice,fine\nyesterday,demo,bad1,bob,late\n1430458939,demo,,carol,no id\n' \
+    > "$MYSIMBDP_HOME/staging/.tenant2-careless.csv.part"
+mv "$MYSIMBDP_HOME/staging/.tenant2-careless.csv.part" "$MYSIMBDP_HOME/staging/tenant2-careless.csv"
+python3 - <<'PY'
+import json
+from kafka import KafkaProducer
+from mysimbdp_tasks.core.settings import Settings
+
+producer = KafkaProducer(bootstrap_servers=Settings.from_env().kafka_bootstrap_str, acks="all")
+for value in (b'{"id": "cut short", "body": ', b"[1, 2]", json.dumps({"id": "x1", "author": "a", "body": "b"}).encode()):
+    producer.send("tenant2.ingest", value)
+producer.flush()
+PY
+
 echo "== 5. summary"
 mysimbdp summary --wait 600
 for t in tenant1 tenant2; do mysimbdp status --tenant "$t"; done

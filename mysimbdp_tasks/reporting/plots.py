@@ -23,6 +23,7 @@ from .series import amount
 BATCH, STREAM, REFUSED, LIMIT = "#1f77b4", "#2ca02c", "#d62728", "#7f7f7f"
 _RC: Any = {"font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
 MAX_LABEL = 60
+LABELLED_BUCKETS = 15
 
 
 def _png(fig: Figure) -> str:
@@ -53,8 +54,10 @@ def throughput(report: dict[str, Any]) -> str | None:
         fig = Figure(figsize=(9, 3.6))
         ax = fig.subplots()
         for i, (key, label, color) in enumerate(shown):
-            ax.bar(starts + i * width, [b[key] for b in data["buckets"]], width=width, align="edge", label=label,
-                   color=color)
+            values = [b[key] for b in data["buckets"]]
+            bars = ax.bar(starts + i * width, values, width=width, align="edge", label=label, color=color)
+            if len(values) <= LABELLED_BUCKETS:  # few bars: their numbers, so a small one is still seen
+                ax.bar_label(bars, labels=[amount(v) if v else "" for v in values], padding=2, fontsize=7)
         ax.xaxis_date(tz="UTC")
         # A tick at the start of every bucket (or every few), so each group of bars sits after its tick.
         step = math.ceil(len(starts) / 12)
@@ -119,6 +122,9 @@ def latency(report: dict[str, Any]) -> str | None:
                 ax.set_title(f"stream end-to-end latency ({stream['count']} messages)")
                 ax.set_ylabel("messages")
             ax.set_xlabel("milliseconds")
+            if ax.get_xscale() == "linear":
+                ax.xaxis.set_major_locator(ticker.MaxNLocator(nbins=5))
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: amount(round(x, 1))))
             ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
             ax.legend(loc="best", fontsize=8)
         fig.suptitle(f"{_label(report['tenant'])}: latency distribution")

@@ -50,7 +50,9 @@ def _epoch(value: dt.datetime | None) -> float:
 def _rows(session: Session, tenant: Tenant, table: str, columns: tuple[str, ...], period: Period) -> Iterator[Any]:
     """The table's rows in the period's days (each day is one partition), or all rows without a start."""
     select = f"SELECT {', '.join(columns)} FROM {ident(tenant.namespace)}.{table}"
-    days = period.days()
+    # A row's day is the day its file or window started: one that started the day before the period
+    # may still have ended in it.
+    days = Period(period.since - 86400, period.until).days() if period.since is not None else None
     if days is None:
         yield from session.execute(select, timeout=60)
         return
