@@ -61,6 +61,8 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
     else:
         for r in reports:
             _print_text(r)
+        if not reports:
+            print("no tenant is applied yet (mysimbdp tenants apply FILE)")
     return 0
 
 
