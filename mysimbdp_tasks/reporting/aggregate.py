@@ -154,8 +154,8 @@ def _recent(events: list[dict[str, Any]], dead: list[Any]) -> list[dict[str, Any
         elif e.get("event") == "row_refused":
             items.append({"ts": _ts(e), "path": "batch", "item": f"{e.get('file', '')} line {e.get('line', '?')}",
                           "reason": str(e.get("reason", "")), "detail": str(e.get("detail", ""))})
-    items += [{"ts": d.ts, "path": "stream", "item": f"partition {d.partition} offset {d.offset}",
-               "reason": d.reason, "detail": d.detail} for d in dead]
+    items += [{"ts": d.ts, "path": "stream", "item": f"message {d.source or '?'}", "reason": d.reason,
+               "detail": d.detail} for d in dead]
     latest = sorted(items, key=lambda i: i["ts"] or 0.0)[-RECENT:]
     return [{**i, "ts": iso(i["ts"]) if i["ts"] is not None else None} for i in reversed(latest)]
 

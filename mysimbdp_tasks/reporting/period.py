@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-EXAMPLES = "a duration back from now (30m, 2h, 1d, 90s, 1w) or an ISO time (2026-12-06T14:00, 2026-12-06)"
+from ..core.deadletters import parse_since
 
 
 def parse_time(text: str, now: float) -> float:
     """Epoch seconds of ``text``: ``2h`` means two hours before ``now``; an ISO time without a zone is UTC.
 
-    Raises ValueError saying what was expected.
+    Raises ValueError saying what was expected (the same forms as ``mysimbdp dead list --since``).
     """
-    found = _DURATION.match(text)
-    if found:
-        return now - float(found.group(1)) * _UNIT_S[found.group(2).lower()]
-    try:
-        when = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"expected {EXAMPLES}; got {text!r}") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.timestamp()
+    return parse_since(text, dt.datetime.fromtimestamp(now, dt.UTC)).timestamp()
 
 
 @dataclass(frozen=True)

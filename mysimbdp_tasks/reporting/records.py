@@ -49,8 +49,7 @@ class DeadLetterRecord:
     ts: float
     reason: str
     detail: str
-    partition: int | None = None  # where it came from in ``<tenant>.ingest``
-    offset: int | None = None
+    source: str = ""  # "<ingest topic>:<partition>:<offset>" it came from, if the letter says
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,12 @@ from typing import Any
 
 import redis
 from cassandra.cluster import Session
-from kafka import KafkaConsumer, TopicPartition
 
 from ..core.cql import ident
 from ..core.names import BATCH_METRICS_TABLE, STREAM_METRICS_TABLE
 from ..core.settings import Settings
 from ..core.tenants import MB, Tenant
-from ..services import events
+from ..services import events, replay
 from ..services.provisioning import table_columns
 from ..services.quotas import Quotas, today
 from .period import Period
@@ -27,7 +26,6 @@ _FILE_COLUMNS = ("ingest_id", "file", "size_bytes", "started_at", "finished_at",
                  "reason", "duration_ms")
 _WINDOW_COLUMNS = ("worker", "window_start", "window_end", "messages", "bytes", "errors", "avg_ingest_ms",
                    "max_latency_ms")
-DEAD_READ_TIMEOUT_MS = 5000
 
 
 def gather(settings: Settings, tenant: Tenant, period: Period, session: Session, client: redis.Redis) -> Inputs:
@@ -35,7 +33,7 @@ def gather(settings: Settings, tenant: Tenant, period: Period, session: Session,
         tenant=tenant.name, batch=tenant.batch is not None, stream=tenant.stream is not None,
         files=list(file_runs(session, tenant, period)), windows=list(stream_windows(session, tenant, period)),
         events=events.read_events(settings.logs, tenant.name),
-        dead=dead_letters(settings, tenant, period) if tenant.stream is not None else [],
+        dead=dead_letters(settings, tenant) if tenant.stream is not None else [],
         quota=quota(client, tenant), quota_day=today(),
     )
 
@@ -81,60 +79,10 @@ def stream_windows(session: Session, tenant: Tenant, period: Period) -> Iterator
                            latency_buckets=dict(buckets) if buckets else None)
 
 
-def dead_letters(settings: Settings, tenant: Tenant, period: Period) -> list[DeadLetterRecord]:
-    """The tenant's dead letters refused in the period, read from ``<tenant>.dead`` up to its end."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str, enable_auto_commit=False,
-                             allow_auto_create_topics=False, consumer_timeout_ms=DEAD_READ_TIMEOUT_MS)
-    try:
-        if tenant.dead_topic not in consumer.topics():
-            return []
-        tps = [TopicPartition(tenant.dead_topic, p) for p in consumer.partitions_for_topic(tenant.dead_topic) or ()]
-        ends = consumer.end_offsets(tps)
-        todo = {tp for tp in tps if ends[tp] > 0}
-        if not todo:
-            return []
-        consumer.assign(sorted(todo))
-        _seek_to_start(consumer, sorted(todo), period)
-        todo = {tp for tp in todo if consumer.position(tp) < ends[tp]}
-        found: list[DeadLetterRecord] = []
-        if not todo:
-            return found
-        for record in consumer:
-            tp = TopicPartition(record.topic, record.partition)
-            if record.offset < ends[tp] and period.holds(record.timestamp / 1000):
-                found.append(_letter(record))
-            if record.offset >= ends[tp] - 1:
-                todo.discard(tp)
-            if not todo:
-                break
-        return found
-    finally:
-        consumer.close()
-
-
-def _seek_to_start(consumer: KafkaConsumer, tps: list[TopicPartition], period: Period) -> None:
-    if period.since is None:
-        consumer.seek_to_beginning(*tps)
-        return
-    starts = consumer.offsets_for_times({tp: int(period.since * 1000) for tp in tps})
-    ends = consumer.end_offsets(tps)
-    for tp in tps:
-        found = starts.get(tp)
-        consumer.seek(tp, found.offset if found is not None else ends[tp])
-
-
-def _letter(record: Any) -> DeadLetterRecord:
-    headers = {k: v.decode("utf-8", "replace") for k, v in record.headers or ()}
-
-    def number(name: str) -> int | None:
-        try:
-            return int(headers.get(name, ""))
-        except ValueError:
-            return None
-
-    return DeadLetterRecord(ts=record.timestamp / 1000, reason=headers.get("reason", "?"),
-                            detail=headers.get("detail", ""), partition=number("source_partition"),
-                            offset=number("source_offset"))
+def dead_letters(settings: Settings, tenant: Tenant) -> list[DeadLetterRecord]:
+    """The tenant's dead letters (``<tenant>.dead``, read to its end as ``mysimbdp dead list`` does)."""
+    return [DeadLetterRecord(ts=x.timestamp_ms / 1000, reason=x.reason, detail=x.detail, source=x.source)
+            for x in replay.read(settings, tenant.name)]
 
 
 def quota(client: redis.Redis, tenant: Tenant) -> list[QuotaLine]:

@@ -23,8 +23,7 @@ HOSTILE = '<script>alert("x")</script>&'
 
 # -- period ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "back"), [("30m", 1800), ("2h", 7200), ("1d", 86400), ("90s", 90), ("1w", 604800),
-                                            ("1.5h", 5400), (" 2H ", 7200)])
+@pytest.mark.parametrize(("text", "back"), [("30m", 1800), ("2h", 7200), ("1d", 86400), ("90s", 90), (" 2h ", 7200)])
 def test_durations_count_back_from_now(text: str, back: float) -> None:
     assert parse_time(text, NOW) == NOW - back
 
@@ -35,9 +34,9 @@ def test_iso_times_without_a_zone_are_utc_and_zones_are_honoured() -> None:
     assert parse_time("2026-12-06", NOW) == 1796515200.0
 
 
-@pytest.mark.parametrize("text", ["2x", "yesterday", "-2h", "", "2026-13-01", "h"])
+@pytest.mark.parametrize("text", ["2x", "yesterday", "-2h", "", "2026-13-01", "h", "1.5h"])
 def test_a_bad_time_is_refused_with_what_is_expected(text: str) -> None:
-    with pytest.raises(ValueError, match=r"expected a duration back from now \(30m, 2h, 1d.*ISO time"):
+    with pytest.raises(ValueError, match=r"expected a duration such as 30m, 2h or 1d, or an ISO time"):
         parse_time(text, NOW)
 
 
@@ -126,8 +125,9 @@ def _inputs(name: str = "tenantX", file_name: str = "a.csv", reason: str = "bad_
          "detail": "id"},
         {"ts": NOW - 90_000, "event": "file_rejected", "file": "old.json", "reason": "file_too_large"},
     ]
-    dead = [DeadLetterRecord(t0 + 60, "bad_json", HOSTILE, 0, 5), DeadLetterRecord(t0 + 61, "bad_json", "y", 1, 9),
-            DeadLetterRecord(t0 + 62, "daily_messages_exceeded", "quota", 2, 1)]
+    dead = [DeadLetterRecord(t0 + 60, "bad_json", HOSTILE, f"{name}.ingest:0:5"),
+            DeadLetterRecord(t0 + 61, "bad_json", "y", f"{name}.ingest:1:9"),
+            DeadLetterRecord(t0 + 62, "daily_messages_exceeded", "quota", f"{name}.ingest:2:1")]
     quota = [QuotaLine("files", 3, 500), QuotaLine("MB", 0.002, 2048.0), QuotaLine("messages", 53, 50)]
     return Inputs(name, True, True, files, windows, events, dead, quota, "2025-12-06")
 
