@@ -29,6 +29,7 @@ from .commands.platform import (
     watch,
     worker,
 )
+from .commands.report import report, when
 from .commands.reports import BENCHMARKS, bench, status, summary
 from .commands.stack import stack_down, stack_status, stack_up
 from .commands.tenants import tenants_apply, tenants_check, tenants_list, tenants_remove
@@ -270,12 +271,29 @@ def _report_parsers(sub: Any) -> None:
     p.add_argument("--wait", type=wait_seconds, default=0, metavar="SECONDS",
                    help="first wait up to this long for files and messages still being ingested (default 0)")
     p.set_defaults(handler=summary)
+    _tenant_report_parser(sub)
     p = sub.add_parser("bench", help="benchmarks against the real services (see benchmarks/README.md)")
     p.add_argument("kind", choices=sorted(BENCHMARKS), help="which benchmark")
     p.add_argument("options", nargs=argparse.REMAINDER,
                    help="the benchmark's own options, e.g. --json-out FILE --plot FILE --quick\n"
                         "(mysimbdp bench KIND --help lists them)")
     p.set_defaults(handler=bench)
+
+
+def _tenant_report_parser(sub: Any) -> None:
+    p = sub.add_parser("report", help="a tenant's batch and stream ingestion in one report: files and messages in,\n"
+                                      "rows landed, refusals by reason, quota use, latency, throughput over time")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--tenant", help="the tenant to report on")
+    which.add_argument("--all", action="store_true", help="every applied tenant, side by side")
+    p.add_argument("--since", type=when, metavar="WHEN",
+                   help="only what happened from then on: a duration back from now (30m, 2h, 1d)\n"
+                        "or an ISO time in UTC (2026-12-06T14:00); default: everything recorded")
+    p.add_argument("--until", type=when, metavar="WHEN", help="only what happened until then (same forms; default now)")
+    p.add_argument("--html", type=Path, metavar="FILE", help="also write the report as one self-contained HTML page "
+                                                             "with plots")
+    _json_flag(p)
+    p.set_defaults(handler=report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,6 +44,7 @@ class Process:
     helpers: dict[type, Any] = field(default_factory=dict)  # class -> its one instance on `redis`
     # The stream writer's reporting windows, one per tenant (see stream.writer).
     windows: dict[str, Window] = field(default_factory=dict)
+    flusher: threading.Thread | None = None  # publishes windows that are due while no batch comes
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def drop_connections(self) -> None:
