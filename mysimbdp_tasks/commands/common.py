@@ -9,6 +9,7 @@ from typing import Any
 import redis
 
 from ..core.settings import Settings
+from ..security import identities
 
 SERVICES = ("redis", "kafka", "cassandra")
 
@@ -18,7 +19,7 @@ def echo(msg: str) -> None:
 
 
 def redis_client(settings: Settings) -> Any:
-    return redis.Redis.from_url(settings.redis_url)
+    return redis.Redis.from_url(identities.redis_url(settings))
 
 
 def stop_event() -> threading.Event:

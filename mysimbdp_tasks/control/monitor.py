@@ -32,6 +32,7 @@ from ..core.errors import Stopping
 from ..core.reports import Report
 from ..core.settings import DEFAULT_IDLE_AFTER_S, Settings
 from ..core.tenants import Tenant
+from ..security import identities
 from ..services import topics
 from ..services.outages import Waiter
 from ..services.registry import Registry
@@ -106,7 +107,7 @@ def run(settings: Settings, scope: set[str] | None, idle_after_s: float, stop: t
     waits for it (logged once per outage), then goes on where it was.
     """
     wait = waiter or Waiter("monitor", stop)
-    registry = Registry(redis.Redis.from_url(settings.redis_url))
+    registry = Registry(redis.Redis.from_url(identities.redis_url(settings)))
     cache: dict[str, Any] = {"at": 0.0, "tenants": {}}
 
     def tenants() -> dict[str, Tenant]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from cassandra import OperationTimedOut, RequestExecutionException
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
     Cluster,
@@ -18,6 +19,7 @@ from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionP
 from ..core.backoff import OUTAGE_BACKOFF
 from ..core.errors import ServiceUnavailable, SettingsError, TransientIngestError
 from ..core.settings import REPLICATION, Settings
+from ..security.identities import credentials
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,9 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def connect(settings: Settings, request_timeout: float = 30.0) -> tuple[Cluster, Session]:
-    """Open a token-aware session to the configured Cassandra hosts."""
+    """Open a token-aware session to the configured Cassandra hosts (in secure mode, logged in as
+    the process's principal: a tenant's pool as its tenant's role)."""
+    found = credentials(settings)
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
         request_timeout=request_timeout,
@@ -59,6 +63,7 @@ def connect(settings: Settings, request_timeout: float = 30.0) -> tuple[Cluster,
         # two-minute outage a process would wait minutes more for a Cassandra that is back. Capped
         # at 10 s, as the platform's own waits are (core.backoff.OUTAGE_BACKOFF).
         reconnection_policy=ExponentialReconnectionPolicy(base_delay=1.0, max_delay=RECONNECT_MAX_S),
+        auth_provider=None if found is None else PlainTextAuthProvider(username=found[0], password=found[1]),
     )
     try:
         session = cluster.connect()

@@ -25,6 +25,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 
 from ..core import names
 from ..core.settings import Settings
+from ..security import identities
 from ..services import context
 from .lease import Lease
 
@@ -34,7 +35,7 @@ def make_app(settings: Settings) -> Celery:
     (``include``: imported when the worker starts, registered on this app as shared tasks)."""
     app = Celery("mysimbdp", include=["mysimbdp_tasks.worker.tasks"])
     app.conf.update(
-        broker_url=settings.redis_url,
+        broker_url=identities.redis_url(settings),  # with the process's credentials in secure mode
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout,
