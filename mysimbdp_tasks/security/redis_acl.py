@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 SHARED_BROKER_KEYS = (names.UNACKED, names.UNACKED_INDEX, "unacked_mutex")
 # Exchanges whose binding sets a worker adds itself to: remote control, its replies, task events.
 CELERY_EXCHANGES = ("celery.pidbox", "reply.celery.pidbox", "celeryev")
+# kombu's binding table of an exchange, and its set of bindings that never expire.
+BINDING_TABLES = ("binding", "binding_permanent")
 # Platform keys named by an ingest or task id (a uuid, not the tenant): any pool may reach them.
 BY_ID_KEYS = (names.JOB_PREFIX + "*", names.JOBS_OPEN, names.REFUND_PREFIX + "*", names.ADMISSION_PREFIX + "*",
               names.REDELIVERIES_PREFIX + "*")
@@ -41,10 +43,12 @@ def tenant_rules(tenant: str) -> list[str]:
     keys = [
         # Its queues, with kombu's priority sub-queues ("<queue>\x06\x16<n>").
         *(f"~{q}*" for q in queues),
-        # Bindings: read all (routing), write only its own queues' and Celery's fanout ones.
-        "%R~_kombu.binding.*",
-        *(f"~_kombu.binding.{q}" for q in queues),
-        *(f"~_kombu.binding.{x}" for x in CELERY_EXCHANGES),
+        # Bindings: read all (routing), write only its own queues' and Celery's fanout ones, plus
+        # the one sorted set of binding deadlines every consumer refreshes.
+        "%R~_kombu.binding*",
+        *(f"~_kombu.{table}.{x}" for x in (*queues, *CELERY_EXCHANGES) for table in BINDING_TABLES),
+        "~_kombu.binding_deadlines",
+        f"~{tenant}@*.celery.pidbox*",  # its workers' remote-control queues (node names "<tenant>@host")
         "~*.reply.celery.pidbox",  # answers to remote-control requests (Flower, `celery inspect`)
         *(f"~{k}" for k in SHARED_BROKER_KEYS),
         # Its own counters and stream bookkeeping.
@@ -58,7 +62,7 @@ def tenant_rules(tenant: str) -> list[str]:
     # Pub/sub: task events and remote-control broadcasts are channels named by Celery, not by tenant.
     commands = ["resetchannels", "&*", "-@all", "+@read", "+@write", "+@keyspace", "+@list", "+@hash", "+@set",
                 "+@sortedset", "+@string", "+@scripting", "+@transaction", "+@pubsub", "+@connection",
-                "-@dangerous", "-@admin", "+client|setname", "+client|id"]
+                "-@dangerous", "-@admin", "+client|setname", "+client|id", "+time", "+ping", "+echo"]
     return [*commands, *keys]
 
 
