@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import secrets as stdlib_secrets
+import time
 from pathlib import Path
 
 from cassandra.auth import PlainTextAuthProvider
-from cassandra.cluster import Session
+from cassandra.cluster import NoHostAvailable, Session
 
 from ..core.cql import ident
 from ..core.errors import SettingsError
@@ -29,6 +30,7 @@ AUTH_OPTIONS = {
     "authorizer": "CassandraAuthorizer",
     "role_manager": "CassandraRoleManager",
 }
+RATE_LIMIT_TRIES, RATE_LIMIT_WAIT_S = 4, 2.0
 GRANTED = ("SELECT", "MODIFY")  # what a tenant's role may do on its own keyspace, and nothing else
 
 
@@ -65,10 +67,21 @@ def ensure_tenant_role(session: Session, home: Path, tenant: str, keyspace: str,
     if not exists:
         session.execute(f"CREATE ROLE IF NOT EXISTS {ident(role)} WITH LOGIN = true AND PASSWORD = %s", (password,))
     elif new_password:
-        # Cassandra 5 refuses a second password change of a role within 5 s (a guard against
-        # guessing): rotating twice in a row fails with that message, and can simply be run again.
-        session.execute(f"ALTER ROLE {ident(role)} WITH PASSWORD = %s", (password,))
+        _alter_password(session, role, password)
     for permission in GRANTED:
         session.execute(f"GRANT {permission} ON KEYSPACE {ident(keyspace)} TO {ident(role)}")
     log.info("tenant=%s cassandra role %s: %s on keyspace %s", tenant, role, " and ".join(GRANTED), keyspace)
     return role
+
+
+def _alter_password(session: Session, role: str, password: str) -> None:
+    # Cassandra 5 refuses to change a role's password twice within 5 s (counting its creation):
+    # wait it out rather than leave the store and the role with different passwords.
+    for attempt in range(RATE_LIMIT_TRIES):
+        try:
+            session.execute(f"ALTER ROLE {ident(role)} WITH PASSWORD = %s", (password,))
+            return
+        except NoHostAvailable as exc:
+            if "can only be changed every" not in str(exc) or attempt == RATE_LIMIT_TRIES - 1:
+                raise
+            time.sleep(RATE_LIMIT_WAIT_S)

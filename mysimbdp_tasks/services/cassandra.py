@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from cassandra import OperationTimedOut, RequestExecutionException
+from cassandra import OperationTimedOut, RequestExecutionException, Unauthorized
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
@@ -17,7 +17,7 @@ from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 
 from ..core.backoff import OUTAGE_BACKOFF
-from ..core.errors import ServiceUnavailable, SettingsError, TransientIngestError
+from ..core.errors import PermanentIngestError, ServiceUnavailable, SettingsError, TransientIngestError
 from ..core.settings import REPLICATION, Settings
 from ..security.identities import credentials
 
@@ -39,6 +39,14 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT)
 
 
+
+
+def as_refusal(exc: BaseException) -> BaseException:
+    """Cassandra refusing this process's role (secure mode: another tenant's keyspace) becomes a
+    permanent failure with reason ``unauthorized``, for the receipt or the dead letters."""
+    if isinstance(exc, Unauthorized):
+        return PermanentIngestError("unauthorized", f"Cassandra refused this pool's role: {str(exc)[:300]}")
+    return exc
 
 
 def connect(settings: Settings, request_timeout: float = 30.0) -> tuple[Cluster, Session]:

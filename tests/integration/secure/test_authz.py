@@ -1,0 +1,128 @@
+"""Secure mode: each tenant's identity is authorized by the services themselves, not by our code."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+import redis
+from cassandra import Unauthorized
+from cassandra.cluster import NoHostAvailable, Session
+from kit import DATA, Platform, table_rows
+
+from mysimbdp_tasks.core import names
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.security import access, identities, secrets
+from mysimbdp_tasks.services import cassandra as db
+from mysimbdp_tasks.services.registry import Registry
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def two_tenants(make_tenant: Any, settings: Settings, cassandra_session: Session, redis_client: redis.Redis) -> Any:
+    a, b = make_tenant(like="tenant2"), make_tenant(like="tenant2")
+    access.grant(settings, cassandra_session, redis_client, [a, b])
+    return a, b
+
+
+def _as(settings: Settings, tenant: str) -> Settings:
+    return identities.as_tenant(settings, tenant)
+
+
+def test_cassandra_refuses_a_tenant_role_on_another_keyspace(two_tenants: Any, settings: Settings) -> None:
+    a, b = two_tenants
+    cluster, session = db.connect(_as(settings, a.name))
+    try:
+        assert table_rows(session, a) == []  # its own keyspace: allowed
+        with pytest.raises(Unauthorized):
+            session.execute(f'SELECT * FROM "{b.namespace}"."{b.table_name}"')
+        with pytest.raises(Unauthorized):
+            session.execute(f'INSERT INTO "{b.namespace}"."{b.table_name}" (subreddit, id, author) '
+                            "VALUES ('x', 'y', 'z')")
+        with pytest.raises(Unauthorized):
+            session.execute(f'DROP KEYSPACE "{b.namespace}"')
+    finally:
+        cluster.shutdown()
+
+
+def test_cassandra_refuses_the_default_superuser_and_anonymous_clients(settings: Settings) -> None:
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import Cluster
+
+    for auth in (PlainTextAuthProvider("cassandra", "cassandra"), None):
+        cluster = Cluster(settings.cassandra_contact_points, port=settings.cassandra_port, auth_provider=auth)
+        with pytest.raises(NoHostAvailable):
+            cluster.connect()
+        cluster.shutdown()
+
+
+def test_redis_refuses_a_pool_user_on_another_tenants_quota_keys(two_tenants: Any, settings: Settings,
+                                                                  redis_client: redis.Redis) -> None:
+    a, b = two_tenants
+    day = "2026-01-01"
+    redis_client.hset(names.usage_key(b.name, day), "files", 3)
+    pool = redis.Redis.from_url(identities.redis_url(_as(settings, a.name)))
+    try:
+        pool.hincrby(names.usage_key(a.name, day), "files", 1)  # its own counters: allowed
+        for attempt in (lambda: pool.hget(names.usage_key(b.name, day), "files"),
+                        lambda: pool.hincrby(names.usage_key(b.name, day), "files", -3),
+                        lambda: pool.delete(names.usage_key(b.name, day)),
+                        lambda: pool.lpush(names.batch_queue(b.name), "forged"),
+                        lambda: pool.hset(names.TENANTS, a.name, "{}")):  # the registry is read-only
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                attempt()
+        assert pool.hget(names.TENANTS, a.name) is not None  # ...but readable
+    finally:
+        pool.close()
+    assert redis_client.hget(names.usage_key(b.name, day), "files") == b"3"
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis.from_url(settings.redis_url).ping()  # no credentials: refused
+
+
+def test_rotated_credentials_work_and_the_old_password_is_refused(two_tenants: Any, settings: Settings,
+                                                                    cassandra_session: Session,
+                                                                    redis_client: redis.Redis) -> None:
+    a, _ = two_tenants
+    old = secrets.password(settings.home, identities.tenant_principal(a.name))
+    old_url = identities.redis_url(_as(settings, a.name))
+    access.rotate(settings, cassandra_session, redis_client, a)
+    assert secrets.password(settings.home, identities.tenant_principal(a.name)) != old
+    redis.Redis.from_url(identities.redis_url(_as(settings, a.name))).ping()
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis.from_url(old_url).ping()
+    cluster, session = db.connect(_as(settings, a.name))  # Cassandra has the new password too
+    try:
+        assert table_rows(session, a) == []
+    finally:
+        cluster.shutdown()
+
+
+def test_a_pool_handed_work_for_another_keyspace_is_refused_by_cassandra(two_tenants: Any, settings: Settings,
+                                                                         redis_client: redis.Redis,
+                                                                         cassandra_session: Session,
+                                                                         secure_env: dict[str, str]) -> None:
+    """A's applied configuration is forged in the registry to aim at B's keyspace (what someone
+    with write access to the broker's Redis could do): A's pool takes the file, and Cassandra,
+    not our code, refuses A's role; the receipt names the reason. A's own work still lands."""
+    a, b = two_tenants
+    registry = Registry(redis_client)
+    redis_client.hset(names.TENANTS, a.name, json.dumps({a.name: {**a.raw, "namespace": b.namespace}}))
+    platform = Platform(settings, a, settings.home, concurrency=1, extra_env=secure_env)
+    platform.start()
+    try:
+        forged_name = f"{a.name}-forged-{uuid.uuid4().hex[:6]}.csv"
+        _, receipt = platform.final(platform.stage(DATA / "1000rows.csv", forged_name), timeout=240)
+        assert (receipt["status"], receipt["reason"], receipt["keyspace"]) == ("failed", "unauthorized", b.namespace)
+        assert "Cassandra refused" in json.dumps(receipt["errors"])
+        registry.save(a)  # the real configuration again
+        own_name = f"{a.name}-own-{uuid.uuid4().hex[:6]}.csv"
+        _, receipt = platform.final(platform.stage(DATA / "1000rows.csv", own_name), timeout=240)
+        assert (receipt["status"], receipt["keyspace"]) == ("done", a.namespace)
+        assert receipt["rows_ok"] > 0
+    finally:
+        platform.stop()
+    assert len(table_rows(cassandra_session, a)) > 0
+    assert table_rows(cassandra_session, b) == []
