@@ -49,6 +49,12 @@ def redis_url(settings: Settings, principal: str | None = None) -> str:
     return urlunparse(parts._replace(netloc=netloc))
 
 
+def pool_tenant(settings: Settings) -> str | None:
+    """The tenant whose pool this process is, in secure mode; None for the platform's processes."""
+    kind, _, name = settings.principal.partition(":")
+    return name if settings.secure and kind == "tenant" else None
+
+
 def as_tenant(settings: Settings, tenant: str) -> Settings:
     """The settings of a process acting for ``tenant`` (its worker pool)."""
     return dataclasses.replace(settings, principal=tenant_principal(tenant))

@@ -20,9 +20,6 @@ from .identities import ADMIN, account, tenant_principal
 
 log = logging.getLogger(__name__)
 
-# Broker keys every pool shares: kombu's Redis transport keeps ONE hash and ONE sorted set of the
-# delivered, unacknowledged messages (and a mutex for restoring them) for all queues.
-SHARED_BROKER_KEYS = (names.UNACKED, names.UNACKED_INDEX, "unacked_mutex")
 # Exchanges whose binding sets a worker adds itself to: remote control, its replies, task events.
 CELERY_EXCHANGES = ("celery.pidbox", "reply.celery.pidbox", "celeryev")
 # kombu's binding table of an exchange, and its set of bindings that never expire.
@@ -50,7 +47,9 @@ def tenant_rules(tenant: str) -> list[str]:
         "~_kombu.binding_deadlines",
         f"~{tenant}@*.celery.pidbox*",  # its workers' remote-control queues (node names "<tenant>@host")
         "~*.reply.celery.pidbox",  # answers to remote-control requests (Flower, `celery inspect`)
-        *(f"~{k}" for k in SHARED_BROKER_KEYS),
+        # Its delivered, unacknowledged messages: kombu keeps one hash, index and mutex for all
+        # queues by default; a secure pool gets its own (worker/celery_app.py).
+        *(f"~{k}" for k in names.unacked_keys(tenant)),
         # Its own counters and stream bookkeeping.
         f"~{names.usage_key(tenant, '*')}",
         f"~{names.stream_hw_key(tenant)}",

@@ -34,13 +34,17 @@ def make_app(settings: Settings) -> Celery:
     """A Celery app for ``settings``. Sending needs nothing more; a worker also gets the task bodies
     (``include``: imported when the worker starts, registered on this app as shared tasks)."""
     app = Celery("mysimbdp", include=["mysimbdp_tasks.worker.tasks"])
+    unacked, unacked_index, unacked_mutex = names.unacked_keys(identities.pool_tenant(settings))
     app.conf.update(
         broker_url=identities.redis_url(settings),  # with the process's credentials in secure mode
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout,
-            "unacked_key": names.UNACKED,
-            "unacked_index_key": names.UNACKED_INDEX,
+            # A pool restores only messages it took itself, so in secure mode each tenant's pool
+            # keeps them under names of its own (services/broker.py reads both kinds).
+            "unacked_key": unacked,
+            "unacked_index_key": unacked_index,
+            "unacked_mutex_key": unacked_mutex,
             # Restore unacknowledged messages of dead workers promptly once they are due: a scan
             # (one ZRANGE under a mutex) every few seconds, not kombu's 10 x 10 s.
             "unacked_restore_interval": settings.restore_every_seconds,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.errors import SettingsError
 from mysimbdp_tasks.core.settings import SECURE_MARKER, Settings
 from mysimbdp_tasks.security import identities, redis_acl, secrets
@@ -59,10 +60,22 @@ def test_urls_carry_the_process_principal_only_in_secure_mode(tmp_path: Path) ->
     assert identities.redis_url(secure).startswith("redis://platform_admin:")
 
 
+def test_a_secure_pool_keeps_its_unacknowledged_messages_under_its_own_names(tmp_path: Path) -> None:
+    env = {"MYSIMBDP_HOME": str(tmp_path)}
+    plain, secure = Settings.from_env(env), Settings.from_env(env | {"MYSIMBDP_SECURE": "1"})
+    assert identities.pool_tenant(identities.as_tenant(plain, "t1")) is None
+    assert identities.pool_tenant(secure) is None  # the platform's own processes
+    assert identities.pool_tenant(identities.as_tenant(secure, "t1")) == "t1"
+    assert names.unacked_keys(None) == ("unacked", "unacked_index", "unacked_mutex")
+    assert names.unacked_keys("t1") == ("unacked:t1", "unacked_index:t1", "unacked_mutex:t1")
+    assert names.queue_tenant(names.stream_queue("t1")) == "t1"
+
+
 def test_a_pool_user_may_touch_its_own_keys_only() -> None:
     rules = redis_acl.tenant_rules("t1")
     keys = [r for r in rules if "~" in r]
     assert "~mysimbdp:usage:t1:*" in keys and "~t1.batch*" in keys and "~t1.stream*" in keys
     assert not any("t2" in r for r in keys)
+    assert "~unacked:t1" in keys and "~unacked" not in keys
     assert "~*" not in keys and "%R~mysimbdp:tenants" in keys and "~mysimbdp:tenants" not in keys
     assert "-@dangerous" in rules and "-@admin" in rules

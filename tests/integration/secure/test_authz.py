@@ -71,6 +71,8 @@ def test_redis_refuses_a_pool_user_on_another_tenants_quota_keys(two_tenants: An
                         lambda: pool.hincrby(names.usage_key(b.name, day), "files", -3),
                         lambda: pool.delete(names.usage_key(b.name, day)),
                         lambda: pool.lpush(names.batch_queue(b.name), "forged"),
+                        lambda: pool.hgetall(names.unacked_keys(b.name)[0]),  # B's in-flight messages
+                        lambda: pool.hgetall(names.UNACKED),
                         lambda: pool.hset(names.TENANTS, a.name, "{}")):  # the registry is read-only
             with pytest.raises(redis.exceptions.NoPermissionError):
                 attempt()
@@ -126,3 +128,16 @@ def test_a_pool_handed_work_for_another_keyspace_is_refused_by_cassandra(two_ten
         platform.stop()
     assert len(table_rows(cassandra_session, a)) > 0
     assert table_rows(cassandra_session, b) == []
+
+
+def test_the_sweepers_see_tasks_a_secure_pool_holds_under_its_own_names(two_tenants: Any,
+                                                                        redis_client: redis.Redis) -> None:
+    from mysimbdp_tasks.services import broker
+
+    a, _ = two_tenants
+    message = json.dumps({"headers": {"id": f"{a.name}-held"}, "body": ""})
+    redis_client.hset(names.unacked_keys(a.name)[0], "tag-1", json.dumps([message, "", names.batch_queue(a.name)]))
+    try:
+        assert f"{a.name}-held" in broker.held_ids(redis_client, [names.batch_queue(a.name)])
+    finally:
+        redis_client.delete(names.unacked_keys(a.name)[0])
