@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from typing import Any
 
+import psutil
 import pytest
 import redis
 from cassandra import Unauthorized
@@ -124,6 +128,7 @@ def test_a_pool_handed_work_for_another_keyspace_is_refused_by_cassandra(two_ten
         _, receipt = platform.final(platform.stage(DATA / "1000rows.csv", own_name), timeout=240)
         assert (receipt["status"], receipt["keyspace"]) == ("done", a.namespace)
         assert receipt["rows_ok"] > 0
+        _assert_no_password_shown(settings, a.name, platform)
     finally:
         platform.stop()
     assert len(table_rows(cassandra_session, a)) > 0
@@ -141,3 +146,38 @@ def test_the_sweepers_see_tasks_a_secure_pool_holds_under_its_own_names(two_tena
         assert f"{a.name}-held" in broker.held_ids(redis_client, [names.batch_queue(a.name)])
     finally:
         redis_client.delete(names.unacked_keys(a.name)[0])
+
+
+def _assert_no_password_shown(settings: Settings, tenant: str, platform: Platform) -> None:
+    """Neither the pool's nor the platform's password is on a command line, in an environment,
+    a log or a receipt."""
+    hidden = [secrets.password(settings.home, p) for p in (identities.tenant_principal(tenant), identities.ADMIN)]
+    processes = [psutil.Process(p.pid) for p in platform.procs.values()]
+    processes += [child for proc in processes for child in proc.children(recursive=True)]
+    for proc in processes:
+        shown = " ".join(proc.cmdline()) + " ".join(f"{k}={v}" for k, v in proc.environ().items())
+        assert not any(h in shown for h in hidden), proc.cmdline()
+    files = [*(settings.home / "logs").glob("*"), *settings.home.glob("*/*/*.receipt.json")]
+    assert files
+    for file in files:
+        text = file.read_text(errors="replace")
+        assert not any(h in text for h in hidden), file
+
+
+def test_credentials_command_prints_what_a_client_needs_and_rotates(two_tenants: Any, settings: Settings,
+                                                                    secure_env: dict[str, str]) -> None:
+    a, _ = two_tenants
+    env = {**os.environ, **secure_env}
+    out = subprocess.run([sys.executable, "-m", "mysimbdp_tasks.cli", "tenants", "credentials", a.name, "--json"],
+                         env=env, capture_output=True, text=True, timeout=120, check=True)
+    found = json.loads(out.stdout)
+    principal = identities.tenant_principal(a.name)
+    assert found["password"] == secrets.password(settings.home, principal)
+    assert (found["cassandra"]["role"], found["cassandra"]["keyspace"]) == (f"tenant_{a.name}", a.namespace)
+    assert found["redis"]["username"] == f"tenant_{a.name}" and found["kafka"]["ingest_topic"] == f"{a.name}.ingest"
+    out = subprocess.run([sys.executable, "-m", "mysimbdp_tasks.cli", "tenants", "credentials", a.name, "--rotate",
+                          "--json"], env=env, capture_output=True, text=True, timeout=120, check=True)
+    rotated = json.loads(out.stdout)
+    assert rotated["rotated"] and rotated["password"] != found["password"]
+    assert rotated["password"] == secrets.password(settings.home, principal)
+    redis.Redis.from_url(identities.redis_url(_as(settings, a.name))).ping()
