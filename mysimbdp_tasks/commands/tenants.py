@@ -238,11 +238,16 @@ def tenants_remove(settings: Settings, args: argparse.Namespace) -> int:
         cluster, session = db.connect(settings)
         try:
             provisioning.drop_data(session, known[args.name])
+            if settings.secure:
+                from ..security import access
+
+                access.revoke(session, redis_client(settings), known[args.name])
         finally:
             cluster.shutdown()
         topics.delete_tenant_topics(settings, known[args.name])
         registry.forget(args.name)
-        say(f"{args.name}: keyspace {known[args.name].namespace} and its topics dropped")
+        say(f"{args.name}: keyspace {known[args.name].namespace} and its topics dropped"
+            + (", its Cassandra role and Redis user too" if settings.secure else ""))
     else:
         say(f"{args.name}: data kept in keyspace {known[args.name].namespace} (use --drop-data to delete it)")
     if args.json:

@@ -12,6 +12,7 @@ from typing import Any
 
 from cassandra.cluster import Session
 
+from ..core.cql import ident
 from ..core.settings import Settings
 from ..core.tenants import Tenant
 from . import cassandra_roles, redis_acl, secrets
@@ -33,6 +34,14 @@ def rotate(settings: Settings, session: Session, client: Any, tenant: Tenant) ->
     secrets.password(settings.home, tenant_principal(tenant.name), rotate=True)
     cassandra_roles.ensure_tenant_role(session, settings.home, tenant.name, tenant.namespace, new_password=True)
     redis_acl.ensure_tenant_user(client, settings.home, tenant.name)
+
+
+def revoke(session: Session, client: Any, tenant: Tenant) -> None:
+    """The tenant's role and Redis user are dropped (with its keyspace: ``tenants remove --drop-data``)."""
+    user = account(tenant_principal(tenant.name))
+    session.execute(f"DROP ROLE IF EXISTS {ident(user)}")
+    client.execute_command("ACL", "DELUSER", user)
+    client.execute_command("ACL", "SAVE")
 
 
 def client_credentials(settings: Settings, tenant: Tenant) -> dict[str, Any]:

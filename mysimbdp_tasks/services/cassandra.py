@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from cassandra import OperationTimedOut, RequestExecutionException, Unauthorized
+from cassandra import AuthenticationFailed, OperationTimedOut, RequestExecutionException, Unauthorized
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
@@ -78,6 +78,14 @@ def connect(settings: Settings, request_timeout: float = 30.0) -> tuple[Cluster,
     except NoHostAvailable as exc:
         cluster.shutdown()
         hosts = ", ".join(f"{h}:{p}" for h, p in settings.cassandra_hosts)
+        errors = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
+        if found is not None and any(isinstance(e, AuthenticationFailed) for e in errors.values()):
+            # Still "unavailable" (work waits, nothing is given up) until the credentials are fixed.
+            raise ServiceUnavailable(
+                f"Cassandra at {hosts} refused the login of role {found[0]} (secure mode): its password in "
+                f"{settings.home / 'secrets'} does not match; `mysimbdp tenants credentials <tenant> --rotate` "
+                "sets a new one in both"
+            ) from exc
         raise ServiceUnavailable(
             f"cannot reach Cassandra at {hosts} ({exc.args[0] if exc.args else exc}); "
             "start the local stack with `mysimbdp stack up` or set MYSIMBDP_CASSANDRA_HOSTS"

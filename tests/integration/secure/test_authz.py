@@ -17,6 +17,7 @@ from cassandra.cluster import NoHostAvailable, Session
 from kit import DATA, Platform, table_rows
 
 from mysimbdp_tasks.core import names
+from mysimbdp_tasks.core.errors import ServiceUnavailable
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.security import access, identities, secrets
 from mysimbdp_tasks.services import cassandra as db
@@ -181,3 +182,14 @@ def test_credentials_command_prints_what_a_client_needs_and_rotates(two_tenants:
     assert rotated["rotated"] and rotated["password"] != found["password"]
     assert rotated["password"] == secrets.password(settings.home, principal)
     redis.Redis.from_url(identities.redis_url(_as(settings, a.name))).ping()
+
+
+def test_a_removed_tenants_accounts_are_dropped(make_tenant: Any, settings: Settings, cassandra_session: Session,
+                                                 redis_client: redis.Redis) -> None:
+    t = make_tenant(like="tenant2")
+    access.grant(settings, cassandra_session, redis_client, [t])
+    access.revoke(cassandra_session, redis_client, t)
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis.from_url(identities.redis_url(_as(settings, t.name))).ping()
+    with pytest.raises(ServiceUnavailable, match=f"refused the login of role tenant_{t.name}"):
+        db.connect(_as(settings, t.name))
