@@ -193,3 +193,35 @@ def test_a_removed_tenants_accounts_are_dropped(make_tenant: Any, settings: Sett
         redis.Redis.from_url(identities.redis_url(_as(settings, t.name))).ping()
     with pytest.raises(ServiceUnavailable, match=f"refused the login of role tenant_{t.name}"):
         db.connect(_as(settings, t.name))
+
+
+def test_a_forged_stream_task_for_another_keyspace_becomes_dead_letters(two_tenants: Any, settings: Settings,
+                                                                         redis_client: redis.Redis,
+                                                                         cassandra_session: Session,
+                                                                         secure_env: dict[str, str]) -> None:
+    """A micro-batch task sent straight to A's stream queue, with A's configuration forged to B's
+    keyspace: Cassandra refuses A's role, and the messages become A's dead letters, reason given."""
+    from streamkit import dead, messages
+
+    from mysimbdp_tasks.services import topics
+    from mysimbdp_tasks.stream import wire
+    from mysimbdp_tasks.worker.celery_app import make_app
+
+    a, b = two_tenants
+    topics.ensure(settings, [a])
+    redis_client.hset(names.TENANTS, a.name, json.dumps({a.name: {**a.raw, "namespace": b.namespace}}))
+    entries = [wire.entry(json.dumps(m).encode(), None, 0, i, None)
+               for i, m in enumerate(messages("tenant2", a, [DATA / "1000rows.csv"])[:20])]
+    batch = {"bridged_at": 0.0, **{f: [e[f] for e in entries] for f in ("v", "k", "p", "o", "ts")},
+             "n": sum(e["n"] for e in entries)}
+    platform = Platform(settings, a, settings.home, concurrency=1, extra_env=secure_env)
+    platform.start_worker()
+    try:
+        make_app(settings).send_task(names.INGEST_MESSAGES, args=(a.name, batch), queue=a.stream_queue,
+                                     task_id=f"{a.name}-stream-forged-{uuid.uuid4().hex[:6]}")
+        letters = dead(settings, a, expect=len(entries), timeout=180)
+    finally:
+        platform.stop()
+    assert len(letters) == len(entries), platform.logs()
+    assert {dict(m.headers)["reason"] for m in letters} == {b"unauthorized"}
+    assert table_rows(cassandra_session, b) == []
