@@ -23,7 +23,8 @@ from mysimbdp_tasks.security import access, identities, secrets
 from mysimbdp_tasks.services import cassandra as db
 from mysimbdp_tasks.services.registry import Registry
 
-pytestmark = pytest.mark.integration
+# The first test also waits for the secure stack to start (Cassandra alone takes minutes on a busy box).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 @pytest.fixture
