@@ -16,6 +16,7 @@ from typing import Any
 from redis import exceptions as redis_errors
 
 from . import __version__
+from .commands import dead, files
 from .commands.platform import (
     bridge,
     flower,
@@ -111,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     _platform_parsers(sub)
     _process_parsers(sub)
     _report_parsers(sub)
+    dead.add_parsers(sub, _json_flag)
+    files.add_parsers(sub, _json_flag)
     return parser
 
 

@@ -219,6 +219,8 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
         },
         "quota_refunded": False,
     }
+    if job.get("retry_of"):
+        receipt["retry_of"] = job["retry_of"]  # `mysimbdp files retry`: the ingestion this one retries
     if job.get("grown_to"):
         receipt["note"] = (f"the file grew from {job['bytes']} to {job['grown_to']} bytes after admission; "
                            f"only the {job['bytes']} admitted bytes were read")

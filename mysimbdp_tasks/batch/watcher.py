@@ -38,11 +38,12 @@ from ..services.dispatch import Dispatch
 from ..services.outages import Waiter
 from ..services.quotas import Quotas
 from ..services.registry import Registry
-from . import claims, folders
+from . import claims, folders, retries
 from .claims import CLAIM_NOTE, CLAIMS, PENDING
 from .claims import OUTAGES as _OUTAGES
 from .jobs import Jobs
 from .routing import owner_refusal, tenant_of
+from .schedule import Schedule
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ __all__ = ["Outcome", "Watcher", "tenant_of"]
 class Outcome:
     file: str
     tenant: str
-    status: str  # "admitted" or "rejected"
+    status: str  # "admitted", "scheduled" (admitted, waiting for its window) or "rejected"
     reason: str
     location: Path
     ingest_id: str = ""
@@ -75,11 +76,13 @@ class Watcher:
         self.quotas = Quotas(client)
         self.jobs = Jobs(client)
         self.registry = Registry(client)
+        self.schedule = Schedule(client, self.jobs, dispatch)
         self._seen: dict[Path, tuple[int, int, float]] = {}
         self._complete: set[Path] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._tenants: tuple[float, dict[str, Tenant]] = (0.0, {})
+        self.retries = retries.Chains(client)
 
     # -- events ------------------------------------------------------------------------------
     def mark_complete(self, path: Path) -> None:
@@ -260,6 +263,7 @@ class Watcher:
         tenant_name = folder_tenant or named
         known = self.tenants(tenant_name)
         st = os.lstat(claimed)
+        previous = self.retries.look_up(ingest_id, tenant_name, st.st_ino) if tenant_name in known else None
         if not stat.S_ISREG(st.st_mode):
             kind = "symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
             return self._reject(claimed, name, tenant_name, ingest_id, "not_a_regular_file", kind, "")
@@ -284,6 +288,8 @@ class Watcher:
         # The file is pinned as admitted: workers read no more than ``bytes`` of this inode.
         job = {"ingest_id": ingest_id, "tenant": tenant_name, "file": name, "bytes": st.st_size,
                "inode": st.st_ino, "mtime_ns": st.st_mtime_ns, "day": admission.day, "admitted_at": time.time()}
+        if previous:
+            job["retry_of"] = previous
         self.redis.hset(PENDING, ingest_id, json.dumps({**job, "claimed": str(claimed)}))
         return self.enqueue(claimed, job)
 
@@ -291,15 +297,16 @@ class Watcher:
         folder = self.layout.folder(folders.PROCESSING, job["tenant"])
         path = folders.move(claimed, folder, filenames.disk_name(job["ingest_id"], job["file"]))
         job = {**job, "path": str(path)}
-        self.jobs.open(job, time.time())
-        self.dispatch.send_file(job)
+        held = self.schedule.start(job, self.tenants(job["tenant"]).get(job["tenant"]))  # or later, in its window
         self.redis.hdel(PENDING, job["ingest_id"])
         claims.drop_note(claimed)
-        log.info("tenant=%s file=%s ingest=%s bytes=%d admitted", job["tenant"], job["file"], job["ingest_id"],
-                 job["bytes"])
+        self.retries.settle(job["ingest_id"])
+        log.info("tenant=%s file=%s ingest=%s bytes=%d admitted%s", job["tenant"], job["file"], job["ingest_id"],
+                 job["bytes"], ", scheduled" if held else "")
         metrics.emit(self.settings.logs, job["tenant"], "file_admitted", file=job["file"],
-                     ingest_id=job["ingest_id"], bytes=job["bytes"])
-        return Outcome(job["file"], job["tenant"], "admitted", "admitted", path, job["ingest_id"])
+                     ingest_id=job["ingest_id"], bytes=job["bytes"], scheduled=held)
+        return Outcome(job["file"], job["tenant"], "scheduled" if held else "admitted", "admitted", path,
+                       job["ingest_id"])
 
     def _reject(self, claimed: Path, name: str, tenant: str, ingest_id: str, reason: str, limit: str,
                 usage: str) -> Outcome:
@@ -309,6 +316,8 @@ class Watcher:
         receipt = {"tenant": tenant or None, "file": name, "status": "rejected", "reason": reason,
                    "limit": limit, "usage": usage, "time": time.time(), "ingest_id": ingest_id,
                    "location": str(dest)}
+        if self.retries.of(ingest_id):
+            receipt["retry_of"] = self.retries.of(ingest_id)
         # Receipt first, then the move: a file in rejected/ always has its receipt. If the disk is
         # full, the decision stands and the file stays claimed; each scan tries again.
         try:
@@ -322,6 +331,7 @@ class Watcher:
             raise
         self._unwritten.pop(claimed, None)
         claims.drop_note(claimed)
+        self.retries.settle(ingest_id)
         log.warning("tenant=%s file=%s ingest=%s rejected reason=%s limit=%s usage=%s", tenant or "?", name,
                     ingest_id, reason, limit, usage)
         metrics.emit(self.settings.logs, owner, "file_rejected", file=name, reason=reason, limit=limit, usage=usage)
@@ -346,6 +356,7 @@ class Watcher:
             wait.call(self.recover)
             while not stop.is_set():
                 wait.call(self.scan, resume=self.recover)
+                wait.call(lambda: self.schedule.release_due(self.tenants()))
                 self._wake.wait(interval)
                 self._wake.clear()
         except Stopping:

@@ -63,6 +63,8 @@ def tenant_status(settings: Settings, args: argparse.Namespace) -> int:
         "usage_today": report.usage(Quotas(client), tenant),
         "files": report.file_outcomes(settings, tenant.name),
         "latest": report.latest_files(settings, tenant.name, args.latest),
+        "windows": [w.text for w in tenant.windows],
+        "scheduled": report.scheduled_files(client, tenant.name),
     }
     if args.json:
         print(json.dumps(data, indent=2))
@@ -73,6 +75,11 @@ def tenant_status(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  {what:<9} {u['used']:>12} / {u['limit']}")
     f = data["files"]
     print(f"files: {f['done']} done, {f['failed']} failed, {f['rejected']} rejected, {f['in_progress']} in progress")
+    if data["windows"] or data["scheduled"]:
+        print(f"ingestion windows (UTC): {', '.join(data['windows']) or 'any time'}; "
+              f"{len(data['scheduled'])} file(s) scheduled, waiting for one to open")
+        for e in data["scheduled"]:
+            print(f"  starts {e['starts_at']}  {e['file']} (admitted {e['admitted_at']})")
     print("latest files:")
     for e in data["latest"]:
         rows = f" rows ok {e['rows_ok']}, refused {e['rows_refused']}" if e["rows_ok"] is not None else ""

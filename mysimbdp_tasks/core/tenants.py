@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cql, names
+from . import cql, names, windows
 from .errors import ConfigError, ConfigProblem
 
 MB = 1024 * 1024
@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
 BATCH_KEYS = ("max_file_size", "file_type", "max_amount_of_data", "max_number_of_files")
 STREAM_KEYS = ("max_messages_per_day",)
 COMMON_KEYS = ("namespace", "table_name", "schema")
-KNOWN_KEYS = BATCH_KEYS + STREAM_KEYS + COMMON_KEYS + tuple(DEFAULTS) + ("description",)
+KNOWN_KEYS = BATCH_KEYS + STREAM_KEYS + COMMON_KEYS + tuple(DEFAULTS) + ("description", "windows")
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,7 @@ class Tenant:
     min_workers: int = DEFAULTS["min_workers"]
     max_workers: int = DEFAULTS["max_workers"]
     partitions: int = DEFAULTS["partitions"]
+    windows: tuple[windows.Window, ...] = ()  # UTC ranges in which batch files run; none: any time
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -233,10 +234,11 @@ def _parse_tenant(name: str, raw: Any, problems: list[ConfigProblem]) -> Tenant 
     if extra.get("min_workers", 1) > extra.get("max_workers", DEFAULTS["max_workers"]):
         bad("min_workers", "is larger than max_workers")
 
+    wins = windows.parse_all(raw["windows"], bad) if "windows" in raw else ()
     if len(problems) > before or key is None:
         return None
     return Tenant(name=name, namespace=namespace, table_name=table_name, columns=columns, key=key,
-                  batch=batch, stream=stream, raw=raw, **extra)
+                  batch=batch, stream=stream, raw=raw, windows=wins, **extra)
 
 
 def _name(raw: dict[str, Any], key: str, bad: Any) -> str:
