@@ -32,7 +32,7 @@ from .commands.platform import (
 from .commands.report import report, when
 from .commands.reports import BENCHMARKS, bench, status, summary
 from .commands.stack import stack_down, stack_status, stack_up
-from .commands.tenants import tenants_apply, tenants_check, tenants_list, tenants_remove
+from .commands.tenants import tenants_apply, tenants_check, tenants_credentials, tenants_list, tenants_remove
 from .core import flower as flower_options
 from .core.errors import ConfigError, MysimbdpError, SettingsError, Stopping
 from .core.settings import (
@@ -142,6 +142,9 @@ def _stack_parsers(sub: Any) -> None:
     p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")
     p.add_argument("--with-prometheus", action="store_true",
                    help="also run Prometheus (Debian's package), scraping the platform's metrics")
+    p.add_argument("--secure", action="store_true",
+                   help="secure mode: clients log in, tenants are authorized per keyspace and key (kept for "
+                        "this MYSIMBDP_HOME)")
     p.set_defaults(handler=stack_up)
     p = stack.add_parser("down", help="stop the local services")
     p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")
@@ -153,7 +156,7 @@ def _stack_parsers(sub: Any) -> None:
 
 
 def _tenant_parsers(sub: Any) -> None:
-    ten = sub.add_parser("tenants", help="tenant configuration: check, apply, list, remove"
+    ten = sub.add_parser("tenants", help="tenant configuration: check, apply, list, remove, credentials"
                          ).add_subparsers(dest="action", required=True, metavar="ACTION")
     p = ten.add_parser("check", help="validate a tenant file without touching any service")
     p.add_argument("file", type=Path, help="the tenant file (JSON: tenant name -> settings)")
@@ -168,6 +171,12 @@ def _tenant_parsers(sub: Any) -> None:
                         "the file leaves out are kept from what was applied before")
     _json_flag(p)
     p.set_defaults(handler=tenants_apply)
+    p = ten.add_parser("credentials", help="what a tenant's clients need to log in (secure mode)")
+    p.add_argument("name", help="the tenant's name")
+    p.add_argument("--rotate", action="store_true",
+                   help="first replace its password, in the secrets store, Cassandra and Redis")
+    _json_flag(p)
+    p.set_defaults(handler=tenants_credentials)
     p = ten.add_parser("list", help="tenants applied so far, on or off, and whether their tables exist")
     _json_flag(p)
     p.set_defaults(handler=tenants_list)

@@ -84,10 +84,13 @@ def waiter(settings: Settings, name: str, stop: threading.Event) -> Waiter:
 
 
 def worker(settings: Settings, args: argparse.Namespace) -> int:
+    from ..security.identities import as_tenant
     from ..services import context
     from ..services.registry import Registry
     from ..worker.celery_app import make_app
 
+    if settings.secure:  # the pool logs in to Redis and Cassandra as its tenant, not as the platform
+        settings = as_tenant(settings, args.tenant)
     telemetry.configure(settings.run, processes.worker_name(args.tenant))  # before the pool forks
     wait = waiter(settings, processes.worker_name(args.tenant), stop_event())
     tenant = wait.call(lambda: Registry(redis_client(settings)).all().get(args.tenant))

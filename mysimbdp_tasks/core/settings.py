@@ -48,6 +48,10 @@ DEFAULT_MAX_REDELIVERIES = 10
 DEFAULT_TOPIC_REPLICATION = 1
 DEFAULT_TOPIC_MIN_INSYNC = 1
 
+# `mysimbdp stack up --secure` leaves this file in MYSIMBDP_HOME: every later command on that home
+# is in secure mode unless MYSIMBDP_SECURE says otherwise.
+SECURE_MARKER = "secure"
+
 # Keyspace replication: ``SimpleStrategy:RF`` or ``NetworkTopologyStrategy:dc1=RF,dc2=RF``.
 REPLICATION = re.compile(r"^(SimpleStrategy):(\d+)$|^(NetworkTopologyStrategy):((?:[A-Za-z0-9_.-]+=\d+,?)+)$")
 
@@ -195,6 +199,11 @@ class Settings:
     flower_port: int = DEFAULT_FLOWER_PORT
     flower_url_prefix: str = ""
     flower_auth: tuple[str, ...] = field(default=(), repr=False)
+    # Secure mode (`mysimbdp stack up --secure`, or MYSIMBDP_SECURE=1): the services authenticate
+    # every client and authorize it per tenant. ``principal`` is who this process is towards them:
+    # ``platform:admin`` for the platform's processes, ``tenant:<name>`` for a tenant's worker pool.
+    secure: bool = False
+    principal: str = "platform:admin"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -248,6 +257,7 @@ class Settings:
             max_redeliveries=int(redeliveries),
             staging_owners=_owners(env.get("MYSIMBDP_STAGING_OWNERS", "")),
             flat_staging=_flag(env, "MYSIMBDP_FLAT_STAGING", True),
+            secure=_flag(env, "MYSIMBDP_SECURE", (home / SECURE_MARKER).exists()),
             stall_seconds=stall,
             report_every=report_every,
             chunk_bytes=int(chunk_mb * 1024 * 1024),

@@ -23,6 +23,7 @@ from ..core.errors import TenantError
 from ..core.reports import Window
 from ..core.settings import Settings
 from ..core.tenants import Tenant
+from ..security import identities
 from . import cassandra as db
 from .registry import Registry
 from .sink import Sink
@@ -102,7 +103,7 @@ def kafka_producer() -> KafkaProducer:
 def redis_client() -> redis.Redis:
     with _process.lock:
         if _process.redis is None:
-            _process.redis = redis.Redis.from_url(settings().redis_url)
+            _process.redis = redis.Redis.from_url(identities.redis_url(settings()))
         return _process.redis
 
 

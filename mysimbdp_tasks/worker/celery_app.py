@@ -29,6 +29,7 @@ from kombu import Exchange, Queue
 
 from ..core import names
 from ..core.settings import Settings
+from ..security import identities
 from ..services import context
 from .lease import Lease
 
@@ -51,13 +52,17 @@ def make_app(settings: Settings, tenants: Iterable[str] = ()) -> Celery:
     queues = tenant_queues(tenants)
     if queues:
         app.conf.task_queues = queues
+    unacked, unacked_index, unacked_mutex = names.unacked_keys(identities.pool_tenant(settings))
     app.conf.update(
-        broker_url=settings.redis_url,
+        broker_url=identities.redis_url(settings),  # with the process's credentials in secure mode
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout,
-            "unacked_key": names.UNACKED,
-            "unacked_index_key": names.UNACKED_INDEX,
+            # A pool restores only messages it took itself, so in secure mode each tenant's pool
+            # keeps them under names of its own (services/broker.py reads both kinds).
+            "unacked_key": unacked,
+            "unacked_index_key": unacked_index,
+            "unacked_mutex_key": unacked_mutex,
             # Restore unacknowledged messages of dead workers promptly once they are due: a scan
             # (one ZRANGE under a mutex) every few seconds, not kombu's 10 x 10 s.
             "unacked_restore_interval": settings.restore_every_seconds,
