@@ -66,20 +66,21 @@ def start(job: dict[str, Any], dispatch: Dispatch) -> None:
         job = {**job, **_pinned(job, path)}
         fmt = detect_format(path)
         planned = iter_chunks(path, fmt, context.settings().chunk_bytes, limit=job["bytes"])
-        first, second = next(planned), next(planned, None)
+        first = next(planned)
     except PermanentIngestError as exc:
         jobs.start(job["ingest_id"], 1, started, [])
         jobs.record(job["ingest_id"], 0, _failed_chunk(0, exc))
         finalize(job, tenant)
         return
     job = {**job, "fmt": fmt}
-    if second is None:
+    if first.end_offset >= job["bytes"]:  # the only chunk: the admitted bytes are all read (see _pinned)
+        planned.close()
         jobs.start(job["ingest_id"], 1, started, [asdict(first)], fmt)
         _log_plan(tenant, job, 1)
         run_chunk(job, asdict(first))
         return
     with closing(planned):
-        count = _fan_out(job, jobs, started, itertools.chain((first, second), planned), dispatch)
+        count = _fan_out(job, jobs, started, itertools.chain((first,), planned), dispatch)
     _log_plan(tenant, job, count)
     if jobs.complete(job["ingest_id"]):  # every chunk ran while the plan was being finished
         finalize(job, tenant)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,22 @@ def test_a_plan_left_part_way_releases_the_file(tmp_path: Path) -> None:
     chunks.close()  # no BufferError: the scan's hold on the map is let go before the map closes
     with pytest.raises(StopIteration):
         next(chunks)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_planning_a_large_file_does_not_keep_it_in_memory(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"big.{fmt}"
+    row = '{"id": "r", "body": "' + "x" * 200 + '"}' if fmt == "json" else 'r,"' + "x" * 200 + '"'
+    with open(path, "w") as f:
+        f.write("[" if fmt == "json" else "id,body\n")
+        f.writelines(row + (",\n" if fmt == "json" else "\n") for _ in range(200_000))  # about 44 MB
+        f.write(row + ("]" if fmt == "json" else "\n"))
+    code = ("import resource, sys\n"
+            "from mysimbdp_tasks.core.chunks import iter_chunks\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "chunks = sum(1 for _ in iter_chunks(sys.argv[1], sys.argv[2], 1 << 20))\n"
+            "print(chunks, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(path), fmt], check=True, capture_output=True, text=True)
+    chunks, grown_mb = map(int, out.stdout.split())
+    assert chunks >= 40
+    assert grown_mb < 16  # the whole file, mapped and kept, would be 44 MB
