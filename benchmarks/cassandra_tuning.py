@@ -25,10 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from cassandra import DriverException as CassandraDriverError
+from cassandra.cluster import NoHostAvailable, Session
+from cassandra.query import SimpleStatement
 
 from mysimbdp_tasks.core.cql import ident
-from mysimbdp_tasks.core.errors import StackError
+from mysimbdp_tasks.core.errors import MysimbdpError, StackError
 from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.core.tenants import Tenant
 from mysimbdp_tasks.services import cassandra as db
 from mysimbdp_tasks.services.registry import Registry
 from mysimbdp_tasks.stack import lifecycle
@@ -110,6 +114,19 @@ def applied_settings(settings: Settings, tuning: Tuning) -> dict[str, str]:
         cluster.shutdown()
 
 
+def count_rows(session: Session) -> Callable[[Tenant], tuple[int, dict[str, Any]]]:
+    """A paged read of the keys of a case's table: on a busy node a COUNT(*) of it can time out."""
+
+    def verify(tenant: Tenant) -> tuple[int, dict[str, Any]]:
+        keys = ", ".join(ident(c) for c in (*tenant.key.partition, *tenant.key.clustering))
+        query = SimpleStatement(f"SELECT {keys} FROM {ident(tenant.namespace)}.{ident(tenant.table_name)}",
+                                fetch_size=5000)
+        rows = sum(1 for _ in session.execute(query, timeout=120))
+        return rows, {"method": "paged read of the primary keys"}
+
+    return verify
+
+
 def measure(settings: Settings, options: Options, tuning: Tuning, item: cases.Input, workdir: Path,
             echo: Callable[[str], None]) -> dict[str, Any]:
     """Restart Cassandra with ``tuning``, warm it up with one load, measure the second."""
@@ -119,7 +136,7 @@ def measure(settings: Settings, options: Options, tuning: Tuning, item: cases.In
         lifecycle.restart(svc, echo=lambda line: echo("  " + line))
     except StackError as exc:
         echo(f"  {tuning.name}: Cassandra did not start with this configuration")
-        return {"variant": tuning.to_dict(), "error": str(exc)[-2000:]}
+        return {"variant": tuning.to_dict(), "error": "did not start: " + str(exc)[-2000:]}
     restart_s = time.monotonic() - started
     pid = svc.live_pid()
     if pid is None:
@@ -129,9 +146,9 @@ def measure(settings: Settings, options: Options, tuning: Tuning, item: cases.In
     setup = cases.PipelineSetup(options.concurrency)
     empty = workdir / "data" / "empty.csv"
     try:
-        warm = cases.pipeline(ctx, setup, item, empty)
+        warm = cases.pipeline(ctx, setup, item, empty, count_rows(session))
         # The measured table is kept through the after-window: a dropped table is never flushed.
-        load = cases.pipeline(dataclasses.replace(ctx, keep=True), setup, item, empty)
+        load = cases.pipeline(dataclasses.replace(ctx, keep=True), setup, item, empty, count_rows(session))
         before = cpu_s(pid)
         time.sleep(options.after_s)
         after = cpu_s(pid) - before
@@ -155,7 +172,7 @@ def _summary(m: Measurement) -> dict[str, Any]:
 
 def _line(r: dict[str, Any]) -> str:
     if "error" in r:
-        return f"{r['variant']['name']:<28} did not start"
+        return f"{r['variant']['name']:<28} failed: {r['error'][:80]}"
     return (f"{r['variant']['name']:<28} {r['cassandra_us_per_row']:>9.1f} {r['cassandra_after_us_per_row']:>9.1f} "
             f"{r['measured']['cpu_us_per_row'].get('workers', 0):>9.1f} {r['rows_per_s']:>9,} "
             f"{r['cassandra_peak_rss_mb']:>9.0f} {r['warmup']['cpu_us_per_row'].get('cassandra', 0):>9.1f}"
@@ -180,7 +197,12 @@ def run(settings: Settings, options: Options, echo: Callable[[str], None] = prin
         for round_no in range(1, options.rounds + 1):
             for tuning in choose(list(options.variants)):
                 echo(f"round {round_no}, {tuning.name}: restarting Cassandra ...")
-                results.append({"round": round_no, **measure(settings, options, tuning, item, workdir, echo)})
+                try:
+                    result = measure(settings, options, tuning, item, workdir, echo)
+                except (MysimbdpError, CassandraDriverError, NoHostAvailable) as exc:  # one failed variant does not end the run
+                    echo(f"  {tuning.name}: failed: {type(exc).__name__}: {exc}")
+                    result = {"variant": tuning.to_dict(), "error": f"{type(exc).__name__}: {exc}"[-2000:]}
+                results.append({"round": round_no, **result})
                 echo("  " + _line(results[-1]))
     finally:
         echo("restoring the stack's Cassandra defaults ...")
