@@ -199,7 +199,8 @@ def run(settings: Settings, options: Options, echo: Callable[[str], None] = prin
                 echo(f"round {round_no}, {tuning.name}: restarting Cassandra ...")
                 try:
                     result = measure(settings, options, tuning, item, workdir, echo)
-                except (MysimbdpError, CassandraDriverError, NoHostAvailable) as exc:  # one failed variant does not end the run
+                except (MysimbdpError, CassandraDriverError, NoHostAvailable) as exc:
+                    # One failed variant does not end the run; its error is in the results.
                     echo(f"  {tuning.name}: failed: {type(exc).__name__}: {exc}")
                     result = {"variant": tuning.to_dict(), "error": f"{type(exc).__name__}: {exc}"[-2000:]}
                 results.append({"round": round_no, **result})
