@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shutil
 import time
@@ -219,12 +220,20 @@ def run(settings: Settings, options: Options, echo: Callable[[str], None] = prin
                     echo(f"  {tuning.name}: failed: {type(exc).__name__}: {exc}")
                     result = {"variant": tuning.to_dict(), "error": f"{type(exc).__name__}: {exc}"[-2000:]}
                 results.append({"round": round_no, **result})
+                _checkpoint(options, results)
                 echo("  " + _line(results[-1]))
     finally:
         echo("restoring the stack's Cassandra defaults ...")
         lifecycle.restart(Cassandra(settings, DEFAULTS), echo=lambda line: echo("  " + line))
         shutil.rmtree(workdir, ignore_errors=True)
     return results, item.to_dict()
+
+
+def _checkpoint(options: Options, results: list[dict[str, Any]]) -> None:
+    """The results so far, so a run stopped midway (it takes minutes per variant) leaves them behind."""
+    options.json_out.parent.mkdir(parents=True, exist_ok=True)
+    partial = options.json_out.with_suffix(".partial.json")
+    partial.write_text(json.dumps({"partial": True, "results": results}, indent=2) + "\n", encoding="utf-8")
 
 
 def render(doc: dict[str, Any], out: Path) -> Path:
