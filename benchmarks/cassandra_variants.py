@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from mysimbdp_tasks.stack.tuning import DEFAULTS, G1_OPTIONS, Tuning
 
-TRIE_MEMTABLE = "\n  configurations:\n    trie:\n      class_name: TrieMemtable\n    default:\n      inherits: trie"
 SKIPLIST_MEMTABLE = ("\n  configurations:\n    skiplist:\n      class_name: SkipListMemtable\n"
                      "    default:\n      inherits: skiplist")
 LZ4_COMMITLOG = "\n  - class_name: LZ4Compressor"
@@ -22,15 +21,13 @@ VARIANTS: tuple[Tuning, ...] = (
     Tuning("sync-group-15ms", {"commitlog_sync": "group", "commitlog_sync_period": None,
                                "commitlog_sync_group_window": "15ms"},
            note="every write waits for the fsync of its group (15 ms window): no loss window at all"),
-    Tuning("memtable-skiplist", {"memtable": SKIPLIST_MEMTABLE},
-           note="the skip-list memtable named explicitly (Cassandra 5.0's default)"),
-    Tuning("memtable-trie", {"memtable": TRIE_MEMTABLE}, note="Cassandra 5's trie memtable"),
-    Tuning("offheap-objects", {"memtable_allocation_type": "offheap_objects"},
-           note="memtable cells off the heap: less for G1 to copy"),
-    Tuning("offheap-buffers", {"memtable_allocation_type": "offheap_buffers"},
-           note="memtable cell values off the heap"),
-    Tuning("trie-offheap-objects", {"memtable": TRIE_MEMTABLE, "memtable_allocation_type": "offheap_objects"},
-           note="trie memtable with its cells off the heap"),
+    Tuning("skiplist-heap", {"memtable": SKIPLIST_MEMTABLE, "memtable_allocation_type": "heap_buffers"},
+           note="Cassandra's own defaults: the skip-list memtable, cells on the heap (the stack's before the trie)"),
+    Tuning("trie-heap", {"memtable_allocation_type": "heap_buffers"}, note="the trie memtable, cells on the heap"),
+    Tuning("skiplist-offheap-objects", {"memtable": SKIPLIST_MEMTABLE},
+           note="the skip-list memtable, cells off the heap"),
+    Tuning("trie-offheap-buffers", {"memtable_allocation_type": "offheap_buffers"},
+           note="the trie memtable, cell values off the heap"),
     Tuning("memtables-256", {"memtable_heap_space": "256MiB", "memtable_offheap_space": "256MiB"},
            note="twice the memtable space: fewer flushes and compactions"),
     Tuning("writes-8", {"concurrent_writes": "8"}, note="half the write threads"),

@@ -45,8 +45,10 @@ def test_a_variant_replaces_adds_and_removes_settings(tmp_path: Path) -> None:
 
 
 def test_nested_values_are_indented_under_their_key(tmp_path: Path) -> None:
-    text = node(tmp_path, BY_NAME["memtable-trie"]).cassandra_yaml()
-    assert "\nmemtable: \n  configurations:\n    trie:\n      class_name: TrieMemtable\n" in text
+    text = node(tmp_path, BY_NAME["skiplist-heap"]).cassandra_yaml()
+    assert "\nmemtable: \n  configurations:\n    skiplist:\n      class_name: SkipListMemtable\n" in text
+    assert top_level_keys(text).count("memtable") == 1
+    assert "\nmemtable_allocation_type: heap_buffers\n" in text
 
 
 def test_heap_and_gc_flags_come_from_the_tuning() -> None:
@@ -59,9 +61,9 @@ def test_heap_and_gc_flags_come_from_the_tuning() -> None:
 
 
 def test_variants_combine_with_a_plus() -> None:
-    (both,) = choose(["commitlog-lz4+memtable-trie"])
-    assert set(both.yaml) == {"commitlog_compression", "memtable"}
-    assert both.name == "commitlog-lz4+memtable-trie"
+    (both,) = choose(["commitlog-lz4+skiplist-heap"])
+    assert set(both.yaml) == {"commitlog_compression", "memtable", "memtable_allocation_type"}
+    assert both.name == "commitlog-lz4+skiplist-heap"
 
 
 def test_an_unknown_variant_is_refused_with_the_known_ones() -> None:
