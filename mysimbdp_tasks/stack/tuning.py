@@ -35,7 +35,8 @@ INGEST_YAML: Mapping[str, str] = MappingProxyType({
     # 20 MB CSV (94,637 rows) loaded after a warm-up: Cassandra's CPU per row 50.0 us against 69.0 us
     # with the skip-list memtable on heap (Cassandra's defaults), 4.8 us against 22.0 us in the 10 s
     # after the load, 79 us against 169 us on the cold first load, peak RSS 1,298 against 1,306 MB.
-    # Each alone did less: trie on heap 71.4 us, skip-list off heap 62.2 us.
+    # Each alone did less: trie on heap 71.4 us, skip-list off heap 62.2 us. A second run on a
+    # quieter machine: 44.4 against 46.8 us during the load, 5.1 against 11.7 us after it (-15 %).
     "memtable": TRIE_MEMTABLE,
     "memtable_allocation_type": "offheap_objects",
     "native_transport_max_threads": "32",
