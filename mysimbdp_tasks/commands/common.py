@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import redis
 
 from ..core.settings import Settings
+from ..security import identities
 
 SERVICES = ("redis", "kafka", "cassandra")
 
@@ -17,8 +20,18 @@ def echo(msg: str) -> None:
     print(msg, flush=True)
 
 
+def print_rows(rows: list[dict[str, Any]], as_json: bool, line: Callable[[dict[str, Any]], str]) -> int:
+    """Print ``rows`` as a JSON list, or one ``line(row)`` each; the command's exit status (0)."""
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(line(r))
+    return 0
+
+
 def redis_client(settings: Settings) -> Any:
-    return redis.Redis.from_url(settings.redis_url)
+    return redis.Redis.from_url(identities.redis_url(settings))
 
 
 def stop_event() -> threading.Event:

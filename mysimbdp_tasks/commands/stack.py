@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
 from ..core.errors import MysimbdpError
-from ..core.settings import Settings
+from ..core.settings import SECURE_MARKER, Settings
 from .common import SERVICES, echo
 
 
@@ -15,7 +16,9 @@ def stack_up(settings: Settings, args: argparse.Namespace) -> int:
     from .. import stack
     from ..core import progress
 
-    chosen = _chosen(args.services)
+    chosen = _chosen(args.services) + (("prometheus",) if args.with_prometheus else ())
+    if args.secure and not settings.secure:
+        settings = secure_home(settings)
     with progress.ticking(progress.bar("stack up", total=len(chosen), unit="service")) as bar:
         def say(line: str) -> None:
             # Lines above the bar; a service counts once it answers ("ready", "already running", "using it").
@@ -28,17 +31,25 @@ def stack_up(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def secure_home(settings: Settings) -> Settings:
+    """Mark MYSIMBDP_HOME as a secure stack's (later commands read the mark) and return secure settings."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    (settings.home / SECURE_MARKER).write_text("secure mode: see `mysimbdp stack up --secure`\n")
+    return dataclasses.replace(settings, secure=True)
+
+
 def _chosen(services: list[str]) -> tuple[str, ...]:
-    unknown = set(services) - set(SERVICES)
+    unknown = set(services) - set(SERVICES) - {"prometheus"}
     if unknown:
-        raise MysimbdpError(f"unknown service(s) {', '.join(sorted(unknown))}; choose from {', '.join(SERVICES)}")
+        raise MysimbdpError(f"unknown service(s) {', '.join(sorted(unknown))}; choose from {', '.join(SERVICES)}, "
+                            "prometheus")
     return tuple(services) or SERVICES
 
 
 def stack_down(settings: Settings, args: argparse.Namespace) -> int:
     from .. import stack
 
-    stack.down(settings, wipe=args.wipe, echo=echo, services=_chosen(args.services))
+    stack.down(settings, wipe=args.wipe, echo=echo, services=_chosen(args.services) if args.services else None)
     return 0
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import MysimbdpError
 from ..core.settings import Settings
-from .common import echo, redis_client
+from .common import echo, print_rows, redis_client
 
 if TYPE_CHECKING:
     from ..core.tenants import Tenant
@@ -21,13 +21,8 @@ def tenants_check(settings: Settings, args: argparse.Namespace) -> int:
     found = tenants.load(args.file)
     rows = [{"tenant": t.name, "keyspace": t.namespace, "table": t.table_name, "key": str(t.key),
              "paths": [p for p, on in (("batch", t.batch), ("stream", t.stream)) if on]} for t in found.values()]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for r in rows:
-        print(f"{r['tenant']}: ok (keyspace {r['keyspace']}, table {r['table']}, key {r['key']}, "
-              f"paths: {', '.join(r['paths'])})")
-    return 0
+    return print_rows(rows, args.json, lambda r: f"{r['tenant']}: ok (keyspace {r['keyspace']}, table {r['table']}, "
+                                                 f"key {r['key']}, paths: {', '.join(r['paths'])})")
 
 
 def tenants_apply(settings: Settings, args: argparse.Namespace) -> int:
@@ -38,7 +33,8 @@ def tenants_apply(settings: Settings, args: argparse.Namespace) -> int:
     from ..services.registry import Registry
 
     found = tenants.load(args.file)
-    registry = Registry(redis_client(settings))
+    client = redis_client(settings)
+    registry = Registry(client)
     plan = _plan(settings, found, registry, replace=args.replace)
     if args.dry_run:
         _print_plan(plan, args)
@@ -50,6 +46,11 @@ def tenants_apply(settings: Settings, args: argparse.Namespace) -> int:
     cluster, session = db.connect(settings)
     try:
         provisioning.execute(session, plan["cassandra"], echo=echo if not args.json else _quiet)
+        if settings.secure:  # each tenant's role and Redis user, once its keyspace exists
+            from ..security import access
+
+            for line in access.grant(settings, session, client, wanted.values()):
+                (_quiet if args.json else echo)(line)
     finally:
         cluster.shutdown()
     created = topics.execute(settings, plan["kafka"])
@@ -143,6 +144,40 @@ def _print_plan(plan: dict[str, Any], args: argparse.Namespace) -> None:
         print("refused, apply would change nothing:\n" + "\n".join(f"  - {m}" for m in plan["problems"]))
 
 
+def tenants_credentials(settings: Settings, args: argparse.Namespace) -> int:
+    """What the tenant's clients need to log in; ``--rotate`` first replaces its password everywhere."""
+    from ..security import access
+    from ..services import cassandra as db
+    from ..services.registry import Registry
+
+    if not settings.secure:
+        raise MysimbdpError("the stack is not in secure mode: no credentials are needed "
+                            "(start it with `mysimbdp stack up --secure`)")
+    client = redis_client(settings)
+    tenant = Registry(client).all().get(args.name)
+    if tenant is None:
+        raise MysimbdpError(f"tenant {args.name!r} has not been applied (mysimbdp tenants apply FILE)")
+    if args.rotate:
+        cluster, session = db.connect(settings)
+        try:
+            access.rotate(settings, session, client, tenant)
+        finally:
+            cluster.shutdown()
+    found = access.client_credentials(settings, tenant)
+    if args.json:
+        print(json.dumps(found | {"rotated": args.rotate}, indent=2))
+        return 0
+    print(f"tenant {tenant.name}" + (" (password rotated: clients must use the new one)" if args.rotate else ""))
+    print(f"  password:  {found['password']}  (also in {found['password_file']}, mode 0600)")
+    k, c, r = found["kafka"], found["cassandra"], found["redis"]
+    print(f"  kafka:     {k['bootstrap']} user {k['username']} ({k['sasl_mechanism']}), writes {k['ingest_topic']}, "
+          f"reads {k['dead_topic']}")
+    print(f"  cassandra: {', '.join(c['hosts'])} role {c['role']}, {' and '.join(c['permissions'])} on keyspace "
+          f"{c['keyspace']}")
+    print(f"  redis:     {r['url']} user {r['username']} (the tenant's worker pool)")
+    return 0
+
+
 def tenants_list(settings: Settings, args: argparse.Namespace) -> int:
     from ..services import cassandra as db
     from ..services import provisioning
@@ -198,11 +233,16 @@ def tenants_remove(settings: Settings, args: argparse.Namespace) -> int:
         cluster, session = db.connect(settings)
         try:
             provisioning.drop_data(session, known[args.name])
+            if settings.secure:
+                from ..security import access
+
+                access.revoke(session, redis_client(settings), known[args.name])
         finally:
             cluster.shutdown()
         topics.delete_tenant_topics(settings, known[args.name])
         registry.forget(args.name)
-        say(f"{args.name}: keyspace {known[args.name].namespace} and its topics dropped")
+        say(f"{args.name}: keyspace {known[args.name].namespace} and its topics dropped"
+            + (", its Cassandra role and Redis user too" if settings.secure else ""))
     else:
         say(f"{args.name}: data kept in keyspace {known[args.name].namespace} (use --drop-data to delete it)")
     if args.json:

@@ -50,6 +50,20 @@ def finalize_task_id(ingest_id: str) -> str:
 
 UNACKED = "unacked"  # kombu's Redis hash of delivered, not yet acknowledged messages
 UNACKED_INDEX = "unacked_index"  # kombu's sorted set of the same, scored by delivery (or lease) time
+UNACKED_MUTEX = "unacked_mutex"  # kombu's lock while it restores messages of dead workers
+
+
+def unacked_keys(tenant: str | None) -> tuple[str, str, str]:
+    """The unacknowledged hash, its index and its mutex of a consumer: in secure mode a tenant's pool
+    has its own (its Redis user may not see another tenant's in-flight messages), else the shared ones."""
+    if tenant is None:
+        return UNACKED, UNACKED_INDEX, UNACKED_MUTEX
+    return f"{UNACKED}:{tenant}", f"{UNACKED_INDEX}:{tenant}", f"{UNACKED_MUTEX}:{tenant}"
+
+
+def queue_tenant(queue: str) -> str:
+    """The tenant of one of its queues (``t1.batch`` -> ``t1``)."""
+    return queue.rpartition(".")[0]
 
 # -- Redis keys ------------------------------------------------------------------------------
 PREFIX = "mysimbdp:"
@@ -65,6 +79,7 @@ REFUND_PREFIX = PREFIX + "refund:"
 ADMISSION_PREFIX = PREFIX + "admission:"
 JOB_PREFIX = PREFIX + "job:"
 REDELIVERIES_PREFIX = PREFIX + "redeliveries:"
+REPLAYED_PREFIX = PREFIX + "replayed:"
 JOBS_OPEN = PREFIX + "jobs:open"  # set of ingest ids admitted and not finalized yet
 WATCHER_PENDING = PREFIX + "watcher:pending"  # hash: ingest id -> job JSON, until its task is sent
 
@@ -107,6 +122,11 @@ def admission_key(ingest_id: str) -> str:
 def redeliveries_key(task_id: str) -> str:
     """Counter (with a TTL) of the times a task came back after the worker running it died."""
     return f"{REDELIVERIES_PREFIX}{task_id}"
+
+
+def replayed_key(tenant: str) -> str:
+    """Hash: ``<partition>:<offset>`` of a dead letter of the tenant -> its replay (state, time, where sent)."""
+    return f"{REPLAYED_PREFIX}{tenant}"
 
 
 def job_key(ingest_id: str) -> str:

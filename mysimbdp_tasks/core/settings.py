@@ -11,10 +11,11 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from . import flower
 from .errors import SettingsError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -30,7 +31,10 @@ DEFAULT_BATCH_MESSAGES = 500  # the bridge's largest micro-batch
 DEFAULT_BATCH_WAIT_MS = 100.0  # the bridge's longest wait to fill one
 DEFAULT_IDLE_AFTER_S = 60.0  # the monitor counts a stream tenant idle after this long without messages
 DEFAULT_COOLDOWN_S = 30.0  # the manager leaves a pool alone this long after a change
+DEFAULT_BATCH_IDLE_AFTER_S = 30.0  # the monitor shrinks a pool once its batch queue is empty this long
 DEFAULT_FLOWER_PORT = 5555
+# Where the supervisor serves the platform's Prometheus metrics (port 0: not served).
+DEFAULT_METRICS_ADDR = "127.0.0.1:9464"
 # Seconds a delivered, unacknowledged task may go without its worker renewing its lease before any
 # worker hands it out again (worker/lease.py): how long a killed worker's tasks wait.
 DEFAULT_VISIBILITY_TIMEOUT = 30
@@ -43,6 +47,10 @@ DEFAULT_MAX_REDELIVERIES = 10
 # and one fit the local one-broker stack; a real cluster wants 3 and 2.
 DEFAULT_TOPIC_REPLICATION = 1
 DEFAULT_TOPIC_MIN_INSYNC = 1
+
+# `mysimbdp stack up --secure` leaves this file in MYSIMBDP_HOME: every later command on that home
+# is in secure mode unless MYSIMBDP_SECURE says otherwise.
+SECURE_MARKER = "secure"
 
 # Keyspace replication: ``SimpleStrategy:RF`` or ``NetworkTopologyStrategy:dc1=RF,dc2=RF``.
 REPLICATION = re.compile(r"^(SimpleStrategy):(\d+)$|^(NetworkTopologyStrategy):((?:[A-Za-z0-9_.-]+=\d+,?)+)$")
@@ -117,6 +125,27 @@ def _replication(env: Mapping[str, str]) -> str:
     return text
 
 
+def _port(env: Mapping[str, str], var: str, default: int) -> int:
+    value = _count(env, var, default)
+    if value > 65535:
+        raise SettingsError(f"{var}: expected a port from 1 to 65535, got {env.get(var)!r}")
+    return value
+
+
+def _flower_auth(env: Mapping[str, str], home: Path) -> tuple[str, ...]:
+    """Flower's users: MYSIMBDP_FLOWER_AUTH, else the file MYSIMBDP_FLOWER_AUTH_FILE names, else
+    MYSIMBDP_HOME/flower-auth if it exists; none: Flower asks for no password. Empty is unset."""
+    if env.get("MYSIMBDP_FLOWER_AUTH", "").strip():
+        return flower.credentials(env["MYSIMBDP_FLOWER_AUTH"], "MYSIMBDP_FLOWER_AUTH")
+    if "MYSIMBDP_FLOWER_AUTH_FILE" in env:
+        return flower.credentials_file(Path(env["MYSIMBDP_FLOWER_AUTH_FILE"]).expanduser(),
+                                       "MYSIMBDP_FLOWER_AUTH_FILE")
+    default = home / flower.AUTH_FILE
+    if default.exists():
+        return flower.credentials_file(default, f"MYSIMBDP_HOME/{flower.AUTH_FILE}")
+    return ()
+
+
 def _flag(env: Mapping[str, str], var: str, default: bool) -> bool:
     text = env.get(var)
     if text is None:
@@ -164,6 +193,17 @@ class Settings:
     # (empty: no owner check); flat_staging False refuses files directly in staging/.
     staging_owners: tuple[tuple[str, int], ...] = ()
     flat_staging: bool = True
+    metrics_addr: tuple[str, int] = ("127.0.0.1", 9464)  # the supervisor's /metrics (port 0: off)
+    # Flower, the operators' web page of queues, workers and tasks; its users' passwords are never shown.
+    flower_address: str = flower.DEFAULT_ADDRESS
+    flower_port: int = DEFAULT_FLOWER_PORT
+    flower_url_prefix: str = ""
+    flower_auth: tuple[str, ...] = field(default=(), repr=False)
+    # Secure mode (`mysimbdp stack up --secure`, or MYSIMBDP_SECURE=1): the services authenticate
+    # every client and authorize it per tenant. ``principal`` is who this process is towards them:
+    # ``platform:admin`` for the platform's processes, ``tenant:<name>`` for a tenant's worker pool.
+    secure: bool = False
+    principal: str = "platform:admin"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -201,7 +241,15 @@ class Settings:
         bridges = _count(env, "MYSIMBDP_STREAM_BRIDGES", 1)
         resends = _count(env, "MYSIMBDP_MAX_RESENDS", DEFAULT_MAX_RESENDS)
         redeliveries = _count(env, "MYSIMBDP_MAX_REDELIVERIES", DEFAULT_MAX_REDELIVERIES)
+        metrics_addr = _hostport(env.get("MYSIMBDP_METRICS_ADDR", DEFAULT_METRICS_ADDR), "MYSIMBDP_METRICS_ADDR", 9464)
         return cls(
+            metrics_addr=metrics_addr,
+            flower_address=flower.address(env.get("MYSIMBDP_FLOWER_ADDRESS", flower.DEFAULT_ADDRESS),
+                                          "MYSIMBDP_FLOWER_ADDRESS"),
+            flower_port=_port(env, "MYSIMBDP_FLOWER_PORT", DEFAULT_FLOWER_PORT),
+            flower_url_prefix=flower.url_prefix(env.get("MYSIMBDP_FLOWER_URL_PREFIX", ""),
+                                                "MYSIMBDP_FLOWER_URL_PREFIX"),
+            flower_auth=_flower_auth(env, home),
             stream_stall_seconds=stream_stall,
             stream_max_pending=max_pending,
             stream_bridges=bridges,
@@ -209,6 +257,7 @@ class Settings:
             max_redeliveries=int(redeliveries),
             staging_owners=_owners(env.get("MYSIMBDP_STAGING_OWNERS", "")),
             flat_staging=_flag(env, "MYSIMBDP_FLAT_STAGING", True),
+            secure=_flag(env, "MYSIMBDP_SECURE", (home / SECURE_MARKER).exists()),
             stall_seconds=stall,
             report_every=report_every,
             chunk_bytes=int(chunk_mb * 1024 * 1024),
@@ -250,6 +299,11 @@ class Settings:
     def run(self) -> Path:
         return self.home / "run"
 
+    @property
+    def flower_url(self) -> str:
+        """Where an operator opens Flower (as the settings give it; `mysimbdp flower` options may differ)."""
+        return flower.url(self.flower_address, self.flower_port, self.flower_url_prefix)
+
     # Endpoints in the forms the client libraries take ------------------------------------------
     @property
     def kafka_bootstrap_str(self) -> str:
@@ -266,6 +320,12 @@ class Settings:
     @property
     def redis_port(self) -> int:
         return urlparse(self.redis_url).port or 6379
+
+    @property
+    def metrics_url(self) -> str | None:
+        """The platform's Prometheus endpoint, or None if it is turned off."""
+        host, port = self.metrics_addr
+        return f"http://{host}:{port}/metrics" if port else None
 
     @property
     def redis_host(self) -> str:

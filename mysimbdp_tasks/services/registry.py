@@ -91,7 +91,7 @@ class Registry:
                 pipe.hdel(NAMESPACES, ns)
         # Its topics are gone too; offsets of a re-created topic start again at 0, so nothing
         # decided or written for the old ones may stand for the new.
-        pipe.delete(names.stream_hw_key(name), names.stream_runs_key(name))
+        pipe.delete(names.stream_hw_key(name), names.stream_runs_key(name), names.replayed_key(name))
         pipe.execute()
         completions.forget_tenant(self.redis, name)
 
@@ -110,6 +110,10 @@ class Registry:
 
     def active_names(self) -> set[str]:
         return {n.decode() if isinstance(n, bytes) else n for n in self.redis.smembers(ACTIVE)}
+
+    def names(self) -> set[str]:
+        """The name of every tenant ever applied (active or not): their queues may still hold work."""
+        return {n.decode() if isinstance(n, bytes) else n for n in self.redis.hkeys(CONFIGS)}
 
     def all(self) -> dict[str, Tenant]:
         """Every tenant ever applied (active or not), as it was applied."""

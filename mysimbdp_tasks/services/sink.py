@@ -24,14 +24,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cassandra import ConsistencyLevel, InvalidRequest
+from cassandra import ConsistencyLevel, InvalidRequest, Unauthorized
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
 
 from ..core.cql import ident
 from ..core.encoding import RowEncoder
-from ..core.errors import TransientIngestError
+from ..core.errors import PermanentIngestError, TransientIngestError
 from ..core.tenants import Tenant
+from . import telemetry
 from .serializers import UNSET_VALUE, RowSerializer
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,8 @@ class Sink:
         TransientIngestError if Cassandra keeps failing in a way that may pass.
         """
         refuse = refuse or _ignore
-        return _Writer(self, refuse).run(self.groups(rows, refuse))
+        with telemetry.sink_write(self.tenant.name):
+            return _Writer(self, refuse).run(self.groups(rows, refuse))
 
 
 class _Writer:
@@ -202,6 +204,8 @@ class _Writer:
         with self.done:
             while self.in_flight:
                 self.done.wait()
+        if isinstance(self.failure, Unauthorized):  # secure mode: this role may not write this table
+            raise PermanentIngestError("unauthorized", f"Cassandra refused this pool's role: {self.failure}"[:400])
         if self.failure is not None:
             raise TransientIngestError(f"cassandra write failed after {self.sink.options.retries} retries: "
                                        f"{type(self.failure).__name__}: {self.failure}") from self.failure
@@ -222,7 +226,9 @@ class _Writer:
 
     def _failed(self, exc: BaseException, group: Group, attempt: int) -> None:
         tenant = self.sink.tenant.name
-        if is_permanent(exc):
+        if isinstance(exc, Unauthorized):  # no row of it, and no retry, can pass: stop the whole write
+            attempt = self.sink.options.retries
+        elif is_permanent(exc):
             if len(group) == 1:
                 position = group[0][0]
                 log.warning("tenant=%s row %d refused by Cassandra: %s: %s", tenant, position, type(exc).__name__,
@@ -245,6 +251,7 @@ class _Writer:
             delay = self.sink.options.backoff_s * (2 ** attempt)
             log.warning("tenant=%s batch of %d rows failed (%s: %s); retry %d in %.1fs", tenant,
                         len(group), type(exc).__name__, exc, attempt + 1, delay)
+            telemetry.sink_retry(tenant)
             # Retry from a timer thread: never sleep on the driver's event loop.
             threading.Timer(delay, self._send, args=(group, attempt + 1)).start()
             return

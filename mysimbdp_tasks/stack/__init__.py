@@ -5,9 +5,9 @@ For development, demos and CI only: runtime code never imports this package. Eve
 ``<service>/data``, logs in ``logs/<service>.log`` and pid files in ``run/<service>.pid``.
 
 Modules: ``lifecycle`` (up, down, restart, status), ``service`` (what every service has in common),
-``redis``, ``kafka``, ``cassandra`` (one per service), ``tuning`` (Cassandra's ingest settings),
-``java`` and ``jars`` (the JVM and the jars Kafka and Cassandra run from). It may import ``core``
-and the client libraries, nothing else.
+``redis``, ``kafka``, ``cassandra``, ``prometheus`` (optional) (one per service), ``tuning``
+(Cassandra's ingest settings), ``java`` and ``jars`` (the JVM and the jars Kafka and Cassandra run
+from). It may import ``core`` and the client libraries, nothing else.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 from xml.sax.saxutils import escape
 
 import psutil
@@ -169,7 +170,14 @@ batch_size_fail_threshold: 640KiB
 unlogged_batch_across_partitions_warn_threshold: 1000
 
 # Ingest settings ({self.tuning.name}): see mysimbdp_tasks/stack/tuning.py for the measurements.
-{self.tuning.yaml_text()}"""
+{self.tuning.yaml_text()}""" + (self.auth_yaml() if self.settings.secure else "")
+
+    def auth_yaml(self) -> str:
+        """Secure mode: every client logs in with a role, and roles are granted per keyspace."""
+        from ..security.cassandra_roles import AUTH_OPTIONS
+
+        return "\n# Secure mode (`mysimbdp stack up --secure`).\n" + "".join(
+            f"{option}: {value}\n" for option, value in AUTH_OPTIONS.items())
 
     def logback_xml(self) -> str:
         return f"""\
@@ -253,14 +261,47 @@ unlogged_batch_across_partitions_warn_threshold: 1000
         if not procs.can_connect(self.host, self.port, timeout):
             raise ConnectionRefusedError(f"nothing listens on {self.endpoint} yet")
         profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=timeout)
-        cluster = Cluster(
-            contact_points=[self.host], port=self.port, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-            connect_timeout=timeout, control_connection_timeout=timeout,
-        )
-        with procs.quiet_client_logs("cassandra"):
+
+        def connect(auth: object = None) -> tuple[Cluster, Any]:
+            cluster = Cluster(
+                contact_points=[self.host], port=self.port, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+                connect_timeout=timeout, control_connection_timeout=timeout, auth_provider=auth,
+            )
             try:
-                session = cluster.connect()
+                return cluster, cluster.connect()
+            except BaseException:
+                cluster.shutdown()
+                raise
+
+        with procs.quiet_client_logs("cassandra"):
+            cluster, session = self._login(connect) if self.settings.secure else connect()
+            try:
                 row = session.execute("SELECT release_version FROM system.local").one()
             finally:
                 cluster.shutdown()
-        return f"Cassandra {row.release_version}"
+        return f"Cassandra {row.release_version}" + (" (authentication on)" if self.settings.secure else "")
+
+    def _login(self, connect: Callable[..., tuple[Any, Any]]) -> tuple[Any, Any]:
+        """Log in as ``platform_admin``; on the first secure start, create it as the default superuser
+        (cassandra/cassandra) and retire that one."""
+        from cassandra.cluster import NoHostAvailable
+
+        from ..security import cassandra_roles as roles
+        from ..security.identities import ADMIN, DEFAULT_CASSANDRA_ROLE, account, credentials
+
+        user, password = credentials(self.settings, ADMIN) or ("", "")
+        try:
+            return connect(roles.auth_provider(user, password))
+        except NoHostAvailable as exc:
+            if "Authentication" not in str(exc) and "credentials" not in str(exc):
+                raise
+        # Not created yet: only the default superuser exists (it appears shortly after the native
+        # port opens; until then this fails too and the probe is simply tried again).
+        cluster, session = connect(roles.auth_provider(DEFAULT_CASSANDRA_ROLE, DEFAULT_CASSANDRA_ROLE))
+        try:
+            roles.bootstrap(session, self.settings.home)
+        finally:
+            cluster.shutdown()
+        cluster, session = connect(roles.auth_provider(account(ADMIN), password))
+        roles.retire_default(session)
+        return cluster, session

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from pathlib import Path
 from typing import ClassVar
 
 import psutil
@@ -46,9 +47,17 @@ class Redis(Service):
             raise StackError("redis: redis-server is not on PATH; install it with `apt-get install redis-server`")
         return binary
 
+    @property
+    def aclfile(self) -> Path:
+        return self.paths.conf / "users.acl"
+
     def prepare(self, echo: Echo) -> None:
         self._binary()
         self.paths.make()
+        if self.settings.secure:
+            from ..security import redis_acl
+
+            redis_acl.write_aclfile(self.aclfile, self.settings.home)
 
     def launch(self) -> int:
         cmd = [
@@ -64,6 +73,8 @@ class Redis(Service):
             "--save", "",
             # Celery's broker must never silently drop messages when memory runs short.
             "--maxmemory-policy", "noeviction",
+            # Secure mode: users and their rights (hashed passwords only) in a file `ACL SAVE` keeps.
+            *(["--aclfile", str(self.aclfile)] if self.settings.secure else []),
         ]
         self.paths.pidfile.unlink(missing_ok=True)
         code = procs.run_logged(cmd, self.paths.log, self.paths.root, timeout=30)
@@ -84,11 +95,15 @@ class Redis(Service):
         # Without a listener the client would retry with backoff for seconds.
         if not procs.can_connect(self.host, self.port, timeout):
             raise ConnectionRefusedError(f"nothing listens on {self.endpoint} yet")
-        client = redis.Redis(host=self.host, port=self.port, socket_timeout=timeout, socket_connect_timeout=timeout)
+        from ..security.identities import ADMIN, credentials
+
+        user, password = credentials(self.settings, ADMIN) or (None, None)
+        client = redis.Redis(host=self.host, port=self.port, socket_timeout=timeout, socket_connect_timeout=timeout,
+                             username=user, password=password)
         try:
             if not client.ping():
                 raise StackError("redis: PING was not answered with PONG")
             version = client.info("server").get("redis_version", "?")
         finally:
             client.close()
-        return f"Redis {version}"
+        return f"Redis {version}" + (" (ACL users on)" if self.settings.secure else "")
