@@ -15,7 +15,8 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from cassandra.cluster import Session
+from cassandra import DriverException
+from cassandra.cluster import NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent_with_args
 
 from mysimbdp_tasks import stack as local_stack
@@ -74,6 +75,19 @@ def sync_window_s(running: dict[str, str]) -> float:
     return value / 1000 if unit in ("ms", "") else value
 
 
+def wait_until_answering(session: Session, limit_s: float = 180.0) -> None:
+    """Until the shared session has reconnected to the restarted node (later tests use it too)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            session.execute("SELECT release_version FROM system.local", timeout=10)
+            return
+        except (DriverException, NoHostAvailable):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
 @pytest.mark.slow
 @pytest.mark.chaos
 def test_rows_written_before_a_sigkill_are_there_after_the_restart(stack: Settings, make_tenant: object,
@@ -103,6 +117,7 @@ def test_rows_written_before_a_sigkill_are_there_after_the_restart(stack: Settin
     while svc.live_pid() is not None:
         time.sleep(0.2)
     local_stack.up(stack, ["cassandra"], echo=log.info)
+    wait_until_answering(cassandra_session)
 
     cluster, session = db.connect(stack)
     try:
