@@ -150,3 +150,17 @@ def test_readme_lists_every_metric_with_its_labels() -> None:
     for family in scraped:
         sample = family.samples[0]
         assert set(sample.labels) == rows[sample.name], sample.name
+
+
+def test_every_platform_container_runs_a_command_the_cli_takes() -> None:
+    from mysimbdp_tasks.cli import build_parser
+
+    compose = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
+    platform = [(name, s["command"]) for name, s in compose["services"].items()
+                if s.get("entrypoint") == ["mysimbdp"] or s.get("build")]
+    assert len(platform) >= 4
+    for name, command in platform:
+        try:
+            build_parser().parse_args(command)
+        except SystemExit as exc:  # argparse refuses an unknown option with exit 2
+            raise AssertionError(f"service {name}: `mysimbdp {' '.join(command)}` is refused") from exc
