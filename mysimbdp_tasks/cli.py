@@ -119,6 +119,9 @@ def _stack_parsers(sub: Any) -> None:
                            ).add_subparsers(dest="action", required=True, metavar="ACTION")
     p = stack.add_parser("up", help="start the local services; those already running are left as they are")
     p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")
+    p.add_argument("--secure", action="store_true",
+                   help="TLS on every listener, a login per principal and per-tenant ACLs; remembered in "
+                        "$MYSIMBDP_HOME, so every later command on this home is secure too")
     p.set_defaults(handler=stack_up)
     p = stack.add_parser("down", help="stop the local services")
     p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")

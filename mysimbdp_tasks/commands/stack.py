@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..core.errors import MysimbdpError
-from ..core.settings import Settings
+from ..core.settings import Settings, mark_secure
 from .common import SERVICES, echo
 
 
@@ -16,6 +16,8 @@ def stack_up(settings: Settings, args: argparse.Namespace) -> int:
     from ..core import progress
 
     chosen = _chosen(args.services)
+    if args.secure and not settings.secure:
+        settings = mark_secure(settings)
     with progress.ticking(progress.bar("stack up", total=len(chosen), unit="service")) as bar:
         def say(line: str) -> None:
             # Lines above the bar; a service counts once it answers ("ready", "already running", "using it").

@@ -7,13 +7,14 @@ existing cluster by setting ``MYSIMBDP_REDIS_URL``, ``MYSIMBDP_KAFKA_BOOTSTRAP``
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlencode, urlparse
 
 from .errors import SettingsError
 
@@ -43,6 +44,10 @@ DEFAULT_MAX_REDELIVERIES = 10
 # and one fit the local one-broker stack; a real cluster wants 3 and 2.
 DEFAULT_TOPIC_REPLICATION = 1
 DEFAULT_TOPIC_MIN_INSYNC = 1
+
+# `mysimbdp stack up --secure` leaves this file in MYSIMBDP_HOME: every later command on that home
+# is in secure mode unless MYSIMBDP_SECURE says otherwise.
+SECURE_MARKER = "secure"
 
 # Keyspace replication: ``SimpleStrategy:RF`` or ``NetworkTopologyStrategy:dc1=RF,dc2=RF``.
 REPLICATION = re.compile(r"^(SimpleStrategy):(\d+)$|^(NetworkTopologyStrategy):((?:[A-Za-z0-9_.-]+=\d+,?)+)$")
@@ -128,6 +133,26 @@ def _flag(env: Mapping[str, str], var: str, default: bool) -> bool:
     raise SettingsError(f"{var}: expected 1 or 0 (true/false), got {text!r}")
 
 
+def secure_redis_url(url: str, home: Path) -> str:
+    """``url`` over TLS, verifying the local CA (``<home>/tls/ca.crt``) unless it names its own.
+
+    The query parameters are read by redis-py's ``from_url``, kombu and Celery alike, so every Redis
+    client of the platform takes TLS from this one URL.
+    """
+    parts = urlparse(url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("ssl_cert_reqs", "required")
+    query.setdefault("ssl_ca_certs", str(home / "tls" / "ca.crt"))
+    return parts._replace(scheme="rediss", query=urlencode(query)).geturl()
+
+
+def mark_secure(settings: Settings) -> Settings:
+    """``settings`` in secure mode, remembered in its home (the marker file) for later commands."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    (settings.home / SECURE_MARKER).touch()
+    return dataclasses.replace(settings, secure=True, redis_url=secure_redis_url(settings.redis_url, settings.home))
+
+
 def _owners(text: str) -> tuple[tuple[str, int], ...]:
     """``tenant1=1001,tenant2=1002`` -> ((tenant1, 1001), (tenant2, 1002))."""
     found = []
@@ -164,6 +189,11 @@ class Settings:
     # (empty: no owner check); flat_staging False refuses files directly in staging/.
     staging_owners: tuple[tuple[str, int], ...] = ()
     flat_staging: bool = True
+    # Secure mode (`mysimbdp stack up --secure`, or MYSIMBDP_SECURE=1): the services authenticate
+    # every client and authorize it per tenant. ``principal`` is who this process is towards them:
+    # ``platform:admin`` for the platform's processes, ``tenant:<name>`` for a tenant's worker pool.
+    secure: bool = False
+    principal: str = "platform:admin"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -186,6 +216,9 @@ class Settings:
         if not kafka or not cassandra:
             raise SettingsError("MYSIMBDP_KAFKA_BOOTSTRAP and MYSIMBDP_CASSANDRA_HOSTS must not be empty")
         replication = _replication(env)
+        secure = _flag(env, "MYSIMBDP_SECURE", (home / SECURE_MARKER).exists())
+        if secure:
+            redis_url = secure_redis_url(redis_url, home)
         partitions = _count(env, "MYSIMBDP_KAFKA_PARTITIONS", 3)
         topic_replication = _count(env, "MYSIMBDP_TOPIC_REPLICATION", DEFAULT_TOPIC_REPLICATION)
         topic_min_insync = _count(env, "MYSIMBDP_TOPIC_MIN_INSYNC", min(DEFAULT_TOPIC_MIN_INSYNC, topic_replication))
@@ -209,6 +242,7 @@ class Settings:
             max_redeliveries=int(redeliveries),
             staging_owners=_owners(env.get("MYSIMBDP_STAGING_OWNERS", "")),
             flat_staging=_flag(env, "MYSIMBDP_FLAT_STAGING", True),
+            secure=secure,
             stall_seconds=stall,
             report_every=report_every,
             chunk_bytes=int(chunk_mb * 1024 * 1024),

@@ -1,4 +1,5 @@
-"""Kafka topics of the platform: ``<tenant>.ingest``, ``<tenant>.dead`` and ``mysimbdp.reports``."""
+"""Kafka topics of the platform: ``<tenant>.ingest``, ``<tenant>.dead``, ``<tenant>.reports``,
+``mysimbdp.reports`` and ``mysimbdp.control``."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def wanted(tenants: Iterable[Tenant]) -> dict[str, int]:
     for t in tenants:
         topics[t.ingest_topic] = t.partitions
         topics[t.dead_topic] = 1
+        topics[t.reports_topic] = 1
     return topics
 
 
@@ -156,7 +158,7 @@ def delete_tenant_topics(settings: Settings, tenant: Tenant) -> None:
     client = admin(settings)
     try:
         existing = set(client.list_topics())
-        names = [n for n in (tenant.ingest_topic, tenant.dead_topic) if n in existing]
+        names = [n for n in (tenant.ingest_topic, tenant.dead_topic, tenant.reports_topic) if n in existing]
         if names:
             with contextlib.suppress(UnknownTopicOrPartitionError):  # deleted meanwhile: the outcome wanted
                 client.delete_topics(names)

@@ -11,6 +11,7 @@ from xml.sax.saxutils import escape
 import psutil
 
 from ..core import procs
+from ..security import ca, tls
 from . import jars
 from .java import find_java
 from .service import Echo, Service, java_command
@@ -176,6 +177,23 @@ request_timeout: 20000ms
 batch_size_warn_threshold: 64KiB
 batch_size_fail_threshold: 640KiB
 unlogged_batch_across_partitions_warn_threshold: 1000
+{self._client_encryption()}"""
+
+    def _client_encryption(self) -> str:
+        if not self.settings.secure:
+            return ""
+        files = ca.TlsFiles(self.settings.home)
+        # TLS required on the native port (``optional: false`` refuses plaintext clients); clients
+        # authenticate with a role's password, not a certificate.
+        return f"""
+client_encryption_options:
+  enabled: true
+  optional: false
+  keystore: {json.dumps(str(files.keystore))}
+  keystore_password: {json.dumps(files.keystore_password())}
+  store_type: PKCS12
+  require_client_auth: false
+  accepted_protocols: [TLSv1.2, TLSv1.3]
 """
 
     def logback_xml(self) -> str:
@@ -234,7 +252,8 @@ unlogged_batch_across_partitions_warn_threshold: 1000
         self.paths.make()
         (self.paths.conf / "triggers").mkdir(exist_ok=True)
         jars.ensure_jars(self.name, self.paths.jars, echo)
-        (self.paths.conf / "cassandra.yaml").write_text(self.cassandra_yaml())
+        # Mode 0600: in secure mode it holds the keystore's password.
+        procs.write_private(self.paths.conf / "cassandra.yaml", self.cassandra_yaml())
         (self.paths.conf / "logback.xml").write_text(self.logback_xml())
 
     # Lifecycle ------------------------------------------------------------------------------------
@@ -262,6 +281,7 @@ unlogged_batch_across_partitions_warn_threshold: 1000
         cluster = Cluster(
             contact_points=[self.host], port=self.port, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             connect_timeout=timeout, control_connection_timeout=timeout,
+            ssl_context=tls.ssl_context(self.settings),
         )
         with procs.quiet_client_logs("cassandra"):
             try:

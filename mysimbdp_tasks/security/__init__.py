@@ -1,0 +1,1 @@
+"""Identities, secrets and authorization of the platform's services (secure mode)."""
