@@ -33,6 +33,7 @@ def tenants_check(settings: Settings, args: argparse.Namespace) -> int:
 def tenants_apply(settings: Settings, args: argparse.Namespace) -> int:
     """Plan everything first (Kafka, Cassandra, registry), refuse or print the plan, then change."""
     from ..core import tenants
+    from ..security import kafka_access
     from ..services import cassandra as db
     from ..services import provisioning, topics
     from ..services.registry import Registry
@@ -53,6 +54,8 @@ def tenants_apply(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         cluster.shutdown()
     created = topics.execute(settings, plan["kafka"])
+    # Secure mode: each tenant's Kafka user and the ACLs of its topics (idempotent; plain mode: nothing).
+    kafka_access.grant(settings, wanted)
     for t in wanted.values():
         registry.save(t)
     stale = sorted(set(registry.active_names()) - set(found))

@@ -7,7 +7,7 @@ users; every other principal gets exactly these grants (``StandardAuthorizer`` r
 | principal | may |
 |---|---|
 | ``tenant:<t>`` | write ``<t>.ingest`` and ``<t>.reports``; read ``<t>.dead`` (groups named ``<t>.*``) |
-| ``platform:bridge`` | read every ``<t>.ingest`` (group ``mysimbdp.bridge.<t>``); write ``<t>.dead`` and ``mysimbdp.reports`` |
+| ``platform:bridge`` | read ``<t>.ingest`` (group ``mysimbdp.bridge.<t>``); write ``<t>.dead``, ``mysimbdp.reports`` |
 | ``platform:worker`` | write ``<t>.dead`` and ``mysimbdp.reports`` |
 | ``platform:monitor`` | read ``mysimbdp.reports`` and every ``<t>.reports``; the only writer of ``mysimbdp.control`` |
 | ``platform:manager`` | read ``mysimbdp.control`` |

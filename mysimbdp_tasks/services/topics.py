@@ -17,16 +17,19 @@ from ..core import names
 from ..core.errors import ServiceUnavailable
 from ..core.settings import Settings
 from ..core.tenants import Tenant
+from ..security import tls
 
 log = logging.getLogger(__name__)
 
 REPORTS = names.REPORTS_TOPIC
 CONTROL = names.CONTROL_TOPIC
+ADMIN = "platform:admin"  # who creates and deletes topics in secure mode
 
 
 def admin(settings: Settings) -> KafkaAdminClient:
     return KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_str, client_id="mysimbdp-admin",
-                            request_timeout_ms=30000, bootstrap_timeout_ms=10000)
+                            request_timeout_ms=30000, bootstrap_timeout_ms=10000,
+                            **tls.kafka_options(settings, ADMIN))
 
 
 @dataclass
@@ -126,7 +129,7 @@ def ensure(settings: Settings, tenants: Iterable[Tenant]) -> list[str]:
 def _wait_for_leaders(settings: Settings, wanted_n: dict[str, int], timeout: float = 30.0) -> None:
     """Return once the topics (name -> partitions) have all their partitions, so clients can use them at once."""
     names = list(wanted_n)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str, **tls.kafka_options(settings, ADMIN))
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -100,7 +100,8 @@ class Redis(Service):
             raise ConnectionRefusedError(f"nothing listens on {self.endpoint} yet")
         tls: dict[str, Any] = {}
         if self.settings.secure:
-            tls = {"ssl": True, "ssl_cert_reqs": "required", "ssl_ca_certs": str(ca.TlsFiles(self.settings.home).ca_cert)}
+            tls = {"ssl": True, "ssl_cert_reqs": "required",
+                   "ssl_ca_certs": str(ca.TlsFiles(self.settings.home).ca_cert)}
         client = redis.Redis(host=self.host, port=self.port, socket_timeout=timeout, socket_connect_timeout=timeout,
                              **tls)
         try:
