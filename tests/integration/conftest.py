@@ -118,3 +118,34 @@ def stream_platform(settings: Settings, tmp_path: Any) -> Iterator[Any]:
     yield start
     for p in started:
         p.stop()
+
+
+# Secure mode ------------------------------------------------------------------------------------
+# Tests marked ``secure`` run against a stack of their own, started in secure mode (TLS, logins,
+# ACLs) on another loopback address and MYSIMBDP_HOME, so every other test keeps the plain stack.
+# SECURE_STACK_ADDR moves it (default 127.0.0.28); it is stopped at the end of the session.
+SECURE_STACK_ADDR = os.environ.get("SECURE_STACK_ADDR", "127.0.0.28")
+
+
+@pytest.fixture(scope="session")
+def secure_stack(stack: Settings) -> Iterator[Settings]:
+    """Settings of the running secure stack (Redis, Kafka, Cassandra), as a platform process sees them."""
+    from mysimbdp_tasks.core.settings import mark_secure
+
+    home = stack.home.parent / f"{stack.home.name}-secure"
+    home.mkdir(parents=True, exist_ok=True)
+    if (stack.home / "jars").is_dir() and not (home / "jars").exists():
+        (home / "jars").symlink_to(stack.home / "jars")  # the jars once, not once per home
+    addr = SECURE_STACK_ADDR
+    env = {**os.environ, "MYSIMBDP_HOME": str(home), "MYSIMBDP_REDIS_URL": f"redis://{addr}:6379/0",
+           "MYSIMBDP_KAFKA_BOOTSTRAP": f"{addr}:9092", "MYSIMBDP_CASSANDRA_HOSTS": f"{addr}:9042"}
+    settings = mark_secure(Settings.from_env(env))
+    try:
+        local_stack.up(settings, echo=log.info)
+    except StackError as exc:
+        local_stack.down(settings, echo=log.info)
+        if _in_ci():
+            pytest.fail(f"the secure stack must run in CI:\n{exc}", pytrace=False)
+        pytest.skip(f"the secure stack is not available:\n{exc}")
+    yield settings
+    local_stack.down(settings, echo=log.info)
