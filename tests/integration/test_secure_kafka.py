@@ -7,7 +7,7 @@ TOPIC_AUTHORIZATION_FAILED, and a client without TLS (or the login) is never ser
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.secure, pytest.mark.timeout(6
 
 
 @pytest.fixture(scope="module")
-def two_tenants(secure_stack: Settings) -> Iterator[tuple[str, str]]:
+def two_tenants(secure_stack: Settings) -> tuple[str, str]:
     """Two fresh tenants A and B with their topics, users and ACLs on the secure stack."""
     a, b = (f"t{uuid.uuid4().hex[:8]}" for _ in range(2))
     topics.ensure(secure_stack, [])
@@ -37,12 +37,21 @@ def two_tenants(secure_stack: Settings) -> Iterator[tuple[str, str]]:
     finally:
         admin.close()
     kafka_access.grant(secure_stack, [a, b])
-    yield a, b
+    return a, b
 
 
 def _producer(settings: Settings, principal: str) -> KafkaProducer:
     return KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all", max_block_ms=20000,
                          **tls.kafka_options(settings, principal))
+
+
+def _send_once(settings: Settings, topic: str, **options: Any) -> None:
+    """Connect with exactly ``options`` and send one message; raises what the client meets."""
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, max_block_ms=10000, **options)
+    try:
+        producer.send(topic, b"{}").get(timeout=20)
+    finally:
+        producer.close(timeout=5)
 
 
 def _read(settings: Settings, principal: str, topic: str) -> int:
@@ -101,8 +110,7 @@ def test_only_the_monitor_writes_control(secure_stack: Settings, two_tenants: tu
 def test_a_wrong_password_is_refused(secure_stack: Settings, two_tenants: tuple[str, str]) -> None:
     options = {**tls.kafka_options(secure_stack, f"tenant:{two_tenants[0]}"), "sasl_plain_password": "not-it"}
     with pytest.raises(KafkaError):
-        producer = KafkaProducer(bootstrap_servers=secure_stack.kafka_bootstrap_str, max_block_ms=10000, **options)
-        producer.send(names.ingest_topic(two_tenants[0]), b"{}").get(timeout=20)
+        _send_once(secure_stack, names.ingest_topic(two_tenants[0]), **options)
 
 
 def test_plaintext_clients_are_refused_by_every_service(secure_stack: Settings) -> None:
@@ -110,8 +118,7 @@ def test_plaintext_clients_are_refused_by_every_service(secure_stack: Settings) 
     with pytest.raises(redis.ConnectionError):
         redis.Redis(host=host, port=secure_stack.redis_port, socket_timeout=5, socket_connect_timeout=5).ping()
     with pytest.raises(KafkaError):
-        producer = KafkaProducer(bootstrap_servers=secure_stack.kafka_bootstrap_str, max_block_ms=10000)
-        producer.send(names.REPORTS_TOPIC, b"{}").get(timeout=20)
+        _send_once(secure_stack, names.REPORTS_TOPIC)
     cluster = Cluster([secure_stack.cassandra_contact_points[0]], port=secure_stack.cassandra_port,
                       connect_timeout=5, control_connection_timeout=5)
     try:
