@@ -125,10 +125,6 @@ class Tenant:
     def dead_topic(self) -> str:
         return names.dead_topic(self.name)
 
-    @property
-    def reports_topic(self) -> str:
-        return names.reports_topic(self.name)
-
 
 # --------------------------------------------------------------------------------------------
 # Loading

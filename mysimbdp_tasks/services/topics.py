@@ -54,7 +54,7 @@ def wanted(tenants: Iterable[Tenant]) -> dict[str, int]:
     for t in tenants:
         topics[t.ingest_topic] = t.partitions
         topics[t.dead_topic] = 1
-        topics[t.reports_topic] = 1
+        topics[names.reports_topic(t.name)] = 1
     return topics
 
 
@@ -161,9 +161,10 @@ def delete_tenant_topics(settings: Settings, tenant: Tenant) -> None:
     client = admin(settings)
     try:
         existing = set(client.list_topics())
-        names = [n for n in (tenant.ingest_topic, tenant.dead_topic, tenant.reports_topic) if n in existing]
-        if names:
+        mine = (tenant.ingest_topic, tenant.dead_topic, names.reports_topic(tenant.name))
+        found = [n for n in mine if n in existing]
+        if found:
             with contextlib.suppress(UnknownTopicOrPartitionError):  # deleted meanwhile: the outcome wanted
-                client.delete_topics(names)
+                client.delete_topics(found)
     finally:
         client.close()

@@ -123,15 +123,23 @@ def stream_platform(settings: Settings, tmp_path: Any) -> Iterator[Any]:
 # Secure mode ------------------------------------------------------------------------------------
 # Tests marked ``secure`` run against a stack of their own, started in secure mode (TLS, logins,
 # ACLs) on another loopback address and MYSIMBDP_HOME, so every other test keeps the plain stack.
-# SECURE_STACK_ADDR moves it (default 127.0.0.28); it is stopped at the end of the session.
+# SECURE_STACK_ADDR moves it (default 127.0.0.28); it is stopped at the end of the session. A
+# session whose own stack is secure uses that one instead.
 SECURE_STACK_ADDR = os.environ.get("SECURE_STACK_ADDR", "127.0.0.28")
 
 
 @pytest.fixture(scope="session")
 def secure_stack(stack: Settings) -> Iterator[Settings]:
-    """Settings of the running secure stack (Redis, Kafka, Cassandra), as a platform process sees them."""
+    """Settings of the running secure stack (Redis, Kafka, Cassandra), as a platform process sees them.
+
+    When the session's own stack is secure already (MYSIMBDP_SECURE=1, or its home was started with
+    ``stack up --secure``), that one is used and left running.
+    """
     from mysimbdp_tasks.core.settings import mark_secure
 
+    if stack.secure:
+        yield stack
+        return
     home = stack.home.parent / f"{stack.home.name}-secure"
     home.mkdir(parents=True, exist_ok=True)
     if (stack.home / "jars").is_dir() and not (home / "jars").exists():
