@@ -60,6 +60,9 @@ def _read(settings: Settings, principal: str, topic: str) -> int:
                              **tls.kafka_options(settings, principal))
     try:
         tp = TopicPartition(topic, 0)
+        # Asking where the partition begins is a read: Kafka refuses it without READ on the topic
+        # (a refused poll would only come back empty).
+        consumer.beginning_offsets([tp])
         consumer.assign([tp])
         consumer.seek_to_beginning(tp)
         return sum(len(batch) for batch in consumer.poll(timeout_ms=3000).values())
