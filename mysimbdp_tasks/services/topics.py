@@ -17,7 +17,7 @@ from ..core import names
 from ..core.errors import ServiceUnavailable
 from ..core.settings import Settings
 from ..core.tenants import Tenant
-from ..security import tls
+from ..security import kafka_access, tls
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +119,17 @@ def execute(settings: Settings, p: TopicPlan) -> list[str]:
 
 
 def ensure(settings: Settings, tenants: Iterable[Tenant]) -> list[str]:
-    """Create missing topics and grow the ones with fewer partitions than wanted; return the names created."""
-    p = plan(settings, tenants)
+    """Create missing topics and grow the ones with fewer partitions than wanted; return the names created.
+
+    In secure mode the tenants' Kafka users and ACLs are made too (security/kafka_access.py).
+    """
+    chosen = list(tenants)
+    p = plan(settings, chosen)
     if p.problems:
         log.warning("topics left as they are: %s", "; ".join(p.problems))
-    return execute(settings, p)
+    created = execute(settings, p)
+    kafka_access.grant(settings, [t.name for t in chosen])
+    return created
 
 
 def _wait_for_leaders(settings: Settings, wanted_n: dict[str, int], timeout: float = 30.0) -> None:
