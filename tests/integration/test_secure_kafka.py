@@ -47,7 +47,9 @@ def _producer(settings: Settings, principal: str) -> KafkaProducer:
 
 def _send_once(settings: Settings, topic: str, **options: Any) -> None:
     """Connect with exactly ``options`` and send one message; raises what the client meets."""
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, max_block_ms=10000, **options)
+    # Short waits: a refused client would otherwise retry its bootstrap for 30 s.
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, max_block_ms=5000,
+                             bootstrap_timeout_ms=5000, request_timeout_ms=5000, **options)
     try:
         producer.send(topic, b"{}").get(timeout=20)
     finally:
