@@ -126,3 +126,12 @@ def test_the_monitor_refuses_a_report_whose_tenant_is_not_its_sender() -> None:
     assert sender_refusal(names.REPORTS_TOPIC, _report("tb", "worker")) is None
     assert "sent by tenant 'ta'" in (sender_refusal("ta.reports", _report("tb")) or "")
     assert "client reports only" in (sender_refusal("ta.reports", _report("ta", "bridge")) or "")
+
+
+def test_stack_up_secure_is_remembered_by_the_home(tmp_path: Path) -> None:
+    env = {"MYSIMBDP_HOME": str(tmp_path / "home")}
+    from mysimbdp_tasks.core.settings import mark_secure
+
+    marked = mark_secure(Settings.from_env(env))
+    assert marked.secure and marked.redis_url.startswith("rediss://")
+    assert Settings.from_env(env).secure  # a later command on the same home
