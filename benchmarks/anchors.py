@@ -56,6 +56,7 @@ class Options:
     workdir: Path | None = None
     cache: Path = anchor_tools.CACHE
     keep: bool = False
+    warmup: bool = True
 
 
 QUICK_MB = 2.0
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=Options.cache,
                    help=f"where cqlsh's virtualenv and dsbulk's jars are kept (default {Options.cache})")
     p.add_argument("--keep", action="store_true", help="keep the work folder and every loaded table")
+    p.add_argument("--no-warmup", action="store_true",
+                   help="skip the unmeasured first load that warms Cassandra's JVM up (a cold node spends about "
+                        "3x its CPU per row, which would count against whichever loader runs first)")
     return p
 
 
@@ -93,7 +97,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         raise BenchmarkError(f"--mb: expected a positive size, got {mb:g}")
     return Options(mb=mb, quick=args.quick, only=args.only, concurrency=args.concurrency, json_out=args.json_out,
                    plot_out=None if args.no_plot else args.plot_out, workdir=args.workdir, cache=args.cache,
-                   keep=args.keep)
+                   keep=args.keep, warmup=not args.no_warmup)
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,11 @@ def run(settings: Settings, options: Options, echo: Callable[[str], None] = prin
     runs: list[LoaderRun] = []
     try:
         prep = prepare(options, workdir / "data", echo)
+        if options.warmup:
+            echo("warm-up: one unmeasured pipeline load, so that no loader pays for Cassandra's cold JVM ...")
+            warm = anchor_cases.pipeline(ctx, cases.PipelineSetup(options.concurrency), prep.item, prep.empty,
+                                         prep.expected)
+            echo("  " + _line(warm))
         if "pipeline" in options.only:
             echo(f"pipeline ({options.concurrency} worker processes) ...")
             runs.append(anchor_cases.pipeline(ctx, cases.PipelineSetup(options.concurrency), prep.item, prep.empty,

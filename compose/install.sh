@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what mysimbdp needs on a Debian machine: a virtual environment .venv with the package, its
-# test and benchmark tools at the versions of compose/constraints.txt, and Redis. Kafka and
+# test and benchmark tools at the versions of compose/constraints.txt, Redis and Prometheus. Kafka and
 # Cassandra jars come from Maven Central at `mysimbdp stack up`.
 #
 # Debian 12's Python refuses `pip install` outside a virtual environment (PEP 668,
@@ -22,6 +22,8 @@ apt_install() {
 }
 
 command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+# Optional at run time (`mysimbdp stack up --with-prometheus`), installed so its test runs.
+command -v prometheus >/dev/null 2>&1 || apt_install --no-install-recommends prometheus
 for tool in java mvn; do
     command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is required (OpenJDK 17 and Maven)" >&2; exit 1; }
 done

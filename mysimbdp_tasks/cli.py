@@ -16,10 +16,12 @@ from typing import Any
 from redis import exceptions as redis_errors
 
 from . import __version__
+from .commands import dead, files
 from .commands.platform import (
     bridge,
     flower,
     manager,
+    metrics,
     monitor,
     platform_down,
     platform_up,
@@ -32,6 +34,7 @@ from .commands.stack import stack_down, stack_status, stack_up
 from .commands.tenants import tenants_apply, tenants_check, tenants_list, tenants_remove
 from .core.errors import ConfigError, MysimbdpError, Stopping
 from .core.settings import (
+    DEFAULT_BATCH_IDLE_AFTER_S,
     DEFAULT_BATCH_MESSAGES,
     DEFAULT_BATCH_WAIT_MS,
     DEFAULT_CONCURRENCY,
@@ -111,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     _platform_parsers(sub)
     _process_parsers(sub)
     _report_parsers(sub)
+    dead.add_parsers(sub, _json_flag)
+    files.add_parsers(sub, _json_flag)
     return parser
 
 
@@ -122,6 +127,8 @@ def _stack_parsers(sub: Any) -> None:
     p.add_argument("--secure", action="store_true",
                    help="TLS on every listener, a login per principal and per-tenant ACLs; remembered in "
                         "$MYSIMBDP_HOME, so every later command on this home is secure too")
+    p.add_argument("--with-prometheus", action="store_true",
+                   help="also run Prometheus (Debian's package), scraping the platform's metrics")
     p.set_defaults(handler=stack_up)
     p = stack.add_parser("down", help="stop the local services")
     p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")
@@ -208,6 +215,9 @@ def _process_parsers(sub: Any) -> None:
     p.add_argument("--idle-after", type=positive, default=DEFAULT_IDLE_AFTER_S,
                    help="seconds without messages after which a tenant counts as idle "
                         f"(default {DEFAULT_IDLE_AFTER_S:g})")
+    p.add_argument("--batch-idle-after", type=positive, default=DEFAULT_BATCH_IDLE_AFTER_S,
+                   help="seconds a tenant's batch queue stays empty after a backlog before its pool shrinks "
+                        f"(default {DEFAULT_BATCH_IDLE_AFTER_S:g})")
     p.set_defaults(handler=monitor)
     p = sub.add_parser("manager", help="grow and shrink tenants' worker pools as the monitor decides, in the "
                                        "foreground")
@@ -219,6 +229,10 @@ def _process_parsers(sub: Any) -> None:
     p.add_argument("--port", type=port, default=DEFAULT_FLOWER_PORT,
                    help=f"the port it listens on, on 127.0.0.1 (default {DEFAULT_FLOWER_PORT})")
     p.set_defaults(handler=flower)
+    p = sub.add_parser("metrics", help="serve the platform's Prometheus metrics at MYSIMBDP_METRICS_ADDR, in the "
+                                       "foreground (the supervisor serves them itself: this is for processes run "
+                                       "without it, e.g. in containers)")
+    p.set_defaults(handler=metrics)
 
 
 def _report_parsers(sub: Any) -> None:

@@ -18,7 +18,7 @@ from ..core.errors import FileChangedError, PermanentIngestError, TenantError
 from ..core.formats import Chunk, detect_format
 from ..core.rows import ChunkResult, ingest_chunk, summarize
 from ..core.tenants import Tenant
-from ..services import context
+from ..services import context, telemetry
 from ..services import events as metrics
 from ..services.dispatch import Dispatch
 from ..services.quotas import Quotas
@@ -219,6 +219,8 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
         },
         "quota_refunded": False,
     }
+    if job.get("retry_of"):
+        receipt["retry_of"] = job["retry_of"]  # `mysimbdp files retry`: the ingestion this one retries
     if job.get("grown_to"):
         receipt["note"] = (f"the file grew from {job['bytes']} to {job['grown_to']} bytes after admission; "
                            f"only the {job['bytes']} admitted bytes were read")
@@ -231,6 +233,7 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
         folders.place(path, final)  # exclusive: never replaces a file of the same name
     metrics.record_batch(context.session(), tenant, receipt)
     _log_events(settings.logs, receipt, final)
+    telemetry.file_finished(tenant.name, status, results, job["admitted_at"], finished)
     jobs.finalized(ingest_id)
 
 

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from ..core import filenames
@@ -34,15 +33,17 @@ from ..core.errors import DiskFull, Stopping
 from ..core.settings import DEFAULT_STABLE_SECONDS, Settings
 from ..core.tenants import Tenant
 from ..services import events as metrics
+from ..services import telemetry
 from ..services.dispatch import Dispatch
 from ..services.outages import Waiter
 from ..services.quotas import Quotas
 from ..services.registry import Registry
-from . import claims, folders
+from . import claims, folders, fsevents, retries
 from .claims import CLAIM_NOTE, CLAIMS, PENDING
 from .claims import OUTAGES as _OUTAGES
 from .jobs import Jobs
 from .routing import owner_refusal, tenant_of
+from .schedule import Schedule
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ __all__ = ["Outcome", "Watcher", "tenant_of"]
 class Outcome:
     file: str
     tenant: str
-    status: str  # "admitted" or "rejected"
+    status: str  # "admitted", "scheduled" (admitted, waiting for its window) or "rejected"
     reason: str
     location: Path
     ingest_id: str = ""
@@ -75,11 +76,13 @@ class Watcher:
         self.quotas = Quotas(client)
         self.jobs = Jobs(client)
         self.registry = Registry(client)
+        self.schedule = Schedule(client, self.jobs, dispatch)
         self._seen: dict[Path, tuple[int, int, float]] = {}
         self._complete: set[Path] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._tenants: tuple[float, dict[str, Tenant]] = (0.0, {})
+        self.retries = retries.Chains(client)
 
     # -- events ------------------------------------------------------------------------------
     def mark_complete(self, path: Path) -> None:
@@ -260,6 +263,7 @@ class Watcher:
         tenant_name = folder_tenant or named
         known = self.tenants(tenant_name)
         st = os.lstat(claimed)
+        previous = self.retries.look_up(ingest_id, tenant_name, st.st_ino) if tenant_name in known else None
         if not stat.S_ISREG(st.st_mode):
             kind = "symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
             return self._reject(claimed, name, tenant_name, ingest_id, "not_a_regular_file", kind, "")
@@ -284,6 +288,8 @@ class Watcher:
         # The file is pinned as admitted: workers read no more than ``bytes`` of this inode.
         job = {"ingest_id": ingest_id, "tenant": tenant_name, "file": name, "bytes": st.st_size,
                "inode": st.st_ino, "mtime_ns": st.st_mtime_ns, "day": admission.day, "admitted_at": time.time()}
+        if previous:
+            job["retry_of"] = previous
         self.redis.hset(PENDING, ingest_id, json.dumps({**job, "claimed": str(claimed)}))
         return self.enqueue(claimed, job)
 
@@ -291,15 +297,17 @@ class Watcher:
         folder = self.layout.folder(folders.PROCESSING, job["tenant"])
         path = folders.move(claimed, folder, filenames.disk_name(job["ingest_id"], job["file"]))
         job = {**job, "path": str(path)}
-        self.jobs.open(job, time.time())
-        self.dispatch.send_file(job)
+        held = self.schedule.start(job, self.tenants(job["tenant"]).get(job["tenant"]))  # or later, in its window
         self.redis.hdel(PENDING, job["ingest_id"])
         claims.drop_note(claimed)
-        log.info("tenant=%s file=%s ingest=%s bytes=%d admitted", job["tenant"], job["file"], job["ingest_id"],
-                 job["bytes"])
+        self.retries.settle(job["ingest_id"])
+        log.info("tenant=%s file=%s ingest=%s bytes=%d admitted%s", job["tenant"], job["file"], job["ingest_id"],
+                 job["bytes"], ", scheduled" if held else "")
         metrics.emit(self.settings.logs, job["tenant"], "file_admitted", file=job["file"],
-                     ingest_id=job["ingest_id"], bytes=job["bytes"])
-        return Outcome(job["file"], job["tenant"], "admitted", "admitted", path, job["ingest_id"])
+                     ingest_id=job["ingest_id"], bytes=job["bytes"], scheduled=held)
+        telemetry.file_admitted(job["tenant"])
+        return Outcome(job["file"], job["tenant"], "scheduled" if held else "admitted", "admitted", path,
+                       job["ingest_id"])
 
     def _reject(self, claimed: Path, name: str, tenant: str, ingest_id: str, reason: str, limit: str,
                 usage: str) -> Outcome:
@@ -309,6 +317,8 @@ class Watcher:
         receipt = {"tenant": tenant or None, "file": name, "status": "rejected", "reason": reason,
                    "limit": limit, "usage": usage, "time": time.time(), "ingest_id": ingest_id,
                    "location": str(dest)}
+        if self.retries.of(ingest_id):
+            receipt["retry_of"] = self.retries.of(ingest_id)
         # Receipt first, then the move: a file in rejected/ always has its receipt. If the disk is
         # full, the decision stands and the file stays claimed; each scan tries again.
         try:
@@ -322,9 +332,11 @@ class Watcher:
             raise
         self._unwritten.pop(claimed, None)
         claims.drop_note(claimed)
+        self.retries.settle(ingest_id)
         log.warning("tenant=%s file=%s ingest=%s rejected reason=%s limit=%s usage=%s", tenant or "?", name,
                     ingest_id, reason, limit, usage)
         metrics.emit(self.settings.logs, owner, "file_rejected", file=name, reason=reason, limit=limit, usage=usage)
+        telemetry.file_refused(owner, reason)
         return Outcome(name, tenant, "rejected", reason, dest, ingest_id)
 
     def recover(self) -> int:
@@ -336,8 +348,8 @@ class Watcher:
         """Watch until ``stop`` is set. While Redis is away the watcher waits (``waiter``: logged once
         per outage, with backoff); files claimed when it went away are finished once it is back."""
         wait = waiter or Waiter("watcher", stop)
-        handler = _Handler(self)
-        _prompt_move_events()
+        handler = fsevents.Handler(self)
+        fsevents.prompt_move_events()
         observer = Observer()
         observer.schedule(handler, str(self.staging), recursive=True)
         observer.start()
@@ -346,6 +358,7 @@ class Watcher:
             wait.call(self.recover)
             while not stop.is_set():
                 wait.call(self.scan, resume=self.recover)
+                wait.call(lambda: self.schedule.release_due(self.tenants()))
                 self._wake.wait(interval)
                 self._wake.clear()
         except Stopping:
@@ -353,31 +366,6 @@ class Watcher:
         finally:
             observer.stop()
             observer.join(timeout=5)
-
-
-def _prompt_move_events() -> None:
-    # watchdog holds an IN_MOVED_FROM for 0.5 s waiting for its IN_MOVED_TO, and every later event
-    # waits behind it. Each claim renames a file out of staging (a MOVED_FROM with no MOVED_TO), so
-    # the next file's events came up to 0.5 s late. A rename's two halves arrive together from
-    # one syscall; 50 ms is ample to pair them.
-    from watchdog.observers import inotify_move_event_grouper
-
-    inotify_move_event_grouper.InotifyMoveEventGrouper.delay = 0.05
-
-
-class _Handler(FileSystemEventHandler):
-    def __init__(self, watcher: Watcher) -> None:
-        self.watcher = watcher
-
-    def on_closed(self, event: FileSystemEvent) -> None:
-        self.watcher.mark_complete(Path(str(event.src_path)))
-
-    def on_moved(self, event: FileSystemEvent) -> None:
-        # A rename into staging is how careful writers publish a finished file.
-        self.watcher.mark_complete(Path(str(event.dest_path)))
-
-    def on_created(self, event: FileSystemEvent) -> None:
-        self.watcher.poke()
 
 
 def _lstat(path: Path) -> os.stat_result | None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..control import processes
 from ..core.errors import MysimbdpError
 from ..core.settings import Settings
+from ..services import telemetry
 from .common import echo, redis_client, stop_event
 
 if TYPE_CHECKING:
@@ -41,7 +42,8 @@ def platform_up(settings: Settings, args: argparse.Namespace) -> int:
     children = state.get("children", {})
     failed = not_running(wanted, children)
     if args.json:
-        print(json.dumps({"supervisor": state.get("pid"), "processes": children, "failed": failed}, indent=2))
+        print(json.dumps({"supervisor": state.get("pid"), "processes": children, "failed": failed,
+                          "metrics": (state.get("metrics") or {}).get("url")}, indent=2))
     elif failed:
         print(f"error: not running after start: {', '.join(failed)} (see their logs in {settings.logs})",
               file=sys.stderr)
@@ -86,6 +88,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     from ..services.registry import Registry
     from ..worker.celery_app import make_app
 
+    telemetry.configure(settings.run, processes.worker_name(args.tenant))  # before the pool forks
     wait = waiter(settings, processes.worker_name(args.tenant), stop_event())
     tenant = wait.call(lambda: Registry(redis_client(settings)).all().get(args.tenant))
     if tenant is None:
@@ -94,6 +97,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     # Set before the pool forks: every prefork child inherits this process's context.
     context.configure(settings, own_tenant=tenant.name)
     app = make_app(settings)
+    telemetry.pool_size(tenant.name, args.concurrency)
 
     argv = ["worker", "-Q", f"{tenant.batch_queue},{tenant.stream_queue}", "-n", f"{tenant.name}@%h",
             "--loglevel", "INFO", "-E", "--without-gossip", "--without-mingle"]
@@ -110,6 +114,7 @@ def watch(settings: Settings, args: argparse.Namespace) -> int:
     from ..worker.celery_app import make_app
 
     logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
+    telemetry.configure(settings.run, "watcher")
     stop = stop_event()
     # The sweeper runs beside intake, in its own thread with its own Redis client and Celery app,
     # so however long a sweep of a large backlog takes, staged files are admitted meanwhile.
@@ -136,6 +141,7 @@ def bridge(settings: Settings, args: argparse.Namespace) -> int:
 
     logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
     stop = stop_event()
+    telemetry.configure(settings.run, processes.bridge_name(args.tenant))
     wait = waiter(settings, processes.bridge_name(args.tenant), stop)
     client = redis_client(settings)
     active = wait.call(Registry(client).active)
@@ -162,8 +168,9 @@ def monitor(settings: Settings, args: argparse.Namespace) -> int:
 
     logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
     stop = stop_event()
+    telemetry.configure(settings.run, "monitor")
     monitor_mod.run(settings, set(args.tenant) if args.tenant else None, args.idle_after, stop,
-                    waiter(settings, "monitor", stop))
+                    waiter(settings, "monitor", stop), batch_empty_for_s=args.batch_idle_after)
     return 0
 
 
@@ -172,8 +179,17 @@ def manager(settings: Settings, args: argparse.Namespace) -> int:
 
     logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
     stop = stop_event()
+    telemetry.configure(settings.run, "manager")
     Manager(settings, set(args.tenant) if args.tenant else None, args.cooldown).run(stop, waiter(settings, "manager",
                                                                                                   stop))
+    return 0
+
+
+def metrics(settings: Settings, args: argparse.Namespace) -> int:
+    from ..control import exporter
+
+    logging.getLogger("mysimbdp_tasks").setLevel(logging.INFO)
+    exporter.run(settings, stop_event())
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from cassandra.cluster import Session
@@ -40,6 +41,17 @@ def latest_files(settings: Settings, tenant: str, limit: int = 10) -> list[dict[
          "rows_ok": e.get("rows_ok"), "rows_refused": e.get("rows_refused")}
         for e in events[-limit:]
     ]
+
+
+def scheduled_files(client: Any, tenant: str) -> list[dict[str, Any]]:
+    """The tenant's admitted files waiting for an ingestion window, earliest first."""
+    from ..batch import schedule
+
+    def iso(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+
+    return [{"file": j["file"], "ingest_id": j["ingest_id"], "bytes": j["bytes"], "admitted_at": iso(j["admitted_at"]),
+             "starts_at": iso(j["opens_at"])} for j in schedule.waiting(client, tenant)]
 
 
 def file_outcomes(settings: Settings, tenant: str) -> dict[str, Any]:

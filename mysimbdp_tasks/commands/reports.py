@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from ..control import processes
 from ..core.errors import MysimbdpError
 from ..core.settings import Settings
 from .common import redis_client
@@ -30,12 +31,14 @@ def process_status(settings: Settings, args: argparse.Namespace) -> int:
     if sup["running"]:
         waits = ", ".join(f"waiting for {s}" for s in sup["waiting_for"])
         print(f"supervisor: pid {sup['pid']}, up {_duration(sup['uptime_s'])}{'; ' + waits if waits else ''}")
+        print(processes.metrics_line(sup.get("metrics")))
     else:
         print("supervisor: not running (`mysimbdp up` starts it)")
-    print(f"{'NAME':<24} {'PID':>7}  {'STATE':<44} {'UPTIME':>8} {'RESTARTS':>8}")
+    print(f"{'NAME':<24} {'PID':>7}  {'STATE':<44} {'UPTIME':>8} {'RESTARTS':>8} {'POOL':>4}")
     for p in data["processes"]:
+        pool = p.get("pool")
         print(f"{p['name']:<24} {p['pid'] or '-':>7}  {p['state']:<44} {_duration(p['uptime_s']):>8} "
-              f"{p['restarts']:>8}")
+              f"{p['restarts']:>8} {'-' if pool is None else pool:>4}")
     return 0
 
 
@@ -63,6 +66,8 @@ def tenant_status(settings: Settings, args: argparse.Namespace) -> int:
         "usage_today": report.usage(Quotas(client), tenant),
         "files": report.file_outcomes(settings, tenant.name),
         "latest": report.latest_files(settings, tenant.name, args.latest),
+        "windows": [w.text for w in tenant.windows],
+        "scheduled": report.scheduled_files(client, tenant.name),
     }
     if args.json:
         print(json.dumps(data, indent=2))
@@ -73,6 +78,11 @@ def tenant_status(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  {what:<9} {u['used']:>12} / {u['limit']}")
     f = data["files"]
     print(f"files: {f['done']} done, {f['failed']} failed, {f['rejected']} rejected, {f['in_progress']} in progress")
+    if data["windows"] or data["scheduled"]:
+        print(f"ingestion windows (UTC): {', '.join(data['windows']) or 'any time'}; "
+              f"{len(data['scheduled'])} file(s) scheduled, waiting for one to open")
+        for e in data["scheduled"]:
+            print(f"  starts {e['starts_at']}  {e['file']} (admitted {e['admitted_at']})")
     print("latest files:")
     for e in data["latest"]:
         rows = f" rows ok {e['rows_ok']}, refused {e['rows_refused']}" if e["rows_ok"] is not None else ""

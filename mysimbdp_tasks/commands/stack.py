@@ -15,7 +15,7 @@ def stack_up(settings: Settings, args: argparse.Namespace) -> int:
     from .. import stack
     from ..core import progress
 
-    chosen = _chosen(args.services)
+    chosen = _chosen(args.services) + (("prometheus",) if args.with_prometheus else ())
     if args.secure and not settings.secure:
         settings = mark_secure(settings)
     with progress.ticking(progress.bar("stack up", total=len(chosen), unit="service")) as bar:
@@ -31,16 +31,17 @@ def stack_up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _chosen(services: list[str]) -> tuple[str, ...]:
-    unknown = set(services) - set(SERVICES)
+    unknown = set(services) - set(SERVICES) - {"prometheus"}
     if unknown:
-        raise MysimbdpError(f"unknown service(s) {', '.join(sorted(unknown))}; choose from {', '.join(SERVICES)}")
+        raise MysimbdpError(f"unknown service(s) {', '.join(sorted(unknown))}; choose from {', '.join(SERVICES)}, "
+                            "prometheus")
     return tuple(services) or SERVICES
 
 
 def stack_down(settings: Settings, args: argparse.Namespace) -> int:
     from .. import stack
 
-    stack.down(settings, wipe=args.wipe, echo=echo, services=_chosen(args.services))
+    stack.down(settings, wipe=args.wipe, echo=echo, services=_chosen(args.services) if args.services else None)
     return 0
 
 

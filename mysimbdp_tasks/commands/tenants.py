@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import MysimbdpError
 from ..core.settings import Settings
-from .common import echo, redis_client
+from .common import echo, print_rows, redis_client
 
 if TYPE_CHECKING:
     from ..core.tenants import Tenant
@@ -21,13 +21,8 @@ def tenants_check(settings: Settings, args: argparse.Namespace) -> int:
     found = tenants.load(args.file)
     rows = [{"tenant": t.name, "keyspace": t.namespace, "table": t.table_name, "key": str(t.key),
              "paths": [p for p, on in (("batch", t.batch), ("stream", t.stream)) if on]} for t in found.values()]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for r in rows:
-        print(f"{r['tenant']}: ok (keyspace {r['keyspace']}, table {r['table']}, key {r['key']}, "
-              f"paths: {', '.join(r['paths'])})")
-    return 0
+    return print_rows(rows, args.json, lambda r: f"{r['tenant']}: ok (keyspace {r['keyspace']}, table {r['table']}, "
+                                                 f"key {r['key']}, paths: {', '.join(r['paths'])})")
 
 
 def tenants_apply(settings: Settings, args: argparse.Namespace) -> int:

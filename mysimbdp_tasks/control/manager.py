@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import psutil
 import redis
 from kafka import KafkaConsumer
 
@@ -29,10 +28,12 @@ from ..core.settings import DEFAULT_COOLDOWN_S, Settings
 from ..core.tenants import Tenant
 from ..security import tls
 from ..services import events as metrics
-from ..services import topics
+from ..services import telemetry, topics
 from ..services.outages import Waiter
 from ..services.registry import Registry
-from .monitor import Decision
+from .backlog import target_size
+from .decision import Decision
+from .supervisor import pool_size
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,26 @@ def plan(decision: Decision, tenant: Tenant, size: int, last_change: float | Non
         if size >= tenant.max_workers:
             return Step(tenant.name, 0, size, f"grow ignored: pool at max_workers {tenant.max_workers}; "
                         f"{decision.reason}")
+        if decision.backlog is not None:
+            return _grow_for_backlog(decision, decision.backlog, tenant, size)
         return Step(tenant.name, 1, size, f"grow {size} -> {size + 1}: {decision.reason}")
     if size <= tenant.min_workers:
         return Step(tenant.name, 0, size, f"shrink ignored: pool at min_workers {tenant.min_workers}; "
                     f"{decision.reason}")
     return Step(tenant.name, -1, size, f"shrink {size} -> {size - 1}: {decision.reason}")
+
+
+def _grow_for_backlog(decision: Decision, backlog: int, tenant: Tenant, size: int) -> Step:
+    """Straight to the size that leaves at most ``max_queued_tasks`` waiting per process: a backlog
+    says how many processes it needs, so the pool need not climb one cooldown at a time."""
+    per_process = backlog / size if size else float(backlog)
+    if per_process <= tenant.max_queued_tasks:
+        return Step(tenant.name, 0, size, f"grow ignored: {backlog} tasks waiting over {size} processes is "
+                    f"{per_process:.1f} per process, within max_queued_tasks {tenant.max_queued_tasks}; "
+                    f"{decision.reason}")
+    target = max(target_size(tenant, backlog), size + 1)
+    return Step(tenant.name, target - size, size, f"grow {size} -> {target} ({per_process:.1f} tasks waiting "
+                f"per process > max_queued_tasks {tenant.max_queued_tasks}): {decision.reason}")
 
 
 class Pools:
@@ -77,10 +93,12 @@ class Pools:
         return sorted(name for reply in replies for name in reply if name.startswith(f"{tenant}@"))
 
     def size(self, tenant: str) -> int:
+        """Processes in the tenant's pools; WorkerUnreachable when no node tells (a busy node may not
+        answer within the timeout): a pool read as empty would be grown past max_workers."""
         nodes = self.nodes(tenant)
-        if not nodes:
-            return 0
-        stats = self.app.control.inspect(destination=nodes, timeout=2.0).stats() or {}
+        stats = (self.app.control.inspect(destination=nodes, timeout=2.0).stats() or {}) if nodes else {}
+        if not stats:
+            raise WorkerUnreachable(f"no worker node of tenant {tenant} told its pool size in time")
         return sum(len(s.get("pool", {}).get("processes", [])) for s in stats.values())
 
     def resize(self, tenant: str, delta: int) -> None:
@@ -117,10 +135,13 @@ class Manager:
         log.warning("manager: tenant=%s pool=%d delta=%+d %s", step.tenant, step.size_before, step.delta, step.reason)
         metrics.emit(self.settings.logs, tenant.name, "scaling", action=decision.action, delta=step.delta,
                      pool_before=step.size_before, reason=step.reason, evidence=decision.evidence)
+        telemetry.scaling(tenant.name, decision.action, step.delta, step.size_before + step.delta)
         return step
 
     def run(self, stop: threading.Event, waiter: Waiter | None = None) -> None:
         wait = waiter or Waiter("manager", stop)
+        # Subscribe to a topic that exists: the local Kafka creates no topic by itself.
+        wait.call(functools.partial(topics.ensure_platform, self.settings))
         group = "mysimbdp.manager" + ("." + ".".join(sorted(self.scope)) if self.scope else "")
         consumer = wait.call(lambda: KafkaConsumer(
             topics.CONTROL, bootstrap_servers=self.settings.kafka_bootstrap_str, group_id=group,
@@ -148,13 +169,12 @@ class Manager:
             wait.call(functools.partial(self.act, decision))
         except Stopping:
             raise
+        except WorkerUnreachable as exc:  # no pool to resize now (starting, restarting, busy): retried later
+            log.warning("manager: tenant=%s %s not applied: %s", decision.tenant, decision.action, exc)
         except Exception:  # a failed resize must not stop the manager; the next decision retries
             log.exception("manager: tenant=%s could not act on %s", decision.tenant, decision.action)
 
 
 def pool_processes(worker_pid: int) -> int:
     """Processes in a prefork pool, counted from the operating system (for checks and reports)."""
-    try:
-        return len(psutil.Process(worker_pid).children())
-    except psutil.Error:
-        return 0
+    return pool_size(worker_pid) or 0

@@ -12,6 +12,11 @@ is refused (``sender``) and logged. Per tenant they are compared with the thresh
   -> ``grow`` ("behind");
 - no message for ``idle_after_s`` seconds after some activity -> ``shrink`` ("idle").
 
+Batch work is judged from the tenants' queues, not from reports (:mod:`control.backlog`): once a
+second, one pipelined Redis read gives every tenant's waiting batch tasks; a backlog above
+``max_queued_tasks`` per process -> ``grow`` ("backlog"), the queue empty for a while after one ->
+``shrink`` ("drained"). Neither path shrinks a pool the other one keeps busy.
+
 A decision carries its evidence (the reports that triggered it) and goes to the manager on
 ``mysimbdp.control``. Client reports count as activity and are logged; they decide nothing alone,
 because a slow client is the tenant's network, not the platform.
@@ -20,12 +25,11 @@ because a slow client is the tenant's network, not the platform.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import redis
@@ -33,12 +37,14 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from ..core.errors import Stopping
 from ..core.reports import Report
-from ..core.settings import DEFAULT_IDLE_AFTER_S, Settings
+from ..core.settings import DEFAULT_BATCH_IDLE_AFTER_S, DEFAULT_IDLE_AFTER_S, Settings
 from ..core.tenants import Tenant
 from ..security import tls
 from ..services import topics
 from ..services.outages import Waiter
 from ..services.registry import Registry
+from .backlog import SWEEP_EVERY_S, BacklogRule, read_waiting
+from .decision import Decision
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +62,6 @@ def sender_refusal(topic: str, report: Report) -> str | None:
     if report.source != "client":
         return f"tenant {sender!r} sent a {report.source!r} report; tenants send client reports only"
     return None
-
-
-@dataclass(frozen=True)
-class Decision:
-    tenant: str
-    action: str  # "grow" or "shrink"
-    reason: str
-    at: float
-    evidence: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_json(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes) -> Decision:
-        raw = json.loads(data)
-        if raw.get("action") not in ("grow", "shrink") or not isinstance(raw.get("tenant"), str):
-            raise ValueError(f"not a scaling decision: {data[:200]!r}")
-        return cls(tenant=raw["tenant"], action=raw["action"], reason=str(raw.get("reason", "")),
-                   at=float(raw.get("at", 0)), evidence=list(raw.get("evidence", [])))
 
 
 class Evaluator:
@@ -116,14 +102,17 @@ class Evaluator:
 
 
 def run(settings: Settings, scope: set[str] | None, idle_after_s: float, stop: threading.Event,
-        waiter: Waiter | None = None) -> None:
-    """Consume reports, send decisions to the manager, log everything.
+        waiter: Waiter | None = None, batch_empty_for_s: float = DEFAULT_BATCH_IDLE_AFTER_S) -> None:
+    """Consume reports and read the batch queues, send decisions to the manager, log everything.
 
-    Redis (the registry) and Kafka are reached through ``waiter``: while either is away the monitor
-    waits for it (logged once per outage), then goes on where it was.
+    Redis (the registry, the queues) and Kafka are reached through ``waiter``: while either is away
+    the monitor waits for it (logged once per outage), then goes on where it was.
     """
     wait = waiter or Waiter("monitor", stop)
-    registry = Registry(redis.Redis.from_url(settings.redis_url))
+    client = redis.Redis.from_url(settings.redis_url)
+    registry = Registry(client)
+    # The topics it writes and its manager reads: the local Kafka creates no topic by itself.
+    wait.call(functools.partial(topics.ensure_platform, settings))
     cache: dict[str, Any] = {"at": 0.0, "tenants": {}}
 
     def tenants() -> dict[str, Tenant]:
@@ -134,6 +123,8 @@ def run(settings: Settings, scope: set[str] | None, idle_after_s: float, stop: t
         return cache["tenants"]
 
     evaluator = Evaluator(tenants, idle_after_s)
+    backlog = BacklogRule(empty_for_s=batch_empty_for_s)
+    next_sweep = 0.0
     group = "mysimbdp.monitor" + ("." + ".".join(sorted(scope)) if scope else "")
     security = tls.kafka_options(settings, "platform:monitor")
     consumer = wait.call(lambda: KafkaConsumer(
@@ -151,7 +142,11 @@ def run(settings: Settings, scope: set[str] | None, idle_after_s: float, stop: t
                     decision = intake(evaluator, record)
                     if decision:
                         decisions.append(decision)
-            decisions.extend(evaluator.idle(time.time()))
+            now = time.time()
+            decisions.extend(d for d in evaluator.idle(now) if not backlog.busy(d.tenant))
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + SWEEP_EVERY_S
+                decisions.extend(wait.call(functools.partial(sweep, client, backlog, evaluator, tenants(), now)))
             if decisions:
                 wait.call(functools.partial(_send, producer, decisions))
     except Stopping:
@@ -159,6 +154,20 @@ def run(settings: Settings, scope: set[str] | None, idle_after_s: float, stop: t
     finally:
         consumer.close()
         producer.close(timeout=5)
+
+
+def sweep(client: redis.Redis, rule: BacklogRule, evaluator: Evaluator, active: dict[str, Tenant],
+          now: float) -> list[Decision]:
+    """One read of every batch tenant's queue, and the decisions it calls for."""
+    batch = {n: t for n, t in active.items() if t.batch is not None}
+    waiting = read_waiting(client, sorted(batch)) if batch else {}
+    out = []
+    for name, count in waiting.items():
+        stream_active = now - evaluator.last_active.get(name, float("-inf")) < evaluator.idle_after_s
+        decision = rule.observe(batch[name], count, now, stream_active)
+        if decision:
+            out.append(decision)
+    return out
 
 
 def _send(producer: KafkaProducer, decisions: list[Decision]) -> None:

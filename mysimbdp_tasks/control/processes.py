@@ -26,6 +26,7 @@ from ..core import procs, runstate
 from ..core.errors import MysimbdpError
 from ..core.settings import DEFAULT_CONCURRENCY, Settings
 from ..core.tenants import Tenant
+from ..services import telemetry
 
 MARK = "mysimbdp_tasks.cli"
 SUPERVISOR = "supervisor"
@@ -130,6 +131,12 @@ def start(settings: Settings, proc: Proc) -> int:
     settings.logs.mkdir(parents=True, exist_ok=True)
     log_path = settings.logs / f"{proc.name}.log"
     procs.open_log_section(log_path, f"start {proc.name}")
+    # Each process writes its Prometheus metrics to a folder of its own (services/telemetry.py);
+    # Flower keeps its own metrics on its own /metrics, out of the platform's.
+    if proc.kind == "flower":
+        os.environ.pop(telemetry.ENV, None)
+    else:
+        os.environ[telemetry.ENV] = str(telemetry.process_folder(settings.run, proc.name))
     return procs.spawn(proc.argv, log_path, pidfile(settings, proc.name))
 
 
@@ -167,7 +174,17 @@ def up(settings: Settings, tenants: Iterable[Tenant], echo: Callable[[str], None
             tail = procs.log_tail(settings.logs / f"{name}.log", lines=10)
             echo(f"{name}: {child.get('status')} (it exited; the supervisor restarts it); last lines of its log:"
                  f"\n{tail}")
+    echo(metrics_line(state.get("metrics")))
     return state
+
+
+def metrics_line(metrics: dict[str, Any] | None) -> str:
+    """Where the platform's Prometheus metrics are (from the supervisor's state), or why they are not."""
+    if not metrics:
+        return "metrics: not served (the supervisor has not started serving them)"
+    if metrics.get("url"):
+        return f"metrics: {metrics['url']} (Prometheus; every platform process, one endpoint)"
+    return f"metrics: not served: {metrics.get('error')}"
 
 
 def _wait_started(settings: Settings, pid: int, names: set[str], timeout: float) -> dict[str, Any]:

@@ -30,9 +30,11 @@ from ..core.backoff import RESTART_POLICY, RestartPolicy
 from ..core.errors import MysimbdpError, Stopping
 from ..core.settings import DEFAULT_CONCURRENCY, Settings
 from ..core.tenants import Tenant
+from ..services import telemetry
 from ..services.outages import Waiter
+from ..services.quotas import today
 from ..services.registry import Registry
-from . import processes
+from . import exporter, processes
 from .processes import Proc
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,7 @@ class Supervisor:
     stopped: set[str] = field(default_factory=set)  # retired children whose stop has finished
     lock: threading.Lock = field(default_factory=threading.Lock)
     started_at: float = field(default_factory=time.time)
+    metrics: dict[str, Any] = field(default_factory=dict)  # where /metrics is served, or why not
     _saved: str = ""
 
     def run(self, stop: threading.Event) -> None:
@@ -117,6 +120,9 @@ class Supervisor:
         tenants = Tenants(self.settings, stop, runstate.ProcessState(self.settings.run, processes.SUPERVISOR))
         threading.Thread(target=tenants.run, name="registry", daemon=True).start()
         self.adopt()
+        if not self.children:
+            telemetry.wipe(self.settings.run)  # a new run of the platform: its counters start at 0
+        self.metrics = exporter.serve(self.settings, lambda: self.scraped(tenants))
         log.warning("supervisor: pid %d supervising the platform of %s", os.getpid(), self.settings.home)
         try:
             while not stop.is_set():
@@ -192,6 +198,7 @@ class Supervisor:
         child.last_exit = {**how, "at": now, "ran_s": round(ran, 1)}
         child.pid, child.status, child.backoff_until = None, "backoff", now + delay
         processes.pidfile(self.settings, child.proc.name).unlink(missing_ok=True)
+        telemetry.process_exited(self.settings.run, child.proc.name, pid)
         log.warning("supervisor: process=%s pid=%d exited (code %s, signal %s) after %.0f s; restart in %.0f s "
                     "(deaths in a row: %d)", child.proc.name, pid, how["code"], how["signal"], ran, delay,
                     child.failures)
@@ -243,11 +250,23 @@ class Supervisor:
         with self.lock:
             self.stopped.add(name)
 
+    def scraped(self, tenants: Tenants) -> dict[str, Any]:
+        """Scrape-time values (:mod:`.exporter`): the processes, then quotas and queues from Redis."""
+        data: dict[str, Any] = {"processes": [(c.proc.name, c.proc.tenant, c.status == "running" and c.pid is not None,
+                                               c.restarts) for c in list(self.children.values())]}
+        if tenants.active is not None:
+            try:
+                data.update(exporter.read_redis(tenants.registry.redis, tenants.active, today()))
+            except redis.RedisError as exc:  # the scrape answers without them
+                log.info("supervisor: quotas and queues not read for metrics: %s", exc)
+        return data
+
     # -- the state file ------------------------------------------------------------------------
     def save(self, force: bool = False, running: bool = True) -> None:
         children = {name: c.record() for name, c in sorted(self.children.items())}
         data = {"pid": os.getpid(), "started_at": self.started_at, "running": running,
-                "concurrency": self.concurrency, "flower": self.flower, "children": children}
+                "concurrency": self.concurrency, "flower": self.flower, "children": children,
+                "metrics": self.metrics}
         text = repr(data)
         if text == self._saved and not force:
             return
@@ -276,9 +295,18 @@ def snapshot(settings: Settings, now: float | None = None) -> dict[str, Any]:
             "state": runstate.describe(child, published, alive, supervised, now),
             "uptime_s": round(now - started, 1) if alive and started else None,
             "restarts": child.get("restarts", 0), "last_exit": child.get("last_exit"),
+            "pool": pool_size(child_pid) if alive and name.startswith("worker-") else None,
         })
     waiting = (own or {}).get("waiting_for") if supervised and (own or {}).get("pid") == pid else None
     return {"supervisor": {"pid": pid if supervised else None, "running": supervised,
                            "uptime_s": round(now - state["started_at"], 1) if supervised else None,
-                           "waiting_for": waiting or {}},
+                           "waiting_for": waiting or {}, "metrics": state.get("metrics") if supervised else None},
             "processes": rows}
+
+
+def pool_size(worker_pid: int) -> int | None:
+    """Processes in a worker's prefork pool (its children), as the OS sees them: what scaling changed."""
+    try:
+        return len(psutil.Process(worker_pid).children())
+    except psutil.Error:
+        return None

@@ -65,6 +65,7 @@ REFUND_PREFIX = PREFIX + "refund:"
 ADMISSION_PREFIX = PREFIX + "admission:"
 JOB_PREFIX = PREFIX + "job:"
 REDELIVERIES_PREFIX = PREFIX + "redeliveries:"
+REPLAYED_PREFIX = PREFIX + "replayed:"
 JOBS_OPEN = PREFIX + "jobs:open"  # set of ingest ids admitted and not finalized yet
 WATCHER_PENDING = PREFIX + "watcher:pending"  # hash: ingest id -> job JSON, until its task is sent
 
@@ -107,6 +108,11 @@ def admission_key(ingest_id: str) -> str:
 def redeliveries_key(task_id: str) -> str:
     """Counter (with a TTL) of the times a task came back after the worker running it died."""
     return f"{REDELIVERIES_PREFIX}{task_id}"
+
+
+def replayed_key(tenant: str) -> str:
+    """Hash: ``<partition>:<offset>`` of a dead letter of the tenant -> its replay (state, time, where sent)."""
+    return f"{REPLAYED_PREFIX}{tenant}"
 
 
 def job_key(ingest_id: str) -> str:

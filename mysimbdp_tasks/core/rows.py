@@ -40,15 +40,18 @@ class ChunkResult:
     rows_refused: int = 0
     refusals: list[dict[str, Any]] = field(default_factory=list)
     error: PermanentIngestError | None = None  # why reading stopped early, if it did
+    reasons: dict[str, int] = field(default_factory=dict)  # refused rows per reason, all of them
+
 
     def refuse(self, number: int, reason: str, detail: str) -> None:
         self.rows_refused += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
         if len(self.refusals) < REFUSALS_CAP:
             self.refusals.append({"line": number, "reason": reason, "detail": detail})
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index, "rows_ok": self.rows_ok, "rows_refused": self.rows_refused,
-                               "refusals": self.refusals}
+                               "refusals": self.refusals, "reasons": self.reasons}
         if self.error is not None:
             out["error"] = {"reason": self.error.reason, "detail": self.error.detail}
         return out

@@ -31,7 +31,10 @@ DEFAULT_BATCH_MESSAGES = 500  # the bridge's largest micro-batch
 DEFAULT_BATCH_WAIT_MS = 100.0  # the bridge's longest wait to fill one
 DEFAULT_IDLE_AFTER_S = 60.0  # the monitor counts a stream tenant idle after this long without messages
 DEFAULT_COOLDOWN_S = 30.0  # the manager leaves a pool alone this long after a change
+DEFAULT_BATCH_IDLE_AFTER_S = 30.0  # the monitor shrinks a pool once its batch queue is empty this long
 DEFAULT_FLOWER_PORT = 5555
+# Where the supervisor serves the platform's Prometheus metrics (port 0: not served).
+DEFAULT_METRICS_ADDR = "127.0.0.1:9464"
 # Seconds a delivered, unacknowledged task may go without its worker renewing its lease before any
 # worker hands it out again (worker/lease.py): how long a killed worker's tasks wait.
 DEFAULT_VISIBILITY_TIMEOUT = 30
@@ -194,6 +197,7 @@ class Settings:
     # ``platform:admin`` for the platform's processes, ``tenant:<name>`` for a tenant's worker pool.
     secure: bool = False
     principal: str = "platform:admin"
+    metrics_addr: tuple[str, int] = ("127.0.0.1", 9464)  # the supervisor's /metrics (port 0: off)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -234,7 +238,9 @@ class Settings:
         bridges = _count(env, "MYSIMBDP_STREAM_BRIDGES", 1)
         resends = _count(env, "MYSIMBDP_MAX_RESENDS", DEFAULT_MAX_RESENDS)
         redeliveries = _count(env, "MYSIMBDP_MAX_REDELIVERIES", DEFAULT_MAX_REDELIVERIES)
+        metrics_addr = _hostport(env.get("MYSIMBDP_METRICS_ADDR", DEFAULT_METRICS_ADDR), "MYSIMBDP_METRICS_ADDR", 9464)
         return cls(
+            metrics_addr=metrics_addr,
             stream_stall_seconds=stream_stall,
             stream_max_pending=max_pending,
             stream_bridges=bridges,
@@ -300,6 +306,12 @@ class Settings:
     @property
     def redis_port(self) -> int:
         return urlparse(self.redis_url).port or 6379
+
+    @property
+    def metrics_url(self) -> str | None:
+        """The platform's Prometheus endpoint, or None if it is turned off."""
+        host, port = self.metrics_addr
+        return f"http://{host}:{port}/metrics" if port else None
 
     @property
     def redis_host(self) -> str:

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cql, names
+from . import cql, names, windows
 from .errors import ConfigError, ConfigProblem
+from .keys import PrimaryKey, parse_key
 
 MB = 1024 * 1024
 TENANT_NAME = re.compile(r"^[a-z][a-z0-9]{0,31}$")  # no '-' or '_': those end the name in file names
@@ -40,32 +41,14 @@ DEFAULTS: dict[str, Any] = {
     "max_lag_messages": 10000,  # monitor: more messages than this waiting is "falling behind"
     "min_workers": 1,  # manager: smallest pool size for the tenant
     "max_workers": 4,  # manager: largest pool size for the tenant
+    "max_queued_tasks": 2,  # monitor/manager: batch tasks waiting per pool process before the pool grows
     "partitions": 3,  # Kafka partitions of <tenant>.ingest
 }
 
 BATCH_KEYS = ("max_file_size", "file_type", "max_amount_of_data", "max_number_of_files")
 STREAM_KEYS = ("max_messages_per_day",)
 COMMON_KEYS = ("namespace", "table_name", "schema")
-KNOWN_KEYS = BATCH_KEYS + STREAM_KEYS + COMMON_KEYS + tuple(DEFAULTS) + ("description",)
-
-
-@dataclass(frozen=True)
-class PrimaryKey:
-    partition: tuple[str, ...]
-    clustering: tuple[str, ...] = ()
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return self.partition + self.clustering
-
-    def cql(self) -> str:
-        part = ", ".join(cql.ident(c) for c in self.partition)
-        rest = "".join(f", {cql.ident(c)}" for c in self.clustering)
-        return f"(({part}){rest})"
-
-    def __str__(self) -> str:
-        rest = "".join(f", {c}" for c in self.clustering)
-        return f"(({', '.join(self.partition)}){rest})"
+KNOWN_KEYS = BATCH_KEYS + STREAM_KEYS + COMMON_KEYS + tuple(DEFAULTS) + ("description", "windows")
 
 
 @dataclass(frozen=True)
@@ -94,7 +77,9 @@ class Tenant:
     max_lag_messages: int = DEFAULTS["max_lag_messages"]
     min_workers: int = DEFAULTS["min_workers"]
     max_workers: int = DEFAULTS["max_workers"]
+    max_queued_tasks: int = DEFAULTS["max_queued_tasks"]
     partitions: int = DEFAULTS["partitions"]
+    windows: tuple[windows.Window, ...] = ()  # UTC ranges in which batch files run; none: any time
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -233,10 +218,11 @@ def _parse_tenant(name: str, raw: Any, problems: list[ConfigProblem]) -> Tenant 
     if extra.get("min_workers", 1) > extra.get("max_workers", DEFAULTS["max_workers"]):
         bad("min_workers", "is larger than max_workers")
 
+    wins = windows.parse_all(raw["windows"], bad) if "windows" in raw else ()
     if len(problems) > before or key is None:
         return None
     return Tenant(name=name, namespace=namespace, table_name=table_name, columns=columns, key=key,
-                  batch=batch, stream=stream, raw=raw, **extra)
+                  batch=batch, stream=stream, raw=raw, windows=wins, **extra)
 
 
 def _name(raw: dict[str, Any], key: str, bad: Any) -> str:
@@ -284,50 +270,6 @@ def _schema(schema: Any, bad: Any) -> tuple[tuple[tuple[str, str], ...], Primary
     if len(set(key.columns)) != len(key.columns):
         bad("schema.key", "names a column more than once")
     return tuple(columns), key
-
-
-def parse_key(text: Any) -> PrimaryKey:
-    """Parse a CQL primary key: ``id``, ``(id)``, ``(a, b)``, ``((a, b), c, d)``."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError("expected a CQL primary key such as \"((subreddit, id), ups)\"")
-    s = text.strip()
-    if s.startswith("("):
-        if not s.endswith(")") or _depth_ok(s) is False:
-            raise ValueError(f"{text!r}: unbalanced parentheses")
-        s = s[1:-1].strip()
-    partition: list[str]
-    if s.startswith("("):
-        close = s.find(")")
-        if close < 0:
-            raise ValueError(f"{text!r}: unbalanced parentheses")
-        partition = _names(s[1:close], text)
-        rest = s[close + 1:].strip()
-        if rest and not rest.startswith(","):
-            raise ValueError(f"{text!r}: expected ',' after the partition key")
-        clustering = _names(rest[1:], text) if rest else []
-    else:
-        parts = _names(s, text)
-        partition, clustering = parts[:1], parts[1:]
-    if not partition:
-        raise ValueError(f"{text!r}: the partition key is empty")
-    return PrimaryKey(tuple(partition), tuple(clustering))
-
-
-def _depth_ok(s: str) -> bool:
-    depth = 0
-    for i, ch in enumerate(s):
-        depth += (ch == "(") - (ch == ")")
-        if depth < 0 or (depth == 0 and i != len(s) - 1) or depth > 2:
-            return False
-    return depth == 0
-
-
-def _names(part: str, text: str) -> list[str]:
-    names = [n.strip() for n in part.split(",")]
-    for n in names:
-        if cql.identifier_problem(n) is not None or "(" in n or ")" in n:
-            raise ValueError(f"{text!r}: {n!r} is not a column name")
-    return names
 
 
 def _batch(raw: dict[str, Any], bad: Any) -> BatchSettings | None:

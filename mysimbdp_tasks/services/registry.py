@@ -91,7 +91,7 @@ class Registry:
                 pipe.hdel(NAMESPACES, ns)
         # Its topics are gone too; offsets of a re-created topic start again at 0, so nothing
         # decided or written for the old ones may stand for the new.
-        pipe.delete(names.stream_hw_key(name), names.stream_runs_key(name))
+        pipe.delete(names.stream_hw_key(name), names.stream_runs_key(name), names.replayed_key(name))
         pipe.execute()
         completions.forget_tenant(self.redis, name)
 

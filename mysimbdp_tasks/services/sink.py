@@ -32,6 +32,7 @@ from ..core.cql import ident
 from ..core.encoding import RowEncoder
 from ..core.errors import TransientIngestError
 from ..core.tenants import Tenant
+from . import telemetry
 from .serializers import UNSET_VALUE, RowSerializer
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,8 @@ class Sink:
         TransientIngestError if Cassandra keeps failing in a way that may pass.
         """
         refuse = refuse or _ignore
-        return _Writer(self, refuse).run(self.groups(rows, refuse))
+        with telemetry.sink_write(self.tenant.name):
+            return _Writer(self, refuse).run(self.groups(rows, refuse))
 
 
 class _Writer:
@@ -245,6 +247,7 @@ class _Writer:
             delay = self.sink.options.backoff_s * (2 ** attempt)
             log.warning("tenant=%s batch of %d rows failed (%s: %s); retry %d in %.1fs", tenant,
                         len(group), type(exc).__name__, exc, attempt + 1, delay)
+            telemetry.sink_retry(tenant)
             # Retry from a timer thread: never sleep on the driver's event loop.
             threading.Timer(delay, self._send, args=(group, attempt + 1)).start()
             return

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewPartitions, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
+from kafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from ..core import names
 from ..core.errors import ServiceUnavailable
@@ -132,6 +132,18 @@ def ensure(settings: Settings, tenants: Iterable[Tenant]) -> list[str]:
     return created
 
 
+def ensure_platform(settings: Settings) -> list[str]:
+    """Create the platform's own topics (reports, control) if missing; idempotent, safe to race.
+
+    The local Kafka creates no topic by itself, so the monitor and the manager call this when they
+    start. Kafka away raises ``KafkaConnectionError``, which a :class:`~.outages.Waiter` waits out.
+    """
+    try:
+        return ensure(settings, [])
+    except (ServiceUnavailable, KafkaError) as exc:
+        raise KafkaConnectionError(f"cannot create the platform topics: {exc}") from exc
+
+
 def _wait_for_leaders(settings: Settings, wanted_n: dict[str, int], timeout: float = 30.0) -> None:
     """Return once the topics (name -> partitions) have all their partitions, so clients can use them at once."""
     names = list(wanted_n)
@@ -156,11 +168,16 @@ def lag(consumer: KafkaConsumer, topic: str) -> int:
     holds no partition (stalled, or between rebalances) must not report zero lag, and a consumer
     that never subscribes can read a group's lag without joining it.
     """
+    return sum(partition_lags(consumer, topic).values())
+
+
+def partition_lags(consumer: KafkaConsumer, topic: str) -> dict[int, int]:
+    """partition -> messages not yet committed by ``consumer``'s group (see :func:`lag`)."""
     tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
     if not tps:
-        return 0
+        return {}
     ends = consumer.end_offsets(tps)
-    return sum(max(0, ends[tp] - (consumer.committed(tp) or 0)) for tp in tps)
+    return {tp.partition: max(0, ends[tp] - (consumer.committed(tp) or 0)) for tp in tps}
 
 
 def delete_tenant_topics(settings: Settings, tenant: Tenant) -> None:

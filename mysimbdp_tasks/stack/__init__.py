@@ -5,7 +5,7 @@ For development, demos and CI only: runtime code never imports this package. Eve
 ``<service>/data``, logs in ``logs/<service>.log`` and pid files in ``run/<service>.pid``.
 
 Modules: ``lifecycle`` (up, down, status), ``service`` (what every service has in common),
-``redis``, ``kafka``, ``cassandra`` (one per service), ``java`` and ``jars`` (the JVM and the
+``redis``, ``kafka``, ``cassandra``, ``prometheus`` (optional) (one per service), ``java`` and ``jars`` (the JVM and the
 jars Kafka and Cassandra run from). It may import ``core`` and the client libraries, nothing else.
 """
 

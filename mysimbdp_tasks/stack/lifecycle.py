@@ -19,13 +19,15 @@ from ..core.settings import Settings
 from ..security import ca
 from .cassandra import Cassandra
 from .kafka import Kafka
+from .prometheus import Prometheus
 from .redis import Redis
 from .service import Echo, Service
 
 log = logging.getLogger(__name__)
 
 SERVICES = ("redis", "kafka", "cassandra")
-_CLASSES: dict[str, type[Service]] = {"redis": Redis, "kafka": Kafka, "cassandra": Cassandra}
+OPTIONAL = ("prometheus",)  # started only when asked for; stopped and shown once started
+_CLASSES: dict[str, type[Service]] = {"redis": Redis, "kafka": Kafka, "cassandra": Cassandra, "prometheus": Prometheus}
 PROBE_TIMEOUT_S = 5.0
 STATUS_PROBE_TIMEOUT_S = 3.0
 POLL_INTERVAL_S = 0.5
@@ -201,13 +203,13 @@ def _failure(svc: Service, reason: str, offset: int | None) -> str:
 
 
 def down(settings: Settings, wipe: bool = False, echo: Callable[[str], None] = print,
-         services: Sequence[str] = SERVICES) -> None:
+         services: Sequence[str] | None = None) -> None:
     """Stop the services ``up`` started (SIGTERM, then SIGKILL after a grace period).
 
     Processes not started by ``up`` from this MYSIMBDP_HOME are left alone. ``wipe`` also deletes
     their data (jars, configuration and logs are kept).
     """
-    chosen = _services(settings, services)
+    chosen = _services(settings, _with_started(settings, services))
     say = _serialized(echo)
     with ThreadPoolExecutor(max_workers=len(chosen), thread_name_prefix="stack-down") as pool:
         for future in [pool.submit(_bring_down, svc, say) for svc in chosen]:
@@ -240,7 +242,7 @@ def _bring_down(svc: Service, say: Echo) -> None:
 
 def status(settings: Settings) -> list[ServiceState]:
     """The state of every service, probing each with a real request (concurrently, a few s at most)."""
-    chosen = _services(settings, SERVICES)
+    chosen = _services(settings, _with_started(settings, None))
     with ThreadPoolExecutor(max_workers=len(chosen), thread_name_prefix="stack-status") as pool:
         return list(pool.map(_state, chosen))
 
@@ -266,10 +268,17 @@ def _state(svc: Service) -> ServiceState:
 # helpers ----------------------------------------------------------------------------------------
 
 
+def _with_started(settings: Settings, names: Sequence[str] | None) -> Sequence[str]:
+    """``names``, or by default the services plus each optional one that was started here."""
+    if names is not None:
+        return names
+    return (*SERVICES, *(n for n in OPTIONAL if _CLASSES[n](settings).paths.pidfile.exists()))
+
+
 def _services(settings: Settings, names: Sequence[str]) -> list[Service]:
     unknown = [name for name in names if name not in _CLASSES]
     if unknown:
-        raise StackError(f"unknown service(s) {', '.join(unknown)}; choose from {', '.join(SERVICES)}")
+        raise StackError(f"unknown service(s) {', '.join(unknown)}; choose from {', '.join((*SERVICES, *OPTIONAL))}")
     return [_CLASSES[name](settings) for name in dict.fromkeys(names)]
 
 

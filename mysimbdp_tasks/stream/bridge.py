@@ -47,7 +47,7 @@ from ..core.rows import converter_for
 from ..core.settings import DEFAULT_BATCH_MESSAGES, DEFAULT_BATCH_WAIT_MS, Settings
 from ..core.tenants import Tenant
 from ..security import tls
-from ..services import broker, completions, deadletters, topics
+from ..services import broker, completions, deadletters, telemetry, topics
 from ..services.dispatch import Dispatch
 from ..services.outages import Waiter
 from ..services.quotas import Quotas, expand, offset_ranges
@@ -223,6 +223,7 @@ class Bridge:
         self.inflight.add(Batch(ranges, task_id, payload, sent_at=time.monotonic()))
         self.counts["admitted"] += len(verdict.admitted)
         self.counts["dead"] += len(verdict.dead)
+        telemetry.messages_decided(self.tenant.name, len(verdict.admitted), (reason for _, reason, _ in verdict.dead))
         elapsed = (time.perf_counter() - t0) * 1000
         self.window.add(len(verdict.admitted), payload["n"] if payload else 0, elapsed)
         if verdict.dead:
@@ -300,7 +301,9 @@ class Bridge:
     def lag(self) -> int:
         """Messages of the tenant's topic not yet written: past the group's committed offsets
         (see :func:`topics.lag`)."""
-        return topics.lag(self.consumer, self.tenant.ingest_topic)
+        lags = topics.partition_lags(self.consumer, self.tenant.ingest_topic)
+        telemetry.bridge_lag(self.tenant.name, lags)
+        return sum(lags.values())
 
     def maybe_report(self, force: bool = False) -> None:
         now = time.time()

@@ -33,7 +33,7 @@ from ..core.errors import RowError
 from ..core.names import STREAM_METRICS_TABLE as STREAM_METRICS
 from ..core.reports import Report, Window, send_report
 from ..core.tenants import Tenant
-from ..services import completions, context, deadletters
+from ..services import completions, context, deadletters, telemetry
 from ..services.deadletters import DeadLetter
 from . import wire
 
@@ -58,6 +58,7 @@ def ingest_messages(tenant_name: str, batch: dict[str, Any], task_id: str) -> in
     deadletters.send_all(context.kafka_producer(), tenant.name, refused)
     completions.mark_done(context.redis_client(), task_id)
     latencies = [done * 1000 - m["ts"] for m in messages if m.get("ts")]
+    telemetry.messages_written(tenant.name, written, latencies, (letter.reason for letter in refused))
     _account(tenant, written, sum(m.get("n", 0) for m in messages), elapsed_ms, latencies, len(refused), done)
     return written
 
@@ -82,7 +83,9 @@ def give_up(tenant_name: str, batch: dict[str, Any], task_id: str, exc: BaseExce
     messages = wire.messages(batch)
     log.error("tenant=%s task=%s stream batch of %d messages failed in the worker; dead-lettering it: %s: %s",
               tenant_name, task_id, len(messages), type(exc).__name__, str(exc)[:300])
-    deadletters.send_all(context.kafka_producer(), tenant_name, wire.given_up(messages, exc))
+    letters = wire.given_up(messages, exc)
+    deadletters.send_all(context.kafka_producer(), tenant_name, letters)
+    telemetry.messages_refused(tenant_name, (letter.reason for letter in letters))
     completions.mark_done(context.redis_client(), task_id)
 
 

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(120
 
 DEBIAN_PYTHON = Path("/usr/bin/python3")
 # What install.sh runs besides the Python it is given (java and mvn are only looked for).
-TOOLS = ("bash", "dirname", "id", "rm", "redis-server", "java", "mvn", "apt-get")
+TOOLS = ("bash", "dirname", "id", "rm", "redis-server", "prometheus", "java", "mvn", "apt-get")
 
 
 def _clean_copy(dest: Path) -> Path:

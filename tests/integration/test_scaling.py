@@ -16,6 +16,7 @@ from kit import Platform
 from mysimbdp_tasks.control.manager import pool_processes
 from mysimbdp_tasks.core.reports import Report, send_report
 from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.services import telemetry
 from mysimbdp_tasks.services.events import read_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -79,6 +80,15 @@ def test_slow_reports_grow_only_that_tenants_pool_and_idleness_shrinks_it(make_t
         assert any(e["delta"] == -1 and "idle" in e["reason"] for e in events), events
         assert grown <= a.max_workers
         assert not read_events(pa.home / "logs", b.name)
+        # The same decisions in the metrics the manager wrote, and the pool's size after the last one.
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in
+                   telemetry.FolderCollector(telemetry.folder(pa.home / "run")).collect() for s in f.samples}
+        decisions = "mysimbdp_scaling_decisions_total"
+        for action in ("grow", "shrink"):
+            key = (decisions, (("action", action), ("outcome", "applied"), ("tenant", a.name)))
+            assert samples.get(key, 0) >= 1, samples
+        assert samples[("mysimbdp_pool_processes", (("tenant", a.name),))] == 1
+        assert not any(dict(labels).get("tenant") == b.name for name, labels in samples if name == decisions)
     finally:
         pa.stop()
         pb.stop()

@@ -107,10 +107,11 @@ def test_dsbulk_tuned_adds_its_options_and_keeps_the_format_options(tmp_path: Pa
     assert "REPLICA_SET" not in plain and "-1" in plain
 
 
-def run(case: str, tool: str, rows: int, seconds: float, ok: bool = True) -> LoaderRun:
+def run(case: str, tool: str, rows: int, seconds: float, ok: bool = True, loader_us: float = 30.0) -> LoaderRun:
     verdict = Verdict(rows, rows, 0, 0, 0 if ok else 3)
     return LoaderRun(case, tool, "", rows, seconds, seconds + 2, 90 * 2**20, 200 * 2**20,
-                     {"loader": rows * 30e-6, "cassandra": rows * 32e-6, "kafka": 0.0, "rest": rows * 5e-6}, verdict)
+                     {"loader": rows * loader_us * 1e-6, "cassandra": rows * 32e-6, "kafka": 0.0,
+                      "rest": rows * 5e-6}, verdict)
 
 
 def test_ratios_take_the_best_verified_setting_of_each_tool() -> None:
@@ -119,12 +120,26 @@ def test_ratios_take_the_best_verified_setting_of_each_tool() -> None:
             run("dsbulk defaults", "dsbulk", 100_000, 1.0, ok=False), run("dsbulk tuned", "dsbulk", 100_000, 10.0)]
     doc = anchor_results.report(runs, {})
     assert doc["ratios"] == {"pipeline_vs_best_cqlsh": 2.0, "best_cqlsh": "cqlsh tuned",
-                             "pipeline_vs_best_dsbulk": 5.0, "best_dsbulk": "dsbulk tuned"}
+                             "pipeline_vs_best_cqlsh_cpu_bound": 1.0,
+                             "pipeline_vs_best_dsbulk": 5.0, "best_dsbulk": "dsbulk tuned",
+                             "pipeline_vs_best_dsbulk_cpu_bound": 1.0}
     assert [t["met"] for t in doc["targets"]] == [True, True]
     assert doc["verified"] is False
     first = doc["runs"][0]
     assert first["cpu_us_per_row"] == {"loader": 30.0, "cassandra": 32.0, "kafka": 0.0, "rest": 5.0}
     assert "MISMATCH" in anchor_results.table(runs) and "30+32+0+5" in anchor_results.table(runs)
+
+
+def test_cpu_bound_rate_counts_the_loader_and_the_services_not_the_rest_of_the_machine() -> None:
+    # Same wall time, but the pipeline spends 18 us of its own per row against cqlsh's 46: at 32 us
+    # of Cassandra each, the cores allow (46 + 32) / (18 + 32) = 1.56x the rows, whatever else ran.
+    runs = [run("pipeline", "pipeline", 100_000, 4.0, loader_us=18.0), run("cqlsh tuned", "cqlsh", 100_000, 4.0,
+                                                                          loader_us=46.0)]
+    ratios = anchor_results.ratios(runs)
+    assert ratios["pipeline_vs_best_cqlsh"] == 1.0
+    assert ratios["pipeline_vs_best_cqlsh_cpu_bound"] == 1.56
+    assert runs[0].cpu_bound_rows_per_s == anchor_results.CORES * 1e6 / 50
+    assert "pipeline / best cqlsh 1.56x" in anchor_results.summary(runs)
 
 
 def test_options_quick_only_and_refusals() -> None:

@@ -79,3 +79,25 @@ def test_a_killed_child_is_restarted_and_the_kill_shows_in_the_status(tmp_path: 
     finally:
         os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
         os.waitpid(child.pid, 0)  # type: ignore[arg-type]
+
+
+def test_the_status_shows_a_worker_pools_process_count(tmp_path: Path) -> None:
+    # A stand-in worker with a "pool" of two child processes, as prefork makes them.
+    code = ("import subprocess, sys, time\n"
+            "kids = [subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']) for _ in range(2)]\n"
+            "time.sleep(600)")
+    proc = Proc("worker-t1", (sys.executable, "-c", code, processes.MARK))
+    sup = Supervisor(Settings.from_env({"MYSIMBDP_HOME": str(tmp_path)}))
+    sup.wanted = lambda active: {proc.name: proc}  # type: ignore[method-assign]
+    sup.tick(NoTenants())  # type: ignore[arg-type]
+    child = sup.children["worker-t1"]
+    assert child.pid is not None
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and snapshot(sup.settings)["processes"][0]["pool"] != 2:
+            time.sleep(0.1)
+        shown = snapshot(sup.settings)["processes"][0]
+        assert shown["name"] == "worker-t1" and shown["pool"] == 2
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        os.waitpid(child.pid, 0)

@@ -92,6 +92,9 @@ MISTAKES = [
     (_mutated(["schema", "Body"], "text"), "tenant2.schema.Body", "not a plain CQL identifier"),
     (_mutated(["namespace"], "system_auth"), "tenant2.namespace", "belong to Cassandra itself"),
     (_mutated(["min_workers"], 9), "tenant2.min_workers", "larger than max_workers"),
+    (_mutated(["max_queued_tasks"], 0), "tenant2.max_queued_tasks", "must be positive"),
+    (_mutated(["max_queued_tasks"], 2.5), "tenant2.max_queued_tasks", "expected a positive integer, got 2.5"),
+    (_mutated(["max_queue_tasks"], 3), "tenant2.max_queue_tasks", "did you mean 'max_queued_tasks'"),
     ({"tenant_2": GOOD["tenant2"]}, "tenant_2", "tenant names are lower-case letters and digits"),
 ]
 
