@@ -16,6 +16,7 @@ from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.security import tls
 from mysimbdp_tasks.services import cassandra as db
 from mysimbdp_tasks.services import topics
+from mysimbdp_tasks.services.registry import Registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.secure, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -34,8 +35,8 @@ def test_a_tenants_messages_land_through_the_secure_stack(secure_stack: Settings
     client = redis.Redis.from_url(secure_stack.redis_url)
     cluster, session = db.connect(secure_stack)
     platform = None
+    tenant = new_tenant(client, session, secure_stack, like="tenant2")
     try:
-        tenant = new_tenant(client, session, secure_stack, like="tenant2")
         topics.ensure(secure_stack, [tenant])  # in secure mode also the tenant's Kafka user and ACLs
         home = tmp_path / "home"
         home.mkdir()
@@ -56,5 +57,6 @@ def test_a_tenants_messages_land_through_the_secure_stack(secure_stack: Settings
     finally:
         if platform is not None:
             platform.stop()
+        Registry(client).forget(tenant.name)  # no platform process serves it later
         cluster.shutdown()
         client.close()
