@@ -27,9 +27,39 @@ echo "== 4. stream producers (tenants' client apps)"
 python3 -m producers.stream --tenant tenant1 "$DATA"/1000rows*.json
 python3 -m producers.stream --tenant tenant2 "$DATA"/1000rows*.csv
 
+# What a careless client sends: a CSV with a bad time and a row without its id, and three messages
+# that are not JSON objects or lack a key column. Each is refused with its reason; the good row lands.
+printf 'created_utc,subreddit,id,author,body\n1430458939,demo,ok1,alice,fine\nyesterday,demo,bad1,bob,late\n1430458939,demo,,carol,no id\n' \
+    > "$MYSIMBDP_HOME/staging/.tenant2-careless.csv.part"
+mv "$MYSIMBDP_HOME/staging/.tenant2-careless.csv.part" "$MYSIMBDP_HOME/staging/tenant2-careless.csv"
+python3 - <<'PY'
+import json
+from kafka import KafkaProducer
+from mysimbdp_tasks.core.settings import Settings
+
+producer = KafkaProducer(bootstrap_servers=Settings.from_env().kafka_bootstrap_str, acks="all")
+for value in (b'{"id": "cut short", "body": ', b"[1, 2]", json.dumps({"id": "x1", "author": "a", "body": "b"}).encode()):
+    producer.send("tenant2.ingest", value)
+producer.flush()
+PY
+
 echo "== 5. summary"
 mysimbdp summary --wait 600
 for t in tenant1 tenant2; do mysimbdp status --tenant "$t"; done
+
+echo "== 6. reports (batch and stream together, with plots)"
+# Every message is written once the summary is done; the stream workers publish their last metrics
+# window within two windows (MYSIMBDP_REPORT_EVERY seconds each) of their last batch.
+sleep "$(awk -v s="${MYSIMBDP_REPORT_EVERY:-5}" 'BEGIN { print 2 * s }')"
+for t in tenant1 tenant2; do mysimbdp report --tenant "$t" --html "$MYSIMBDP_HOME/report-$t.html"; done
+mysimbdp report --all --html "$MYSIMBDP_HOME/report-all.html" >/dev/null
+echo
+echo "Where to look:"
+for t in tenant1 tenant2; do echo "  report of $t:   $MYSIMBDP_HOME/report-$t.html"; done
+echo "  tenants side by side: $MYSIMBDP_HOME/report-all.html"
+echo "  (again at any time: mysimbdp report --tenant tenant2 --since 1h --html FILE, or --json)"
+echo "  Flower (queues, workers, tasks): run \`mysimbdp flower\` (or start the platform with"
+echo "    \`mysimbdp up --flower\`), then open http://127.0.0.1:5555/"
 echo
 echo "The platform keeps running: drop more files into $MYSIMBDP_HOME/staging/."
 echo "Stop it with: mysimbdp down && mysimbdp stack down"

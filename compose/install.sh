@@ -7,7 +7,8 @@
 # externally-managed-environment), so nothing is installed into the system interpreter.
 #   PYTHON   the interpreter the environment is made from (default python3, e.g. /usr/bin/python3)
 #   VENV     where the environment goes (default .venv in the repository)
-#   EXTRAS   the package's extras to install (default dev: tests, benchmarks, lint); empty for none
+#   EXTRAS   the package's extras to install (default dev: tests, benchmarks, lint); empty for none.
+#            With the test tools (dev or test) come Debian's chromium and chromium-driver too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -24,6 +25,11 @@ apt_install() {
 command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 # Optional at run time (`mysimbdp stack up --with-prometheus`), installed so its test runs.
 command -v prometheus >/dev/null 2>&1 || apt_install --no-install-recommends prometheus
+# The tests open Flower in a headless browser: Debian's chromium and its matching driver.
+case "$EXTRAS" in
+    *dev*|*test*)
+        { command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || apt_install chromium chromium-driver ;;
+esac
 for tool in java mvn; do
     command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is required (OpenJDK 17 and Maven)" >&2; exit 1; }
 done

@@ -29,10 +29,12 @@ from .commands.platform import (
     watch,
     worker,
 )
+from .commands.report import report, when
 from .commands.reports import BENCHMARKS, bench, status, summary
 from .commands.stack import stack_down, stack_status, stack_up
-from .commands.tenants import tenants_apply, tenants_check, tenants_list, tenants_remove
-from .core.errors import ConfigError, MysimbdpError, Stopping
+from .commands.tenants import tenants_apply, tenants_check, tenants_credentials, tenants_list, tenants_remove
+from .core import flower as flower_options
+from .core.errors import ConfigError, MysimbdpError, SettingsError, Stopping
 from .core.settings import (
     DEFAULT_BATCH_IDLE_AFTER_S,
     DEFAULT_BATCH_MESSAGES,
@@ -87,6 +89,20 @@ def port(text: str) -> int:
     return value
 
 
+def flower_address(text: str) -> str:
+    try:
+        return flower_options.address(text, "--address")
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--address: ")) from None
+
+
+def flower_prefix(text: str) -> str:
+    try:
+        return flower_options.url_prefix(text, "--url-prefix")
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--url-prefix: ")) from None
+
+
 def autoscale(text: str) -> str:
     most, sep, least = text.partition(",")
     try:
@@ -125,7 +141,7 @@ def _stack_parsers(sub: Any) -> None:
     p = stack.add_parser("up", help="start the local services; those already running are left as they are")
     p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")
     p.add_argument("--secure", action="store_true",
-                   help="TLS on every listener, a login per principal and per-tenant ACLs; remembered in "
+                   help="TLS on every listener, a login per principal and per-tenant authorization; remembered in "
                         "$MYSIMBDP_HOME, so every later command on this home is secure too")
     p.add_argument("--with-prometheus", action="store_true",
                    help="also run Prometheus (Debian's package), scraping the platform's metrics")
@@ -140,7 +156,7 @@ def _stack_parsers(sub: Any) -> None:
 
 
 def _tenant_parsers(sub: Any) -> None:
-    ten = sub.add_parser("tenants", help="tenant configuration: check, apply, list, remove"
+    ten = sub.add_parser("tenants", help="tenant configuration: check, apply, list, remove, credentials"
                          ).add_subparsers(dest="action", required=True, metavar="ACTION")
     p = ten.add_parser("check", help="validate a tenant file without touching any service")
     p.add_argument("file", type=Path, help="the tenant file (JSON: tenant name -> settings)")
@@ -155,6 +171,12 @@ def _tenant_parsers(sub: Any) -> None:
                         "the file leaves out are kept from what was applied before")
     _json_flag(p)
     p.set_defaults(handler=tenants_apply)
+    p = ten.add_parser("credentials", help="what a tenant's clients need to log in (secure mode)")
+    p.add_argument("name", help="the tenant's name")
+    p.add_argument("--rotate", action="store_true",
+                   help="first replace its password, in the secrets store, Cassandra and Redis")
+    _json_flag(p)
+    p.set_defaults(handler=tenants_credentials)
     p = ten.add_parser("list", help="tenants applied so far, on or off, and whether their tables exist")
     _json_flag(p)
     p.set_defaults(handler=tenants_list)
@@ -185,7 +207,8 @@ def _pool_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=count, default=DEFAULT_CONCURRENCY,
                    help=f"processes in each tenant's worker pool (default {DEFAULT_CONCURRENCY})")
     p.add_argument("--flower", action="store_true",
-                   help=f"also run Flower, a web page of queues, workers and tasks, on port {DEFAULT_FLOWER_PORT}")
+                   help="also run Flower, a web page of every tenant's queues, pools and tasks (where it\n"
+                        f"listens and who may open it: MYSIMBDP_FLOWER_*; default port {DEFAULT_FLOWER_PORT})")
     p.add_argument("--tenant", action="append", help="only this tenant's processes (repeat for more; default all)")
 
 
@@ -226,8 +249,18 @@ def _process_parsers(sub: Any) -> None:
                    help=f"seconds to leave a pool alone after changing it (default {DEFAULT_COOLDOWN_S:g})")
     p.set_defaults(handler=manager)
     p = sub.add_parser("flower", help="Flower, a web page of queues, workers and tasks, in the foreground")
-    p.add_argument("--port", type=port, default=DEFAULT_FLOWER_PORT,
-                   help=f"the port it listens on, on 127.0.0.1 (default {DEFAULT_FLOWER_PORT})")
+    p.add_argument("--address", type=flower_address,
+                   help="the address it listens on (default MYSIMBDP_FLOWER_ADDRESS, or 127.0.0.1); another\n"
+                        "than this machine's own needs users (--auth-file or MYSIMBDP_FLOWER_AUTH)")
+    p.add_argument("--port", type=port,
+                   help=f"the port it listens on (default MYSIMBDP_FLOWER_PORT, or {DEFAULT_FLOWER_PORT})")
+    p.add_argument("--url-prefix", type=flower_prefix, metavar="PATH",
+                   help="serve it under http://HOST:PORT/PATH/, e.g. behind a reverse proxy\n"
+                        "(default MYSIMBDP_FLOWER_URL_PREFIX, or none)")
+    p.add_argument("--auth-file", type=Path, metavar="FILE",
+                   help="users who may open it: one user:password a line, in a file of mode 0600\n"
+                        "(default MYSIMBDP_FLOWER_AUTH, MYSIMBDP_FLOWER_AUTH_FILE, or MYSIMBDP_HOME/flower-auth\n"
+                        "if it exists; none: no password)")
     p.set_defaults(handler=flower)
     p = sub.add_parser("metrics", help="serve the platform's Prometheus metrics at MYSIMBDP_METRICS_ADDR, in the "
                                        "foreground (the supervisor serves them itself: this is for processes run "
@@ -247,12 +280,29 @@ def _report_parsers(sub: Any) -> None:
     p.add_argument("--wait", type=wait_seconds, default=0, metavar="SECONDS",
                    help="first wait up to this long for files and messages still being ingested (default 0)")
     p.set_defaults(handler=summary)
+    _tenant_report_parser(sub)
     p = sub.add_parser("bench", help="benchmarks against the real services (see benchmarks/README.md)")
     p.add_argument("kind", choices=sorted(BENCHMARKS), help="which benchmark")
     p.add_argument("options", nargs=argparse.REMAINDER,
                    help="the benchmark's own options, e.g. --json-out FILE --plot FILE --quick\n"
                         "(mysimbdp bench KIND --help lists them)")
     p.set_defaults(handler=bench)
+
+
+def _tenant_report_parser(sub: Any) -> None:
+    p = sub.add_parser("report", help="a tenant's batch and stream ingestion in one report: files and messages in,\n"
+                                      "rows landed, refusals by reason, quota use, latency, throughput over time")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--tenant", help="the tenant to report on")
+    which.add_argument("--all", action="store_true", help="every applied tenant, side by side")
+    p.add_argument("--since", type=when, metavar="WHEN",
+                   help="only what happened from then on: a duration back from now (30m, 2h, 1d)\n"
+                        "or an ISO time in UTC (2026-12-06T14:00); default: everything recorded")
+    p.add_argument("--until", type=when, metavar="WHEN", help="only what happened until then (same forms; default now)")
+    p.add_argument("--html", type=Path, metavar="FILE", help="also write the report as one self-contained HTML page "
+                                                             "with plots")
+    _json_flag(p)
+    p.set_defaults(handler=report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -274,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(settings, args))
     except Stopping:  # asked to stop while waiting for a service: a clean end
         return 0
-    except ConfigError as exc:
+    except (ConfigError, SettingsError) as exc:  # a bad tenant file or setting, found once started
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except MysimbdpError as exc:

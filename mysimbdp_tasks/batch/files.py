@@ -7,13 +7,16 @@ about Celery. ``job`` is the JSON-able dict the watcher enqueues: ``ingest_id``,
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
+from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..core.chunks import plan_chunks
+from ..core.chunks import iter_chunks
 from ..core.errors import FileChangedError, PermanentIngestError, TenantError
 from ..core.formats import Chunk, detect_format
 from ..core.rows import ChunkResult, ingest_chunk, summarize
@@ -52,7 +55,8 @@ def _open(job: dict[str, Any]) -> tuple[Tenant, Path, Jobs] | None:
 
 
 def start(job: dict[str, Any], dispatch: Dispatch) -> None:
-    """Plan the file; ingest it here if it is one chunk, else fan chunks out to the tenant's pool."""
+    """Plan the file; ingest it here if it is one chunk, else fan chunks out to the tenant's pool
+    as the scan finds them: the first chunks run while the rest of a large file is still planned."""
     opened = _open(job)
     if opened is None:
         return
@@ -61,21 +65,52 @@ def start(job: dict[str, Any], dispatch: Dispatch) -> None:
     try:
         job = {**job, **_pinned(job, path)}
         fmt = detect_format(path)
-        chunks = plan_chunks(path, fmt, context.settings().chunk_bytes, limit=job["bytes"])
+        planned = iter_chunks(path, fmt, context.settings().chunk_bytes, limit=job["bytes"])
+        first = next(planned)
     except PermanentIngestError as exc:
         jobs.start(job["ingest_id"], 1, started, [])
         jobs.record(job["ingest_id"], 0, _failed_chunk(0, exc))
         finalize(job, tenant)
         return
     job = {**job, "fmt": fmt}
-    jobs.start(job["ingest_id"], len(chunks), started, [asdict(c) for c in chunks], fmt)
-    log.info("tenant=%s ingest=%s file=%s bytes=%d format=%s chunks=%d", tenant.name, job["ingest_id"],
-             job["file"], job["bytes"], fmt, len(chunks))
-    if len(chunks) == 1:
-        run_chunk(job, asdict(chunks[0]))
+    if first.end_offset >= job["bytes"]:  # the only chunk: the admitted bytes are all read (see _pinned)
+        planned.close()
+        jobs.start(job["ingest_id"], 1, started, [asdict(first)], fmt)
+        _log_plan(tenant, job, 1)
+        run_chunk(job, asdict(first))
         return
-    for chunk in chunks:
-        dispatch.send_chunk(job, asdict(chunk))
+    with closing(planned):
+        count = _fan_out(job, jobs, started, itertools.chain((first,), planned), dispatch)
+    _log_plan(tenant, job, count)
+    if jobs.complete(job["ingest_id"]):  # every chunk ran while the plan was being finished
+        finalize(job, tenant)
+
+
+def _fan_out(job: dict[str, Any], jobs: Jobs, started: float, chunks: Iterable[Chunk], dispatch: Dispatch) -> int:
+    """Send each chunk's task as soon as it is planned, then record the plan; how many chunks.
+
+    Until the plan is recorded no chunk can finalize the file (the job has no chunk count), so
+    the last chunk to finish, or this call if they all finished first, finalizes it. A scan that
+    fails part way makes the rest of the file one more chunk, failed with the reason.
+    """
+    ingest_id = job["ingest_id"]
+    jobs.start(ingest_id, None, started, None, job["fmt"])
+    plan: list[dict[str, Any]] = []
+    try:
+        for chunk in chunks:
+            plan.append(asdict(chunk))
+            dispatch.send_chunk(job, plan[-1])
+    except PermanentIngestError as exc:
+        index, end = len(plan), plan[-1]["end_offset"] if plan else 0
+        plan.append(asdict(Chunk(index, end, end, 0)))  # recorded at once: the sweeper never sends it
+        jobs.record(ingest_id, index, _failed_chunk(index, exc))
+    jobs.start(ingest_id, len(plan), started, plan, job["fmt"])
+    return len(plan)
+
+
+def _log_plan(tenant: Tenant, job: dict[str, Any], chunks: int) -> None:
+    log.info("tenant=%s ingest=%s file=%s bytes=%d format=%s chunks=%d", tenant.name, job["ingest_id"],
+             job["file"], job["bytes"], job["fmt"], chunks)
 
 
 def _pinned(job: dict[str, Any], path: Path) -> dict[str, Any]:

@@ -37,15 +37,24 @@ class Jobs:
         pipe.sadd(OPEN, job["ingest_id"])
         pipe.execute()
 
-    def start(self, ingest_id: str, chunks: int, started_at: float, plan: list[dict[str, Any]] | None = None,
+    def start(self, ingest_id: str, chunks: int | None, started_at: float, plan: list[dict[str, Any]] | None = None,
               fmt: str = "") -> None:
+        """Mark the job started; with ``chunks`` (and its ``plan``) planned too. A job started
+        without them is being planned: its chunks may run and record outcomes, but none of them
+        can complete it until the count is recorded (see :meth:`complete`)."""
         key = names.job_key(ingest_id)
         pipe = self.redis.pipeline()
         pipe.hsetnx(key, "started_at", started_at)
-        pipe.hset(key, mapping={"chunks": chunks, "updated_at": started_at, "plan": json.dumps(plan or []),
-                                "fmt": fmt})
+        pipe.hset(key, mapping={"updated_at": started_at, "fmt": fmt})
+        if chunks is not None:
+            pipe.hset(key, mapping={"chunks": chunks, "plan": json.dumps(plan or [])})
         pipe.expire(key, TTL)
         pipe.execute()
+
+    def complete(self, ingest_id: str) -> bool:
+        """Whether the job is planned and every chunk of it has an outcome."""
+        chunks = self.chunk_count(ingest_id)
+        return chunks is not None and self.redis.hlen(names.job_chunks_key(ingest_id)) >= chunks
 
     def stale_jobs(self, before: float, batch: int = 1000) -> list[dict[str, Any]]:
         """Every open job without progress since ``before``: its fields, its plan and which chunks

@@ -11,6 +11,7 @@ from typing import Any
 import redis
 
 from ..core.settings import Settings
+from ..security import identities
 
 SERVICES = ("redis", "kafka", "cassandra")
 
@@ -30,7 +31,7 @@ def print_rows(rows: list[dict[str, Any]], as_json: bool, line: Callable[[dict[s
 
 
 def redis_client(settings: Settings) -> Any:
-    return redis.Redis.from_url(settings.redis_url)
+    return redis.Redis.from_url(identities.redis_url(settings))
 
 
 def stop_event() -> threading.Event:

@@ -84,10 +84,13 @@ def waiter(settings: Settings, name: str, stop: threading.Event) -> Waiter:
 
 
 def worker(settings: Settings, args: argparse.Namespace) -> int:
+    from ..security.identities import as_tenant
     from ..services import context
     from ..services.registry import Registry
     from ..worker.celery_app import make_app
 
+    if settings.secure:  # the pool logs in to Redis and Cassandra as its tenant, not as the platform
+        settings = as_tenant(settings, args.tenant)
     telemetry.configure(settings.run, processes.worker_name(args.tenant))  # before the pool forks
     wait = waiter(settings, processes.worker_name(args.tenant), stop_event())
     tenant = wait.call(lambda: Registry(redis_client(settings)).all().get(args.tenant))
@@ -194,7 +197,22 @@ def metrics(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def flower(settings: Settings, args: argparse.Namespace) -> int:
+    from ..control import flower as ui
+    from ..core import flower as options
+    from ..services.registry import Registry
     from ..worker.celery_app import make_app
 
-    make_app(settings).start(["flower", f"--port={args.port}", "--address=127.0.0.1"])
+    auth = options.credentials_file(args.auth_file, "--auth-file") if args.auth_file else settings.flower_auth
+    plan = ui.FlowerPlan(address=args.address or settings.flower_address, port=args.port or settings.flower_port,
+                         url_prefix=settings.flower_url_prefix if args.url_prefix is None else args.url_prefix,
+                         auth=auth)
+    options.check_exposure(plan.address, plan.auth, "--address" if args.address else "MYSIMBDP_FLOWER_ADDRESS")
+    registry = Registry(redis_client(settings))
+    stop = stop_event()
+    tenants = waiter(settings, "flower", stop).call(registry.names)
+    # Every tenant's queues declared in the app: Flower lists them while their workers are offline.
+    app = make_app(settings, tenants)
+    echo(f"flower: {plan.url} ({'basic auth' if plan.auth else 'no password'}; "
+         f"{len(tenants)} tenant(s), {2 * len(tenants)} queues)")
+    ui.run(app, plan, ui.registry_queues(registry.names, tenants))
     return 0

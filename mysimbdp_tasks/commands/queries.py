@@ -15,7 +15,7 @@ from ..core import progress
 from ..core.cql import ident
 from ..core.settings import Settings
 from ..core.tenants import MB, Tenant
-from ..security import tls
+from ..security import identities, tls
 from ..services import events as metrics
 from ..services.quotas import Quotas
 
@@ -153,7 +153,7 @@ def stream_backlog(settings: Settings, tenants: list[Tenant]) -> int:
     from ..core import names
     from ..services import topics
 
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(identities.redis_url(settings))
     backlog = sum(int(client.llen(t.stream_queue)) for t in tenants)
     for t in tenants:
         # A consumer in the bridge's group that never subscribes only reads the group's offsets.

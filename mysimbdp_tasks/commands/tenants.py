@@ -34,7 +34,8 @@ def tenants_apply(settings: Settings, args: argparse.Namespace) -> int:
     from ..services.registry import Registry
 
     found = tenants.load(args.file)
-    registry = Registry(redis_client(settings))
+    client = redis_client(settings)
+    registry = Registry(client)
     plan = _plan(settings, found, registry, replace=args.replace)
     if args.dry_run:
         _print_plan(plan, args)
@@ -46,6 +47,11 @@ def tenants_apply(settings: Settings, args: argparse.Namespace) -> int:
     cluster, session = db.connect(settings)
     try:
         provisioning.execute(session, plan["cassandra"], echo=echo if not args.json else _quiet)
+        if settings.secure:  # each tenant's role and Redis user, once its keyspace exists
+            from ..security import access
+
+            for line in access.grant(settings, session, client, wanted.values()):
+                (_quiet if args.json else echo)(line)
     finally:
         cluster.shutdown()
     created = topics.execute(settings, plan["kafka"])
@@ -141,6 +147,40 @@ def _print_plan(plan: dict[str, Any], args: argparse.Namespace) -> None:
         print("refused, apply would change nothing:\n" + "\n".join(f"  - {m}" for m in plan["problems"]))
 
 
+def tenants_credentials(settings: Settings, args: argparse.Namespace) -> int:
+    """What the tenant's clients need to log in; ``--rotate`` first replaces its password everywhere."""
+    from ..security import access
+    from ..services import cassandra as db
+    from ..services.registry import Registry
+
+    if not settings.secure:
+        raise MysimbdpError("the stack is not in secure mode: no credentials are needed "
+                            "(start it with `mysimbdp stack up --secure`)")
+    client = redis_client(settings)
+    tenant = Registry(client).all().get(args.name)
+    if tenant is None:
+        raise MysimbdpError(f"tenant {args.name!r} has not been applied (mysimbdp tenants apply FILE)")
+    if args.rotate:
+        cluster, session = db.connect(settings)
+        try:
+            access.rotate(settings, session, client, tenant)
+        finally:
+            cluster.shutdown()
+    found = access.client_credentials(settings, tenant)
+    if args.json:
+        print(json.dumps(found | {"rotated": args.rotate}, indent=2))
+        return 0
+    print(f"tenant {tenant.name}" + (" (password rotated: clients must use the new one)" if args.rotate else ""))
+    print(f"  password:  {found['password']}  (also in {found['password_file']}, mode 0600)")
+    k, c, r = found["kafka"], found["cassandra"], found["redis"]
+    print(f"  kafka:     {k['bootstrap']} user {k['username']} ({k['security_protocol']}, {k['sasl_mechanism']}; "
+          f"CA {k['ssl_cafile']}), writes {k['ingest_topic']} and {k['reports_topic']}, reads {k['dead_topic']}")
+    print(f"  cassandra: {', '.join(c['hosts'])} role {c['role']}, {' and '.join(c['permissions'])} on keyspace "
+          f"{c['keyspace']}")
+    print(f"  redis:     {r['url']} user {r['username']} (the tenant's worker pool)")
+    return 0
+
+
 def tenants_list(settings: Settings, args: argparse.Namespace) -> int:
     from ..services import cassandra as db
     from ..services import provisioning
@@ -196,11 +236,16 @@ def tenants_remove(settings: Settings, args: argparse.Namespace) -> int:
         cluster, session = db.connect(settings)
         try:
             provisioning.drop_data(session, known[args.name])
+            if settings.secure:
+                from ..security import access
+
+                access.revoke(settings, session, redis_client(settings), known[args.name])
         finally:
             cluster.shutdown()
         topics.delete_tenant_topics(settings, known[args.name])
         registry.forget(args.name)
-        say(f"{args.name}: keyspace {known[args.name].namespace} and its topics dropped")
+        say(f"{args.name}: keyspace {known[args.name].namespace} and its topics dropped"
+            + (", its Cassandra role, Redis user and Kafka user too" if settings.secure else ""))
     else:
         say(f"{args.name}: data kept in keyspace {known[args.name].namespace} (use --drop-data to delete it)")
     if args.json:

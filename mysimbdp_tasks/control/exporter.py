@@ -21,6 +21,7 @@ from ..core import names
 from ..core.errors import MysimbdpError
 from ..core.settings import Settings
 from ..core.tenants import Tenant
+from ..security import identities
 from ..services import telemetry
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
     from ..services.quotas import today
     from ..services.registry import Registry
 
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    client = redis.Redis.from_url(identities.redis_url(settings), socket_connect_timeout=2, socket_timeout=5)
     served = serve(settings, lambda: read_redis(client, Registry(client).active(), today()))
     if served["url"] is None:
         raise MysimbdpError(f"metrics not served: {served['error']}")

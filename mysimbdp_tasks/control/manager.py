@@ -26,7 +26,7 @@ from kafka import KafkaConsumer
 from ..core.errors import Stopping, WorkerUnreachable
 from ..core.settings import DEFAULT_COOLDOWN_S, Settings
 from ..core.tenants import Tenant
-from ..security import tls
+from ..security import identities, tls
 from ..services import events as metrics
 from ..services import telemetry, topics
 from ..services.outages import Waiter
@@ -115,7 +115,7 @@ class Manager:
         self.settings = settings
         self.scope = scope
         self.cooldown_s = cooldown_s
-        self.registry = Registry(redis.Redis.from_url(settings.redis_url))
+        self.registry = Registry(redis.Redis.from_url(identities.redis_url(settings)))
         self.pools = Pools()
         self.last_change: dict[str, float] = {}
 

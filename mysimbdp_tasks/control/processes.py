@@ -169,7 +169,8 @@ def up(settings: Settings, tenants: Iterable[Tenant], echo: Callable[[str], None
     state = _wait_started(settings, pid, names, timeout)
     for name, child in sorted(state.get("children", {}).items()):
         if child.get("status") == "running":
-            echo(f"{name}: running (pid {child['pid']}), log {settings.logs / (name + '.log')}")
+            page = f", open {settings.flower_url}" if name == "flower" else ""
+            echo(f"{name}: running (pid {child['pid']}), log {settings.logs / (name + '.log')}{page}")
         else:
             tail = procs.log_tail(settings.logs / f"{name}.log", lines=10)
             echo(f"{name}: {child.get('status')} (it exited; the supervisor restarts it); last lines of its log:"

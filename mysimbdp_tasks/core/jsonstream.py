@@ -16,7 +16,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from mmap import mmap
 from typing import Any, BinaryIO, NamedTuple
 
@@ -182,33 +182,32 @@ def _value_end_bytes(buf: Buffer, pos: int, size: int) -> int | None:
     return None
 
 
-def array_cuts(buf: Buffer, start: int, size: int, target: int) -> list[tuple[int, int]]:
+def array_cuts(buf: Buffer, start: int, size: int, target: int) -> Generator[tuple[int, int], None, None]:
     """Offsets right after elements of the array opening at ``start`` in ``buf[:size]``, about every
-    ``target`` bytes, each with the number of the element after it.
+    ``target`` bytes, each with the number of the element after it, yielded as they are found.
 
     Scans bytes: strings are skipped whole, brackets counted, nothing is decoded, so planning a
     file costs a fraction of reading it. It stops cutting at anything that is not an element
     followed by ``,``: the last chunk then runs to the end and its reader reports the problem.
     """
-    cuts: list[tuple[int, int]] = []
     pos, count, cut = start + 1, 0, start + target
     scan = _ELEMENT_THEN_COMMA.scanner(buf, pos, size)  # type: ignore[attr-defined]  # match() goes on where it stopped
     while True:
         for match in iter(scan.match, None):  # flat objects, one regex call each
             count += 1
             if match.end(1) >= cut:
-                cuts.append((match.end(1), count + 1))
+                yield match.end(1), count + 1
                 cut = match.end(1) + target
             pos = match.end()
         end = _value_end_bytes(buf, _WS_ONLY_B.match(buf, pos).end(), size)  # type: ignore[union-attr]
         if end is None or end >= size:
-            return cuts
+            return
         after = _WS_ONLY_B.match(buf, end).end()  # type: ignore[union-attr]
         if after >= size or buf[after:after + 1] != b"," or not buf[pos:end].strip():
-            return cuts  # the last element, or something the reader will refuse
+            return  # the last element, or something the reader will refuse
         count += 1
         if end >= cut:
-            cuts.append((end, count + 1))
+            yield end, count + 1
             cut = end + target
         pos = after + 1
         scan = _ELEMENT_THEN_COMMA.scanner(buf, pos, size)  # type: ignore[attr-defined]

@@ -50,6 +50,20 @@ def finalize_task_id(ingest_id: str) -> str:
 
 UNACKED = "unacked"  # kombu's Redis hash of delivered, not yet acknowledged messages
 UNACKED_INDEX = "unacked_index"  # kombu's sorted set of the same, scored by delivery (or lease) time
+UNACKED_MUTEX = "unacked_mutex"  # kombu's lock while it restores messages of dead workers
+
+
+def unacked_keys(tenant: str | None) -> tuple[str, str, str]:
+    """The unacknowledged hash, its index and its mutex of a consumer: in secure mode a tenant's pool
+    has its own (its Redis user may not see another tenant's in-flight messages), else the shared ones."""
+    if tenant is None:
+        return UNACKED, UNACKED_INDEX, UNACKED_MUTEX
+    return f"{UNACKED}:{tenant}", f"{UNACKED_INDEX}:{tenant}", f"{UNACKED_MUTEX}:{tenant}"
+
+
+def queue_tenant(queue: str) -> str:
+    """The tenant of one of its queues (``t1.batch`` -> ``t1``)."""
+    return queue.rpartition(".")[0]
 
 # -- Redis keys ------------------------------------------------------------------------------
 PREFIX = "mysimbdp:"

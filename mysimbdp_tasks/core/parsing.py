@@ -67,19 +67,28 @@ __all__ = ["iter_records", "read_records"]
 
 _orjson_loads = orjson.loads
 _OrjsonError = orjson.JSONDecodeError
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# A run of 19 digits, found by mapping every digit to "0" and everything else to " ": a translate and
+# a substring search run about ten times faster than a regex search for [0-9]{19}.
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_LONG_RUN = b"0" * 19
 _WS_BYTES = re.compile(rb"[ \t\n\r]*+")
 _SHALLOW = 256  # brackets in a text shallow enough for the json module at any stack depth
 
 
-def _orjson_agrees(text: bytes) -> bool:
+def _orjson_agrees(text: bytes, short_numbers: bool = False) -> bool:
     """Whether orjson reads ``text`` exactly as the json module does, if it reads it at all.
 
     orjson is about 3x faster. It differs on integers beyond 64 bits (it may return floats) and on
     nesting deeper than the json module's recursion limit (it builds it); such texts, and anything
     orjson refuses (NaN, lone surrogates, ...), go to the json module, which decides as before.
+    ``short_numbers``: the caller found no run of 19 digits in a block holding ``text``.
     """
-    return text.count(b"[") + text.count(b"{") < _SHALLOW and _LONG_DIGITS.search(text) is None
+    return text.count(b"[") + text.count(b"{") < _SHALLOW and (short_numbers or _no_long_digits(text))
+
+
+def _no_long_digits(data: bytes) -> bool:
+    """Whether ``data`` holds no run of 19 digits (so no integer orjson may read as a float)."""
+    return _LONG_RUN not in data.translate(_DIGITS_ONLY)
 
 
 def iter_records(
@@ -243,12 +252,13 @@ def _csv_records(f: BinaryIO, chunk: Chunk, size: int, read_size: int,
 def _jsonl_records(f: BinaryIO, chunk: Chunk, read_size: int) -> Iterator[tuple[int, Any, str | None]]:
     number = chunk.first_number - 1
     for block in _blocks(f, chunk.start_offset, chunk.end_offset, read_size):
+        short_numbers = _no_long_digits(block)  # once per block, not per line
         lines = block.split(b"\n")
         if not lines[-1]:
             lines.pop()  # the block ends with a line end
         for line in lines:
             number += 1
-            if _orjson_agrees(line):
+            if _orjson_agrees(line, short_numbers):
                 try:
                     data = _orjson_loads(line)
                 except _OrjsonError:
@@ -332,6 +342,7 @@ def _flat_objects(f: BinaryIO, chunk: Chunk, read_size: int, resume: list[int]) 
             return  # a stream of objects, or not JSON: the json module reads it all
         pos, pattern = pos + 1, FIRST_FLAT_OBJECT
     number = chunk.first_number
+    short_numbers = _no_long_digits(buf)  # once per buffer, not per object
     while True:
         match = pattern.match(buf, pos)
         if match is None:
@@ -341,9 +352,10 @@ def _flat_objects(f: BinaryIO, chunk: Chunk, read_size: int, resume: list[int]) 
             if not more:
                 return
             buf, base, pos, read_to = buf[pos:] + more, base + pos, 0, read_to + len(more)
+            short_numbers = _no_long_digits(buf)
             continue
         text = match.group(1)
-        if not _orjson_agrees(text):
+        if not _orjson_agrees(text, short_numbers):
             return
         try:
             data = _orjson_loads(text)

@@ -10,7 +10,9 @@ Meaning of the timing fields by source:
 - ``client``: ``avg_ms`` / ``max_ms`` are the send latency, from ``send()`` until the broker acked.
 - ``bridge``: ``lag`` is the number of messages waiting in the tenant's topic.
 - ``worker``: ``avg_ms`` / ``max_ms`` are the ingestion time of one task; ``*_latency_ms`` are
-  end to end, from the message's Kafka timestamp until its row was written.
+  end to end, from the message's Kafka timestamp until its row was written, and
+  ``latency_buckets`` is their histogram (:mod:`.histogram`), kept in the worker's metrics row for
+  the per-tenant report; it does not travel to the monitor.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import os
 import random
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
+from . import histogram
 from .names import REPORTS_TOPIC as REPORTS
 
 SOURCES = ("client", "bridge", "worker")
@@ -48,9 +51,11 @@ class Report:
     max_latency_ms: float | None = None
     host: str = ""
     pid: int = 0
+    latency_buckets: dict[int, int] | None = field(default=None, compare=False)  # not on the wire
 
     def to_json(self) -> builtins.bytes:
-        return json.dumps(asdict(self), separators=(",", ":"), allow_nan=False).encode("utf-8")
+        wire = {k: v for k, v in asdict(self).items() if k not in _LOCAL}
+        return json.dumps(wire, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
     @classmethod
     def from_json(cls, data: builtins.bytes | str | None) -> Report:
@@ -71,7 +76,8 @@ class Report:
             raise ValueError(f"report: not valid JSON: {str(e)[:200]}") from None
         if not isinstance(obj, dict):
             raise ValueError(f"report: expected a JSON object, got {type(obj).__name__}")
-        values = {f.name: _field(obj, f.name) for f in fields(cls) if f.name in obj or f.name in _REQUIRED}
+        values = {f.name: _field(obj, f.name) for f in fields(cls)
+                  if f.name not in _LOCAL and (f.name in obj or f.name in _REQUIRED)}
         report = cls(**values)
         if report.source not in SOURCES:
             raise ValueError(f"report.source: unknown source {report.source!r}; expected one of {', '.join(SOURCES)}")
@@ -90,6 +96,7 @@ _KINDS: dict[str, str] = {
     "bytes": _INT, "avg_ms": _FLOAT, "max_ms": _FLOAT, "errors": _INT, "lag": _INT,
     "avg_latency_ms": _FLOAT, "p95_latency_ms": _FLOAT, "max_latency_ms": _FLOAT, "host": _STR, "pid": _INT,
 }
+_LOCAL = frozenset({"latency_buckets"})  # kept by the reporter, never sent
 _OPTIONAL = frozenset({"lag", "avg_latency_ms", "p95_latency_ms", "max_latency_ms"})
 _REQUIRED = frozenset(_KINDS) - _OPTIONAL - {"host", "pid"}
 _NON_NEGATIVE = frozenset({"messages", "bytes", "errors", "lag", "avg_ms", "max_ms", "avg_latency_ms",
@@ -192,6 +199,7 @@ class Window:
         self.total_ms = self.max_ms = 0.0
         self.latencies = Reservoir(self._reservoir_size, self._rng)
         self.latency_sum = self.latency_max = 0.0
+        self.latency_buckets: dict[int, int] = {}
 
     def add(self, n_messages: int, n_bytes: int, elapsed_ms: float, error: bool = False,
             latencies_ms: Sequence[float] = ()) -> None:
@@ -207,6 +215,7 @@ class Window:
             self.latencies.add(value)
             self.latency_sum += value
             self.latency_max = max(self.latency_max, value)
+        histogram.add(self.latency_buckets, latencies_ms)
 
     @property
     def empty(self) -> bool:
@@ -231,6 +240,7 @@ class Window:
             max_ms=self.max_ms, errors=self.errors, lag=lag,
             avg_latency_ms=self.latency_sum / n if n else None, p95_latency_ms=self.latencies.percentile(95),
             max_latency_ms=self.latency_max if n else None, host=self.host, pid=self.pid,
+            latency_buckets=dict(self.latency_buckets) if n else None,
         )
         self._reset(now)
         return report

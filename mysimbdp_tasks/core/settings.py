@@ -12,10 +12,11 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlparse
 
+from . import flower
 from .errors import SettingsError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -125,6 +126,27 @@ def _replication(env: Mapping[str, str]) -> str:
     return text
 
 
+def _port(env: Mapping[str, str], var: str, default: int) -> int:
+    value = _count(env, var, default)
+    if value > 65535:
+        raise SettingsError(f"{var}: expected a port from 1 to 65535, got {env.get(var)!r}")
+    return value
+
+
+def _flower_auth(env: Mapping[str, str], home: Path) -> tuple[str, ...]:
+    """Flower's users: MYSIMBDP_FLOWER_AUTH, else the file MYSIMBDP_FLOWER_AUTH_FILE names, else
+    MYSIMBDP_HOME/flower-auth if it exists; none: Flower asks for no password. Empty is unset."""
+    if env.get("MYSIMBDP_FLOWER_AUTH", "").strip():
+        return flower.credentials(env["MYSIMBDP_FLOWER_AUTH"], "MYSIMBDP_FLOWER_AUTH")
+    if "MYSIMBDP_FLOWER_AUTH_FILE" in env:
+        return flower.credentials_file(Path(env["MYSIMBDP_FLOWER_AUTH_FILE"]).expanduser(),
+                                       "MYSIMBDP_FLOWER_AUTH_FILE")
+    default = home / flower.AUTH_FILE
+    if default.exists():
+        return flower.credentials_file(default, f"MYSIMBDP_HOME/{flower.AUTH_FILE}")
+    return ()
+
+
 def _flag(env: Mapping[str, str], var: str, default: bool) -> bool:
     text = env.get(var)
     if text is None:
@@ -134,6 +156,19 @@ def _flag(env: Mapping[str, str], var: str, default: bool) -> bool:
     if text.strip().lower() in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{var}: expected 1 or 0 (true/false), got {text!r}")
+
+
+def _owners(text: str) -> tuple[tuple[str, int], ...]:
+    """``tenant1=1001,tenant2=1002`` -> ((tenant1, 1001), (tenant2, 1002))."""
+    found = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        tenant, sep, uid = part.partition("=")
+        if not sep or not tenant.strip() or not uid.strip().isdigit():
+            raise SettingsError(f"MYSIMBDP_STAGING_OWNERS: expected tenant=uid[,tenant=uid...], got {part!r}")
+        found.append((tenant.strip(), int(uid)))
+    return tuple(found)
 
 
 def secure_redis_url(url: str, home: Path) -> str:
@@ -152,21 +187,8 @@ def secure_redis_url(url: str, home: Path) -> str:
 def mark_secure(settings: Settings) -> Settings:
     """``settings`` in secure mode, remembered in its home (the marker file) for later commands."""
     settings.home.mkdir(parents=True, exist_ok=True)
-    (settings.home / SECURE_MARKER).touch()
+    (settings.home / SECURE_MARKER).write_text("secure mode: see `mysimbdp stack up --secure`\n")
     return dataclasses.replace(settings, secure=True, redis_url=secure_redis_url(settings.redis_url, settings.home))
-
-
-def _owners(text: str) -> tuple[tuple[str, int], ...]:
-    """``tenant1=1001,tenant2=1002`` -> ((tenant1, 1001), (tenant2, 1002))."""
-    found = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        tenant, sep, uid = part.partition("=")
-        if not sep or not tenant.strip() or not uid.strip().isdigit():
-            raise SettingsError(f"MYSIMBDP_STAGING_OWNERS: expected tenant=uid[,tenant=uid...], got {part!r}")
-        found.append((tenant.strip(), int(uid)))
-    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -192,12 +214,17 @@ class Settings:
     # (empty: no owner check); flat_staging False refuses files directly in staging/.
     staging_owners: tuple[tuple[str, int], ...] = ()
     flat_staging: bool = True
+    metrics_addr: tuple[str, int] = ("127.0.0.1", 9464)  # the supervisor's /metrics (port 0: off)
+    # Flower, the operators' web page of queues, workers and tasks; its users' passwords are never shown.
+    flower_address: str = flower.DEFAULT_ADDRESS
+    flower_port: int = DEFAULT_FLOWER_PORT
+    flower_url_prefix: str = ""
+    flower_auth: tuple[str, ...] = field(default=(), repr=False)
     # Secure mode (`mysimbdp stack up --secure`, or MYSIMBDP_SECURE=1): the services authenticate
     # every client and authorize it per tenant. ``principal`` is who this process is towards them:
     # ``platform:admin`` for the platform's processes, ``tenant:<name>`` for a tenant's worker pool.
     secure: bool = False
     principal: str = "platform:admin"
-    metrics_addr: tuple[str, int] = ("127.0.0.1", 9464)  # the supervisor's /metrics (port 0: off)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -241,6 +268,12 @@ class Settings:
         metrics_addr = _hostport(env.get("MYSIMBDP_METRICS_ADDR", DEFAULT_METRICS_ADDR), "MYSIMBDP_METRICS_ADDR", 9464)
         return cls(
             metrics_addr=metrics_addr,
+            flower_address=flower.address(env.get("MYSIMBDP_FLOWER_ADDRESS", flower.DEFAULT_ADDRESS),
+                                          "MYSIMBDP_FLOWER_ADDRESS"),
+            flower_port=_port(env, "MYSIMBDP_FLOWER_PORT", DEFAULT_FLOWER_PORT),
+            flower_url_prefix=flower.url_prefix(env.get("MYSIMBDP_FLOWER_URL_PREFIX", ""),
+                                                "MYSIMBDP_FLOWER_URL_PREFIX"),
+            flower_auth=_flower_auth(env, home),
             stream_stall_seconds=stream_stall,
             stream_max_pending=max_pending,
             stream_bridges=bridges,
@@ -289,6 +322,11 @@ class Settings:
     @property
     def run(self) -> Path:
         return self.home / "run"
+
+    @property
+    def flower_url(self) -> str:
+        """Where an operator opens Flower (as the settings give it; `mysimbdp flower` options may differ)."""
+        return flower.url(self.flower_address, self.flower_port, self.flower_url_prefix)
 
     # Endpoints in the forms the client libraries take ------------------------------------------
     @property

@@ -110,6 +110,26 @@ def set_password(settings: Settings, principal: str) -> None:
         _upsert_users(client, settings, [principal])
 
 
+def revoke(settings: Settings, tenant: str) -> None:
+    """The tenant's SCRAM user and every grant of its plan are removed (``tenants remove --drop-data``);
+    nothing in plain mode. A user that was never made is not an error."""
+    from kafka.admin import ScramMechanism, UserScramCredentialDeletion
+
+    if not settings.secure:
+        return
+    user = tls.kafka_user(f"tenant:{tenant}")
+    with admin_client(settings) as client:
+        failed = {name: error for name, error in client.alter_user_scram_credentials(
+            [UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_512)]).items()
+            if error and not any(word in str(error).lower() for word in ("unknown", "not found", "no such"))}
+        if failed:
+            raise ServiceUnavailable(f"Kafka refused to delete the SCRAM user {user}: {failed}")
+        results = client.delete_acls(_acls(tenant_plan(tenant)))
+        errors = [str(error) for _, _, error in results if error is not None and error.errno != 0]
+        if errors:
+            raise ServiceUnavailable(f"Kafka refused to delete the ACLs of tenant {tenant}: {errors[0]}")
+
+
 class admin_client:  # noqa: N801 - used as a context manager, named like one
     def __init__(self, settings: Settings) -> None:
         from kafka.admin import KafkaAdminClient
@@ -142,7 +162,7 @@ def _upsert_users(client: Any, settings: Settings, principals: list[str]) -> Non
         raise ServiceUnavailable(f"Kafka refused the SCRAM credentials of {', '.join(sorted(failed))}: {failed}")
 
 
-def _create(client: Any, grants: list[Grant]) -> None:
+def _acls(grants: list[Grant]) -> list[Any]:
     from kafka.admin import ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourcePattern, ResourceType
 
     acls = []
@@ -152,6 +172,11 @@ def _create(client: Any, grants: list[Grant]) -> None:
                                   else ACLResourcePatternType.LITERAL)
         for op in (ACLOperation[g.operation], ACLOperation.DESCRIBE):
             acls.append(ACL(f"User:{g.user}", "*", op, ACLPermissionType.ALLOW, pattern))
+    return acls
+
+
+def _create(client: Any, grants: list[Grant]) -> None:
+    acls = _acls(grants)
     if not acls:
         return
     result = client.create_acls(acls)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.settings import Settings
-from . import secrets
+from . import identities, secrets
 
 SCRAM = "SCRAM-SHA-512"
 
@@ -23,9 +23,10 @@ def ca_cert(home: Path) -> Path:
 
 
 def kafka_user(principal: str) -> str:
-    """The SCRAM user name of a principal: ``tenant:t1`` -> ``tenant_t1`` (Kafka's ACLs read the
-    first ``:`` of ``User:<name>`` as the separator, so the name itself has none)."""
-    return secrets.check_principal(principal).replace(":", "_")
+    """The SCRAM user name of a principal, its account name everywhere (``identities.account``):
+    ``tenant:t1`` -> ``tenant_t1`` (Kafka's ACLs read the first ``:`` of ``User:<name>`` as the
+    separator, so the name itself has none)."""
+    return identities.account(principal)
 
 
 def kafka_options(settings: Settings, principal: str) -> dict[str, Any]:

@@ -39,11 +39,16 @@ def task_id_of(raw: bytes | str) -> str | None:
 def held_ids(client: redis.Redis, queues: Iterable[str]) -> set[str]:
     """Ids of every task queued on ``queues`` or delivered to any worker and not yet acknowledged."""
     pipe = client.pipeline(transaction=False)
+    queues = list(queues)
     for queue in queues:
         pipe.lrange(queue, 0, -1)
-    pipe.hvals(names.UNACKED)
-    *queued, unacked = pipe.execute()
+    # The shared hash, and the tenants' own ones (secure mode: names.unacked_keys).
+    hashes = [names.UNACKED, *sorted({names.unacked_keys(names.queue_tenant(q))[0] for q in queues})]
+    for key in hashes:
+        pipe.hvals(key)
+    found = pipe.execute()
+    queued, unacked = found[:len(queues)], found[len(queues):]
     ids = {task_id_of(raw) for raws in queued for raw in raws}
-    ids.update(task_id_of(raw) for raw in unacked)
+    ids.update(task_id_of(raw) for raws in unacked for raw in raws)
     ids.discard(None)
     return ids  # type: ignore[return-value]

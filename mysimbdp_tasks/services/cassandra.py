@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from cassandra import OperationTimedOut, RequestExecutionException
+from cassandra import AuthenticationFailed, OperationTimedOut, RequestExecutionException, Unauthorized
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
     Cluster,
@@ -16,9 +17,10 @@ from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 
 from ..core.backoff import OUTAGE_BACKOFF
-from ..core.errors import ServiceUnavailable, SettingsError, TransientIngestError
+from ..core.errors import PermanentIngestError, ServiceUnavailable, SettingsError, TransientIngestError
 from ..core.settings import REPLICATION, Settings
 from ..security import tls
+from ..security.identities import credentials
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,18 @@ def is_transient(exc: BaseException) -> bool:
 
 
 
+def as_refusal(exc: BaseException) -> BaseException:
+    """Cassandra refusing this process's role (secure mode: another tenant's keyspace) becomes a
+    permanent failure with reason ``unauthorized``, for the receipt or the dead letters."""
+    if isinstance(exc, Unauthorized):
+        return PermanentIngestError("unauthorized", f"Cassandra refused this pool's role: {str(exc)[:300]}")
+    return exc
+
+
 def connect(settings: Settings, request_timeout: float = 30.0) -> tuple[Cluster, Session]:
-    """Open a token-aware session to the configured Cassandra hosts."""
+    """Open a token-aware session to the configured Cassandra hosts (in secure mode, logged in as
+    the process's principal: a tenant's pool as its tenant's role)."""
+    found = credentials(settings)
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
         request_timeout=request_timeout,
@@ -62,12 +74,21 @@ def connect(settings: Settings, request_timeout: float = 30.0) -> tuple[Cluster,
         reconnection_policy=ExponentialReconnectionPolicy(base_delay=1.0, max_delay=RECONNECT_MAX_S),
         # Secure mode: TLS verifying the local CA and the node's name; None (plaintext) otherwise.
         ssl_context=tls.ssl_context(settings),
+        auth_provider=None if found is None else PlainTextAuthProvider(username=found[0], password=found[1]),
     )
     try:
         session = cluster.connect()
     except NoHostAvailable as exc:
         cluster.shutdown()
         hosts = ", ".join(f"{h}:{p}" for h, p in settings.cassandra_hosts)
+        errors = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
+        if found is not None and any(isinstance(e, AuthenticationFailed) for e in errors.values()):
+            # Still "unavailable" (work waits, nothing is given up) until the credentials are fixed.
+            raise ServiceUnavailable(
+                f"Cassandra at {hosts} refused the login of role {found[0]} (secure mode): its password in "
+                f"{settings.home / 'secrets'} does not match; `mysimbdp tenants credentials <tenant> --rotate` "
+                "sets a new one in both"
+            ) from exc
         raise ServiceUnavailable(
             f"cannot reach Cassandra at {hosts} ({exc.args[0] if exc.args else exc}); "
             "start the local stack with `mysimbdp stack up` or set MYSIMBDP_CASSANDRA_HOSTS"

@@ -23,7 +23,7 @@ from ..core.errors import TenantError
 from ..core.reports import Window
 from ..core.settings import Settings
 from ..core.tenants import Tenant
-from ..security import tls
+from ..security import identities, tls
 from . import cassandra as db
 from .registry import Registry
 from .sink import Sink
@@ -45,6 +45,7 @@ class Process:
     helpers: dict[type, Any] = field(default_factory=dict)  # class -> its one instance on `redis`
     # The stream writer's reporting windows, one per tenant (see stream.writer).
     windows: dict[str, Window] = field(default_factory=dict)
+    flusher: threading.Thread | None = None  # publishes windows that are due while no batch comes
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def drop_connections(self) -> None:
@@ -103,7 +104,7 @@ def kafka_producer() -> KafkaProducer:
 def redis_client() -> redis.Redis:
     with _process.lock:
         if _process.redis is None:
-            _process.redis = redis.Redis.from_url(settings().redis_url)
+            _process.redis = redis.Redis.from_url(identities.redis_url(settings()))
         return _process.redis
 
 

@@ -51,11 +51,28 @@ def emit(logs: Path, tenant: str, event: str, **fields: Any) -> None:
 
 
 def read_events(logs: Path, tenant: str) -> list[dict[str, Any]]:
+    """The tenant's events, oldest first. A line that is not a JSON object (cut short by a full disk
+    or a crash mid-write) is skipped with a warning: the other lines still tell what happened."""
     path = logs / f"{tenant}.events.jsonl"
     if not path.exists():
         return []
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    found: list[dict[str, Any]] = []
+    skipped = 0
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
+                found.append(record)
+            else:
+                skipped += 1
+    if skipped:
+        log.warning("tenant=%s events: %d unreadable line(s) in %s skipped", tenant, skipped, path)
+    return found
 
 
 def record_batch(session: Session, tenant: Tenant, receipt: dict[str, Any]) -> None:

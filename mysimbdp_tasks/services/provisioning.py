@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS {{ks}}.{BATCH_METRICS} (
     PRIMARY KEY ((day), ingest_id)
 )"""
 
-# One row per worker per time window of stream ingestion.
+# One row per worker per time window of stream ingestion. ``latency_buckets`` is the window's
+# end-to-end latency histogram (core/histogram.py): windows add up to the report's percentiles.
 STREAM_METRICS_DDL = f"""
 CREATE TABLE IF NOT EXISTS {{ks}}.{STREAM_METRICS} (
     day date,
@@ -60,8 +61,13 @@ CREATE TABLE IF NOT EXISTS {{ks}}.{STREAM_METRICS} (
     avg_latency_ms double,
     p95_latency_ms double,
     max_latency_ms double,
+    latency_buckets map<int, bigint>,
     PRIMARY KEY ((day), window_start, worker)
 ) WITH CLUSTERING ORDER BY (window_start DESC, worker ASC)"""
+
+# Columns added to the metrics tables after their first version: `tenants apply` adds them to the
+# tables of tenants provisioned before.
+METRICS_ADDED: dict[str, tuple[tuple[str, str], ...]] = {STREAM_METRICS: (("latency_buckets", "map<int, bigint>"),)}
 
 
 @dataclass
@@ -107,8 +113,13 @@ def plan(session: Session, tenant: Tenant, replication: str) -> Plan:
         _diff_table(p, existing)
     for metrics, ddl in ((BATCH_METRICS, BATCH_METRICS_DDL), (STREAM_METRICS, STREAM_METRICS_DDL)):
         p.statements.append(ddl.format(ks=ident(ks)))
-        if not existing or not table_columns(session, ks, metrics):
+        have = table_columns(session, ks, metrics) if existing else {}
+        if not have:
             p.changes.append(f"create table {ks}.{metrics}")
+        for column, ctype in METRICS_ADDED.get(metrics, ()):
+            if have and column not in have:  # a table made by an older version
+                p.statements.append(f"ALTER TABLE {ident(ks)}.{metrics} ADD {column} {ctype}")
+                p.changes.append(f"add column {column} {ctype} to {ks}.{metrics}")
     return p
 
 

@@ -111,6 +111,10 @@ class Registry:
     def active_names(self) -> set[str]:
         return {n.decode() if isinstance(n, bytes) else n for n in self.redis.smembers(ACTIVE)}
 
+    def names(self) -> set[str]:
+        """The name of every tenant ever applied (active or not): their queues may still hold work."""
+        return {n.decode() if isinstance(n, bytes) else n for n in self.redis.hkeys(CONFIGS)}
+
     def all(self) -> dict[str, Tenant]:
         """Every tenant ever applied (active or not), as it was applied."""
         found: dict[str, Tenant] = {}

@@ -24,13 +24,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cassandra import ConsistencyLevel, InvalidRequest
+from cassandra import ConsistencyLevel, InvalidRequest, Unauthorized
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
 
 from ..core.cql import ident
 from ..core.encoding import RowEncoder
-from ..core.errors import TransientIngestError
+from ..core.errors import PermanentIngestError, TransientIngestError
 from ..core.tenants import Tenant
 from . import telemetry
 from .serializers import UNSET_VALUE, RowSerializer
@@ -204,6 +204,8 @@ class _Writer:
         with self.done:
             while self.in_flight:
                 self.done.wait()
+        if isinstance(self.failure, Unauthorized):  # secure mode: this role may not write this table
+            raise PermanentIngestError("unauthorized", f"Cassandra refused this pool's role: {self.failure}"[:400])
         if self.failure is not None:
             raise TransientIngestError(f"cassandra write failed after {self.sink.options.retries} retries: "
                                        f"{type(self.failure).__name__}: {self.failure}") from self.failure
@@ -224,7 +226,9 @@ class _Writer:
 
     def _failed(self, exc: BaseException, group: Group, attempt: int) -> None:
         tenant = self.sink.tenant.name
-        if is_permanent(exc):
+        if isinstance(exc, Unauthorized):  # no row of it, and no retry, can pass: stop the whole write
+            attempt = self.sink.options.retries
+        elif is_permanent(exc):
             if len(group) == 1:
                 position = group[0][0]
                 log.warning("tenant=%s row %d refused by Cassandra: %s: %s", tenant, position, type(exc).__name__,

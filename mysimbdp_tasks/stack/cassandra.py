@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 from xml.sax.saxutils import escape
 
 import psutil
@@ -177,7 +178,7 @@ request_timeout: 20000ms
 batch_size_warn_threshold: 64KiB
 batch_size_fail_threshold: 640KiB
 unlogged_batch_across_partitions_warn_threshold: 1000
-{self._client_encryption()}"""
+{self._client_encryption()}""" + (self.auth_yaml() if self.settings.secure else "")
 
     def _client_encryption(self) -> str:
         if not self.settings.secure:
@@ -195,6 +196,13 @@ client_encryption_options:
   require_client_auth: false
   accepted_protocols: [TLSv1.2, TLSv1.3]
 """
+
+    def auth_yaml(self) -> str:
+        """Secure mode: every client logs in with a role, and roles are granted per keyspace."""
+        from ..security.cassandra_roles import AUTH_OPTIONS
+
+        return "\n# Secure mode (`mysimbdp stack up --secure`).\n" + "".join(
+            f"{option}: {value}\n" for option, value in AUTH_OPTIONS.items())
 
     def logback_xml(self) -> str:
         return f"""\
@@ -278,15 +286,49 @@ client_encryption_options:
         if not procs.can_connect(self.host, self.port, timeout):
             raise ConnectionRefusedError(f"nothing listens on {self.endpoint} yet")
         profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=timeout)
-        cluster = Cluster(
-            contact_points=[self.host], port=self.port, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-            connect_timeout=timeout, control_connection_timeout=timeout,
-            ssl_context=tls.ssl_context(self.settings),
-        )
-        with procs.quiet_client_logs("cassandra"):
+
+        def connect(auth: object = None) -> tuple[Cluster, Any]:
+            # Secure mode: TLS verifying the local CA and the node's name, then a role's login.
+            cluster = Cluster(
+                contact_points=[self.host], port=self.port, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+                connect_timeout=timeout, control_connection_timeout=timeout, auth_provider=auth,
+                ssl_context=tls.ssl_context(self.settings),
+            )
             try:
-                session = cluster.connect()
+                return cluster, cluster.connect()
+            except BaseException:
+                cluster.shutdown()
+                raise
+
+        with procs.quiet_client_logs("cassandra"):
+            cluster, session = self._login(connect) if self.settings.secure else connect()
+            try:
                 row = session.execute("SELECT release_version FROM system.local").one()
             finally:
                 cluster.shutdown()
-        return f"Cassandra {row.release_version}"
+        return f"Cassandra {row.release_version}" + (" (authentication on)" if self.settings.secure else "")
+
+    def _login(self, connect: Callable[..., tuple[Any, Any]]) -> tuple[Any, Any]:
+        """Log in as ``platform_admin``; on the first secure start, create it as the default superuser
+        (cassandra/cassandra) and retire that one."""
+        from cassandra.cluster import NoHostAvailable
+
+        from ..security import cassandra_roles as roles
+        from ..security.identities import ADMIN, DEFAULT_CASSANDRA_ROLE, account, credentials
+
+        user, password = credentials(self.settings, ADMIN) or ("", "")
+        try:
+            return connect(roles.auth_provider(user, password))
+        except NoHostAvailable as exc:
+            if "Authentication" not in str(exc) and "credentials" not in str(exc):
+                raise
+        # Not created yet: only the default superuser exists (it appears shortly after the native
+        # port opens; until then this fails too and the probe is simply tried again).
+        cluster, session = connect(roles.auth_provider(DEFAULT_CASSANDRA_ROLE, DEFAULT_CASSANDRA_ROLE))
+        try:
+            roles.bootstrap(session, self.settings.home)
+        finally:
+            cluster.shutdown()
+        cluster, session = connect(roles.auth_provider(account(ADMIN), password))
+        roles.retire_default(session)
+        return cluster, session

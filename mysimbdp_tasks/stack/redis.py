@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import psutil
@@ -47,9 +48,17 @@ class Redis(Service):
             raise StackError("redis: redis-server is not on PATH; install it with `apt-get install redis-server`")
         return binary
 
+    @property
+    def aclfile(self) -> Path:
+        return self.paths.conf / "users.acl"
+
     def prepare(self, echo: Echo) -> None:
         self._binary()
         self.paths.make()
+        if self.settings.secure:
+            from ..security import redis_acl
+
+            redis_acl.write_aclfile(self.aclfile, self.settings.home)
 
     def launch(self) -> int:
         cmd = [
@@ -65,6 +74,8 @@ class Redis(Service):
             "--save", "",
             # Celery's broker must never silently drop messages when memory runs short.
             "--maxmemory-policy", "noeviction",
+            # Secure mode: users and their rights (hashed passwords only) in a file `ACL SAVE` keeps.
+            *(["--aclfile", str(self.aclfile)] if self.settings.secure else []),
         ]
         self.paths.pidfile.unlink(missing_ok=True)
         code = procs.run_logged(cmd, self.paths.log, self.paths.root, timeout=30)
@@ -98,16 +109,20 @@ class Redis(Service):
         # Without a listener the client would retry with backoff for seconds.
         if not procs.can_connect(self.host, self.port, timeout):
             raise ConnectionRefusedError(f"nothing listens on {self.endpoint} yet")
+        from ..security.identities import ADMIN, credentials
+
+        # Secure mode: TLS verifying the local CA, then the platform admin's ACL login.
         tls: dict[str, Any] = {}
         if self.settings.secure:
             tls = {"ssl": True, "ssl_cert_reqs": "required",
                    "ssl_ca_certs": str(ca.TlsFiles(self.settings.home).ca_cert)}
+        user, password = credentials(self.settings, ADMIN) or (None, None)
         client = redis.Redis(host=self.host, port=self.port, socket_timeout=timeout, socket_connect_timeout=timeout,
-                             **tls)
+                             username=user, password=password, **tls)
         try:
             if not client.ping():
                 raise StackError("redis: PING was not answered with PONG")
             version = client.info("server").get("redis_version", "?")
         finally:
             client.close()
-        return f"Redis {version}"
+        return f"Redis {version}" + (" (TLS, ACL users on)" if self.settings.secure else "")

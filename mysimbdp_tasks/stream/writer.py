@@ -12,7 +12,9 @@ Each worker process keeps one reporting window per tenant (in its :mod:`context`
 ``MYSIMBDP_REPORT_EVERY`` seconds). When a window is due it becomes a row of
 ``<namespace>.stream_ingestion_metrics`` and a ``worker`` report on ``mysimbdp.reports`` (for the
 monitor): messages, bytes, average and maximum ingestion time per task, errors, and end-to-end
-latency from each message's Kafka timestamp to its write.
+latency from each message's Kafka timestamp to its write (with its histogram, in the row). A
+thread of each process (:func:`_flush_idle`) publishes a window that is due even when no further
+batch comes, so the metrics table counts every written message within a window or two.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from typing import Any
 
@@ -40,7 +43,7 @@ from . import wire
 log = logging.getLogger(__name__)
 
 _COLUMNS = ("day", "window_start", "worker", "window_end", "messages", "bytes", "avg_ingest_ms",
-            "max_ingest_ms", "errors", "avg_latency_ms", "p95_latency_ms", "max_latency_ms")
+            "max_ingest_ms", "errors", "avg_latency_ms", "p95_latency_ms", "max_latency_ms", "latency_buckets")
 
 
 def ingest_messages(tenant_name: str, batch: dict[str, Any], task_id: str) -> int:
@@ -97,6 +100,7 @@ def _account(tenant: Tenant, written: int, size: int, elapsed_ms: float, latenci
         if window is None:
             window = process.windows[tenant.name] = Window("worker", tenant.name, context.settings().report_every,
                                                            start=time.time())
+            _ensure_flusher(process)
         window.add(written, size, elapsed_ms, latencies_ms=latencies)
         if errors:
             window.add(errors, 0, 0.0, error=True)
@@ -128,8 +132,32 @@ def record_window(session: Session, tenant: Tenant, report: Report) -> None:
     session.execute(stmt, (
         start.date(), start, f"{socket.gethostname()}:{os.getpid()}", end, report.messages, report.bytes,
         report.avg_ms, report.max_ms, report.errors, report.avg_latency_ms, report.p95_latency_ms,
-        report.max_latency_ms,
+        report.max_latency_ms, report.latency_buckets,
     ))
+
+
+def _ensure_flusher(process: context.Process) -> None:
+    """Start this process's idle-window flusher once (a forked child starts its own; called under the lock)."""
+    if process.flusher is None or not process.flusher.is_alive():
+        process.flusher = threading.Thread(target=_flush_idle, args=(process,), name="metrics-windows", daemon=True)
+        process.flusher.start()
+
+
+def _flush_idle(process: context.Process) -> None:
+    interval = context.settings().report_every
+    while True:
+        time.sleep(interval / 2)
+        now = time.time()
+        with process.lock:
+            due = [(name, w.flush(now)) for name, w in process.windows.items() if w.due(now)]
+        for name, report in due:
+            if report is None:
+                continue
+            try:
+                publish(context.tenant(name), report)
+            except Exception as exc:  # noqa: BLE001 - a service away: this window's row is lost, the next comes
+                log.warning("tenant=%s metrics window %.0f-%.0f lost (%s: %s)", name, report.window_start,
+                            report.window_end, type(exc).__name__, exc)
 
 
 def flush_all() -> None:

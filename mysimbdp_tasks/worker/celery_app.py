@@ -14,32 +14,55 @@ Reliability choices, on purpose:
 - No result backend: outcomes are receipts, metrics rows and job state in Redis, not task results.
 
 Queues: ``<tenant>.batch`` and ``<tenant>.stream``; a worker pool consumes only its tenant's queues.
+An app given tenants declares theirs (``task_queues``), so Flower lists every tenant's queues and
+backlog even while no worker of that tenant is online.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
+from kombu import Exchange, Queue
 
 from ..core import names
 from ..core.settings import Settings
+from ..security import identities
 from ..services import context
 from .lease import Lease
 
 
-def make_app(settings: Settings) -> Celery:
+def tenant_queues(tenants: Iterable[str]) -> tuple[Queue, ...]:
+    """Each tenant's two queues, declared as Celery would create them on first use (a direct exchange
+    and a routing key of the queue's name), so a declared queue and a created one are the same."""
+    found = []
+    for tenant in sorted(set(tenants)):
+        for name in (names.batch_queue(tenant), names.stream_queue(tenant)):
+            found.append(Queue(name, Exchange(name, type="direct"), routing_key=name))
+    return tuple(found)
+
+
+def make_app(settings: Settings, tenants: Iterable[str] = ()) -> Celery:
     """A Celery app for ``settings``. Sending needs nothing more; a worker also gets the task bodies
-    (``include``: imported when the worker starts, registered on this app as shared tasks)."""
+    (``include``: imported when the worker starts, registered on this app as shared tasks).
+    ``tenants``: the tenants whose queues it declares (a worker's ``-Q`` still picks what it consumes)."""
     app = Celery("mysimbdp", include=["mysimbdp_tasks.worker.tasks"])
+    queues = tenant_queues(tenants)
+    if queues:
+        app.conf.task_queues = queues
+    unacked, unacked_index, unacked_mutex = names.unacked_keys(identities.pool_tenant(settings))
     app.conf.update(
-        broker_url=settings.redis_url,
+        broker_url=identities.redis_url(settings),  # with the process's credentials in secure mode
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout,
-            "unacked_key": names.UNACKED,
-            "unacked_index_key": names.UNACKED_INDEX,
+            # A pool restores only messages it took itself, so in secure mode each tenant's pool
+            # keeps them under names of its own (services/broker.py reads both kinds).
+            "unacked_key": unacked,
+            "unacked_index_key": unacked_index,
+            "unacked_mutex_key": unacked_mutex,
             # Restore unacknowledged messages of dead workers promptly once they are due: a scan
             # (one ZRANGE under a mutex) every few seconds, not kombu's 10 x 10 s.
             "unacked_restore_interval": settings.restore_every_seconds,

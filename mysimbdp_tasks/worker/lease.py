@@ -30,6 +30,7 @@ import redis
 from celery import bootsteps
 
 from ..core.settings import Settings
+from ..security import identities
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class Lease(bootsteps.StartStopStep):
     def __init__(self, c: Any, **kwargs: Any) -> None:
         settings: Settings = c.app.conf.mysimbdp_settings
         self.renew_every = settings.lease_renew_seconds
-        self.client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        self.client = redis.Redis.from_url(identities.redis_url(settings), socket_timeout=2, socket_connect_timeout=2)
         self.tref: Any = None
         self.failing = False
         super().__init__(c, **kwargs)

@@ -102,7 +102,7 @@ def _contained(task: Task, what: str, call: Callable[[], object], give_up: Calla
         except Exception as exc:  # the task is the item boundary: classify, then retry or give up
             if waiting_for(exc) is not None:
                 raise
-            give_up(exc)
+            give_up(cassandra.as_refusal(exc))
     except Exception as exc:  # noqa: BLE001 - transient ones (also while giving up) are retried
         raise _retry(task, exc, what) from None
 

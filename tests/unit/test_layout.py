@@ -19,7 +19,7 @@ pytestmark = pytest.mark.unit
 
 PACKAGE = Path(__file__).resolve().parents[2] / "mysimbdp_tasks"
 CLIENTS = ("redis", "kafka", "cassandra", "celery", "kombu")
-PATHS = ("batch", "stream", "control", "worker", "commands")
+PATHS = ("batch", "stream", "control", "reporting", "worker", "commands")
 
 
 def _closure(module: str) -> set[str]:
@@ -126,3 +126,13 @@ def test_no_module_is_over_400_lines() -> None:
     assert sizes["core/settings.py"] > 0  # the walk found the package
     too_long = {name: lines for name, lines in sizes.items() if lines > MAX_MODULE_LINES}
     assert too_long == {}
+
+
+def test_no_two_test_modules_share_a_name() -> None:
+    # pytest imports test modules by their base name (no __init__.py in tests/): two of one name in
+    # different folders stop the whole collection with "import file mismatch".
+    tests = Path(__file__).resolve().parents[1]
+    seen: dict[str, list[str]] = {}
+    for path in tests.rglob("test_*.py"):
+        seen.setdefault(path.name, []).append(str(path.relative_to(tests)))
+    assert {name: where for name, where in seen.items() if len(where) > 1} == {}

@@ -18,7 +18,7 @@ from kafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.settings import Settings
-from mysimbdp_tasks.security import kafka_access, tls
+from mysimbdp_tasks.security import identities, kafka_access, tls
 from mysimbdp_tasks.services import cassandra as db
 from mysimbdp_tasks.services import topics
 
@@ -135,7 +135,7 @@ def test_plaintext_clients_are_refused_by_every_service(secure_stack: Settings) 
 
 def test_platform_clients_connect_with_tls(secure_stack: Settings) -> None:
     assert secure_stack.redis_url.startswith("rediss://")
-    assert redis.Redis.from_url(secure_stack.redis_url).ping()
+    assert redis.Redis.from_url(identities.redis_url(secure_stack)).ping()
     cluster, session = db.connect(secure_stack)
     try:
         assert session.execute("SELECT release_version FROM system.local").one().release_version.startswith("5.")

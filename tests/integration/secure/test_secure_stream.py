@@ -13,7 +13,7 @@ from kit import DATA, Platform, new_tenant
 from streamkit import encoded, messages, wait_rows
 
 from mysimbdp_tasks.core.settings import Settings
-from mysimbdp_tasks.security import tls
+from mysimbdp_tasks.security import identities, tls
 from mysimbdp_tasks.services import cassandra as db
 from mysimbdp_tasks.services import topics
 from mysimbdp_tasks.services.registry import Registry
@@ -32,7 +32,7 @@ def _secure_env(settings: Settings, home: Path) -> dict[str, str]:
 
 
 def test_a_tenants_messages_land_through_the_secure_stack(secure_stack: Settings, tmp_path: Path) -> None:
-    client = redis.Redis.from_url(secure_stack.redis_url)
+    client = redis.Redis.from_url(identities.redis_url(secure_stack))
     cluster, session = db.connect(secure_stack)
     platform = None
     tenant = new_tenant(client, session, secure_stack, like="tenant2")

@@ -1,0 +1,96 @@
+"""Redis ACL users in secure mode: ``platform_admin`` for the platform, one user per tenant pool.
+
+The ``default`` user is switched off, so every connection must log in. A tenant's pool user may
+touch its own queues and counters and the broker keys Celery's Redis transport needs; it may read
+the tenant registry and nothing else of the platform's. What Celery needs, key by key, and what
+could be narrowed further is written in the README (Security). Passwords are stored hashed
+(``#<sha256>``) in the ACL file and never sent in a command another client could see.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..core import names
+from . import secrets
+from .identities import ADMIN, account, tenant_principal
+
+log = logging.getLogger(__name__)
+
+# Exchanges whose binding sets a worker adds itself to: remote control, its replies, task events.
+CELERY_EXCHANGES = ("celery.pidbox", "reply.celery.pidbox", "celeryev")
+# kombu's binding table of an exchange, and its set of bindings that never expire.
+BINDING_TABLES = ("binding", "binding_permanent")
+# Platform keys named by an ingest or task id (a uuid, not the tenant): any pool may reach them.
+BY_ID_KEYS = (names.JOB_PREFIX + "*", names.JOBS_OPEN, names.REFUND_PREFIX + "*", names.ADMISSION_PREFIX + "*",
+              names.REDELIVERIES_PREFIX + "*")
+REGISTRY_KEYS = (names.TENANTS, names.TENANTS_ACTIVE)  # read only
+
+
+def digest(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+def tenant_rules(tenant: str) -> list[str]:
+    """The ACL rules of the tenant's pool user (without ``on`` and its password)."""
+    queues = (names.batch_queue(tenant), names.stream_queue(tenant))
+    keys = [
+        # Its queues, with kombu's priority sub-queues ("<queue>\x06\x16<n>").
+        *(f"~{q}*" for q in queues),
+        # Bindings: read all (routing), write only its own queues' and Celery's fanout ones, plus
+        # the one sorted set of binding deadlines every consumer refreshes.
+        "%R~_kombu.binding*",
+        *(f"~_kombu.{table}.{x}" for x in (*queues, *CELERY_EXCHANGES) for table in BINDING_TABLES),
+        "~_kombu.binding_deadlines",
+        f"~{tenant}@*.celery.pidbox*",  # its workers' remote-control queues (node names "<tenant>@host")
+        "~*.reply.celery.pidbox",  # answers to remote-control requests (Flower, `celery inspect`)
+        # Its delivered, unacknowledged messages: kombu keeps one hash, index and mutex for all
+        # queues by default; a secure pool gets its own (worker/celery_app.py).
+        *(f"~{k}" for k in names.unacked_keys(tenant)),
+        # Its own counters and stream bookkeeping.
+        f"~{names.usage_key(tenant, '*')}",
+        f"~{names.stream_hw_key(tenant)}",
+        f"~{names.stream_runs_key(tenant)}",
+        f"~{names.stream_done_pattern(tenant)}",
+        *(f"~{k}" for k in BY_ID_KEYS),
+        *(f"%R~{k}" for k in REGISTRY_KEYS),
+    ]
+    # Pub/sub: task events and remote-control broadcasts are channels named by Celery, not by tenant.
+    commands = ["resetchannels", "&*", "-@all", "+@read", "+@write", "+@keyspace", "+@list", "+@hash", "+@set",
+                "+@sortedset", "+@string", "+@scripting", "+@transaction", "+@pubsub", "+@connection",
+                "-@dangerous", "-@admin", "+client|setname", "+client|id", "+time", "+ping", "+echo"]
+    return [*commands, *keys]
+
+
+def admin_lines(home: Path) -> list[str]:
+    return [
+        "user default off resetpass -@all",
+        f"user {account(ADMIN)} on #{digest(secrets.password(home, ADMIN))} ~* &* +@all",
+    ]
+
+
+def write_aclfile(path: Path, home: Path) -> None:
+    """The ACL file Redis starts with: the admin user, ``default`` off, and the tenant users kept."""
+    kept = []
+    if path.exists():
+        own = ("user default ", f"user {account(ADMIN)} ")
+        kept = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith(own)]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join([*admin_lines(home), *kept]) + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def ensure_tenant_user(client: Any, home: Path, tenant: str, *, rotate: bool = False) -> str:
+    """Create or reset the tenant's pool user with the store's password; saved to the ACL file."""
+    principal = tenant_principal(tenant)
+    user = account(principal)
+    password = secrets.password(home, principal, rotate=rotate)
+    # One command: the user never exists half set up. Only the password's hash is sent.
+    client.execute_command("ACL", "SETUSER", user, "reset", "on", f"#{digest(password)}", *tenant_rules(tenant))
+    client.execute_command("ACL", "SAVE")
+    log.info("tenant=%s redis user %s: its queues and counters only", tenant, user)
+    return user
