@@ -22,7 +22,7 @@ from mysimbdp_tasks.core import names, procs
 from mysimbdp_tasks.core.cql import ident
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
-from mysimbdp_tasks.security import tls
+from mysimbdp_tasks.security import identities, tls
 from mysimbdp_tasks.services import topics
 
 from . import harness
@@ -83,7 +83,7 @@ class Backlog:
 
     def __init__(self, settings: Settings, tenants: Sequence[Tenant]) -> None:
         self.tenants = list(tenants)
-        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.redis = redis.Redis.from_url(identities.redis_url(settings))
         security = tls.kafka_options(settings, "platform:admin")
         self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str,
                                       client_id="mysimbdp-bench-stream", enable_auto_commit=False, **security)
