@@ -13,7 +13,7 @@ from kit import DATA, Platform, new_tenant
 from streamkit import encoded, messages, wait_rows
 
 from mysimbdp_tasks.core.settings import Settings
-from mysimbdp_tasks.security import identities, tls
+from mysimbdp_tasks.security import access, identities, tls
 from mysimbdp_tasks.services import cassandra as db
 from mysimbdp_tasks.services import topics
 from mysimbdp_tasks.services.registry import Registry
@@ -37,7 +37,10 @@ def test_a_tenants_messages_land_through_the_secure_stack(secure_stack: Settings
     platform = None
     tenant = new_tenant(client, session, secure_stack, like="tenant2")
     try:
-        topics.ensure(secure_stack, [tenant])  # in secure mode also the tenant's Kafka user and ACLs
+        # What `tenants apply` does in secure mode: the tenant's Cassandra role and Redis user (its
+        # pool logs in as them), then its topics with its Kafka user and ACLs.
+        access.grant(secure_stack, session, client, [tenant])
+        topics.ensure(secure_stack, [tenant])
         home = tmp_path / "home"
         home.mkdir()
         platform = Platform(secure_stack, tenant, home, extra_env=_secure_env(secure_stack, home))
