@@ -10,7 +10,7 @@ import psutil
 
 from ..core import procs
 from ..core.errors import StackError
-from ..security import kafka_access, kafka_security
+from ..security import kafka_access, kafka_security, tls
 from . import jars
 from .java import find_java
 from .service import Echo, Service, java_command
@@ -203,5 +203,18 @@ class Kafka(Service):
         """Secure mode: the platform's SCRAM users and their ACLs, made through the internal listener."""
         if not self.settings.secure:
             return
+        from kafka import KafkaAdminClient
+
         made = kafka_access.bootstrap(self.settings, f"{self.host}:{self.internal_port}")
-        echo(f"kafka: SCRAM-SHA-512 users and ACLs of {', '.join(made)} in place")
+        # The clients' listener answers a real login: platform:admin over SASL_SSL (SCRAM, TLS).
+        from kafka.errors import KafkaError
+
+        try:
+            with procs.quiet_client_logs("kafka"):
+                KafkaAdminClient(bootstrap_servers=self.endpoint, client_id="mysimbdp-stack", request_timeout_ms=30000,
+                                 **tls.kafka_options(self.settings, "platform:admin")).close()
+        except KafkaError as exc:
+            raise StackError(f"kafka: platform_admin cannot log in over SASL_SSL on {self.endpoint} ({exc}); "
+                             f"see {self.paths.log}") from exc
+        echo(f"kafka: SCRAM-SHA-512 users and ACLs of {', '.join(made)} in place; platform_admin logs in "
+             f"over SASL_SSL on {self.endpoint}")
