@@ -58,8 +58,11 @@ echo "Where to look:"
 for t in tenant1 tenant2; do echo "  report of $t:   $MYSIMBDP_HOME/report-$t.html"; done
 echo "  tenants side by side: $MYSIMBDP_HOME/report-all.html"
 echo "  (again at any time: mysimbdp report --tenant tenant2 --since 1h --html FILE, or --json)"
+read -r metrics_url flower_url < <(python3 -c 'from mysimbdp_tasks.core.settings import Settings
+s = Settings.from_env(); print(s.metrics_url or "off", s.flower_url)')
+echo "  Prometheus metrics of every platform process: $metrics_url"
 echo "  Flower (queues, workers, tasks): run \`mysimbdp flower\` (or start the platform with"
-echo "    \`mysimbdp up --flower\`), then open http://127.0.0.1:5555/"
+echo "    \`mysimbdp up --flower\`), then open $flower_url"
 echo
 echo "The platform keeps running: drop more files into $MYSIMBDP_HOME/staging/."
 echo "Stop it with: mysimbdp down && mysimbdp stack down"

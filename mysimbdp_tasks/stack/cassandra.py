@@ -12,15 +12,16 @@ from xml.sax.saxutils import escape
 import psutil
 
 from ..core import procs
+from ..core.settings import Settings
 from ..security import ca, tls
 from . import jars
 from .java import find_java
 from .service import Echo, Service, java_command
+from .tuning import DEFAULTS, Tuning
 
 MAIN = "org.apache.cassandra.service.CassandraDaemon"
 # Inter-node (gossip/streaming) port, bound on the node's own loopback address.
 STORAGE_PORT = 7000
-HEAP = ["-Xms1G", "-Xmx1G"]
 
 # From Cassandra's conf/jvm17-server.options (cassandra-5.0 branch): the JDK internals Cassandra,
 # Netty, jamm and Chronicle reach into. Without them the daemon fails with IllegalAccessError.
@@ -55,11 +56,7 @@ JPMS_OPTIONS = [
         "java.base/java.nio",
     )),
 ]
-GC_OPTIONS = [
-    # G1 as in jvm17-server.options; the pause target stays well below the request timeouts.
-    "-XX:+UseG1GC", "-XX:+ParallelRefProcEnabled", "-XX:MaxTenuringThreshold=1",
-    "-XX:G1RSetUpdatingPauseTimePercent=5", "-XX:MaxGCPauseMillis=300",
-    "-XX:InitiatingHeapOccupancyPercent=70",
+JVM_SAFETY_OPTIONS = [
     # No hsperfdata mmap: it can stall the JVM on slow disks.
     "-XX:+PerfDisableSharedMem",
     # Cassandra's start-up check warns that running on after an OutOfMemoryError risks corrupt data.
@@ -84,6 +81,10 @@ class Cassandra(Service):
     ready_timeout: ClassVar[float] = 240.0
     stop_timeout: ClassVar[float] = 60.0
     java: str  # set by prepare()
+
+    def __init__(self, settings: Settings, tuning: Tuning = DEFAULTS) -> None:
+        super().__init__(settings)
+        self.tuning = tuning
 
     @property
     def host(self) -> str:
@@ -138,9 +139,6 @@ commitlog_directory: {q(data / "commitlog")}
 saved_caches_directory: {q(data / "saved_caches")}
 hints_directory: {q(data / "hints")}
 cdc_raw_directory: {q(data / "cdc_raw")}
-commitlog_sync: periodic
-commitlog_sync_period: 10000ms
-commitlog_segment_size: 32MiB
 
 # Development data: no snapshot on TRUNCATE/DROP, no snapshot before compaction.
 auto_snapshot: false
@@ -148,20 +146,13 @@ snapshot_before_compaction: false
 disk_failure_policy: stop
 commit_failure_policy: stop
 
-# Sized for 2 cores and a 1 GiB heap: few threads, small memtables and caches.
+# Reads and caches, sized for 2 cores and a 1 GiB heap.
 concurrent_reads: 8
-concurrent_writes: 16
 concurrent_counter_writes: 4
 concurrent_materialized_view_writes: 4
-concurrent_compactors: 1
-memtable_flush_writers: 1
-memtable_heap_space: 128MiB
-memtable_offheap_space: 128MiB
-native_transport_max_threads: 32
 key_cache_size: 16MiB
 counter_cache_size: 8MiB
 file_cache_size: 128MiB
-compaction_throughput: 32MiB/s
 
 # A loaded 2-core box (ingest workers, Kafka and Cassandra at once) answers slowly at times; the
 # defaults (2 s writes, 5 s reads) turn those moments into client errors and retries.
@@ -178,7 +169,9 @@ request_timeout: 20000ms
 batch_size_warn_threshold: 64KiB
 batch_size_fail_threshold: 640KiB
 unlogged_batch_across_partitions_warn_threshold: 1000
-{self._client_encryption()}""" + (self.auth_yaml() if self.settings.secure else "")
+
+# Ingest settings ({self.tuning.name}): see mysimbdp_tasks/stack/tuning.py for the measurements.
+{self.tuning.yaml_text()}{self._client_encryption()}""" + (self.auth_yaml() if self.settings.secure else "")
 
     def _client_encryption(self) -> str:
         if not self.settings.secure:
@@ -226,10 +219,11 @@ client_encryption_options:
     def _jvm_options(self) -> list[str]:
         conf = self.paths.conf
         return [
-            *HEAP,
+            *self.tuning.heap_options(),
             "-Xss256k",
             f"-XX:ErrorFile={self.paths.log.parent / 'cassandra-hs_err-%p.log'}",
-            *GC_OPTIONS,
+            *self.tuning.gc_options(),
+            *JVM_SAFETY_OPTIONS,
             *JPMS_OPTIONS,
             *NETTY_OPTIONS,
             # As Cassandra's own launcher does: jamm measures object sizes for memtable accounting.

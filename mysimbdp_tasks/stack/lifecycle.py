@@ -237,6 +237,16 @@ def _bring_down(svc: Service, say: Echo) -> None:
     say(f"{svc.name}: {how} in {time.monotonic() - started:.1f} s")
 
 
+def restart(svc: Service, echo: Callable[[str], None] = print) -> None:
+    """Stop ``svc`` (if ``up`` started it) and start it again with its configuration as it is now.
+
+    Returns once it answers; raises StackError, with its log tail, if it does not.
+    """
+    say = _serialized(echo)
+    _bring_down(svc, say)
+    _bring_up(svc, say, threading.Event())
+
+
 # status -----------------------------------------------------------------------------------------
 
 

@@ -8,9 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from cassandra.cluster import Session
 
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.security import identities
+from mysimbdp_tasks.services import cassandra as db
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -30,3 +32,14 @@ def redis_client(stack: Settings) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(identities.redis_url(stack))
     yield client
     client.close()
+
+
+# Every session-scoped fixture of the parent conftest that depends on ``stack`` is overridden here:
+# pytest caches a session fixture once per run, whatever ``stack`` it was first built with, so a
+# parent fixture first used by these tests would hand the secure stack to every plain test after them.
+@pytest.fixture(scope="session")
+def cassandra_session(stack: Settings) -> Iterator[Session]:
+    """Logged in as the platform's admin."""
+    cluster, session = db.connect(stack)
+    yield session
+    cluster.shutdown()
