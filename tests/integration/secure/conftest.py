@@ -1,6 +1,6 @@
 """The tests in this folder run against the one secure stack (the ``secure_stack`` fixture of
-tests/integration/conftest.py): here ``stack``, ``settings`` and ``redis_client`` are that stack's,
-so the plain stack is not started for them."""
+tests/integration/conftest.py): here ``stack``, ``settings``, ``redis_client`` and
+``cassandra_session`` are that stack's, so the plain stack is not started for them."""
 
 from __future__ import annotations
 
