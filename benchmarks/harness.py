@@ -34,6 +34,7 @@ from mysimbdp_tasks.core import procs, tenants
 from mysimbdp_tasks.core.errors import MysimbdpError
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
+from mysimbdp_tasks.security import identities
 from mysimbdp_tasks.services import cassandra as db
 from mysimbdp_tasks.services import provisioning
 from mysimbdp_tasks.services.registry import Registry
@@ -201,7 +202,7 @@ class Platform:
 
 def connect(settings: Settings) -> tuple[redis.Redis, Cluster, Session]:
     """Redis (pinged) and a Cassandra session for a benchmark; BenchmarkError if Redis is unreachable."""
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(identities.redis_url(settings))
     try:
         client.ping()
     except redis.exceptions.ConnectionError as exc:

@@ -25,6 +25,7 @@ from kafka import KafkaConsumer
 from mysimbdp_tasks.core import tenants
 from mysimbdp_tasks.core.convert import RowConverter
 from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.security import tls
 from mysimbdp_tasks.services import cassandra as db
 from mysimbdp_tasks.services.sink import insert_cql
 
@@ -50,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         insert.consistency_level = ConsistencyLevel.LOCAL_QUORUM
         routes[t.ingest_topic] = (RowConverter(t.column_types, t.key.columns), insert)
     consumer = KafkaConsumer(*routes, bootstrap_servers=settings.kafka_bootstrap_str, group_id=args.group,
-                             enable_auto_commit=True, auto_offset_reset="earliest")
+                             enable_auto_commit=True, auto_offset_reset="earliest",
+                             **tls.kafka_options(settings, "platform:bridge"))
     service: list[float] = []
     started = last = 0.0
     stopped_by = "count"

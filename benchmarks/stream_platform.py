@@ -22,6 +22,7 @@ from mysimbdp_tasks.core import names, procs
 from mysimbdp_tasks.core.cql import ident
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
+from mysimbdp_tasks.security import identities, tls
 from mysimbdp_tasks.services import topics
 
 from . import harness
@@ -82,14 +83,15 @@ class Backlog:
 
     def __init__(self, settings: Settings, tenants: Sequence[Tenant]) -> None:
         self.tenants = list(tenants)
-        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.redis = redis.Redis.from_url(identities.redis_url(settings))
+        security = tls.kafka_options(settings, "platform:admin")
         self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str,
-                                      client_id="mysimbdp-bench-stream", enable_auto_commit=False)
+                                      client_id="mysimbdp-bench-stream", enable_auto_commit=False, **security)
         # A consumer in the bridge's group that never subscribes only reads the group's committed
         # offsets (as mysimbdp_tasks.commands.queries does; the admin API differs between kafka-python versions).
         self.groups = {t.name: KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str,
                                              group_id=names.bridge_group(t.name), enable_auto_commit=False,
-                                             client_id="mysimbdp-bench-stream") for t in tenants}
+                                             client_id="mysimbdp-bench-stream", **security) for t in tenants}
 
     def _partitions(self, topic: str) -> list[TopicPartition]:
         return [TopicPartition(topic, p) for p in sorted(self.consumer.partitions_for_topic(topic) or ())]

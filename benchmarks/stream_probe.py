@@ -28,6 +28,7 @@ from kafka.record import util as kafka_record_util
 
 from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.security import identities
 from mysimbdp_tasks.services import topics
 from mysimbdp_tasks.services.dispatch import Dispatch
 from mysimbdp_tasks.services.quotas import Quotas
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     settings = Settings.from_env()
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(identities.redis_url(settings))
     tenant = fresh_stream_tenant(args.like, prefix="probe")
     harness.register(client, tenant)  # a bridge stops when its tenant is not active
     topics.ensure(settings, [tenant])

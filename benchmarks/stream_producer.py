@@ -26,7 +26,7 @@ import sys
 import time
 import uuid
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,8 @@ from typing import Any
 from kafka import KafkaProducer
 
 from mysimbdp_tasks.core import names
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.security import tls
 from producers.stream import (
     TokenBucket,
     encode,
@@ -158,14 +160,14 @@ def merge(results: Sequence[StepSent], path: Path) -> StepSent:
 
 class Producer:
     def __init__(self, like: str, tenant: str, inputs: Sequence[Path], bootstrap: str, out: Path,
-                 index: int = 0, of: int = 1) -> None:
+                 index: int = 0, of: int = 1, security: Mapping[str, Any] | None = None) -> None:
         self.like, self.tenant, self.out = like, tenant, out
         self.index, self.of = index, of  # this process sends the seqs index, index + of, index + 2 * of, ...
         self.messages = [{**message_for(like, r), "tenant": tenant} for r in records_for(like, inputs)]
         if not self.messages:
             raise SystemExit(f"no records for {like} in {', '.join(map(str, inputs))}")
         self.cycle: Iterator[Template] = itertools.cycle([Template.of(m) for m in self.messages])
-        self.producer = KafkaProducer(**producer_config(bootstrap, tenant))
+        self.producer = KafkaProducer(**producer_config(bootstrap, tenant, security))
         self.topic = names.ingest_topic(tenant)
         self.producer.partitions_for(self.topic)  # fetch metadata now, not on the first timed send
 
@@ -273,7 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                           "of-th seq, from its index)")
     parser.add_argument("inputs", nargs="+", type=Path)
     args = parser.parse_args(argv)
-    producer = Producer(args.like, args.tenant, args.inputs, args.bootstrap, args.out, args.index, args.of)
+    # A secure stack (its home's marker, or MYSIMBDP_SECURE): TLS and the tenant's own login.
+    security = tls.kafka_options(Settings.from_env(), f"tenant:{args.tenant}")
+    producer = Producer(args.like, args.tenant, args.inputs, args.bootstrap, args.out, args.index, args.of,
+                        security)
     print(json.dumps({"ready": args.tenant, "records": len(producer.messages)}), flush=True)
     try:
         for line in sys.stdin:

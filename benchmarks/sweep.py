@@ -31,6 +31,7 @@ from mysimbdp_tasks.batch.jobs import OPEN, Jobs
 from mysimbdp_tasks.batch.sweeper import Sweeper
 from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.security import identities
 from mysimbdp_tasks.services import broker
 from mysimbdp_tasks.services.dispatch import Dispatch
 from mysimbdp_tasks.worker.celery_app import make_app
@@ -128,7 +129,7 @@ def render(doc: dict[str, Any], out: Path) -> Path:
 def main(settings: Settings, argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     started, load_before = time.time(), os.getloadavg()
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(identities.redis_url(settings))
     dispatch = Dispatch(make_app(settings))
     cases = []
     for n in options.backlogs:

@@ -140,11 +140,11 @@ def _stack_parsers(sub: Any) -> None:
                            ).add_subparsers(dest="action", required=True, metavar="ACTION")
     p = stack.add_parser("up", help="start the local services; those already running are left as they are")
     p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")
+    p.add_argument("--secure", action="store_true",
+                   help="TLS on every listener, a login per principal and per-tenant authorization; remembered in "
+                        "$MYSIMBDP_HOME, so every later command on this home is secure too")
     p.add_argument("--with-prometheus", action="store_true",
                    help="also run Prometheus (Debian's package), scraping the platform's metrics")
-    p.add_argument("--secure", action="store_true",
-                   help="secure mode: clients log in, tenants are authorized per keyspace and key (kept for "
-                        "this MYSIMBDP_HOME)")
     p.set_defaults(handler=stack_up)
     p = stack.add_parser("down", help="stop the local services")
     p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")

@@ -8,7 +8,11 @@ tenant2 reads Reddit CSV exports and keeps created_utc, subreddit, id, author, b
 becomes one UTF-8 JSON object with those fields plus ``"tenant"``, sent to ``<tenant>.ingest`` with
 the key ``<subreddit>/<id>`` (the partition key of both tenants' tables), so that all messages about
 one row go to one partition, in order. Every ``--report-every`` seconds and at the end a client
-report (messages acked, bytes, send latency, errors) goes to ``mysimbdp.reports``.
+report (messages acked, bytes, send latency, errors) goes to ``<tenant>.reports``.
+
+On a secure stack (``mysimbdp stack up --secure``) the producer connects with TLS, verifying the
+stack's CA, and logs in as the tenant's own Kafka user (``tenant:<name>`` in the secrets store):
+Kafka lets it write only its own ingest and reports topics.
 
 Delivery: ``acks="all"`` with the idempotent producer (kafka-python 2.1 and later). Ordering per key
 needs either idempotence or one request in flight: kafka-python keeps at most one batch in flight
@@ -24,7 +28,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +40,9 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core import progress as bars
 from mysimbdp_tasks.core.errors import MysimbdpError, StreamError
-from mysimbdp_tasks.core.names import REPORTS_TOPIC as REPORTS
 from mysimbdp_tasks.core.reports import Reservoir, Window, send_report
 from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.security import tls
 
 from .batch import PROFILES, Profile, profile_for
 from .readers import InputError, iter_csv_rows, iter_json_objects
@@ -198,8 +202,10 @@ _ORDERED: dict[str, Any] = (
 _BOOTSTRAP_TIMEOUT = {"bootstrap_timeout_ms": 10_000} if "bootstrap_timeout_ms" in KafkaProducer.DEFAULT_CONFIG else {}
 
 
-def producer_config(bootstrap: str, tenant: str) -> dict[str, Any]:
+def producer_config(bootstrap: str, tenant: str, security: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """kafka-python options; ``security``: TLS and login options of a secure stack (security/tls.py)."""
     return {
+        **(security or {}),
         "bootstrap_servers": [b.strip() for b in bootstrap.split(",") if b.strip()],
         "client_id": f"mysimbdp-stream-{tenant}",
         "acks": "all",
@@ -286,7 +292,7 @@ class _Sender:
             with self.tracker.lock:
                 report = self.tracker.window.flush(wall)
             if report is not None and self.reports:
-                send_report(self.producer, report)
+                send_report(self.producer, report, names.reports_topic(self.tenant))
 
     def stats(self) -> SendStats:
         t = self.tracker
@@ -300,7 +306,8 @@ class _Sender:
 
 
 def send(tenant: str, records: Iterable[dict[str, Any]], bootstrap: str, rate: float = 0,
-         report_every: float = 5, progress: ProgressFn | None = None, *, topic: str | None = None) -> SendStats:
+         report_every: float = 5, progress: ProgressFn | None = None, *, topic: str | None = None,
+         security: Mapping[str, Any] | None = None) -> SendStats:
     """Send ``message_for(tenant, r)`` for each record to ``topic`` (default ``<tenant>.ingest``).
 
     Returns once every message is acknowledged or failed; ``rate`` > 0 caps messages per second.
@@ -309,16 +316,17 @@ def send(tenant: str, records: Iterable[dict[str, Any]], bootstrap: str, rate: f
     profile_for(tenant)
     topic = topic or names.ingest_topic(tenant)
     try:
-        producer = KafkaProducer(**producer_config(bootstrap, tenant))
+        producer = KafkaProducer(**producer_config(bootstrap, tenant, security))
     except KafkaError as e:
         raise StreamError(f"no Kafka broker at {bootstrap}: {e} (is the stack up? `mysimbdp stack status`)") from None
     try:
         if not _has_topic(producer, topic):
             raise StreamError(f"topic {topic} does not exist at {bootstrap}: apply the tenant first "
                               f"(`mysimbdp tenants apply tenants/tenants.json`)")
-        reports = _has_topic(producer, REPORTS)
+        reports = _has_topic(producer, names.reports_topic(tenant))
         if not reports:  # the data matters more than the report about it
-            log.warning("tenant %s: topic %s does not exist; sending without reports", tenant, REPORTS)
+            log.warning("tenant %s: topic %s does not exist; sending without reports", tenant,
+                        names.reports_topic(tenant))
         sender = _Sender(producer, tenant, topic, report_every, progress, reports)
         log.info("tenant %s: sending to %s (rate %s msg/s)", tenant, topic, rate or "unlimited")
         bucket = TokenBucket(rate, time.monotonic()) if rate > 0 else None
@@ -385,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "inputs, they are sent again and again; repeated records get fresh ids "
                              "<id>-r2, <id>-r3, ... so each message is a new row")
     parser.add_argument("--report-every", type=float, default=5.0, metavar="S",
-                        help="seconds between client reports to mysimbdp.reports (default 5)")
+                        help="seconds between client reports to <tenant>.reports (default 5)")
     parser.add_argument("--bootstrap", metavar="HOST:PORT",
                         help="Kafka bootstrap servers (default: $MYSIMBDP_KAFKA_BOOTSTRAP or 127.0.0.1:9092)")
     parser.add_argument("--topic", help="send to this topic instead of <tenant>.ingest")
@@ -396,10 +404,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.report_every <= 0:
         parser.error("--report-every must be positive")
     try:
-        bootstrap = args.bootstrap or Settings.from_env().kafka_bootstrap_str
+        settings = Settings.from_env()
+        bootstrap = args.bootstrap or settings.kafka_bootstrap_str
         stats = send(args.tenant, records_for(args.tenant, args.inputs, args.count), bootstrap,
                      rate=args.rate, report_every=args.report_every,
-                     progress=None if args.quiet else _progress(args.tenant, args.count), topic=args.topic)
+                     progress=None if args.quiet else _progress(args.tenant, args.count), topic=args.topic,
+                     security=tls.kafka_options(settings, f"tenant:{args.tenant}"))
     except MysimbdpError as e:
         print(f"producers.stream: error: {e}", file=sys.stderr)
         return 2

@@ -15,7 +15,7 @@ from ..core import progress
 from ..core.cql import ident
 from ..core.settings import Settings
 from ..core.tenants import MB, Tenant
-from ..security import identities
+from ..security import identities, tls
 from ..services import events as metrics
 from ..services.quotas import Quotas
 
@@ -134,6 +134,7 @@ def dead_letters(settings: Settings, tenant: Tenant, timeout_ms: int = 2000) -> 
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(tenant.dead_topic, bootstrap_servers=settings.kafka_bootstrap_str,
+                             **tls.kafka_options(settings, "platform:admin"),
                              auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=timeout_ms)
     reasons: Counter[str] = Counter()
     try:
@@ -157,6 +158,7 @@ def stream_backlog(settings: Settings, tenants: list[Tenant]) -> int:
     for t in tenants:
         # A consumer in the bridge's group that never subscribes only reads the group's offsets.
         consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str, group_id=names.bridge_group(t.name),
+                                 **tls.kafka_options(settings, "platform:admin"),
                                  enable_auto_commit=False)
         try:
             backlog += topics.lag(consumer, t.ingest_topic)

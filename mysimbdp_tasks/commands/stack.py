@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 
 from ..core.errors import MysimbdpError
-from ..core.settings import SECURE_MARKER, Settings
+from ..core.settings import Settings, mark_secure
 from .common import SERVICES, echo
 
 
@@ -18,7 +17,7 @@ def stack_up(settings: Settings, args: argparse.Namespace) -> int:
 
     chosen = _chosen(args.services) + (("prometheus",) if args.with_prometheus else ())
     if args.secure and not settings.secure:
-        settings = secure_home(settings)
+        settings = mark_secure(settings)
     with progress.ticking(progress.bar("stack up", total=len(chosen), unit="service")) as bar:
         def say(line: str) -> None:
             # Lines above the bar; a service counts once it answers ("ready", "already running", "using it").
@@ -29,13 +28,6 @@ def stack_up(settings: Settings, args: argparse.Namespace) -> int:
 
         stack.up(settings, services=chosen, echo=say)
     return 0
-
-
-def secure_home(settings: Settings) -> Settings:
-    """Mark MYSIMBDP_HOME as a secure stack's (later commands read the mark) and return secure settings."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    (settings.home / SECURE_MARKER).write_text("secure mode: see `mysimbdp stack up --secure`\n")
-    return dataclasses.replace(settings, secure=True)
 
 
 def _chosen(services: list[str]) -> tuple[str, ...]:

@@ -28,6 +28,7 @@ def tenants_check(settings: Settings, args: argparse.Namespace) -> int:
 def tenants_apply(settings: Settings, args: argparse.Namespace) -> int:
     """Plan everything first (Kafka, Cassandra, registry), refuse or print the plan, then change."""
     from ..core import tenants
+    from ..security import kafka_access
     from ..services import cassandra as db
     from ..services import provisioning, topics
     from ..services.registry import Registry
@@ -54,6 +55,8 @@ def tenants_apply(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         cluster.shutdown()
     created = topics.execute(settings, plan["kafka"])
+    # Secure mode: each tenant's Kafka user and the ACLs of its topics (idempotent; plain mode: nothing).
+    kafka_access.grant(settings, wanted)
     for t in wanted.values():
         registry.save(t)
     stale = sorted(set(registry.active_names()) - set(found))
@@ -170,8 +173,8 @@ def tenants_credentials(settings: Settings, args: argparse.Namespace) -> int:
     print(f"tenant {tenant.name}" + (" (password rotated: clients must use the new one)" if args.rotate else ""))
     print(f"  password:  {found['password']}  (also in {found['password_file']}, mode 0600)")
     k, c, r = found["kafka"], found["cassandra"], found["redis"]
-    print(f"  kafka:     {k['bootstrap']} user {k['username']} ({k['sasl_mechanism']}), writes {k['ingest_topic']}, "
-          f"reads {k['dead_topic']}")
+    print(f"  kafka:     {k['bootstrap']} user {k['username']} ({k['security_protocol']}, {k['sasl_mechanism']}; "
+          f"CA {k['ssl_cafile']}), writes {k['ingest_topic']} and {k['reports_topic']}, reads {k['dead_topic']}")
     print(f"  cassandra: {', '.join(c['hosts'])} role {c['role']}, {' and '.join(c['permissions'])} on keyspace "
           f"{c['keyspace']}")
     print(f"  redis:     {r['url']} user {r['username']} (the tenant's worker pool)")
@@ -236,13 +239,13 @@ def tenants_remove(settings: Settings, args: argparse.Namespace) -> int:
             if settings.secure:
                 from ..security import access
 
-                access.revoke(session, redis_client(settings), known[args.name])
+                access.revoke(settings, session, redis_client(settings), known[args.name])
         finally:
             cluster.shutdown()
         topics.delete_tenant_topics(settings, known[args.name])
         registry.forget(args.name)
         say(f"{args.name}: keyspace {known[args.name].namespace} and its topics dropped"
-            + (", its Cassandra role and Redis user too" if settings.secure else ""))
+            + (", its Cassandra role, Redis user and Kafka user too" if settings.secure else ""))
     else:
         say(f"{args.name}: data kept in keyspace {known[args.name].namespace} (use --drop-data to delete it)")
     if args.json:

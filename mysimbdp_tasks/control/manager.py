@@ -26,7 +26,7 @@ from kafka import KafkaConsumer
 from ..core.errors import Stopping, WorkerUnreachable
 from ..core.settings import DEFAULT_COOLDOWN_S, Settings
 from ..core.tenants import Tenant
-from ..security import identities
+from ..security import identities, tls
 from ..services import events as metrics
 from ..services import telemetry, topics
 from ..services.outages import Waiter
@@ -145,6 +145,7 @@ class Manager:
         group = "mysimbdp.manager" + ("." + ".".join(sorted(self.scope)) if self.scope else "")
         consumer = wait.call(lambda: KafkaConsumer(
             topics.CONTROL, bootstrap_servers=self.settings.kafka_bootstrap_str, group_id=group,
+            **tls.kafka_options(self.settings, "platform:manager"),
             auto_offset_reset="latest", enable_auto_commit=True, metadata_max_age_ms=15000))
         log.info("manager: acting on %s for %s (cooldown %.0f s)", topics.CONTROL,
                  ", ".join(sorted(self.scope)) if self.scope else "all tenants", self.cooldown_s)

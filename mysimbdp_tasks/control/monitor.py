@@ -1,7 +1,10 @@
 """streamingestmonitor: performance reports in, scaling decisions out.
 
-Reports come from the tenants' clients and from the platform's bridges and workers on
-``mysimbdp.reports``. Per tenant they are compared with the thresholds of its applied config:
+Reports come from the platform's bridges and workers on ``mysimbdp.reports`` and from each
+tenant's clients on ``<tenant>.reports``. In secure mode Kafka's ACLs let only the platform write
+the first and only tenant T write ``T.reports``, so the topic names the authenticated sender: a
+report on ``T.reports`` that speaks for another tenant, or claims to come from a bridge or worker,
+is refused (``sender``) and logged. Per tenant they are compared with the thresholds of its applied config:
 
 - a worker window whose average ingestion time per micro-batch exceeds ``max_avg_ingestion_ms``
   -> ``grow`` ("slow");
@@ -36,7 +39,7 @@ from ..core.errors import Stopping
 from ..core.reports import Report
 from ..core.settings import DEFAULT_BATCH_IDLE_AFTER_S, DEFAULT_IDLE_AFTER_S, Settings
 from ..core.tenants import Tenant
-from ..security import identities
+from ..security import identities, tls
 from ..services import topics
 from ..services.outages import Waiter
 from ..services.registry import Registry
@@ -46,6 +49,19 @@ from .decision import Decision
 log = logging.getLogger(__name__)
 
 CONTROL = topics.CONTROL
+REPORTS_PATTERN = r"^[A-Za-z0-9_.-]+\.reports$"  # mysimbdp.reports and every <tenant>.reports
+
+
+def sender_refusal(topic: str, report: Report) -> str | None:
+    """Why ``report``, read from ``topic``, does not come from whom it claims; None if it may."""
+    if topic == topics.REPORTS or not topic.endswith(".reports"):
+        return None  # the platform's own topic: only its principals may write it
+    sender = topic.removesuffix(".reports")
+    if report.tenant != sender:
+        return f"a report for tenant {report.tenant!r} sent by tenant {sender!r}"
+    if report.source != "client":
+        return f"tenant {sender!r} sent a {report.source!r} report; tenants send client reports only"
+    return None
 
 
 class Evaluator:
@@ -110,11 +126,14 @@ def run(settings: Settings, scope: set[str] | None, idle_after_s: float, stop: t
     backlog = BacklogRule(empty_for_s=batch_empty_for_s)
     next_sweep = 0.0
     group = "mysimbdp.monitor" + ("." + ".".join(sorted(scope)) if scope else "")
+    security = tls.kafka_options(settings, "platform:monitor")
     consumer = wait.call(lambda: KafkaConsumer(
-        topics.REPORTS, bootstrap_servers=settings.kafka_bootstrap_str, group_id=group, auto_offset_reset="latest",
-        enable_auto_commit=True, metadata_max_age_ms=15000))
-    producer = wait.call(lambda: KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all"))
-    log.info("monitor: watching %s for %s", topics.REPORTS, ", ".join(sorted(scope)) if scope else "all tenants")
+        bootstrap_servers=settings.kafka_bootstrap_str, group_id=group, auto_offset_reset="latest",
+        enable_auto_commit=True, metadata_max_age_ms=15000, **security))
+    # Every reports topic, the tenants' ones included as they are created (at the next metadata refresh).
+    consumer.subscribe(pattern=REPORTS_PATTERN)
+    producer = wait.call(lambda: KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all", **security))
+    log.info("monitor: watching %s for %s", REPORTS_PATTERN, ", ".join(sorted(scope)) if scope else "all tenants")
     try:
         while not stop.is_set():
             decisions: list[Decision] = []
@@ -164,6 +183,11 @@ def intake(evaluator: Evaluator, record: Any) -> Decision | None:
         report = Report.from_json(record.value)
     except ValueError as exc:
         log.warning("monitor: refused report at partition %d offset %d: %s", record.partition, record.offset, exc)
+        return None
+    refusal = sender_refusal(record.topic, report)
+    if refusal:
+        log.warning("monitor: refused report at %s partition %d offset %d: %s", record.topic, record.partition,
+                    record.offset, refusal)
         return None
     try:
         log.info("monitor: tenant=%s source=%s messages=%d avg_ms=%.1f lag=%s errors=%d", report.tenant,

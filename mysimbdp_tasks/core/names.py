@@ -145,7 +145,7 @@ def job_finalizing_key(ingest_id: str) -> str:
 
 
 # -- Kafka -----------------------------------------------------------------------------------
-REPORTS_TOPIC = "mysimbdp.reports"  # reports of clients, bridges and workers, read by the monitor
+REPORTS_TOPIC = "mysimbdp.reports"  # reports of the platform's bridges and workers, read by the monitor
 CONTROL_TOPIC = "mysimbdp.control"  # the monitor's decisions, read by the manager
 
 
@@ -155,6 +155,11 @@ def ingest_topic(tenant: str) -> str:
 
 def dead_topic(tenant: str) -> str:
     return f"{tenant}.dead"
+
+
+def reports_topic(tenant: str) -> str:
+    """The tenant's own clients' reports: only that tenant may write it, so the topic names the sender."""
+    return f"{tenant}.reports"
 
 
 def bridge_group(tenant: str) -> str:

@@ -44,6 +44,25 @@ def write_pid(pidfile: Path, pid: int) -> None:
     tmp.replace(pidfile)
 
 
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``path`` with ``mode`` from its first byte on, through a rename: a reader
+    never sees half a file, and a secret is never readable by others even for a moment."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, mode)  # os.open's mode is filtered by the umask
+    os.replace(tmp, path)
+
+
+def write_private(path: Path, text: str) -> None:
+    """A configuration file that may hold a secret (a keystore password): mode 0600."""
+    write_atomic(path, text.encode("utf-8"), 0o600)
+
+
 def is_alive(pid: int) -> bool:
     """True if ``pid`` runs; a zombie (exited, not yet reaped) counts as dead."""
     try:

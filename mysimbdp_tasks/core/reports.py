@@ -1,8 +1,9 @@
 """Performance reports: what clients, the bridge and workers tell the monitor about one window.
 
-Every reporter sends one ``Report`` per reporting window to the ``mysimbdp.reports`` topic, keyed
-by tenant, as a small JSON object. ``Window`` accumulates one window's numbers and turns them into
-a report; it does no I/O and takes the time as an argument, so it is tested with a fake clock.
+Every reporter sends one ``Report`` per reporting window, keyed by tenant, as a small JSON object:
+bridges and workers to ``mysimbdp.reports``, a tenant's clients to ``<tenant>.reports``.
+``Window`` accumulates one window's numbers and turns them into a report; it does no I/O and takes
+the time as an argument, so it is tested with a fake clock.
 
 Meaning of the timing fields by source:
 

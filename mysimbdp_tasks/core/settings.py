@@ -7,13 +7,14 @@ existing cluster by setting ``MYSIMBDP_REDIS_URL``, ``MYSIMBDP_KAFKA_BOOTSTRAP``
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlencode, urlparse
 
 from . import flower
 from .errors import SettingsError
@@ -170,6 +171,26 @@ def _owners(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(found)
 
 
+def secure_redis_url(url: str, home: Path) -> str:
+    """``url`` over TLS, verifying the local CA (``<home>/tls/ca.crt``) unless it names its own.
+
+    The query parameters are read by redis-py's ``from_url``, kombu and Celery alike, so every Redis
+    client of the platform takes TLS from this one URL.
+    """
+    parts = urlparse(url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("ssl_cert_reqs", "required")
+    query.setdefault("ssl_ca_certs", str(home / "tls" / "ca.crt"))
+    return parts._replace(scheme="rediss", query=urlencode(query)).geturl()
+
+
+def mark_secure(settings: Settings) -> Settings:
+    """``settings`` in secure mode, remembered in its home (the marker file) for later commands."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    (settings.home / SECURE_MARKER).write_text("secure mode: see `mysimbdp stack up --secure`\n")
+    return dataclasses.replace(settings, secure=True, redis_url=secure_redis_url(settings.redis_url, settings.home))
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -226,6 +247,9 @@ class Settings:
         if not kafka or not cassandra:
             raise SettingsError("MYSIMBDP_KAFKA_BOOTSTRAP and MYSIMBDP_CASSANDRA_HOSTS must not be empty")
         replication = _replication(env)
+        secure = _flag(env, "MYSIMBDP_SECURE", (home / SECURE_MARKER).exists())
+        if secure:
+            redis_url = secure_redis_url(redis_url, home)
         partitions = _count(env, "MYSIMBDP_KAFKA_PARTITIONS", 3)
         topic_replication = _count(env, "MYSIMBDP_TOPIC_REPLICATION", DEFAULT_TOPIC_REPLICATION)
         topic_min_insync = _count(env, "MYSIMBDP_TOPIC_MIN_INSYNC", min(DEFAULT_TOPIC_MIN_INSYNC, topic_replication))
@@ -257,7 +281,7 @@ class Settings:
             max_redeliveries=int(redeliveries),
             staging_owners=_owners(env.get("MYSIMBDP_STAGING_OWNERS", "")),
             flat_staging=_flag(env, "MYSIMBDP_FLAT_STAGING", True),
-            secure=_flag(env, "MYSIMBDP_SECURE", (home / SECURE_MARKER).exists()),
+            secure=secure,
             stall_seconds=stall,
             report_every=report_every,
             chunk_bytes=int(chunk_mb * 1024 * 1024),

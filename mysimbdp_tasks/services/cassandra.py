@@ -19,6 +19,7 @@ from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionP
 from ..core.backoff import OUTAGE_BACKOFF
 from ..core.errors import PermanentIngestError, ServiceUnavailable, SettingsError, TransientIngestError
 from ..core.settings import REPLICATION, Settings
+from ..security import tls
 from ..security.identities import credentials
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ def connect(settings: Settings, request_timeout: float = 30.0) -> tuple[Cluster,
         # two-minute outage a process would wait minutes more for a Cassandra that is back. Capped
         # at 10 s, as the platform's own waits are (core.backoff.OUTAGE_BACKOFF).
         reconnection_policy=ExponentialReconnectionPolicy(base_delay=1.0, max_delay=RECONNECT_MAX_S),
+        # Secure mode: TLS verifying the local CA and the node's name; None (plaintext) otherwise.
+        ssl_context=tls.ssl_context(settings),
         auth_provider=None if found is None else PlainTextAuthProvider(username=found[0], password=found[1]),
     )
     try:

@@ -23,7 +23,7 @@ from ..core.errors import TenantError
 from ..core.reports import Window
 from ..core.settings import Settings
 from ..core.tenants import Tenant
-from ..security import identities
+from ..security import identities, tls
 from . import cassandra as db
 from .registry import Registry
 from .sink import Sink
@@ -96,6 +96,7 @@ def kafka_producer() -> KafkaProducer:
         if _process.kafka is None:
             # acks="all": dead letters count as delivered only once every in-sync replica has them.
             _process.kafka = KafkaProducer(bootstrap_servers=settings().kafka_bootstrap_str, linger_ms=20, acks="all",
+                                           **tls.kafka_options(settings(), "platform:worker"),
                                            client_id=f"mysimbdp-worker-{os.getpid()}")
         return _process.kafka
 

@@ -1,4 +1,5 @@
-"""Kafka topics of the platform: ``<tenant>.ingest``, ``<tenant>.dead`` and ``mysimbdp.reports``."""
+"""Kafka topics of the platform: ``<tenant>.ingest``, ``<tenant>.dead``, ``<tenant>.reports``,
+``mysimbdp.reports`` and ``mysimbdp.control``."""
 
 from __future__ import annotations
 
@@ -16,16 +17,19 @@ from ..core import names
 from ..core.errors import ServiceUnavailable
 from ..core.settings import Settings
 from ..core.tenants import Tenant
+from ..security import kafka_access, tls
 
 log = logging.getLogger(__name__)
 
 REPORTS = names.REPORTS_TOPIC
 CONTROL = names.CONTROL_TOPIC
+ADMIN = "platform:admin"  # who creates and deletes topics in secure mode
 
 
 def admin(settings: Settings) -> KafkaAdminClient:
     return KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_str, client_id="mysimbdp-admin",
-                            request_timeout_ms=30000, bootstrap_timeout_ms=10000)
+                            request_timeout_ms=30000, bootstrap_timeout_ms=10000,
+                            **tls.kafka_options(settings, ADMIN))
 
 
 @dataclass
@@ -50,6 +54,7 @@ def wanted(tenants: Iterable[Tenant]) -> dict[str, int]:
     for t in tenants:
         topics[t.ingest_topic] = t.partitions
         topics[t.dead_topic] = 1
+        topics[names.reports_topic(t.name)] = 1
     return topics
 
 
@@ -114,11 +119,17 @@ def execute(settings: Settings, p: TopicPlan) -> list[str]:
 
 
 def ensure(settings: Settings, tenants: Iterable[Tenant]) -> list[str]:
-    """Create missing topics and grow the ones with fewer partitions than wanted; return the names created."""
-    p = plan(settings, tenants)
+    """Create missing topics and grow the ones with fewer partitions than wanted; return the names created.
+
+    In secure mode the tenants' Kafka users and ACLs are made too (security/kafka_access.py).
+    """
+    chosen = list(tenants)
+    p = plan(settings, chosen)
     if p.problems:
         log.warning("topics left as they are: %s", "; ".join(p.problems))
-    return execute(settings, p)
+    created = execute(settings, p)
+    kafka_access.grant(settings, [t.name for t in chosen])
+    return created
 
 
 def ensure_platform(settings: Settings) -> list[str]:
@@ -136,7 +147,7 @@ def ensure_platform(settings: Settings) -> list[str]:
 def _wait_for_leaders(settings: Settings, wanted_n: dict[str, int], timeout: float = 30.0) -> None:
     """Return once the topics (name -> partitions) have all their partitions, so clients can use them at once."""
     names = list(wanted_n)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str, **tls.kafka_options(settings, ADMIN))
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -173,9 +184,10 @@ def delete_tenant_topics(settings: Settings, tenant: Tenant) -> None:
     client = admin(settings)
     try:
         existing = set(client.list_topics())
-        names = [n for n in (tenant.ingest_topic, tenant.dead_topic) if n in existing]
-        if names:
+        mine = (tenant.ingest_topic, tenant.dead_topic, names.reports_topic(tenant.name))
+        found = [n for n in mine if n in existing]
+        if found:
             with contextlib.suppress(UnknownTopicOrPartitionError):  # deleted meanwhile: the outcome wanted
-                client.delete_topics(names)
+                client.delete_topics(found)
     finally:
         client.close()

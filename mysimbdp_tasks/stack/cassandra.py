@@ -13,6 +13,7 @@ import psutil
 
 from ..core import procs
 from ..core.settings import Settings
+from ..security import ca, tls
 from . import jars
 from .java import find_java
 from .service import Echo, Service, java_command
@@ -170,7 +171,24 @@ batch_size_fail_threshold: 640KiB
 unlogged_batch_across_partitions_warn_threshold: 1000
 
 # Ingest settings ({self.tuning.name}): see mysimbdp_tasks/stack/tuning.py for the measurements.
-{self.tuning.yaml_text()}""" + (self.auth_yaml() if self.settings.secure else "")
+{self.tuning.yaml_text()}{self._client_encryption()}""" + (self.auth_yaml() if self.settings.secure else "")
+
+    def _client_encryption(self) -> str:
+        if not self.settings.secure:
+            return ""
+        files = ca.TlsFiles(self.settings.home)
+        # TLS required on the native port (``optional: false`` refuses plaintext clients); clients
+        # authenticate with a role's password, not a certificate.
+        return f"""
+client_encryption_options:
+  enabled: true
+  optional: false
+  keystore: {json.dumps(str(files.keystore))}
+  keystore_password: {json.dumps(files.keystore_password())}
+  store_type: PKCS12
+  require_client_auth: false
+  accepted_protocols: [TLSv1.2, TLSv1.3]
+"""
 
     def auth_yaml(self) -> str:
         """Secure mode: every client logs in with a role, and roles are granted per keyspace."""
@@ -236,7 +254,8 @@ unlogged_batch_across_partitions_warn_threshold: 1000
         self.paths.make()
         (self.paths.conf / "triggers").mkdir(exist_ok=True)
         jars.ensure_jars(self.name, self.paths.jars, echo)
-        (self.paths.conf / "cassandra.yaml").write_text(self.cassandra_yaml())
+        # Mode 0600: in secure mode it holds the keystore's password.
+        procs.write_private(self.paths.conf / "cassandra.yaml", self.cassandra_yaml())
         (self.paths.conf / "logback.xml").write_text(self.logback_xml())
 
     # Lifecycle ------------------------------------------------------------------------------------
@@ -263,9 +282,11 @@ unlogged_batch_across_partitions_warn_threshold: 1000
         profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=timeout)
 
         def connect(auth: object = None) -> tuple[Cluster, Any]:
+            # Secure mode: TLS verifying the local CA and the node's name, then a role's login.
             cluster = Cluster(
                 contact_points=[self.host], port=self.port, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                 connect_timeout=timeout, control_connection_timeout=timeout, auth_provider=auth,
+                ssl_context=tls.ssl_context(self.settings),
             )
             try:
                 return cluster, cluster.connect()

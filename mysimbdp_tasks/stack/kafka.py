@@ -10,6 +10,7 @@ import psutil
 
 from ..core import procs
 from ..core.errors import StackError
+from ..security import kafka_access, kafka_security, tls
 from . import jars
 from .java import find_java
 from .service import Echo, Service, java_command
@@ -50,11 +51,21 @@ class Kafka(Service):
     def controller_port(self) -> int:
         return self.port + 1
 
+    @property
+    def internal_port(self) -> int:
+        """Secure mode only: the broker's own TLS listener, where a client must present the stack's
+        certificate (the inter-broker traffic, and the stack itself creating the platform's users)."""
+        return self.port + 2
+
     def ports(self) -> dict[str, int]:
-        return {"broker": self.port, "controller": self.controller_port}
+        found = {"broker": self.port, "controller": self.controller_port}
+        if self.settings.secure:
+            found["internal"] = self.internal_port
+        return found
 
     def port_advice(self, role: str) -> str:
-        return ", or give MYSIMBDP_KAFKA_BOOTSTRAP another port (the controller takes that port + 1)"
+        return (", or give MYSIMBDP_KAFKA_BOOTSTRAP another port (the controller takes that port + 1, "
+                "and in secure mode the internal listener port + 2)")
 
     def owns(self, proc: psutil.Process) -> bool:
         text = procs.cmdline(proc)
@@ -90,6 +101,9 @@ class Kafka(Service):
             "num.io.threads": "4",
             "num.recovery.threads.per.data.dir": "1",
         }
+        if self.settings.secure:
+            props.update(kafka_security.server_properties(self.settings.home, self.bind_host, self.port,
+                                                          self.controller_port, self.internal_port))
         return "".join(f"{key}={value}\n" for key, value in props.items())
 
     def log4j2_properties(self) -> str:
@@ -133,7 +147,8 @@ class Kafka(Service):
         self.java = find_java(self.name, lambda major: major in (17, 21), "Java 17 or 21")
         self.paths.make()
         jars.ensure_jars(self.name, self.paths.jars, echo)
-        (self.paths.conf / "server.properties").write_text(self.server_properties())
+        # Mode 0600: in secure mode it holds the keystore's password.
+        procs.write_private(self.paths.conf / "server.properties", self.server_properties())
         (self.paths.conf / "log4j2.properties").write_text(self.log4j2_properties())
         if not (self.paths.data / "meta.properties").is_file():
             self._format(echo)
@@ -166,10 +181,13 @@ class Kafka(Service):
         if not procs.can_connect(self.host, self.port, timeout):
             raise ConnectionRefusedError(f"nothing listens on {self.endpoint} yet")
         millis = int(timeout * 1000)
+        secure = self.settings.secure
+        endpoint = f"{self.host}:{self.internal_port}" if secure else self.endpoint
         with procs.quiet_client_logs("kafka"):
             admin = KafkaAdminClient(
-                bootstrap_servers=self.endpoint, client_id="mysimbdp-stack",
+                bootstrap_servers=endpoint, client_id="mysimbdp-stack",
                 request_timeout_ms=millis, bootstrap_timeout_ms=millis,
+                **(kafka_security.stack_client_options(self.settings.home) if secure else {}),
             )
             try:
                 cluster = admin.describe_cluster()
@@ -180,3 +198,23 @@ class Kafka(Service):
             finally:
                 admin.close()
         return f"{len(brokers)} broker(s), {len(topics)} topic(s)"
+
+    def after_ready(self, echo: Echo) -> None:
+        """Secure mode: the platform's SCRAM users and their ACLs, made through the internal listener."""
+        if not self.settings.secure:
+            return
+        from kafka import KafkaAdminClient
+
+        made = kafka_access.bootstrap(self.settings, f"{self.host}:{self.internal_port}")
+        # The clients' listener answers a real login: platform:admin over SASL_SSL (SCRAM, TLS).
+        from kafka.errors import KafkaError
+
+        try:
+            with procs.quiet_client_logs("kafka"):
+                KafkaAdminClient(bootstrap_servers=self.endpoint, client_id="mysimbdp-stack", request_timeout_ms=30000,
+                                 **tls.kafka_options(self.settings, "platform:admin")).close()
+        except KafkaError as exc:
+            raise StackError(f"kafka: platform_admin cannot log in over SASL_SSL on {self.endpoint} ({exc}); "
+                             f"see {self.paths.log}") from exc
+        echo(f"kafka: SCRAM-SHA-512 users and ACLs of {', '.join(made)} in place; platform_admin logs in "
+             f"over SASL_SSL on {self.endpoint}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ..core import procs
 from ..core.errors import StackCancelled, StackError
 from ..core.settings import Settings
+from ..security import ca
 from .cassandra import Cassandra
 from .kafka import Kafka
 from .prometheus import Prometheus
@@ -59,6 +60,10 @@ def up(settings: Settings, services: Sequence[str] = SERVICES, echo: Callable[[s
     chosen = _services(settings, services)
     say = _serialized(echo)
     started = time.monotonic()
+    if settings.secure:
+        # Before the threads start: every server reads the one certificate.
+        files = ca.ensure(settings.home, stack_hosts(settings))
+        say(f"stack: secure mode; clients trust the CA in {files.ca_cert}")
     errors: list[str] = []
     # Set on Ctrl-C so the waiting threads give up at once; servers already launched keep
     # starting, and the next `up` waits for them.
@@ -84,17 +89,24 @@ def up(settings: Settings, services: Sequence[str] = SERVICES, echo: Callable[[s
     say(f"stack: {', '.join(svc.name for svc in chosen)} up in {time.monotonic() - started:.1f} s")
 
 
+def stack_hosts(settings: Settings) -> list[str]:
+    """Every address the stack's services are reached at: the names its certificate must carry."""
+    return sorted({settings.redis_host, *(h for h, _ in settings.kafka_bootstrap), *settings.cassandra_contact_points})
+
+
 def _bring_up(svc: Service, say: Echo, cancel: threading.Event) -> None:
     pid = svc.live_pid()
     if pid is not None:
         try:
             say(f"{svc.name}: already running (pid {pid}, {svc.probe(PROBE_TIMEOUT_S)})")
+            svc.after_ready(say)
             return
         except Exception:  # noqa: BLE001 - not answering yet is what we wait for below
             say(f"{svc.name}: running (pid {pid}) but not answering yet; waiting ...")
         waited = time.monotonic()
         detail = _wait_ready(svc, pid, waited, 0, say, cancel)
         say(f"{svc.name}: ready after {time.monotonic() - waited:.1f} s more ({detail}) on {svc.endpoint}")
+        svc.after_ready(say)
         return
     svc.paths.pidfile.unlink(missing_ok=True)  # stale: its process is gone
     if not procs.port_free(svc.bind_host, svc.port) and _answers(svc):
@@ -117,6 +129,7 @@ def _bring_up(svc: Service, say: Echo, cancel: threading.Event) -> None:
         procs.stop(pid, 10.0)
         svc.paths.pidfile.unlink(missing_ok=True)
         raise
+    svc.after_ready(say)
     say(f"{svc.name}: ready in {time.monotonic() - started:.1f} s ({detail}) on {svc.endpoint}")
 
 

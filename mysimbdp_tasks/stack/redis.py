@@ -5,12 +5,13 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import psutil
 
 from ..core import procs
 from ..core.errors import StackError
+from ..security import ca
 from .service import Echo, Service
 
 PIDFILE_WAIT_S = 10.0
@@ -62,7 +63,7 @@ class Redis(Service):
     def launch(self) -> int:
         cmd = [
             self._binary(),
-            "--port", str(self.port),
+            *self._listener(),
             "--bind", self.bind_host,
             "--daemonize", "yes",
             "--pidfile", str(self.paths.pidfile),
@@ -89,6 +90,19 @@ class Redis(Service):
             time.sleep(0.1)
         raise StackError(f"redis: no running redis-server wrote {self.paths.pidfile} within {PIDFILE_WAIT_S:.0f} s")
 
+    def _listener(self) -> list[str]:
+        if not self.settings.secure:
+            return ["--port", str(self.port)]
+        files = ca.TlsFiles(self.settings.home)
+        # TLS only: port 0 closes the plaintext port. Clients are not asked for a certificate; they
+        # prove who they are with an ACL user's password once the channel is encrypted.
+        return [
+            "--port", "0", "--tls-port", str(self.port),
+            "--tls-cert-file", str(files.server_cert), "--tls-key-file", str(files.server_key),
+            "--tls-ca-cert-file", str(files.ca_cert), "--tls-auth-clients", "no",
+            "--tls-protocols", "TLSv1.2 TLSv1.3",
+        ]
+
     def probe(self, timeout: float) -> str:
         import redis  # the client library, imported late to keep `mysimbdp --help` fast
 
@@ -97,13 +111,18 @@ class Redis(Service):
             raise ConnectionRefusedError(f"nothing listens on {self.endpoint} yet")
         from ..security.identities import ADMIN, credentials
 
+        # Secure mode: TLS verifying the local CA, then the platform admin's ACL login.
+        tls: dict[str, Any] = {}
+        if self.settings.secure:
+            tls = {"ssl": True, "ssl_cert_reqs": "required",
+                   "ssl_ca_certs": str(ca.TlsFiles(self.settings.home).ca_cert)}
         user, password = credentials(self.settings, ADMIN) or (None, None)
         client = redis.Redis(host=self.host, port=self.port, socket_timeout=timeout, socket_connect_timeout=timeout,
-                             username=user, password=password)
+                             username=user, password=password, **tls)
         try:
             if not client.ping():
                 raise StackError("redis: PING was not answered with PONG")
             version = client.info("server").get("redis_version", "?")
         finally:
             client.close()
-        return f"Redis {version}" + (" (ACL users on)" if self.settings.secure else "")
+        return f"Redis {version}" + (" (TLS, ACL users on)" if self.settings.secure else "")

@@ -136,6 +136,10 @@ class Service(abc.ABC):
     def probe(self, timeout: float) -> str:
         """Make one real request; return a short description, raise any exception if not answering."""
 
+    def after_ready(self, echo: Echo) -> None:
+        """Anything once the server answers, on every `up` (e.g. the users of secure mode); idempotent."""
+        return None
+
     def live_pid(self) -> int | None:
         return procs.live_pid(self.paths.pidfile, self.owns)
 

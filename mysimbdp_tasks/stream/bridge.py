@@ -46,6 +46,7 @@ from ..core.reports import Window, send_report
 from ..core.rows import converter_for
 from ..core.settings import DEFAULT_BATCH_MESSAGES, DEFAULT_BATCH_WAIT_MS, Settings
 from ..core.tenants import Tenant
+from ..security import tls
 from ..services import broker, completions, deadletters, telemetry, topics
 from ..services.dispatch import Dispatch
 from ..services.outages import Waiter
@@ -60,6 +61,7 @@ log = logging.getLogger(__name__)
 
 TRACK_EVERY_S = 0.2  # how often the completions of the batches in flight are read (one MGET)
 IDLE_FETCH_WAIT_MS = 500
+PRINCIPAL = "platform:bridge"  # who the bridge is towards Kafka in secure mode
 POLL_GAP_S = 0.05  # within a micro-batch, polls at most this often
 
 
@@ -90,6 +92,7 @@ class Bridge:
         self.commits = Committer(self.consumer, tenant.name, tenant.ingest_topic)
         self.assigned_at = time.monotonic()
         self.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all", linger_ms=5,
+                                      **tls.kafka_options(settings, PRINCIPAL),
                                       client_id=f"mysimbdp-bridge-{tenant.name}")
         self.counts = {"admitted": 0, "dead": 0, "tasks": 0, "resent": 0}
         # The bridge reports even when idle: its lag is what tells the monitor a tenant falls behind.
@@ -98,6 +101,7 @@ class Bridge:
     def _consumer(self) -> KafkaConsumer:
         consumer = KafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap_str,
+            **tls.kafka_options(self.settings, PRINCIPAL),
             group_id=self.group,
             client_id=f"mysimbdp-bridge-{self.tenant.name}",
             enable_auto_commit=False,  # committed only up to what workers have written, below

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,3 +120,50 @@ def stream_platform(settings: Settings, tmp_path: Any) -> Iterator[Any]:
     yield start
     for p in started:
         p.stop()
+
+
+# Secure mode ------------------------------------------------------------------------------------
+# One secure stack (`mysimbdp stack up --secure`: TLS on every listener, logins and per-tenant
+# authorization in Redis, Kafka and Cassandra) serves every secure test (tests/integration/secure/).
+# It runs on another loopback address and MYSIMBDP_HOME than the plain stack, so both run side by
+# side: SECURE_STACK_HOST (default 127.0.0.27) and SECURE_STACK_HOME (default a folder under the
+# system's temporary directory). The services it started are stopped at the end of the session; a
+# secure stack that was already running is left running.
+
+
+def _secure_stack_env() -> dict[str, str]:
+    """The environment of a platform process on the secure stack."""
+    host = os.environ.get("SECURE_STACK_HOST", "127.0.0.27")
+    home = os.environ.get("SECURE_STACK_HOME", str(Path(tempfile.gettempdir()) / f"mysimbdp-secure-{host}"))
+    return {"MYSIMBDP_HOME": home, "MYSIMBDP_REDIS_URL": f"redis://{host}:6379/0",
+            "MYSIMBDP_KAFKA_BOOTSTRAP": f"{host}:9092", "MYSIMBDP_CASSANDRA_HOSTS": f"{host}:9042",
+            "MYSIMBDP_SECURE": "1"}
+
+
+@pytest.fixture(scope="session")
+def secure_stack() -> Iterator[Settings]:
+    """Settings of the running secure stack, as a platform process (``platform:admin``) sees them."""
+    from mysimbdp_tasks.core.settings import mark_secure
+
+    plain = Settings.from_env()
+    settings = mark_secure(Settings.from_env({**os.environ, **_secure_stack_env()}))
+    jars = settings.home / "jars"
+    if (plain.home / "jars").is_dir() and not jars.exists() and not jars.is_symlink():
+        jars.symlink_to(plain.home / "jars")  # the jars once, not once per home
+    already = {s.name for s in local_stack.status(settings) if s.pid is not None}
+    try:
+        local_stack.up(settings, echo=log.info)
+    except StackError as exc:
+        if _in_ci():
+            pytest.fail(f"the secure stack must run in CI:\n{exc}", pytrace=False)
+        pytest.skip(f"the secure stack is not available:\n{exc}")
+    yield settings
+    started = [name for name in local_stack.SERVICES if name not in already]
+    if started:
+        local_stack.down(settings, echo=log.info, services=started)
+
+
+@pytest.fixture(scope="session")
+def secure_env(secure_stack: Settings) -> dict[str, str]:
+    """The environment of a platform process on the secure stack."""
+    return _secure_stack_env()

@@ -15,10 +15,16 @@ from kit import Platform, table_rows
 from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
+from mysimbdp_tasks.security import tls
 from mysimbdp_tasks.services import cassandra as db
 from mysimbdp_tasks.services import topics
 from mysimbdp_tasks.services.quotas import Quotas
 from producers.stream import key_for, message_for, records_for
+
+
+def _admin(settings: Settings) -> dict[str, Any]:
+    """The test's Kafka login on a secure stack (the platform's admin; nothing on a plain one)."""
+    return tls.kafka_options(settings, "platform:admin")
 
 
 def messages(like: str, tenant: Tenant, inputs: list[Path]) -> list[dict[str, Any]]:
@@ -29,7 +35,7 @@ def send(settings: Settings, tenant: Tenant, payloads: list[tuple[bytes | None, 
          per_second: float | None = None) -> None:
     """Send to the tenant's topic, acknowledged by Kafka; paced at ``per_second`` if given."""
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all", linger_ms=5,
-                             max_request_size=4 * 1024 * 1024)
+                             max_request_size=4 * 1024 * 1024, **_admin(settings))
     step = 100
     for start in range(0, len(payloads), step):
         for key, value in payloads[start:start + step]:
@@ -63,7 +69,8 @@ def encoded(msgs: list[dict[str, Any]]) -> list[tuple[bytes | None, bytes]]:
 def dead(settings: Settings, tenant: Tenant, expect: int, timeout: float = 60) -> list[Any]:
     """At least ``expect`` dead letters of the tenant (all there are once that many came)."""
     consumer = KafkaConsumer(tenant.dead_topic, bootstrap_servers=settings.kafka_bootstrap_str,
-                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=1000)
+                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=1000,
+                             **_admin(settings))
     got: list[Any] = []
     deadline = time.monotonic() + timeout
     try:
@@ -76,7 +83,8 @@ def dead(settings: Settings, tenant: Tenant, expect: int, timeout: float = 60) -
 
 def dead_count(settings: Settings, tenant: Tenant) -> int:
     """Every dead letter the tenant's dead topic holds."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str, enable_auto_commit=False,
+                             **_admin(settings))
     try:
         parts = [TopicPartition(tenant.dead_topic, p) for p in consumer.partitions_for_topic(tenant.dead_topic) or ()]
         return sum(consumer.end_offsets(parts).values()) if parts else 0
@@ -87,7 +95,7 @@ def dead_count(settings: Settings, tenant: Tenant) -> int:
 def bridge_lag(settings: Settings, tenant: Tenant) -> int:
     """Messages of the tenant's topic past the bridges' committed offsets: not yet written."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str, group_id=names.bridge_group(tenant.name),
-                             enable_auto_commit=False)
+                             enable_auto_commit=False, **_admin(settings))
     try:
         return topics.lag(consumer, tenant.ingest_topic)
     finally:

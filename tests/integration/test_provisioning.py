@@ -59,7 +59,7 @@ def test_apply_shipped_file_creates_keyspaces_tables_and_keys(cassandra_session:
         assert columns(cassandra_session, ks, names.STREAM_METRICS_TABLE)
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_str)
     try:
-        per_tenant = (names.ingest_topic, names.dead_topic)
+        per_tenant = (names.ingest_topic, names.dead_topic, names.reports_topic)
         wanted = {names.REPORTS_TOPIC, *(f(t) for t in ("tenant1", "tenant2") for f in per_tenant)}
         assert wanted <= set(admin.list_topics())
     finally:

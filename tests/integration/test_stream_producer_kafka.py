@@ -1,7 +1,7 @@
 """The tenants' stream client app against the real Kafka of the local stack.
 
 Each test sends to a topic of its own, so it never sees another test's messages; client reports
-go to the shared ``mysimbdp.reports`` topic and are told apart by this process's host and pid.
+go to the tenant's own ``tenant2.reports`` topic and are told apart by this process's host and pid.
 """
 
 from __future__ import annotations
@@ -28,14 +28,17 @@ pytestmark = pytest.mark.integration
 
 COUNT = 500
 PARTITIONS = 3
+REPORTS = names.reports_topic("tenant2")
 
 
 @pytest.fixture
 def topic(settings: Settings) -> Iterator[str]:
     name = names.ingest_topic(f"t{uuid.uuid4().hex[:10]}")
-    topics.ensure(settings, [])  # the platform topics, mysimbdp.reports among them
+    topics.ensure(settings, [])  # the platform topics
     admin = topics.admin(settings)
     try:
+        if REPORTS not in admin.list_topics():  # the client reports of tenant2
+            admin.create_topics([NewTopic(REPORTS, num_partitions=1, replication_factor=1)])
         admin.create_topics([NewTopic(name, num_partitions=PARTITIONS, replication_factor=1)])
         yield name
         admin.delete_topics([name])
@@ -78,7 +81,7 @@ def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
 def _reports(settings: Settings, start: dict[int, int]) -> list[Report]:
     """The client reports this process sent since ``start``."""
     found: list[Report] = []
-    for _, _, value in _consume(settings, topics.REPORTS, start, 1_000_000, timeout=5.0):
+    for _, _, value in _consume(settings, REPORTS, start, 1_000_000, timeout=5.0):
         report = Report.from_json(value)
         if report.source == "client" and report.pid == os.getpid() and report.host == socket.gethostname():
             found.append(report)
@@ -88,7 +91,7 @@ def _reports(settings: Settings, start: dict[int, int]) -> list[Report]:
 def test_tenant2_messages_arrive_whole_keyed_and_reported(settings: Settings, topic: str) -> None:
     data = samples.default_dir()
     records = list(stream.records_for("tenant2", [data / "1000rows.csv"], count=COUNT))
-    reports_from = _end_offsets(settings, topics.REPORTS)
+    reports_from = _end_offsets(settings, REPORTS)
 
     stats = stream.send("tenant2", records, settings.kafka_bootstrap_str, report_every=60, topic=topic)
 

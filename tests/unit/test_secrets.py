@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -56,8 +57,11 @@ def test_urls_carry_the_process_principal_only_in_secure_mode(tmp_path: Path) ->
     secure = Settings.from_env(env | {"MYSIMBDP_SECURE": "1"})
     pool = identities.as_tenant(secure, "t1")
     password = secrets.password(tmp_path, "tenant:t1")
-    assert identities.redis_url(pool) == f"redis://tenant_t1:{password}@127.0.0.9:6390/0"
-    assert identities.redis_url(secure).startswith("redis://platform_admin:")
+    # Over TLS, trusting the home's CA: the query string the TLS options live in is kept.
+    ca = quote(str(tmp_path / "tls" / "ca.crt"), safe="")
+    assert identities.redis_url(pool) == (f"rediss://tenant_t1:{password}@127.0.0.9:6390/0"
+                                          f"?ssl_cert_reqs=required&ssl_ca_certs={ca}")
+    assert identities.redis_url(secure).startswith("rediss://platform_admin:")
 
 
 def test_a_secure_pool_keeps_its_unacknowledged_messages_under_its_own_names(tmp_path: Path) -> None:

@@ -14,17 +14,27 @@ import pytest
 import redis
 from cassandra import Unauthorized
 from cassandra.cluster import NoHostAvailable, Session
+from kafka.admin import (
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    KafkaAdminClient,
+    ResourcePatternFilter,
+    ResourceType,
+)
+from kafka.errors import KafkaError
 from kit import DATA, Platform, table_rows
 
 from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.errors import ServiceUnavailable
 from mysimbdp_tasks.core.settings import Settings
-from mysimbdp_tasks.security import access, identities, secrets
+from mysimbdp_tasks.security import access, identities, kafka_access, secrets, tls
 from mysimbdp_tasks.services import cassandra as db
 from mysimbdp_tasks.services.registry import Registry
 
 # The first test also waits for the secure stack to start (Cassandra alone takes minutes on a busy box).
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.integration, pytest.mark.secure, pytest.mark.timeout(900)]
 
 
 @pytest.fixture
@@ -36,6 +46,15 @@ def two_tenants(make_tenant: Any, settings: Settings, cassandra_session: Session
 
 def _as(settings: Settings, tenant: str) -> Settings:
     return identities.as_tenant(settings, tenant)
+
+
+def _kafka_login(settings: Settings, tenant: str, password: str | None = None) -> None:
+    """Log in to Kafka (SASL_SSL, SCRAM) as the tenant, with its stored password or ``password``;
+    raises what the client meets when Kafka refuses."""
+    options = tls.kafka_options(settings, identities.tenant_principal(tenant))
+    if password is not None:
+        options["sasl_plain_password"] = password
+    KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_str, request_timeout_ms=10000, **options).close()
 
 
 def test_cassandra_refuses_a_tenant_role_on_another_keyspace(two_tenants: Any, settings: Settings) -> None:
@@ -106,6 +125,9 @@ def test_rotated_credentials_work_and_the_old_password_is_refused(two_tenants: A
         assert table_rows(session, a) == []
     finally:
         cluster.shutdown()
+    _kafka_login(settings, a.name)  # and Kafka (the tenant's SCRAM user)
+    with pytest.raises(KafkaError):
+        _kafka_login(settings, a.name, old)
 
 
 def test_a_pool_handed_work_for_another_keyspace_is_refused_by_cassandra(two_tenants: Any, settings: Settings,
@@ -189,7 +211,18 @@ def test_a_removed_tenants_accounts_are_dropped(make_tenant: Any, settings: Sett
                                                  redis_client: redis.Redis) -> None:
     t = make_tenant(like="tenant2")
     access.grant(settings, cassandra_session, redis_client, [t])
-    access.revoke(cassandra_session, redis_client, t)
+    kafka_access.grant(settings, [t.name])
+    _kafka_login(settings, t.name)
+    access.revoke(settings, cassandra_session, redis_client, t)
+    with kafka_access.admin_client(settings) as admin:
+        assert admin.describe_user_scram_credentials([f"tenant_{t.name}"])[f"tenant_{t.name}"]["error"]
+        acls, _ = admin.describe_acls(ACLFilter(f"User:tenant_{t.name}", None, ACLOperation.ANY,
+                                                ACLPermissionType.ANY,
+                                                ResourcePatternFilter(ResourceType.ANY, None,
+                                                                      ACLResourcePatternType.ANY)))
+        assert acls == []
+    with pytest.raises(KafkaError):
+        _kafka_login(settings, t.name)
     with pytest.raises(redis.exceptions.AuthenticationError):
         redis.Redis.from_url(identities.redis_url(_as(settings, t.name))).ping()
     with pytest.raises(ServiceUnavailable, match=f"refused the login of role tenant_{t.name}"):
