@@ -110,6 +110,9 @@ class Pools:
         command(abs(delta), destination=nodes[:1], reply=True, timeout=5.0)
 
 
+RESIZED_HOLD_S = 30.0  # how long the size a pool was resized to counts over what its stats say
+
+
 class Manager:
     def __init__(self, settings: Settings, scope: set[str] | None, cooldown_s: float = DEFAULT_COOLDOWN_S) -> None:
         self.settings = settings
@@ -118,6 +121,10 @@ class Manager:
         self.registry = Registry(redis.Redis.from_url(identities.redis_url(settings)))
         self.pools = Pools()
         self.last_change: dict[str, float] = {}
+        # The size a pool was just resized to, and when. A node's stats list a process being
+        # stopped for a few seconds more, so a size read right after a change can be the old one: a
+        # shrink planned on it went below min_workers (a grow, past max_workers).
+        self.resized: dict[str, tuple[int, float]] = {}
 
     def tenants(self) -> dict[str, Tenant]:
         return {n: t for n, t in self.registry.active().items() if self.scope is None or n in self.scope}
@@ -127,11 +134,14 @@ class Manager:
         if tenant is None:
             return None
         now = time.monotonic()
-        step = plan(decision, tenant, self.pools.size(tenant.name), self.last_change.get(tenant.name), now,
-                    self.cooldown_s)
+        size = self.pools.size(tenant.name)
+        expected, at = self.resized.get(tenant.name, (size, 0.0))
+        step = plan(decision, tenant, expected if now - at < RESIZED_HOLD_S else size,
+                    self.last_change.get(tenant.name), now, self.cooldown_s)
         if step.delta:
             self.pools.resize(tenant.name, step.delta)
             self.last_change[tenant.name] = now
+            self.resized[tenant.name] = (step.size_before + step.delta, now)
         log.warning("manager: tenant=%s pool=%d delta=%+d %s", step.tenant, step.size_before, step.delta, step.reason)
         metrics.emit(self.settings.logs, tenant.name, "scaling", action=decision.action, delta=step.delta,
                      pool_before=step.size_before, reason=step.reason, evidence=decision.evidence)
