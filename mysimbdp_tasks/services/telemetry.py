@@ -46,6 +46,7 @@ from ..core.tenants import TENANT_NAME
 log = logging.getLogger(__name__)
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
+MIN_FREE_BYTES = 16 * 2**20  # a process's metric files (1 MiB each when created), with room to spare
 METRICS_DIR = "metrics"  # under run/
 UNKNOWN = "_unknown"
 
@@ -119,8 +120,20 @@ def configure(run: Path, process: str) -> Path:
     given = Path(os.environ.get(ENV) or ".").resolve()
     # Only a folder of this platform's run/metrics: an inherited one of another home is not ours.
     ours = given.parent == folder(run).resolve() and given.is_dir()
-    path = given if ours else process_folder(run, process, fresh=True)
-    os.environ[ENV] = str(path)
+    try:
+        path = given if ours else process_folder(run, process, fresh=True)
+        free = shutil.disk_usage(path).free
+    except OSError as exc:
+        path, free = given, 0
+        log.warning("process=%s metrics folder %s unusable: %s", process, folder(run), exc)
+    if free < MIN_FREE_BYTES:
+        # The library memory-maps a file of 1 MiB per metric type and process: written on a full
+        # disk, it kills the process with SIGBUS. Counting in memory keeps the process working.
+        os.environ.pop(ENV, None)
+        log.warning("process=%s metrics not exported: %.1f MiB free under %s, %d needed (keep run/ off a disk "
+                    "that fills with data)", process, free / 2**20, folder(run), MIN_FREE_BYTES // 2**20)
+    else:
+        os.environ[ENV] = str(path)
     values.ValueClass = values.get_value_class()
     return path
 
