@@ -59,9 +59,9 @@ class Flower:
         self.base = f"http://127.0.0.1:{port}/{PREFIX}/"
         env = {**os.environ, "MYSIMBDP_HOME": str(self.home)}
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "mysimbdp_tasks.cli", "flower", "--port", str(port),
-                                          "--url-prefix", PREFIX], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            argv = [sys.executable, "-m", "mysimbdp_tasks.cli", "flower", "--address", "127.0.0.1", "--port",
+                    str(port), "--url-prefix", PREFIX]
+            self.proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 120
         while self.status(self.base + "workers") is None:
             assert self.proc.poll() is None, f"flower exited:\n{self.log.read_text()}"
