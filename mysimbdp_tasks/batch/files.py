@@ -14,14 +14,16 @@ from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from ..core import deliveries, sinks
 from ..core.chunks import iter_chunks
+from ..core.convert import RowConverter
 from ..core.errors import FileChangedError, PermanentIngestError, TenantError
 from ..core.formats import Chunk, detect_format
 from ..core.rows import ChunkResult, ingest_chunk, summarize
 from ..core.tenants import Tenant
-from ..services import context, telemetry
+from ..services import context, outputs, telemetry
 from ..services import events as metrics
 from ..services.dispatch import Dispatch
 from ..services.quotas import Quotas
@@ -77,7 +79,7 @@ def start(job: dict[str, Any], dispatch: Dispatch) -> None:
         planned.close()
         jobs.start(job["ingest_id"], 1, started, [asdict(first)], fmt)
         _log_plan(tenant, job, 1)
-        run_chunk(job, asdict(first))
+        run_chunk(job, asdict(first), dispatch.sender.send_task)
         return
     with closing(planned):
         count = _fan_out(job, jobs, started, itertools.chain((first,), planned), dispatch)
@@ -132,7 +134,7 @@ def _pinned(job: dict[str, Any], path: Path) -> dict[str, Any]:
     return {"grown_to": st.st_size} if st.st_size > admitted else {}
 
 
-def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
+def run_chunk(job: dict[str, Any], chunk: dict[str, Any], send: outputs.Send | None = None) -> None:
     """Ingest one chunk; the chunk that completes the file finalizes it."""
     opened = _open(job)
     if opened is None:
@@ -141,9 +143,7 @@ def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
     c = Chunk(**chunk)
     t0 = time.perf_counter()
     try:
-        sink = context.sink(tenant)  # its encoder converts rows straight to the bytes it writes
-        result = ingest_chunk(path, job["fmt"], c, sink.encoder, sink.write, c.index, limit=job["bytes"])
-        outcome = result.to_dict()
+        outcome = _ingest(tenant, job, path, c, send)
     except PermanentIngestError as exc:
         outcome = _failed_chunk(c.index, exc)
     outcome["ms"] = round((time.perf_counter() - t0) * 1000, 1)
@@ -151,6 +151,28 @@ def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
              job["ingest_id"], job["file"], c.index, outcome["rows_ok"], outcome["rows_refused"], outcome["ms"])
     if jobs.record(job["ingest_id"], c.index, outcome):
         finalize(job, tenant)
+
+
+def _ingest(tenant: Tenant, job: dict[str, Any], path: Path, c: Chunk, send: outputs.Send | None) -> dict[str, Any]:
+    """The chunk's outcome; with extra sinks, the rows its table accepted go on to each of them."""
+    sink = context.sink(tenant)  # its encoder converts rows straight to the bytes it writes
+    if not tenant.sinks:
+        return ingest_chunk(path, job["fmt"], c, sink.encoder, sink.write, c.index, limit=job["bytes"]).to_dict()
+    tee = deliveries.Tee(sink.encoder)
+    refused: list[int] = []
+
+    def write(rows: Iterable[Any], refuse: Any) -> int:
+        def both(position: int, reason: str, detail: str) -> None:
+            refused.append(position)
+            refuse(position, reason, detail)
+        return sink.write(rows, both)
+
+    outcome = ingest_chunk(path, job["fmt"], c, cast(RowConverter, tee), write, c.index, limit=job["bytes"]).to_dict()
+    records = deliveries.accepted(tee.records, refused)
+    outcome["sinks"] = {sinks.PRIMARY: deliveries.outcome(outcome["rows_ok"], outcome["rows_ok"], "delivered"),
+                        **outputs.fan_out(tenant, {s.name: records for s in tenant.sinks},
+                                          f"{job['ingest_id']}-{c.index}", job["day"], send)}
+    return outcome
 
 
 def finish(job: dict[str, Any]) -> None:
@@ -254,6 +276,8 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
         },
         "quota_refunded": False,
     }
+    if tenant.sinks:
+        receipt["sinks"] = deliveries.merge(results)  # per sink: rows routed, delivered, status
     if job.get("retry_of"):
         receipt["retry_of"] = job["retry_of"]  # `mysimbdp files retry`: the ingestion this one retries
     if job.get("grown_to"):

@@ -8,6 +8,7 @@ migration, with a new table, which the operator must decide on).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -111,6 +112,7 @@ def plan(session: Session, tenant: Tenant, replication: str) -> Plan:
         p.changes.append(f"create table {ks}.{table} ({', '.join(tenant.column_names)}), key {tenant.key}")
     else:
         _diff_table(p, existing)
+    _sink_tables(session, p)
     for metrics, ddl in ((BATCH_METRICS, BATCH_METRICS_DDL), (STREAM_METRICS, STREAM_METRICS_DDL)):
         p.statements.append(ddl.format(ks=ident(ks)))
         have = table_columns(session, ks, metrics) if existing else {}
@@ -121,6 +123,28 @@ def plan(session: Session, tenant: Tenant, replication: str) -> Plan:
                 p.statements.append(f"ALTER TABLE {ident(ks)}.{metrics} ADD {column} {ctype}")
                 p.changes.append(f"add column {column} {ctype} to {ks}.{metrics}")
     return p
+
+
+def _sink_tables(session: Session, p: Plan) -> None:
+    """The tables of the tenant's ``cassandra`` sinks: its columns, each with its own key (core/sinks.py)."""
+    tenant = p.tenant
+    for spec in tenant.sinks:
+        if spec.kind != "cassandra":
+            continue
+        own = Plan(dataclasses.replace(tenant, table_name=spec.table, key=spec.key or tenant.key))
+        existing = table_columns(session, tenant.namespace, spec.table)
+        if existing:
+            _diff_table(own, existing)
+        else:
+            cols = ", ".join(f"{ident(c)} {t}" for c, t in tenant.columns)
+            own.statements.append(f"CREATE TABLE IF NOT EXISTS {ident(tenant.namespace)}.{ident(spec.table)} "
+                                  f"({cols}, PRIMARY KEY {own.tenant.key.cql()})")
+            own.changes.append(f"create table {tenant.namespace}.{spec.table} for sink {spec.name}, "
+                               f"key {own.tenant.key}")
+        p.statements += own.statements
+        p.changes += own.changes
+        p.notes += own.notes
+        p.problems += own.problems
 
 
 def _diff_table(p: Plan, existing: dict[str, tuple[str, str, int]]) -> None:

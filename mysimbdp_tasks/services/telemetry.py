@@ -41,6 +41,7 @@ from prometheus_client import Counter, Gauge, Histogram, values
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from ..core.sinks import NAME as SINK_NAME
 from ..core.tenants import TENANT_NAME
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ REASONS = frozenset({
     # rows and messages
     "bad_json", "not_an_object", "missing_key_column", "bad_value", "daily_messages_exceeded",
     "stream_not_enabled", "rejected_by_cassandra", "unbindable", "unusable_message", "ingest_failed",
-    "worker_lost", "unparseable", "file_changed", "internal_error", "task_lost",
+    "worker_lost", "unparseable", "file_changed", "internal_error", "task_lost", "unknown_sink",
 })
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
@@ -76,6 +77,8 @@ MESSAGES_DISCARDED = Counter("mysimbdp_discarded_messages_total", "Messages dead
                              ["tenant", "reason"])
 SINK_RETRIES = Counter("mysimbdp_sink_retries_total", "Cassandra batches sent again after a transient failure",
                        ["tenant"])
+SINK_ROWS = Counter("mysimbdp_sink_rows_total", "Rows routed to each of a tenant's sinks, by outcome "
+                    "(delivered, pending: retrying on their own, failed: kept aside)", ["tenant", "sink", "outcome"])
 SCALING = Counter("mysimbdp_scaling_decisions_total", "Scaling decisions the manager acted on or ignored",
                   ["tenant", "action", "outcome"])
 LATENCY = Histogram("mysimbdp_end_to_end_latency_seconds",
@@ -220,6 +223,12 @@ def sink_write(tenant: str) -> Iterator[None]:
 
 def sink_retry(tenant: str) -> None:
     SINK_RETRIES.labels(tenant_label(tenant)).inc()
+
+
+def sink_rows(tenant: str, sink: str, outcome: str, rows: int) -> None:
+    """``sink`` is one of the tenant's validated sink names (core/sinks.py): a bounded label."""
+    if rows:
+        SINK_ROWS.labels(tenant_label(tenant), sink if SINK_NAME.fullmatch(sink) else UNKNOWN, outcome).inc(rows)
 
 
 def bridge_lag(tenant: str, lags: dict[int, int]) -> None:

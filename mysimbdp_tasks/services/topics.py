@@ -13,7 +13,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewPartitions, NewTopic
 from kafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
-from ..core import names
+from ..core import names, sinks
 from ..core.errors import ServiceUnavailable
 from ..core.settings import Settings
 from ..core.tenants import Tenant
@@ -55,6 +55,7 @@ def wanted(tenants: Iterable[Tenant]) -> dict[str, int]:
         topics[t.ingest_topic] = t.partitions
         topics[t.dead_topic] = 1
         topics[names.reports_topic(t.name)] = 1
+        topics.update({sinks.topic(t.name, s.name): s.partitions for s in t.sinks if s.kind == "kafka"})
     return topics
 
 

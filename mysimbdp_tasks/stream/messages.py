@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from ..core import sinks
 from ..core.convert import RowConverter
 from ..core.errors import RowError
 from ..core.tenants import Tenant
@@ -88,4 +89,9 @@ def check(tenant: Tenant, converter: RowConverter, data: Any) -> tuple[dict[str,
         converter.convert(data)
     except RowError as exc:
         return None, exc.reason, exc.detail
+    if sinks.FIELD in data:
+        try:
+            sinks.route(data, tenant.sinks)
+        except sinks.UnknownSink as exc:
+            return None, "unknown_sink", f"tenant {tenant.name}: {exc}"
     return data, "", ""

@@ -30,13 +30,14 @@ from typing import Any
 
 from cassandra.cluster import Session
 
+from ..core import deliveries, sinks
 from ..core.convert import RowConverter
 from ..core.cql import ident
 from ..core.errors import RowError
 from ..core.names import STREAM_METRICS_TABLE as STREAM_METRICS
 from ..core.reports import Report, Window, send_report
 from ..core.tenants import Tenant
-from ..services import completions, context, deadletters, telemetry
+from ..services import completions, context, deadletters, outputs, telemetry
 from ..services.deadletters import DeadLetter
 from . import wire
 
@@ -46,16 +47,27 @@ _COLUMNS = ("day", "window_start", "worker", "window_end", "messages", "bytes", 
             "max_ingest_ms", "errors", "avg_latency_ms", "p95_latency_ms", "max_latency_ms", "latency_buckets")
 
 
-def ingest_messages(tenant_name: str, batch: dict[str, Any], task_id: str) -> int:
+def ingest_messages(tenant_name: str, batch: dict[str, Any], task_id: str, send: outputs.Send | None = None) -> int:
     """Write one micro-batch, dead-letter what cannot be written, mark it done; returns the rows written."""
     tenant = context.tenant(tenant_name)
     messages = wire.messages(batch)
     sink = context.sink(tenant)
     rows, sources, refused = _rows(sink.encoder, messages)
     t0 = time.perf_counter()
+    routes = _routes(tenant, sources, refused) if tenant.sinks else None
+    gone: set[int] = set()
+
+    def refuse(position: int, reason: str, detail: str) -> None:
+        gone.add(position)
+        refused.append(wire.letter(sources[position], reason, detail))
+
     # The sink calls back (possibly from the driver's threads) for each row Cassandra refuses for good.
-    written = sink.write(
-        rows, refuse=lambda position, reason, detail: refused.append(wire.letter(sources[position], reason, detail)))
+    if routes is None:
+        written = sink.write(rows, refuse=refuse)
+    else:
+        primary = [i for i, targets in enumerate(routes) if sinks.routed(targets, sinks.PRIMARY)]
+        written = sink.write([rows[i] for i in primary], refuse=lambda p, r, d: refuse(primary[p], r, d))
+        _fan_out(tenant, sources, routes, gone, task_id, send)
     done = time.time()
     elapsed_ms = (time.perf_counter() - t0) * 1000
     deadletters.send_all(context.kafka_producer(), tenant.name, refused)
@@ -79,6 +91,28 @@ def _rows(converter: RowConverter, messages: list[dict[str, Any]]
         except Exception as exc:  # noqa: BLE001 - whatever one message triggers is its fault alone
             refused.append(wire.letter(message, "unusable_message", f"{type(exc).__name__}: {str(exc)[:200]}"))
     return rows, sources, refused
+
+
+def _routes(tenant: Tenant, sources: list[dict[str, Any]], refused: list[DeadLetter]) -> list[frozenset[str] | None]:
+    """The sinks each message asks for (None: all); one naming a sink the tenant lacks is dead-lettered
+    (the bridge checked, so only a config changed since gets here) and goes nowhere."""
+    routes: list[frozenset[str] | None] = []
+    for message in sources:
+        try:
+            routes.append(sinks.route(json.loads(message["v"]), tenant.sinks))
+        except sinks.UnknownSink as exc:
+            refused.append(wire.letter(message, "unknown_sink", str(exc)))
+            routes.append(frozenset())
+    return routes
+
+
+def _fan_out(tenant: Tenant, sources: list[dict[str, Any]], routes: list[frozenset[str] | None], gone: set[int],
+             task_id: str, send: outputs.Send | None) -> None:
+    """The accepted messages' records, to each extra sink they are routed to."""
+    records = [(json.loads(m["v"]), targets) for i, (m, targets) in enumerate(zip(sources, routes, strict=True))
+               if i not in gone and targets != frozenset()]
+    routed = {s.name: [r for r, targets in records if sinks.routed(targets, s.name)] for s in tenant.sinks}
+    outputs.fan_out(tenant, routed, task_id.replace(":", "_").replace("/", "_"), deliveries.today(), send)
 
 
 def give_up(tenant_name: str, batch: dict[str, Any], task_id: str, exc: BaseException) -> None:
