@@ -19,14 +19,17 @@ import dataclasses
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import orjson
 from kafka import KafkaProducer
+from kafka.errors import KafkaTimeoutError
 
 from ..core import deliveries, sinks
 from ..core.convert import RowConverter
-from ..core.errors import PermanentIngestError
+from ..core.errors import PermanentIngestError, RowError, TransientIngestError
 from ..core.sinks import SinkSpec
 from ..core.tenants import Tenant
 from ..security import tls
@@ -39,6 +42,7 @@ DELIVER_ROWS = "mysimbdp.deliver_rows"  # deliver one delivery to one sink, retr
 FAILED = "sinks-failed"
 KAFKA_BLOCK_MS = 5000  # a topic gone blocks a send this long for metadata, then fails (and the task retries)
 KAFKA_ACK_S = 30.0
+AWAY_S = 30.0  # after a transient failure, a sink's rows go straight to their own task this long
 
 Send = Callable[..., Any]  # Celery's send_task
 
@@ -81,17 +85,45 @@ def _table(tenant: Tenant, spec: SinkSpec) -> Sink:
         return cache[key]
 
 
+def _attempt(tenant: Tenant, spec: SinkSpec, delivery: Mapping[str, Any]) -> int:
+    """:func:`_write`, unless the sink failed transiently in this process less than ``AWAY_S`` ago.
+
+    Then its rows go straight to their own task, without waiting ``KAFKA_BLOCK_MS`` (or the
+    driver's timeouts) once more: while a sink is away, one attempt per process per ``AWAY_S``
+    probes it, and the chunks and micro-batches of the tenant are not held up by it.
+    """
+    cache, mark = _cache(), f"away:{tenant.name}:{spec.name}"
+    left = cache.get(mark, 0.0) - time.monotonic()
+    if left > 0:
+        message = (f"sink {spec.name} of tenant {tenant.name} failed less than {AWAY_S:.0f} s ago; "
+                   f"next try in {left:.0f} s")
+        raise KafkaTimeoutError(message) if spec.kind == "kafka" else TransientIngestError(message)
+    try:
+        written = _write(tenant, spec, delivery)
+    except Exception as exc:
+        if transient(exc):
+            cache[mark] = time.monotonic() + AWAY_S
+        raise
+    cache.pop(mark, None)
+    return written
+
+
 def _write(tenant: Tenant, spec: SinkSpec, delivery: Mapping[str, Any]) -> int:
     """Write one delivery to one sink; return the rows written. Raises what the sink raised."""
     records = delivery["records"]
     if spec.kind == "cassandra":
         converter = RowConverter(tenant.column_types, (spec.key or tenant.key).columns)
-        refused: list[int] = []
-        written = _table(tenant, spec).write([converter.convert(r) for r in records],
-                                             refuse=lambda position, _reason, _detail: refused.append(position))
+        refused: list[str] = []
+        values = []
+        for record in records:
+            try:
+                values.append(converter.convert(record))
+            except RowError as exc:  # e.g. a column of this table's key that the tenant's key lets be null
+                refused.append(exc.reason)
+        written = _table(tenant, spec).write(values, refuse=lambda _position, reason, _detail: refused.append(reason))
         if refused:
-            log.warning("tenant=%s sink=%s origin=%s %d rows refused by the table", tenant.name, spec.name,
-                        delivery["origin"], len(refused))
+            log.warning("tenant=%s sink=%s origin=%s %d rows refused by the table (%s)", tenant.name, spec.name,
+                        delivery["origin"], len(refused), ", ".join(sorted(set(refused))))
         return written
     rows = deliveries.json_rows(RowConverter(tenant.column_types, tenant.key.columns), tenant.key.columns, records)
     if spec.kind == "kafka":
@@ -102,11 +134,17 @@ def _write(tenant: Tenant, spec: SinkSpec, delivery: Mapping[str, Any]) -> int:
 def _to_kafka(tenant: Tenant, spec: SinkSpec, rows: list[dict[str, Any]]) -> int:
     producer = _producer()
     topic = sinks.topic(tenant.name, spec.name)
-    futures = [producer.send(topic, key=row[deliveries.KEY].encode(),
-                             value=json.dumps(row, separators=(",", ":")).encode()) for row in rows]
+    futures = [producer.send(topic, key=row[deliveries.KEY].encode(), value=_dumps(row)) for row in rows]
     for future in futures:
         future.get(timeout=KAFKA_ACK_S)
     return len(rows)
+
+
+def _dumps(row: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(row)
+    except TypeError:  # an integer beyond 64 bits (varint): orjson refuses, json writes it
+        return json.dumps(row, separators=(",", ":")).encode()
 
 
 def _to_files(tenant: Tenant, spec: SinkSpec, rows: list[dict[str, Any]], delivery: Mapping[str, Any]) -> int:
@@ -122,8 +160,8 @@ def _to_files(tenant: Tenant, spec: SinkSpec, rows: list[dict[str, Any]], delive
             import pyarrow.parquet as pq
             pq.write_table(pa.Table.from_pylist(chunk, schema=_schema(tenant, columns)), temp)
         else:
-            with temp.open("w", encoding="utf-8") as out:
-                out.writelines(json.dumps(row, separators=(",", ":")) + "\n" for row in chunk)
+            with temp.open("wb") as out:
+                out.writelines(_dumps(row) + b"\n" for row in chunk)
         with temp.open("rb") as done:
             os.fsync(done.fileno())
         os.replace(temp, folder / name)  # complete parts only: readers never see a half-written one
@@ -157,7 +195,7 @@ def fan_out(tenant: Tenant, routed: Mapping[str, list[dict[str, Any]]], origin: 
             continue
         delivery = {"origin": origin, "day": day, "records": records}
         try:
-            written = _write(tenant, spec, delivery)
+            written = _attempt(tenant, spec, delivery)
         except Exception as exc:  # noqa: BLE001 - one sink's failure is its own; the others go on
             if transient(exc) and send is not None:
                 log.warning("tenant=%s sink=%s origin=%s %d rows wait for the sink (%s: %s); retrying on their own",
@@ -181,7 +219,7 @@ def deliver(tenant_name: str, sink_name: str, delivery: Mapping[str, Any]) -> in
     spec = next((s for s in tenant.sinks if s.name == sink_name), None)
     if spec is None:
         raise PermanentIngestError("unknown_sink", f"tenant {tenant_name} has no sink {sink_name!r} any more")
-    written = _write(tenant, spec, delivery)
+    written = _attempt(tenant, spec, delivery)
     log.info("tenant=%s sink=%s origin=%s rows=%d delivered after waiting", tenant_name, sink_name,
              delivery["origin"], written)
     telemetry.sink_rows(tenant_name, sink_name, "delivered", written)
