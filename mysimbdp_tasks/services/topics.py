@@ -185,7 +185,8 @@ def delete_tenant_topics(settings: Settings, tenant: Tenant) -> None:
     client = admin(settings)
     try:
         existing = set(client.list_topics())
-        mine = (tenant.ingest_topic, tenant.dead_topic, names.reports_topic(tenant.name))
+        mine = (tenant.ingest_topic, tenant.dead_topic, names.reports_topic(tenant.name),
+                *(sinks.topic(tenant.name, s.name) for s in tenant.sinks if s.kind == "kafka"))
         found = [n for n in mine if n in existing]
         if found:
             with contextlib.suppress(UnknownTopicOrPartitionError):  # deleted meanwhile: the outcome wanted

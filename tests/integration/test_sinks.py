@@ -5,7 +5,11 @@ subset goes only where it says; a Kafka sink whose topic is gone catches up afte
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,13 +18,13 @@ import pyarrow.parquet as pq
 import pytest
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
-from kit import DATA, Platform, table_rows
+from kit import DATA, ROOT, SHIPPED, Platform, table_rows
 from streamkit import dead, encoded, send
 
 from mysimbdp_tasks.core import sinks
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
-from mysimbdp_tasks.services import topics
+from mysimbdp_tasks.services import provisioning, topics
 
 pytestmark = pytest.mark.integration
 
@@ -179,3 +183,24 @@ def _topic_names(settings: Settings) -> set[str]:
         return set(admin.list_topics())
     finally:
         admin.close()
+
+
+def test_apply_creates_the_sinks_table_and_topic_and_remove_drops_them(settings: Settings, cassandra_session: Any,
+                                                                      tmp_path: Path) -> None:
+    name = "t" + uuid.uuid4().hex[:10]
+    config = tmp_path / "tenants.json"
+    config.write_text(json.dumps({name: {**SHIPPED["tenant1"], "namespace": f"test_{name}", "sinks": SINKS}}))
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mysimbdp_tasks.cli", *argv], capture_output=True, text=True,
+                              env={**os.environ, "MYSIMBDP_HOME": str(tmp_path / "home")}, cwd=ROOT, timeout=240)
+
+    applied = cli("tenants", "apply", str(config))
+    assert applied.returncode == 0, applied.stderr
+    keys = provisioning.table_columns(cassandra_session, f"test_{name}", "votes_by_author")
+    assert {c: kind for c, (_, kind, _) in keys.items() if kind != "regular"} == {
+        "author": "partition_key", "subreddit": "clustering", "id": "clustering", "ups": "clustering"}
+    assert sinks.topic(name, "feed") in _topic_names(settings)
+    removed = cli("tenants", "remove", name, "--drop-data")
+    assert removed.returncode == 0, removed.stderr
+    assert sinks.topic(name, "feed") not in _topic_names(settings)
