@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import cql
+from .errors import UnknownSinkError
 from .keys import PrimaryKey, parse_key
 
 PRIMARY = "table"
@@ -153,14 +154,10 @@ def names(specs: Sequence[SinkSpec]) -> tuple[str, ...]:
     return (PRIMARY, *(s.name for s in specs))
 
 
-class UnknownSink(ValueError):
-    """A message names a sink its tenant does not have (dead letter ``unknown_sink``)."""
-
-
 def route(record: Mapping[str, Any], specs: Sequence[SinkSpec]) -> frozenset[str] | None:
     """The sinks a record asks for (``"sink": [names]``), or None for all of them.
 
-    Raises UnknownSink naming the first name the tenant does not have.
+    Raises UnknownSinkError naming the first name the tenant does not have.
     """
     if FIELD not in record:
         return None
@@ -168,11 +165,11 @@ def route(record: Mapping[str, Any], specs: Sequence[SinkSpec]) -> frozenset[str
     if isinstance(wanted, str):
         wanted = [wanted]
     if not isinstance(wanted, list) or not wanted or not all(isinstance(w, str) for w in wanted):
-        raise UnknownSink(f"\"{FIELD}\" must be a non-empty list of sink names; got {str(wanted)[:60]}")
+        raise UnknownSinkError(f"\"{FIELD}\" must be a non-empty list of sink names; got {str(wanted)[:60]}")
     known = names(specs)
     for w in wanted:
         if w not in known:
-            raise UnknownSink(f"no sink {w[:40]!r}; this tenant's sinks: {', '.join(known)}")
+            raise UnknownSinkError(f"no sink {w[:40]!r}; this tenant's sinks: {', '.join(known)}")
     return frozenset(wanted)
 
 

@@ -16,7 +16,7 @@ import orjson
 
 from ..core import sinks
 from ..core.convert import RowConverter
-from ..core.errors import RowError
+from ..core.errors import RowError, UnknownSinkError
 from ..core.tenants import Tenant
 
 # orjson gives an integer beyond 64 bits (at or beyond 2**64, or below -2**63) as a float, json as
@@ -92,6 +92,6 @@ def check(tenant: Tenant, converter: RowConverter, data: Any) -> tuple[dict[str,
     if sinks.FIELD in data:
         try:
             sinks.route(data, tenant.sinks)
-        except sinks.UnknownSink as exc:
-            return None, "unknown_sink", f"tenant {tenant.name}: {exc}"
+        except UnknownSinkError as exc:
+            return None, exc.reason, f"tenant {tenant.name}: {exc.detail}"
     return data, "", ""

@@ -33,7 +33,7 @@ from cassandra.cluster import Session
 from ..core import deliveries, sinks
 from ..core.convert import RowConverter
 from ..core.cql import ident
-from ..core.errors import RowError
+from ..core.errors import RowError, UnknownSinkError
 from ..core.names import STREAM_METRICS_TABLE as STREAM_METRICS
 from ..core.reports import Report, Window, send_report
 from ..core.tenants import Tenant
@@ -100,8 +100,8 @@ def _routes(tenant: Tenant, sources: list[dict[str, Any]], refused: list[DeadLet
     for message in sources:
         try:
             routes.append(sinks.route(json.loads(message["v"]), tenant.sinks))
-        except sinks.UnknownSink as exc:
-            refused.append(wire.letter(message, "unknown_sink", str(exc)))
+        except UnknownSinkError as exc:
+            refused.append(wire.letter(message, exc.reason, exc.detail))
             routes.append(frozenset())
     return routes
 

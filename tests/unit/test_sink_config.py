@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mysimbdp_tasks.core import deliveries, sinks, tenants
-from mysimbdp_tasks.core.errors import ConfigError, RowError
+from mysimbdp_tasks.core.errors import ConfigError, RowError, UnknownSinkError
 from mysimbdp_tasks.core.rows import converter_for
 from mysimbdp_tasks.stream.messages import check
 
@@ -75,7 +75,7 @@ def test_route_picks_a_subset_and_refuses_unknown_names() -> None:
     assert sinks.route({"sink": ["feed", "table"]}, specs) == frozenset({"feed", "table"})
     assert sinks.route({"sink": "archive"}, specs) == frozenset({"archive"})
     for bad in (["nope"], [], [3], {"a": 1}):
-        with pytest.raises(sinks.UnknownSink):
+        with pytest.raises(UnknownSinkError):
             sinks.route({"sink": bad}, specs)
 
 
