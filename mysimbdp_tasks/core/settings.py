@@ -133,9 +133,21 @@ def _port(env: Mapping[str, str], var: str, default: int) -> int:
     return value
 
 
-def _flower_auth(env: Mapping[str, str], home: Path) -> tuple[str, ...]:
-    """Flower's users: MYSIMBDP_FLOWER_AUTH, else the file MYSIMBDP_FLOWER_AUTH_FILE names, else
-    MYSIMBDP_HOME/flower-auth if it exists; none: Flower asks for no password. Empty is unset."""
+def _flower_auth(env: Mapping[str, str], home: Path) -> tuple[tuple[str, ...], str]:
+    """Flower's users and the problem that kept them from being read ("" if none).
+
+    The users come from MYSIMBDP_FLOWER_AUTH, else the file MYSIMBDP_FLOWER_AUTH_FILE names, else
+    MYSIMBDP_HOME/flower-auth if it exists; none: Flower asks for no password. Empty is unset. A
+    problem (a file others can read, a short password) refuses to start Flower, and only Flower: an
+    operator can still stop the stack or look at a tenant while fixing it.
+    """
+    try:
+        return _flower_users(env, home), ""
+    except SettingsError as exc:
+        return (), str(exc)
+
+
+def _flower_users(env: Mapping[str, str], home: Path) -> tuple[str, ...]:
     if env.get("MYSIMBDP_FLOWER_AUTH", "").strip():
         return flower.credentials(env["MYSIMBDP_FLOWER_AUTH"], "MYSIMBDP_FLOWER_AUTH")
     if "MYSIMBDP_FLOWER_AUTH_FILE" in env:
@@ -220,6 +232,7 @@ class Settings:
     flower_port: int = DEFAULT_FLOWER_PORT
     flower_url_prefix: str = ""
     flower_auth: tuple[str, ...] = field(default=(), repr=False)
+    flower_auth_problem: str = ""  # why the users could not be read: Flower is refused until it is fixed
     # Secure mode (`mysimbdp stack up --secure`, or MYSIMBDP_SECURE=1): the services authenticate
     # every client and authorize it per tenant. ``principal`` is who this process is towards them:
     # ``platform:admin`` for the platform's processes, ``tenant:<name>`` for a tenant's worker pool.
@@ -265,6 +278,7 @@ class Settings:
         bridges = _count(env, "MYSIMBDP_STREAM_BRIDGES", 1)
         resends = _count(env, "MYSIMBDP_MAX_RESENDS", DEFAULT_MAX_RESENDS)
         redeliveries = _count(env, "MYSIMBDP_MAX_REDELIVERIES", DEFAULT_MAX_REDELIVERIES)
+        flower_auth, flower_auth_problem = _flower_auth(env, home)
         metrics_addr = _hostport(env.get("MYSIMBDP_METRICS_ADDR", DEFAULT_METRICS_ADDR), "MYSIMBDP_METRICS_ADDR", 9464)
         return cls(
             metrics_addr=metrics_addr,
@@ -273,7 +287,8 @@ class Settings:
             flower_port=_port(env, "MYSIMBDP_FLOWER_PORT", DEFAULT_FLOWER_PORT),
             flower_url_prefix=flower.url_prefix(env.get("MYSIMBDP_FLOWER_URL_PREFIX", ""),
                                                 "MYSIMBDP_FLOWER_URL_PREFIX"),
-            flower_auth=_flower_auth(env, home),
+            flower_auth=flower_auth,
+            flower_auth_problem=flower_auth_problem,
             stream_stall_seconds=stream_stall,
             stream_max_pending=max_pending,
             stream_bridges=bridges,
@@ -327,6 +342,12 @@ class Settings:
     def flower_url(self) -> str:
         """Where an operator opens Flower (as the settings give it; `mysimbdp flower` options may differ)."""
         return flower.url(self.flower_address, self.flower_port, self.flower_url_prefix)
+
+    def flower_users(self) -> tuple[str, ...]:
+        """Flower's users (user:password), or the problem with their setting, raised."""
+        if self.flower_auth_problem:
+            raise SettingsError(self.flower_auth_problem)
+        return self.flower_auth
 
     # Endpoints in the forms the client libraries take ------------------------------------------
     @property
