@@ -38,11 +38,11 @@ def _queue(client: redis.Redis, tenant: str, levels: list[int], lease: float) ->
     ids = []
     pipe = client.pipeline()
     for at, level in enumerate(levels):
-        ingest_id = uuid.uuid4().hex
+        ingest_id, admitted = uuid.uuid4().hex, 1e9 + at
         job = {"ingest_id": ingest_id, "tenant": tenant, "file": f"{tenant}-{at}.csv", "bytes": 1,
-               "admitted_at": 1e9 + at, "priority": level, slots.LEASE_KEY: lease}
+               "admitted_at": admitted, "priority": level, slots.LEASE_KEY: lease}
         pipe.hset(names.SLOTS_QUEUED_JOBS, ingest_id, json.dumps(job))
-        pipe.zadd(names.SLOTS_QUEUED, {ingest_id: priorities.rank(level, job["admitted_at"])})
+        pipe.zadd(names.SLOTS_QUEUED, {ingest_id: priorities.rank(level, admitted)})
         ids.append(ingest_id)
     pipe.execute()
     return ids
