@@ -44,6 +44,7 @@ DEFAULT_MAX_RESENDS = 3  # times the sweeper sends one lost task again before th
 # is given up with reason worker_lost. High on purpose: under chaos a pool is killed every few
 # seconds, and a task that was merely unlucky must not be given up.
 DEFAULT_MAX_REDELIVERIES = 10
+DEFAULT_SLOT_LEASE_SECONDS = 30.0  # a dead worker's batch slot is free again this long after its last renewal
 # Kafka topics: replicas of each partition, and how many must have a write before it counts. One
 # and one fit the local one-broker stack; a real cluster wants 3 and 2.
 DEFAULT_TOPIC_REPLICATION = 1
@@ -222,6 +223,10 @@ class Settings:
     stream_bridges: int = 1  # bridge processes per stream tenant, in its one consumer group
     max_resends: int = DEFAULT_MAX_RESENDS
     max_redeliveries: int = DEFAULT_MAX_REDELIVERIES
+    # Batch slots (batch/slots.py): files running at once, platform-wide (0: no limit), and how long
+    # a slot outlives the last renewal of its file's worker.
+    batch_slots: int = 0
+    slot_lease_seconds: float = DEFAULT_SLOT_LEASE_SECONDS
     # Per-tenant staging folders: tenant -> the uid that must own a file in staging/<tenant>/
     # (empty: no owner check); flat_staging False refuses files directly in staging/.
     staging_owners: tuple[tuple[str, int], ...] = ()
@@ -294,6 +299,8 @@ class Settings:
             stream_bridges=bridges,
             max_resends=int(resends),
             max_redeliveries=int(redeliveries),
+            batch_slots=_count(env, "MYSIMBDP_BATCH_SLOTS", 0) if env.get("MYSIMBDP_BATCH_SLOTS", "").strip() else 0,
+            slot_lease_seconds=_number(env, "MYSIMBDP_SLOT_LEASE_SECONDS", DEFAULT_SLOT_LEASE_SECONDS),
             staging_owners=_owners(env.get("MYSIMBDP_STAGING_OWNERS", "")),
             flat_staging=_flag(env, "MYSIMBDP_FLAT_STAGING", True),
             secure=secure,
