@@ -62,7 +62,7 @@ def _ingest(path: Path, fmt: Any = None, inflate_limit: int | None = None, types
     fmt = fmt or detect_format(path)
     converter = RowConverter(types, KEY)
     result = None
-    total = {"ok": 0, "refused": 0, "errors": [], "refusals": []}
+    total: dict[str, Any] = {"ok": 0, "refused": 0, "errors": [], "refusals": []}
     for chunk in plan_chunks(path, fmt, 20_000):
         result = ingest_chunk(path, fmt, chunk, converter, _count, chunk.index, inflate_limit=inflate_limit)
         total["ok"] += result.rows_ok
