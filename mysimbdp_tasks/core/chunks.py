@@ -22,7 +22,6 @@ import mmap
 import re
 from collections.abc import Generator, Iterable, Iterator
 
-from . import columnar
 from .formats import (
     BOM,
     DEFAULT_CHUNK_BYTES,
@@ -73,6 +72,8 @@ def _chunks(path: PathLike, fmt: Format, target_bytes: int, limit: int | None) -
             yield Chunk(0, 0, size, 1)
             return
         if fmt == "parquet":  # ranges of row groups, from the footer (see columnar)
+            from . import columnar  # here: pyarrow only in processes that read Parquet (see parsing)
+
             yield from columnar.iter_chunks(path, size, target_bytes)
             return
         if size == 0:
