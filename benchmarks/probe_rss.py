@@ -96,16 +96,16 @@ def make_file(fmt: str, mb: float, folder: Path) -> Path:
     out = folder / "rss.parquet"
     options = pacsv.ParseOptions(newlines_in_values=True)
     convert = pacsv.ConvertOptions(column_types={"created_utc": pa.int64()}, strings_can_be_null=False)
-    with pacsv.open_csv(text, parse_options=options, convert_options=convert) as batches:
-        with pq.ParquetWriter(out, batches.schema, compression="none") as writer:
-            pending: list[pa.RecordBatch] = []
-            for batch in batches:
-                pending.append(batch)
-                if sum(b.num_rows for b in pending) >= ROW_GROUP_ROWS:
-                    writer.write_table(pa.Table.from_batches(pending), row_group_size=ROW_GROUP_ROWS)
-                    pending = []
-            if pending:
+    with pacsv.open_csv(text, parse_options=options, convert_options=convert) as batches, \
+            pq.ParquetWriter(out, batches.schema, compression="none") as writer:
+        pending: list[pa.RecordBatch] = []
+        for batch in batches:
+            pending.append(batch)
+            if sum(b.num_rows for b in pending) >= ROW_GROUP_ROWS:
                 writer.write_table(pa.Table.from_batches(pending), row_group_size=ROW_GROUP_ROWS)
+                pending = []
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending), row_group_size=ROW_GROUP_ROWS)
     text.unlink()
     return out
 
