@@ -129,12 +129,7 @@ def read_records(
         return
     with open(path, "rb") as f:
         size = bounded_size(f, limit)
-        if chunk is None:
-            chunk = Chunk(0, 0, size, 1)
-        elif not 0 <= chunk.start_offset <= chunk.end_offset <= size:
-            # Planned on a longer file: it was truncated or replaced since, so those bytes are gone.
-            raise FileChangedError(f"chunk {chunk.index} (bytes {chunk.start_offset}..{chunk.end_offset}) "
-                                   f"does not fit a file of {size} bytes; it changed after planning")
+        chunk = _fitted(chunk, size)
         if fmt == "csv":
             # The csv module's default limit is 128 KiB per field; a reddit body can be longer. The
             # limit is process-wide, so it is set where CSV is read rather than as an import side effect.
@@ -148,17 +143,24 @@ def read_records(
             raise ValueError(f"unknown format {fmt!r}")
 
 
+def _fitted(chunk: Chunk | None, size: int) -> Chunk:
+    """``chunk``, checked against the file's size; the whole file for None."""
+    if chunk is None:
+        return Chunk(0, 0, size, 1)
+    if not 0 <= chunk.start_offset <= chunk.end_offset <= size:
+        # Planned on a longer file: it was truncated or replaced since, so those bytes are gone.
+        raise FileChangedError(f"chunk {chunk.index} (bytes {chunk.start_offset}..{chunk.end_offset}) "
+                               f"does not fit a file of {size} bytes; it changed after planning")
+    return chunk
+
+
 def _packed_records(path: PathLike, fmt: Format, chunk: Chunk | None, read_size: int, limit: int | None,
                     header: list[list[str]], inflate_limit: int | None,
                     typed: Typed | None) -> Iterator[tuple[int, Any, str | None]]:
     """Records of a Parquet file (by row group) or a gzip file (one chunk, inflated as a stream)."""
     with open(path, "rb") as f:
         size = bounded_size(f, limit)
-    if chunk is None:
-        chunk = Chunk(0, 0, size, 1)
-    elif not 0 <= chunk.start_offset <= chunk.end_offset <= size:
-        raise FileChangedError(f"chunk {chunk.index} (bytes {chunk.start_offset}..{chunk.end_offset}) "
-                               f"does not fit a file of {size} bytes; it changed after planning")
+    chunk = _fitted(chunk, size)
     if fmt == "parquet":
         # Imported here: pyarrow (and numpy) in every worker's heap made the CSV path's CPU per row ~5 % higher.
         from . import columnar
