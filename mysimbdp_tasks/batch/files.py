@@ -54,6 +54,13 @@ def _open(job: dict[str, Any]) -> tuple[Tenant, Path, Jobs] | None:
     return None
 
 
+def inflate_limit(tenant: Tenant) -> int | None:
+    """The most a gzip file of ``tenant`` may inflate to: its max_file_size times MYSIMBDP_GZIP_RATIO."""
+    if tenant.batch is None:
+        return None
+    return int(tenant.batch.max_file_size_bytes * context.settings().gzip_ratio)
+
+
 def start(job: dict[str, Any], dispatch: Dispatch) -> None:
     """Plan the file; ingest it here if it is one chunk, else fan chunks out to the tenant's pool
     as the scan finds them: the first chunks run while the rest of a large file is still planned."""
@@ -64,7 +71,7 @@ def start(job: dict[str, Any], dispatch: Dispatch) -> None:
     started = time.time()
     try:
         job = {**job, **_pinned(job, path)}
-        fmt = detect_format(path)
+        fmt = detect_format(path, inflate_limit=inflate_limit(tenant))
         planned = iter_chunks(path, fmt, context.settings().chunk_bytes, limit=job["bytes"])
         first = next(planned)
     except PermanentIngestError as exc:
@@ -142,7 +149,8 @@ def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
     t0 = time.perf_counter()
     try:
         sink = context.sink(tenant)  # its encoder converts rows straight to the bytes it writes
-        result = ingest_chunk(path, job["fmt"], c, sink.encoder, sink.write, c.index, limit=job["bytes"])
+        result = ingest_chunk(path, job["fmt"], c, sink.encoder, sink.write, c.index, limit=job["bytes"],
+                              inflate_limit=inflate_limit(tenant))
         outcome = result.to_dict()
     except PermanentIngestError as exc:
         outcome = _failed_chunk(c.index, exc)

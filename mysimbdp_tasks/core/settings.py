@@ -215,6 +215,8 @@ class Settings:
     topic_replication: int = DEFAULT_TOPIC_REPLICATION  # replicas of each partition of the platform's topics
     topic_min_insync: int = DEFAULT_TOPIC_MIN_INSYNC  # min.insync.replicas of those topics
     chunk_bytes: int = 8 * 1024 * 1024
+    # A gzip file may inflate to at most this many times its tenant's max_file_size (a bomb is refused).
+    gzip_ratio: float = 20.0
     visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
     stall_seconds: float = 60.0
     report_every: float = 5.0  # seconds per reporting window of the stream workers
@@ -275,6 +277,7 @@ class Settings:
             raise SettingsError(f"MYSIMBDP_TOPIC_MIN_INSYNC: {topic_min_insync} is more than "
                                 f"MYSIMBDP_TOPIC_REPLICATION ({topic_replication}): no write could be acknowledged")
         chunk_mb = _number(env, "MYSIMBDP_CHUNK_MB", 8)
+        gzip_ratio = _number(env, "MYSIMBDP_GZIP_RATIO", 20)
         visibility = _count(env, "MYSIMBDP_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT)  # whole seconds
         stall = _number(env, "MYSIMBDP_STALL_SECONDS", 60)
         report_every = _number(env, "MYSIMBDP_REPORT_EVERY", 5)
@@ -307,6 +310,7 @@ class Settings:
             stall_seconds=stall,
             report_every=report_every,
             chunk_bytes=int(chunk_mb * 1024 * 1024),
+            gzip_ratio=gzip_ratio,
             visibility_timeout=visibility,
             home=home,
             redis_url=redis_url,

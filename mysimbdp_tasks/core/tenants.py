@@ -31,9 +31,9 @@ from .keys import PrimaryKey, parse_key
 
 MB = 1024 * 1024
 TENANT_NAME = re.compile(r"^[a-z][a-z0-9]{0,31}$")  # no '-' or '_': those end the name in file names
-FILE_TYPES = (".csv", ".json", ".jsonl", ".ndjson")
+FILE_TYPES = (".csv", ".json", ".jsonl", ".ndjson", ".parquet", ".csv.gz", ".json.gz", ".jsonl.gz", ".ndjson.gz")
 # Two names of one format: a tenant allowed either may stage files with either extension.
-ALIASES = {".jsonl": ".ndjson", ".ndjson": ".jsonl"}
+ALIASES = {".jsonl": ".ndjson", ".ndjson": ".jsonl", ".jsonl.gz": ".ndjson.gz", ".ndjson.gz": ".jsonl.gz"}
 
 # Optional platform settings and their defaults (documented in README, "Tenant configuration").
 DEFAULTS: dict[str, Any] = {
