@@ -27,7 +27,7 @@ from ..services import context, outputs, telemetry
 from ..services import events as metrics
 from ..services.dispatch import Dispatch
 from ..services.quotas import Quotas
-from . import folders
+from . import folders, slots
 from .jobs import Jobs
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,13 @@ def _open(job: dict[str, Any]) -> tuple[Tenant, Path, Jobs] | None:
     return None
 
 
+def inflate_limit(tenant: Tenant) -> int | None:
+    """The most a gzip file of ``tenant`` may inflate to: its max_file_size times MYSIMBDP_GZIP_RATIO."""
+    if tenant.batch is None:
+        return None
+    return int(tenant.batch.max_file_size_bytes * context.settings().gzip_ratio)
+
+
 def start(job: dict[str, Any], dispatch: Dispatch) -> None:
     """Plan the file; ingest it here if it is one chunk, else fan chunks out to the tenant's pool
     as the scan finds them: the first chunks run while the rest of a large file is still planned."""
@@ -66,7 +73,7 @@ def start(job: dict[str, Any], dispatch: Dispatch) -> None:
     started = time.time()
     try:
         job = {**job, **_pinned(job, path)}
-        fmt = detect_format(path)
+        fmt = detect_format(path, inflate_limit=inflate_limit(tenant))
         planned = iter_chunks(path, fmt, context.settings().chunk_bytes, limit=job["bytes"])
         first = next(planned)
     except PermanentIngestError as exc:
@@ -157,7 +164,8 @@ def _ingest(tenant: Tenant, job: dict[str, Any], path: Path, c: Chunk, send: out
     """The chunk's outcome; with extra sinks, the rows its table accepted go on to each of them."""
     sink = context.sink(tenant)  # its encoder converts rows straight to the bytes it writes
     if not tenant.sinks:
-        return ingest_chunk(path, job["fmt"], c, sink.encoder, sink.write, c.index, limit=job["bytes"]).to_dict()
+        return ingest_chunk(path, job["fmt"], c, sink.encoder, sink.write, c.index, limit=job["bytes"],
+                            inflate_limit=inflate_limit(tenant)).to_dict()
     tee = deliveries.Tee(sink.encoder)
     refused: list[int] = []
 
@@ -167,7 +175,8 @@ def _ingest(tenant: Tenant, job: dict[str, Any], path: Path, c: Chunk, send: out
             refuse(position, reason, detail)
         return sink.write(rows, both)
 
-    outcome = ingest_chunk(path, job["fmt"], c, cast(RowConverter, tee), write, c.index, limit=job["bytes"]).to_dict()
+    outcome = ingest_chunk(path, job["fmt"], c, cast(RowConverter, tee), write, c.index, limit=job["bytes"],
+                           inflate_limit=inflate_limit(tenant)).to_dict()
     records = deliveries.accepted(tee.records, refused)
     outcome["sinks"] = {sinks.PRIMARY: deliveries.outcome(outcome["rows_ok"], outcome["rows_ok"], "delivered"),
                         **outputs.fan_out(tenant, {s.name: records for s in tenant.sinks},
@@ -294,6 +303,8 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
     _log_events(settings.logs, receipt, final)
     telemetry.file_finished(tenant.name, status, results, job["admitted_at"], finished)
     jobs.finalized(ingest_id)
+    if slots.LEASE_KEY in job:
+        slots.give_back(jobs.redis, ingest_id)
 
 
 def _log_events(logs: Path, receipt: dict[str, Any], final: Path) -> None:

@@ -36,6 +36,7 @@ class Tee:
     def __init__(self, inner: RowConverter) -> None:
         self.inner = inner
         self.records: list[dict[str, Any]] = []
+        self.columns, self.types, self.key_columns = inner.columns, inner.types, inner.key_columns
 
     def convert(self, record: Mapping[str, Any]) -> Any:
         row = self.inner.convert(record)
