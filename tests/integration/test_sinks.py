@@ -25,6 +25,7 @@ from mysimbdp_tasks.core import sinks
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
 from mysimbdp_tasks.services import provisioning, topics
+from producers.batch import wrangle
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +42,7 @@ def platform(stream_tenant: Any, settings: Settings, tmp_path: Path) -> Any:
     started: list[Platform] = []
 
     def start() -> Platform:
-        tenant = stream_tenant("tenant1", sinks=SINKS)
+        tenant = stream_tenant("tenant1", sinks=SINKS, file_type=[".json", ".parquet"])
         p = Platform(settings, tenant, tmp_path / "home")
         p.start_worker()
         p.start_watcher()
@@ -126,6 +127,20 @@ def test_a_file_and_a_stream_land_in_every_sink_with_equal_row_sets(platform: An
     assert len(feed) == len(lake) == len(want)  # each row once: nothing repeated
     dates = {part.parent.name for part in (p.home / "lake" / tenant.name / "lake").glob("date=*/part-*.parquet")}
     assert all(d.startswith("date=20") for d in dates)
+
+
+def test_a_parquet_file_lands_in_every_sink(platform: Any, settings: Settings, cassandra_session: Any,
+                                            tmp_path: Path) -> None:
+    p = platform()
+    tenant = p.tenant
+    src = wrangle("tenant1", DATA / "1000rows3.json", tmp_path, fmt="parquet").path
+    _, receipt = p.final(p.stage(src, f"{tenant.name}-votes.parquet"))
+    assert receipt["status"] == "done" and receipt["rows_ok"] > 900
+    assert all(s["status"] == "delivered" for s in receipt["sinks"].values())
+    want = table_keys(cassandra_session, tenant)
+    assert len(want) == receipt["rows_ok"]
+    assert second_table_keys(cassandra_session, tenant) == want
+    assert set(topic_keys(settings, tenant)) == set(lake_keys(p.home, tenant)) == want
 
 
 def test_a_message_goes_only_to_the_sinks_it_names(platform: Any, settings: Settings, cassandra_session: Any) -> None:
