@@ -61,10 +61,10 @@ class Platform:
         self.tenant = tenant
         self.home = home
         self.concurrency = concurrency
-        self.env = {**os.environ, "MYSIMBDP_HOME": str(home), **(extra_env or {})}
+        # Private data folders unless the test shares them (MYSIMBDP_DATA_DIR in extra_env).
+        self.env = {**os.environ, "MYSIMBDP_HOME": str(home), "MYSIMBDP_DATA_DIR": str(home), **(extra_env or {})}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        # The data folders: MYSIMBDP_DATA_DIR when the platform shares them with other hosts.
-        self.data = Path(self.env.get("MYSIMBDP_DATA_DIR") or home)
+        self.data = Path(self.env["MYSIMBDP_DATA_DIR"])
         folders.Layout(self.data).ensure()
         (home / "logs").mkdir(parents=True, exist_ok=True)
 
