@@ -38,7 +38,7 @@ from mysimbdp_tasks.services import topics
 from producers.generate import generate
 from producers.stream import encode, key_for
 
-from . import harness, stream_cpu
+from . import cases, harness, stream_cpu
 from .errors import BenchmarkError
 from .resources import service_pids
 from .scale_plot import render, table
@@ -58,6 +58,7 @@ class Options:
     json_out: Path = RESULTS / "scale.json"
     plot_out: Path | None = RESULTS / "scale.png"
     note: str = ""
+    workdir: Path | None = None
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
@@ -73,12 +74,13 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     p.add_argument("--json-out", "--json", dest="json_out", type=Path, default=Options.json_out)
     p.add_argument("--plot", dest="plot_out", type=Path, default=Options.plot_out)
     p.add_argument("--no-plot", dest="plot_out", action="store_const", const=None)
+    p.add_argument("--workdir", type=Path, default=None, help="where the run makes its folder (removed after)")
     a = p.parse_args(argv)
     mb = a.mb if a.mb is not None else (1.0 if a.quick else Options.mb)
     messages = a.messages if a.messages is not None else (4_000 if a.quick else Options.messages)
     if mb <= 0 or messages < 1 or a.stream_workers < 1:
         p.error("--mb, --messages and --stream-workers must be positive")
-    return Options(a.workers, a.bridges, mb, messages, a.stream_workers, a.json_out, a.plot_out, a.note)
+    return Options(a.workers, a.bridges, mb, messages, a.stream_workers, a.json_out, a.plot_out, a.note, a.workdir)
 
 
 def _roles(settings: Settings, own: dict[str, int]) -> dict[str, stream_cpu.Role]:
@@ -100,13 +102,13 @@ def batch_case(settings: Settings, client: Any, session: Session, workdir: Path,
     harness.register(client, tenant)
     chunk_mb = max(0.05, options.mb / CHUNKS_PER_FILE)
     src = generate("tenant2", int(options.mb * 1024 * 1024), workdir / "data" / f"scale-{options.mb}.csv", seed=7)
-    warm = generate("tenant2", int(chunk_mb * 1024 * 1024 * workers * 2), workdir / "data" / "warm.csv", seed=8)
+    empty = workdir / "data" / "empty.csv"  # a header and no rows: lands nothing (see cases.warm_up)
+    empty.write_bytes(src.path.read_bytes().split(b"\n", 1)[0] + b"\n")
     try:
         with harness.Platform(settings, tenant, workdir / f"batch-{workers}", concurrency=workers,
                               env={"MYSIMBDP_CHUNK_MB": str(chunk_mb)}) as p:
-            # Warm-up: each pool process opens its Cassandra session before the timed file.
-            p.stage(warm.path, f"{tenant.name}-warm.csv")
-            p.wait_receipt(f"{tenant.name}-warm.csv", timeout=600)
+            cases.warm_up(p, empty, ".csv")  # each pool process opens its Cassandra session first
+            time.sleep(1.0)  # the watcher's claim holds back its next events briefly (cases.warm_up)
             roles = _roles(settings, {"workers": p.worker_pid, "watcher": p.procs["watcher"].pid})
             before = stream_cpu.snapshot(roles)
             renamed_at = p.stage(src.path, f"{tenant.name}-timed.csv")
@@ -116,7 +118,11 @@ def batch_case(settings: Settings, client: Any, session: Session, workdir: Path,
             raise BenchmarkError(f"batch case {workers}: the file ended {receipt.status}: {receipt.data}")
         rows = int(receipt.data["rows_ok"])
         seconds = float(receipt.data["finished_at"]) - renamed_at
-        return {"series": "batch", "workers": workers, "rows": rows, "mb": options.mb, "seconds": round(seconds, 2),
+        landed = count_rows(session, tenant)  # the warm-up files have no rows
+        if landed != src.distinct_keys:
+            raise BenchmarkError(f"batch case {workers}: {landed} rows in the table, {src.distinct_keys} distinct keys")
+        return {"series": "batch", "workers": workers, "rows": rows, "rows_in_cassandra": landed,
+                "mb": options.mb, "seconds": round(seconds, 2),
                 "rows_per_s": round(rows / seconds, 1), "chunks": receipt.data.get("chunks"),
                 **_cpu(before, after, rows)}
     finally:
@@ -161,7 +167,7 @@ def stream_case(settings: Settings, client: Any, session: Session, workdir: Path
             raise BenchmarkError(f"stream case {bridges}: {landed} rows of {options.messages} messages")
         seconds = after.at - before.at
         return {"series": "stream", "bridges": bridges, "partitions": bridges, "workers": options.stream_workers,
-                "messages": options.messages, "seconds": round(seconds, 2),
+                "messages": options.messages, "rows_in_cassandra": landed, "seconds": round(seconds, 2),
                 "msgs_per_s": round(options.messages / seconds, 1), **_cpu(before, after, options.messages)}
     finally:
         backlog.close()
@@ -172,7 +178,7 @@ def main(settings: Settings, argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     started, load_before = time.time(), os.getloadavg()
     client, cluster, session = harness.connect(settings)
-    workdir = harness.work_folder(None, "bench-scale-")
+    workdir = harness.work_folder(options.workdir, "bench-scale-")
     cases = []
     try:
         for n in options.workers:
