@@ -25,7 +25,7 @@ from ..services import context, telemetry
 from ..services import events as metrics
 from ..services.dispatch import Dispatch
 from ..services.quotas import Quotas
-from . import folders
+from . import folders, slots
 from .jobs import Jobs
 
 log = logging.getLogger(__name__)
@@ -270,6 +270,8 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
     _log_events(settings.logs, receipt, final)
     telemetry.file_finished(tenant.name, status, results, job["admitted_at"], finished)
     jobs.finalized(ingest_id)
+    if slots.LEASE_KEY in job:
+        slots.give_back(jobs.redis, ingest_id)
 
 
 def _log_events(logs: Path, receipt: dict[str, Any], final: Path) -> None:
