@@ -258,6 +258,7 @@ class Settings:
     # names this host's processes towards the others (worker pools are ``<tenant>@<node>``).
     data_dir: Path | None = None
     node_name: str = ""
+    control: bool = True  # the supervisor runs the monitor and the manager (False: another host does)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -304,6 +305,7 @@ class Settings:
         return cls(
             data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
             node_name=_node_name(env),
+            control=_flag(env, "MYSIMBDP_CONTROL", True),
             metrics_addr=metrics_addr,
             flower_address=flower.address(env.get("MYSIMBDP_FLOWER_ADDRESS", flower.DEFAULT_ADDRESS),
                                           "MYSIMBDP_FLOWER_ADDRESS"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -44,3 +45,15 @@ def test_the_node_name_defaults_to_the_host_name() -> None:
 def test_a_node_name_that_cannot_end_a_worker_name_is_refused(bad: str) -> None:
     with pytest.raises(SettingsError, match="MYSIMBDP_NODE_NAME"):
         Settings.from_env({"MYSIMBDP_NODE_NAME": bad})
+
+
+def test_a_host_without_control_runs_its_watcher_pools_and_bridges_but_no_monitor_or_manager() -> None:
+    from mysimbdp_tasks.control import processes
+    from mysimbdp_tasks.core import tenants
+
+    shipped = json.loads((Path(__file__).resolve().parents[2] / "tenants" / "tenants.json").read_text())
+    t1 = tenants.parse({"t1": shipped["tenant1"]})["t1"]  # batch and stream
+    assert not Settings.from_env({"MYSIMBDP_CONTROL": "0"}).control and Settings.from_env({}).control
+    ingest_host = {p.name for p in processes.wanted([t1], control=False)}
+    assert ingest_host == {"watcher", "worker-t1", "bridge-t1"}
+    assert {"monitor", "manager"} <= {p.name for p in processes.wanted([t1])}
