@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 
 
 def _checked_path(job: dict[str, Any]) -> Path:
-    """The job's file, which must be inside processing/<tenant>/ of this platform's home."""
-    home = context.settings().home
+    """The job's file, which must be inside processing/<tenant>/ of this platform's data folders."""
+    home = context.settings().data
     path = Path(job["path"]).resolve()
     own = (home / folders.PROCESSING / job["tenant"]).resolve()
     if path.parent != own:
@@ -267,7 +267,7 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
         status, reason = "failed", "no_rows"
     path = _checked_path(job)
     stage = folders.DONE if status == "done" else folders.FAILED
-    folder = folders.Layout(settings.home).folder(stage, tenant.name)
+    folder = folders.Layout(settings.data).folder(stage, tenant.name)
     folder.mkdir(parents=True, exist_ok=True)
     final = Path(jobs.final_path(ingest_id, str(folders.final_path(folder, ingest_id, job["file"]))))
     rows = total["rows_ok"] + total["rows_refused"]

@@ -71,7 +71,7 @@ class Watcher:
         self.redis = client
         self.dispatch = dispatch
         self.stable_seconds = stable_seconds
-        self.layout = folders.Layout(settings.home)
+        self.layout = folders.Layout(settings.data)
         self.layout.ensure()
         self.staging = self.layout.folder(folders.STAGING).resolve()
         self.quotas = Quotas(client)

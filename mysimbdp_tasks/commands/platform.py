@@ -102,7 +102,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     app = make_app(settings)
     telemetry.pool_size(tenant.name, args.concurrency)
 
-    argv = ["worker", "-Q", f"{tenant.batch_queue},{tenant.stream_queue}", "-n", f"{tenant.name}@%h",
+    argv = ["worker", "-Q", f"{tenant.batch_queue},{tenant.stream_queue}", "-n", f"{tenant.name}@{settings.node}",
             "--loglevel", "INFO", "-E", "--without-gossip", "--without-mingle"]
     argv += ["--autoscale", f"{args.autoscale}"] if args.autoscale else ["--concurrency", str(args.concurrency)]
     app.worker_main(argv)
@@ -121,7 +121,7 @@ def watch(settings: Settings, args: argparse.Namespace) -> int:
     stop = stop_event()
     # The sweeper runs beside intake, in its own thread with its own Redis client and Celery app,
     # so however long a sweep of a large backlog takes, staged files are admitted meanwhile.
-    processing = folders.Layout(settings.home).folder(folders.PROCESSING).resolve()
+    processing = folders.Layout(settings.data).folder(folders.PROCESSING).resolve()
     sweeper = Sweeper(redis_client(settings), processing, Dispatch(make_app(settings)), settings.stall_seconds,
                       settings.max_resends)
     sweeping = threading.Thread(target=sweeper.run, args=(stop,), name="sweeper", daemon=True)

@@ -69,7 +69,7 @@ def file_outcomes(settings: Settings, tenant: str) -> dict[str, Any]:
     """Counts of files by final state, and rejection reasons, from the receipts on disk."""
     import json
 
-    layout = folders.Layout(settings.home)
+    layout = folders.Layout(settings.data)
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     rows: Counter[str] = Counter()
@@ -97,7 +97,7 @@ def rows_in_table(session: Session, tenant: Tenant) -> int:
 
 def pending_files(settings: Settings) -> int:
     """Files in staging or processing: work not finished yet."""
-    layout = folders.Layout(settings.home)
+    layout = folders.Layout(settings.data)
     n = 0
     for stage in (folders.STAGING, folders.PROCESSING):
         root = layout.folder(stage)

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +125,14 @@ def _replication(env: Mapping[str, str]) -> str:
     if not m or any(int(rf) < 1 for rf in re.findall(r"[:=](\d+)", text)):
         raise SettingsError(f"MYSIMBDP_REPLICATION: expected 'SimpleStrategy:RF' or "
                             f"'NetworkTopologyStrategy:dc1=RF,dc2=RF' with RF at least 1, got {text!r}")
+    return text
+
+
+def _node_name(env: Mapping[str, str]) -> str:
+    """MYSIMBDP_NODE_NAME: letters, digits, '.', '_' and '-' (it ends Celery node names and log lines)."""
+    text = env.get("MYSIMBDP_NODE_NAME", "").strip()
+    if text and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text):
+        raise SettingsError(f"MYSIMBDP_NODE_NAME: expected letters, digits, '.', '_' or '-', got {text!r}")
     return text
 
 
@@ -245,6 +254,13 @@ class Settings:
     # ``platform:admin`` for the platform's processes, ``tenant:<name>`` for a tenant's worker pool.
     secure: bool = False
     principal: str = "platform:admin"
+    # Several hosts (docs/deploy.md): the data folders (staging, processing, done, failed, rejected)
+    # live in ``data_dir``, a file system every host mounts at the same path; run state and logs stay
+    # in ``home``, one per host. None: the data folders are in ``home`` (one host). ``node_name``
+    # names this host's processes towards the others (worker pools are ``<tenant>@<node>``).
+    data_dir: Path | None = None
+    node_name: str = ""
+    control: bool = True  # the supervisor runs the monitor and the manager (False: another host does)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -288,7 +304,11 @@ class Settings:
         redeliveries = _count(env, "MYSIMBDP_MAX_REDELIVERIES", DEFAULT_MAX_REDELIVERIES)
         flower_auth, flower_auth_problem = _flower_auth(env, home)
         metrics_addr = _hostport(env.get("MYSIMBDP_METRICS_ADDR", DEFAULT_METRICS_ADDR), "MYSIMBDP_METRICS_ADDR", 9464)
+        data_dir = env.get("MYSIMBDP_DATA_DIR", "").strip()
         return cls(
+            data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
+            node_name=_node_name(env),
+            control=_flag(env, "MYSIMBDP_CONTROL", True),
             metrics_addr=metrics_addr,
             flower_address=flower.address(env.get("MYSIMBDP_FLOWER_ADDRESS", flower.DEFAULT_ADDRESS),
                                           "MYSIMBDP_FLOWER_ADDRESS"),
@@ -336,10 +356,20 @@ class Settings:
     def staging_owner(self, tenant: str) -> int | None:
         return dict(self.staging_owners).get(tenant)
 
-    # Folders under MYSIMBDP_HOME -------------------------------------------------------------
+    # Folders: the data folders are shared by every host, the rest is this host's own ----------
+    @property
+    def data(self) -> Path:
+        """The root of staging/, processing/, done/, failed/ and rejected/: MYSIMBDP_DATA_DIR, else the home."""
+        return self.data_dir or self.home
+
+    @property
+    def node(self) -> str:
+        """This host's name among the platform's hosts: MYSIMBDP_NODE_NAME, else the machine's host name."""
+        return self.node_name or socket.gethostname()
+
     @property
     def staging(self) -> Path:
-        return self.home / "staging"
+        return self.data / "staging"
 
     @property
     def logs(self) -> Path:
