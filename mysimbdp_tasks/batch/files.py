@@ -19,9 +19,10 @@ from typing import Any
 from ..core.chunks import iter_chunks
 from ..core.errors import FileChangedError, PermanentIngestError, TenantError
 from ..core.formats import Chunk, detect_format
-from ..core.rows import ChunkResult, ingest_chunk, summarize
+from ..core.quality import describe as quality_receipt
+from ..core.rows import ChunkResult, checked, ingest_chunk, summarize
 from ..core.tenants import Tenant
-from ..services import context, telemetry
+from ..services import context, quality_metrics, telemetry
 from ..services import events as metrics
 from ..services.dispatch import Dispatch
 from ..services.quotas import Quotas
@@ -142,7 +143,8 @@ def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
     t0 = time.perf_counter()
     try:
         sink = context.sink(tenant)  # its encoder converts rows straight to the bytes it writes
-        result = ingest_chunk(path, job["fmt"], c, sink.encoder, sink.write, c.index, limit=job["bytes"])
+        converter, check = checked(tenant, sink.encoder)  # with quality rules, values the rules read
+        result = ingest_chunk(path, job["fmt"], c, converter, sink.write, c.index, limit=job["bytes"], check=check)
         outcome = result.to_dict()
     except PermanentIngestError as exc:
         outcome = _failed_chunk(c.index, exc)
@@ -254,6 +256,8 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
         },
         "quota_refunded": False,
     }
+    if total["quality"] is not None:
+        receipt["quality"] = quality_receipt(tenant.quality, total["quality"])
     if job.get("retry_of"):
         receipt["retry_of"] = job["retry_of"]  # `mysimbdp files retry`: the ingestion this one retries
     if job.get("grown_to"):
@@ -267,8 +271,11 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
     if path.exists():
         folders.place(path, final)  # exclusive: never replaces a file of the same name
     metrics.record_batch(context.session(), tenant, receipt)
+    if "quality" in receipt:
+        quality_metrics.record(context.session(), tenant, "file", ingest_id, started, total["quality"], job["file"])
     _log_events(settings.logs, receipt, final)
     telemetry.file_finished(tenant.name, status, results, job["admitted_at"], finished)
+    telemetry.quality_checked(tenant.name, "batch", tenant.quality.actions, total["quality"])
     jobs.finalized(ingest_id)
 
 
