@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -92,9 +93,8 @@ def test_expressions_report_the_columns_they_read() -> None:
     ("ups == 'x' ; drop table", "unexpected"),
 ])
 def test_hostile_or_wrong_expressions_are_refused_with_a_reason(text: str, says: str) -> None:
-    with pytest.raises(ValueError, match=None) as info:
+    with pytest.raises(ValueError, match=re.escape(says)):
         expressions.compile_expression(text, COLUMNS)
-    assert says in str(info.value), str(info.value)
 
 
 def test_expressions_never_reach_eval(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -245,7 +245,8 @@ def test_a_chunk_refuses_and_tags_by_rule_with_line_numbers(tmp_path: Path) -> N
     total = summarize([result.to_dict(), {**result.to_dict(), "index": 1}])
     assert total["quality"] == {"checked": 6, "failed": {"deleted_body": 2, "named": 2}}
     assert quality.describe(tenant.quality, total["quality"]) == {
-        "checked": 6, "rules": {"deleted_body": {"action": "tag", "failed": 2}, "named": {"action": "refuse", "failed": 2}}}
+        "checked": 6,
+        "rules": {"deleted_body": {"action": "tag", "failed": 2}, "named": {"action": "refuse", "failed": 2}}}
 
 
 def test_a_tenant_without_rules_keeps_the_sinks_encoder_and_no_checker() -> None:
