@@ -35,7 +35,7 @@ RULES = {
     "sane_score": {"check": "score <= ups", "action": "tag"},
 }
 GOOD = {"created_utc": 1430458939, "ups": 60, "subreddit": "a", "author": "alice", "score": 60}
-RECORDS = [
+RECORDS: list[dict[str, Any]] = [
     {**GOOD, "id": "g1"},  # lands
     {**GOOD, "id": "r2", "ups": 10, "score": 10},  # refused: popular
     {**GOOD, "id": "r3", "author": None},  # refused: has_author
