@@ -169,12 +169,25 @@ def test_a_row_fails_every_rule_it_breaks_and_is_refused_by_the_first_refuse_rul
     assert counts["failed"] == {"tagged": 1, "first": 1, "second": 1}
 
 
-def test_a_catastrophic_pattern_is_stopped_by_its_timeout_and_long_values_are_not_matched() -> None:
-    spec = {"evil": {"column": "body", "regex": "(a|aa)+$", "action": "refuse"}}
-    out, _ = verdicts(spec, row(body="a" * 40 + "!"), row(body="a" * (quality.MAX_MATCHED + 1)), row(body="aaa"))
-    assert out[0] is not None and "took over" in out[0][1]
-    assert out[1] is not None and "not matched" in out[1][1]
-    assert out[2] is None
+@pytest.mark.parametrize(("pattern", "says"), [
+    ("(a+)+$", "a repetition inside a repetition"),
+    ("(a|aa)+", "alternatives inside a repetition"),
+    ("([a-z]*)*", "a repetition inside a repetition"),
+    ("(x+x+)+y", "a repetition inside a repetition"),
+    ("(a)\\1", "a back-reference"),
+])
+def test_patterns_that_backtrack_without_end_are_refused(pattern: str, says: str) -> None:
+    _, problems = rules({"evil": {"column": "body", "regex": pattern, "action": "refuse"}})
+    assert len(problems) == 1 and says in problems[0], problems
+
+
+def test_safe_patterns_match_whole_values_and_long_values_are_not_matched() -> None:
+    spec = {"shape": {"column": "body", "regex": "[a-z]+(-[a-z])?|(foo|bar)", "action": "refuse"}}
+    out, _ = verdicts(spec, row(body="abc-d"), row(body="bar"), row(body="abc!"),
+                      row(body="a" * (quality.MAX_MATCHED + 1)))
+    assert out[0] is None and out[1] is None
+    assert out[2] == ("quality:shape", "column 'body' does not match '[a-z]+(-[a-z])?|(foo|bar)'")
+    assert out[3] is not None and "not matched" in out[3][1]
 
 
 @pytest.mark.parametrize(("spec", "says"), [
