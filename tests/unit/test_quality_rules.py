@@ -279,3 +279,16 @@ def test_the_quality_command_adds_up_files_and_windows_per_rule() -> None:
     assert out[0]["files"] == {"count": 2, "checked": 1010, "failed": 986}
     assert out[0]["stream"] == {"count": 1, "checked": 50, "failed": 40}
     assert out[1]["files"]["count"] == 0
+
+
+def test_prometheus_rule_labels_are_the_tenants_rules_or_other() -> None:
+    from mysimbdp_tasks.services import telemetry
+
+    def failed(rule: str, action: str) -> float:
+        return telemetry.QUALITY_FAILED.labels("tq", "batch", rule, action)._value.get()  # noqa: SLF001
+
+    before = failed("popular", "refuse"), failed("other", "other")
+    telemetry.quality_checked("tq", "batch", {"popular": "refuse"},
+                              {"checked": 10, "failed": {"popular": 3, "made_up_name": 2}})
+    assert (failed("popular", "refuse") - before[0], failed("other", "other") - before[1]) == (3, 2)
+    assert telemetry.reason_label("quality:popular") == "quality"
