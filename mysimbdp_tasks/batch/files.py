@@ -26,7 +26,7 @@ from ..services import context, quality_metrics, telemetry
 from ..services import events as metrics
 from ..services.dispatch import Dispatch
 from ..services.quotas import Quotas
-from . import folders
+from . import folders, slots
 from .jobs import Jobs
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,13 @@ def _open(job: dict[str, Any]) -> tuple[Tenant, Path, Jobs] | None:
     return None
 
 
+def inflate_limit(tenant: Tenant) -> int | None:
+    """The most a gzip file of ``tenant`` may inflate to: its max_file_size times MYSIMBDP_GZIP_RATIO."""
+    if tenant.batch is None:
+        return None
+    return int(tenant.batch.max_file_size_bytes * context.settings().gzip_ratio)
+
+
 def start(job: dict[str, Any], dispatch: Dispatch) -> None:
     """Plan the file; ingest it here if it is one chunk, else fan chunks out to the tenant's pool
     as the scan finds them: the first chunks run while the rest of a large file is still planned."""
@@ -65,7 +72,7 @@ def start(job: dict[str, Any], dispatch: Dispatch) -> None:
     started = time.time()
     try:
         job = {**job, **_pinned(job, path)}
-        fmt = detect_format(path)
+        fmt = detect_format(path, inflate_limit=inflate_limit(tenant))
         planned = iter_chunks(path, fmt, context.settings().chunk_bytes, limit=job["bytes"])
         first = next(planned)
     except PermanentIngestError as exc:
@@ -144,7 +151,8 @@ def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
     try:
         sink = context.sink(tenant)  # its encoder converts rows straight to the bytes it writes
         converter, check = checked(tenant, sink.encoder)  # with quality rules, values the rules read
-        result = ingest_chunk(path, job["fmt"], c, converter, sink.write, c.index, limit=job["bytes"], check=check)
+        result = ingest_chunk(path, job["fmt"], c, converter, sink.write, c.index, limit=job["bytes"],
+                              inflate_limit=inflate_limit(tenant), check=check)
         outcome = result.to_dict()
     except PermanentIngestError as exc:
         outcome = _failed_chunk(c.index, exc)
@@ -277,6 +285,8 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
     telemetry.file_finished(tenant.name, status, results, job["admitted_at"], finished)
     telemetry.quality_checked(tenant.name, "batch", tenant.quality.actions, total["quality"])
     jobs.finalized(ingest_id)
+    if slots.LEASE_KEY in job:
+        slots.give_back(jobs.redis, ingest_id)
 
 
 def _log_events(logs: Path, receipt: dict[str, Any], final: Path) -> None:

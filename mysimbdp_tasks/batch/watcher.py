@@ -44,6 +44,7 @@ from .claims import OUTAGES as _OUTAGES
 from .jobs import Jobs
 from .routing import owner_refusal, tenant_of
 from .schedule import Schedule
+from .slots import Slots
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,9 @@ class Watcher:
         self.quotas = Quotas(client)
         self.jobs = Jobs(client)
         self.registry = Registry(client)
-        self.schedule = Schedule(client, self.jobs, dispatch)
+        self.slots = (Slots(client, self.jobs, dispatch, settings.batch_slots, settings.slot_lease_seconds)
+                      if settings.batch_slots else None)
+        self.schedule = Schedule(client, self.jobs, dispatch, self.slots)
         self._seen: dict[Path, tuple[int, int, float]] = {}
         self._complete: set[Path] = set()
         self._lock = threading.Lock()
@@ -359,6 +362,8 @@ class Watcher:
             while not stop.is_set():
                 wait.call(self.scan, resume=self.recover)
                 wait.call(lambda: self.schedule.release_due(self.tenants()))
+                if self.slots is not None:
+                    wait.call(self.slots.release_due)
                 self._wake.wait(interval)
                 self._wake.clear()
         except Stopping:

@@ -202,7 +202,7 @@ def flower(settings: Settings, args: argparse.Namespace) -> int:
     from ..services.registry import Registry
     from ..worker.celery_app import make_app
 
-    auth = options.credentials_file(args.auth_file, "--auth-file") if args.auth_file else settings.flower_auth
+    auth = options.credentials_file(args.auth_file, "--auth-file") if args.auth_file else settings.flower_users()
     plan = ui.FlowerPlan(address=args.address or settings.flower_address, port=args.port or settings.flower_port,
                          url_prefix=settings.flower_url_prefix if args.url_prefix is None else args.url_prefix,
                          auth=auth)

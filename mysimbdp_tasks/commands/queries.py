@@ -54,6 +54,17 @@ def scheduled_files(client: Any, tenant: str) -> list[dict[str, Any]]:
              "starts_at": iso(j["opens_at"])} for j in schedule.waiting(client, tenant)]
 
 
+def queued_files(client: Any, tenant: str) -> list[dict[str, Any]]:
+    """The tenant's admitted files waiting for a batch slot, next first, with their place in the
+    platform-wide queue."""
+    from ..batch import slots
+
+    return [{"file": j["file"], "ingest_id": j["ingest_id"], "bytes": j["bytes"], "priority": j["priority"],
+             "position": j["position"],
+             "admitted_at": datetime.fromtimestamp(j["admitted_at"], UTC).isoformat(timespec="seconds")}
+            for j in slots.queued(client, tenant)]
+
+
 def file_outcomes(settings: Settings, tenant: str) -> dict[str, Any]:
     """Counts of files by final state, and rejection reasons, from the receipts on disk."""
     import json

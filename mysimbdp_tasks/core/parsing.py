@@ -35,7 +35,7 @@ import io
 import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 import orjson
@@ -51,8 +51,10 @@ from .formats import (
     Record,
     bounded_size,
     detect_format,
+    is_gzip,
     unparseable,
 )
+from .gzipped import inflated
 from .jsonstream import (
     FIRST_FLAT_OBJECT,
     NEXT_FLAT_OBJECT,
@@ -72,6 +74,9 @@ _OrjsonError = orjson.JSONDecodeError
 _DIGITS_ONLY = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
 _LONG_RUN = b"0" * 19
 _WS_BYTES = re.compile(rb"[ \t\n\r]*+")
+_UNBOUNDED = 1 << 62  # the end of a stream whose length is known only at its end (gzip)
+#: A tenant's column types and key columns, for readers of typed files (Parquet).
+Typed = tuple[Mapping[str, str], Sequence[str]]
 _SHALLOW = 256  # brackets in a text shallow enough for the json module at any stack depth
 
 
@@ -93,12 +98,13 @@ def _no_long_digits(data: bytes) -> bool:
 
 def iter_records(
     path: PathLike, fmt: Format | None = None, chunk: Chunk | None = None, *, read_size: int = READ_SIZE,
-    limit: int | None = None,
+    limit: int | None = None, inflate_limit: int | None = None, typed: Typed | None = None,
 ) -> Iterator[Record]:
     """Records of a whole file, or of one ``chunk`` of it from ``chunks.plan_chunks``; with ``limit``, of
     its first ``limit`` bytes only (what was admitted: bytes appended since are not read)."""
     header: list[list[str]] = []
-    for number, data, error in read_records(path, fmt, chunk, read_size=read_size, limit=limit, header=header):
+    for number, data, error in read_records(path, fmt, chunk, read_size=read_size, limit=limit, header=header,
+                                            inflate_limit=inflate_limit, typed=typed):
         if type(data) is list:
             yield Record(number, dict(zip(header[0], data, strict=False)), None)
         else:
@@ -107,20 +113,23 @@ def iter_records(
 
 def read_records(
     path: PathLike, fmt: Format | None = None, chunk: Chunk | None = None, *, read_size: int = READ_SIZE,
-    limit: int | None = None, header: list[list[str]] | None = None,
+    limit: int | None = None, header: list[list[str]] | None = None, inflate_limit: int | None = None,
+    typed: Typed | None = None,
 ) -> Iterator[tuple[int, Any, str | None]]:
-    """What :func:`iter_records` yields, as plain ``(number, data, error)`` tuples and, for CSV, with
-    each row's fields as a list in the header's order: no dict per row on the ingest path. The
-    header is appended to ``header`` before the first row comes (a short row has fewer fields)."""
-    fmt = fmt or detect_format(path)
+    """What :func:`iter_records` yields, as plain ``(number, data, error)`` tuples and, for CSV (and
+    Parquet), with each row's fields as a list in the header's order: no dict per row on the ingest
+    path. The header is appended to ``header`` before the first row comes (a short row has fewer
+    fields). ``inflate_limit`` bounds what a gzip file may inflate to (see :mod:`gzipped`);
+    ``typed`` is the tenant's ``(column types, key columns)``, which a Parquet file is checked
+    against (see :mod:`columnar`; without it every column of the file is read)."""
+    fmt = fmt or detect_format(path, inflate_limit=inflate_limit)
+    if fmt == "parquet" or is_gzip(fmt):
+        yield from _packed_records(path, fmt, chunk, read_size, limit, [] if header is None else header,
+                                   inflate_limit, typed)
+        return
     with open(path, "rb") as f:
         size = bounded_size(f, limit)
-        if chunk is None:
-            chunk = Chunk(0, 0, size, 1)
-        elif not 0 <= chunk.start_offset <= chunk.end_offset <= size:
-            # Planned on a longer file: it was truncated or replaced since, so those bytes are gone.
-            raise FileChangedError(f"chunk {chunk.index} (bytes {chunk.start_offset}..{chunk.end_offset}) "
-                                   f"does not fit a file of {size} bytes; it changed after planning")
+        chunk = _fitted(chunk, size)
         if fmt == "csv":
             # The csv module's default limit is 128 KiB per field; a reddit body can be longer. The
             # limit is process-wide, so it is set where CSV is read rather than as an import side effect.
@@ -132,6 +141,41 @@ def read_records(
             yield from _json_records(f, chunk, size, read_size)
         else:
             raise ValueError(f"unknown format {fmt!r}")
+
+
+def _fitted(chunk: Chunk | None, size: int) -> Chunk:
+    """``chunk``, checked against the file's size; the whole file for None."""
+    if chunk is None:
+        return Chunk(0, 0, size, 1)
+    if not 0 <= chunk.start_offset <= chunk.end_offset <= size:
+        # Planned on a longer file: it was truncated or replaced since, so those bytes are gone.
+        raise FileChangedError(f"chunk {chunk.index} (bytes {chunk.start_offset}..{chunk.end_offset}) "
+                               f"does not fit a file of {size} bytes; it changed after planning")
+    return chunk
+
+
+def _packed_records(path: PathLike, fmt: Format, chunk: Chunk | None, read_size: int, limit: int | None,
+                    header: list[list[str]], inflate_limit: int | None,
+                    typed: Typed | None) -> Iterator[tuple[int, Any, str | None]]:
+    """Records of a Parquet file (by row group) or a gzip file (one chunk, inflated as a stream)."""
+    with open(path, "rb") as f:
+        size = bounded_size(f, limit)
+    chunk = _fitted(chunk, size)
+    if fmt == "parquet":
+        # Imported here: pyarrow (and numpy) in every worker's heap made the CSV path's CPU per row ~5 % higher.
+        from . import columnar
+
+        yield from columnar.read_rows(path, chunk, size, typed, header)
+        return
+    whole = Chunk(0, 0, _UNBOUNDED, 1)  # the one chunk of a gzip file, in inflated bytes
+    with inflated(path, inflate_limit, limit) as g:
+        if fmt == "csv.gz":
+            csv.field_size_limit(MAX_RECORD_BYTES)
+            yield from _csv_records(g, whole, _UNBOUNDED, read_size, header)
+        elif fmt == "jsonl.gz":
+            yield from _jsonl_records(g, whole, read_size)
+        else:
+            yield from _json_records(g, whole, _UNBOUNDED, read_size, fast=False)
 
 
 def _blocks(f: BinaryIO, start: int, end: int, read_size: int) -> Iterator[bytes]:
@@ -309,11 +353,14 @@ def _json_record(number: int, value: Any) -> Record:
     return Record(number, None, f"not_an_object: got {kind}")
 
 
-def _json_records(f: BinaryIO, chunk: Chunk, size: int, read_size: int) -> Iterator[tuple[int, Any, str | None]]:
+def _json_records(f: BinaryIO, chunk: Chunk, size: int, read_size: int,
+                  fast: bool = True) -> Iterator[tuple[int, Any, str | None]]:
     """Flat objects through orjson while they come; from the first other thing on, the json module's
-    incremental reader decides, from right after the last element read, exactly as it always did."""
+    incremental reader decides, from right after the last element read, exactly as it always did.
+    ``fast=False`` (a stream that cannot seek back, such as a gzip file): the json module reads all."""
     resume = [chunk.start_offset, chunk.first_number]
-    yield from _flat_objects(f, chunk, read_size, resume)
+    if fast:
+        yield from _flat_objects(f, chunk, read_size, resume)
     start, number = resume
     first = start == 0
     read = decoded_reader(f, start, chunk.end_offset, "utf-8-sig" if first else "utf-8")

@@ -26,7 +26,8 @@ CELERY_EXCHANGES = ("celery.pidbox", "reply.celery.pidbox", "celeryev")
 BINDING_TABLES = ("binding", "binding_permanent")
 # Platform keys named by an ingest or task id (a uuid, not the tenant): any pool may reach them.
 BY_ID_KEYS = (names.JOB_PREFIX + "*", names.JOBS_OPEN, names.REFUND_PREFIX + "*", names.ADMISSION_PREFIX + "*",
-              names.REDELIVERIES_PREFIX + "*")
+              names.REDELIVERIES_PREFIX + "*",
+              names.SLOTS_PREFIX + "*")  # batch slots: every pool renews its files' and gives them back
 REGISTRY_KEYS = (names.TENANTS, names.TENANTS_ACTIVE)  # read only
 
 

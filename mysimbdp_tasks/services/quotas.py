@@ -16,11 +16,11 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import redis
 
 from ..core import names
+from ..core.formats import extension
 from ..core.tenants import Tenant
 from .scripts import source
 
@@ -68,7 +68,7 @@ class Quotas:
         """
         ingest_id = ingest_id or uuid.uuid4().hex
         day = day or today()
-        ext = Path(file_name).suffix.lower()
+        ext = extension(file_name)  # ".csv.gz" for a gzip file
         if tenant is not None and tenant.batch is not None:
             b = tenant.batch
             allowed, max_size, max_files, max_bytes = (",".join(b.file_types), b.max_file_size_bytes,
