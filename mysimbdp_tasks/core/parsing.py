@@ -31,15 +31,18 @@ Decisions:
 from __future__ import annotations
 
 import csv
-import io
-import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 import orjson
 
+from .blocks import Flag as _Flag
+from .blocks import blocks as _blocks
+from .blocks import no_long_digits as _no_long_digits
+from .blocks import orjson_agrees as _orjson_agrees
+from .blocks import text_lines as _text_lines
 from .errors import FileChangedError
 from .formats import (
     BOM,
@@ -69,31 +72,10 @@ __all__ = ["iter_records", "read_records"]
 
 _orjson_loads = orjson.loads
 _OrjsonError = orjson.JSONDecodeError
-# A run of 19 digits, found by mapping every digit to "0" and everything else to " ": a translate and
-# a substring search run about ten times faster than a regex search for [0-9]{19}.
-_DIGITS_ONLY = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
-_LONG_RUN = b"0" * 19
 _WS_BYTES = re.compile(rb"[ \t\n\r]*+")
 _UNBOUNDED = 1 << 62  # the end of a stream whose length is known only at its end (gzip)
 #: A tenant's column types and key columns, for readers of typed files (Parquet).
 Typed = tuple[Mapping[str, str], Sequence[str]]
-_SHALLOW = 256  # brackets in a text shallow enough for the json module at any stack depth
-
-
-def _orjson_agrees(text: bytes, short_numbers: bool = False) -> bool:
-    """Whether orjson reads ``text`` exactly as the json module does, if it reads it at all.
-
-    orjson is about 3x faster. It differs on integers beyond 64 bits (it may return floats) and on
-    nesting deeper than the json module's recursion limit (it builds it); such texts, and anything
-    orjson refuses (NaN, lone surrogates, ...), go to the json module, which decides as before.
-    ``short_numbers``: the caller found no run of 19 digits in a block holding ``text``.
-    """
-    return text.count(b"[") + text.count(b"{") < _SHALLOW and (short_numbers or _no_long_digits(text))
-
-
-def _no_long_digits(data: bytes) -> bool:
-    """Whether ``data`` holds no run of 19 digits (so no integer orjson may read as a float)."""
-    return _LONG_RUN not in data.translate(_DIGITS_ONLY)
 
 
 def iter_records(
@@ -176,65 +158,6 @@ def _packed_records(path: PathLike, fmt: Format, chunk: Chunk | None, read_size:
             yield from _jsonl_records(g, whole, read_size)
         else:
             yield from _json_records(g, whole, _UNBOUNDED, read_size, fast=False)
-
-
-def _blocks(f: BinaryIO, start: int, end: int, read_size: int) -> Iterator[bytes]:
-    """``[start, end)`` in blocks of about ``read_size`` bytes that end at a line end (or at ``end``),
-    without the file's BOM. Chunk ends are line starts, so no line is cut."""
-    f.seek(start)
-    pos, carry = start, b""
-    while pos < end:
-        data = f.read(min(max(read_size, 1 << 16), end - pos))
-        if not data:
-            break
-        at_start, pos = pos == 0, pos + len(data)
-        if at_start and data.startswith(BOM):
-            data = data[len(BOM):]
-        if carry:  # a line longer than a block
-            data = carry + data
-        cut = data.rfind(b"\n") + 1 if pos < end else len(data)
-        carry = data[cut:]
-        if cut:
-            yield data[:cut]
-    if carry:
-        yield carry
-
-
-class _Flag:
-    __slots__ = ("up",)
-
-    def __init__(self) -> None:
-        self.up = False
-
-
-def _split_lines(block: bytes) -> list[bytes]:
-    lines = block.split(b"\n")
-    if lines[-1]:
-        return [line + b"\n" for line in lines[:-1]] + [lines[-1]]
-    return [line + b"\n" for line in lines[:-1]]
-
-
-def _bad_block_lines(block: bytes, bad_encoding: _Flag) -> Iterator[str]:
-    for line in _split_lines(block):
-        try:
-            yield line.decode("utf-8")
-        except UnicodeDecodeError:
-            # Keep the row's shape so the csv parser stays in step; the row is refused later.
-            bad_encoding.up = True
-            yield line.decode("utf-8", "surrogateescape")
-
-
-def _text_lines(f: BinaryIO, start: int, end: int, read_size: int, bad_encoding: _Flag) -> Iterator[str]:
-    """The text lines of ``[start, end)``: a block of valid UTF-8 is decoded at once and split by a
-    ``StringIO`` in C; only a block holding bad bytes is decoded line by line, to flag its rows."""
-    def pieces() -> Iterator[Iterable[str]]:
-        for block in _blocks(f, start, end, read_size):
-            try:
-                yield io.StringIO(block.decode("utf-8"), newline="\n")  # lines end at "\n" only
-            except UnicodeDecodeError:
-                yield _bad_block_lines(block, bad_encoding)
-
-    return itertools.chain.from_iterable(pieces())
 
 
 def _csv_header(f: BinaryIO, size: int, read_size: int) -> list[str] | None:
