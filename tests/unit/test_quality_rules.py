@@ -13,7 +13,7 @@ import pytest
 
 from mysimbdp_tasks.cli import main
 from mysimbdp_tasks.commands.quality import totals
-from mysimbdp_tasks.core import expressions, quality, tenants
+from mysimbdp_tasks.core import checks, expressions, quality, tenants
 from mysimbdp_tasks.core.errors import ConfigError
 from mysimbdp_tasks.core.formats import detect_format
 from mysimbdp_tasks.core.rows import checked, converter_for, ingest_chunk, summarize
@@ -184,7 +184,7 @@ def test_patterns_that_backtrack_without_end_are_refused(pattern: str, says: str
 def test_safe_patterns_match_whole_values_and_long_values_are_not_matched() -> None:
     spec = {"shape": {"column": "body", "regex": "[a-z]+(-[a-z])?|(foo|bar)", "action": "refuse"}}
     out, _ = verdicts(spec, row(body="abc-d"), row(body="bar"), row(body="abc!"),
-                      row(body="a" * (quality.MAX_MATCHED + 1)))
+                      row(body="a" * (checks.MAX_MATCHED + 1)))
     assert out[0] is None and out[1] is None
     assert out[2] == ("quality:shape", "column 'body' does not match '[a-z]+(-[a-z])?|(foo|bar)'")
     assert out[3] is not None and "not matched" in out[3][1]
