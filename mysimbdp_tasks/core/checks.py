@@ -36,6 +36,17 @@ _TIMES = frozenset({"timestamp", "date"})
 Check = Callable[[Any, dt.datetime], "str | None"]
 
 
+def literal(value: Any, column: str, ctype: str) -> Any:
+    """A configured value as the column's converter makes it; ValueError if it is none, or is null."""
+    try:
+        converted = CONVERTERS[ctype](value)
+    except (ValueError, TypeError, ArithmeticError) as exc:
+        raise ValueError(f"{value!r} is not a value of column {column!r} ({ctype}): {exc}") from None
+    if converted is None:
+        raise ValueError(f"{value!r} is null for column {column!r}; a rule never matches a null with a value")
+    return converted
+
+
 def build(key: str, value: Any, column: str, ctype: str, bad: Callable[[str], None]) -> Check | None:
     """One column check, or None after telling ``bad`` what to fix."""
     try:
@@ -132,16 +143,7 @@ def _choices(key: str) -> Callable[[Any, str, str], Check]:
     def build(value: Any, column: str, ctype: str) -> Check:
         if not isinstance(value, list) or not value or len(value) > MAX_CHOICES:
             raise ValueError(f"expected a list of 1 to {MAX_CHOICES} values of column {column!r}")
-        converted = set()
-        for item in value:
-            try:
-                v = CONVERTERS[ctype](item)
-            except (ValueError, TypeError, ArithmeticError) as exc:
-                raise ValueError(f"{item!r} is not a {ctype} value: {exc}") from None
-            if v is None:
-                raise ValueError(f"{item!r} is null; use not_null for nulls")
-            converted.add(v)
-        choices = frozenset(converted)
+        choices = frozenset(literal(item, column, ctype) for item in value)
         shown = ", ".join(repr(x) for x in value[:5]) + (", ..." if len(value) > 5 else "")
         if key == "one_of":
             return lambda v, _now: f"column {column!r} is not one of {shown}" if (

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .convert import CONVERTERS
+from .checks import literal
 
 __all__ = ["MAX_DEPTH", "MAX_LENGTH", "Test", "compile_expression"]
 
@@ -176,13 +176,7 @@ class _Parser:
 def _constant(value: Any, column: str, ctype: str) -> Any:
     if isinstance(value, bool) and ctype != "boolean":
         raise ValueError(f"{str(value).lower()} cannot be compared with column {column!r} of type {ctype}")
-    try:
-        converted = CONVERTERS[ctype](value)
-    except (ValueError, TypeError, ArithmeticError) as exc:
-        raise ValueError(f"{value!r} is not a value of column {column!r} ({ctype}): {exc}") from None
-    if converted is None:
-        raise ValueError(f"{value!r} is null for column {column!r}; a comparison with null is never true")
-    return converted
+    return literal(value, column, ctype)
 
 
 def _not(inner: Test) -> Test:

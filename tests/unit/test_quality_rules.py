@@ -196,7 +196,7 @@ def test_safe_patterns_match_whole_values_and_long_values_are_not_matched() -> N
     ({"x": {"column": "ups", "max_length": 3, "action": "refuse"}}, "max_length: applies to text and blob"),
     ({"x": {"column": "body", "regex": "(a", "action": "refuse"}}, "regex: bad regular expression"),
     ({"x": {"column": "body", "regex": "a" * 201, "action": "refuse"}}, "at most 200"),
-    ({"x": {"column": "ups", "one_of": ["a"], "action": "refuse"}}, "one_of: 'a' is not a int value"),
+    ({"x": {"column": "ups", "one_of": ["a"], "action": "refuse"}}, "one_of: 'a' is not a value of column 'ups' (int)"),
     ({"x": {"column": "ups", "one_of": [], "action": "refuse"}}, "expected a list of 1 to"),
     ({"x": {"column": "body", "not_in_future": True, "action": "refuse"}}, "applies to timestamp and date"),
     ({"x": {"column": "ups", "min": "5", "action": "refuse"}}, "expected a number"),
