@@ -21,9 +21,11 @@ from ..core.chunks import iter_chunks
 from ..core.convert import RowConverter
 from ..core.errors import FileChangedError, PermanentIngestError, TenantError
 from ..core.formats import Chunk, detect_format
-from ..core.rows import ChunkResult, ingest_chunk, summarize
+from ..core.quality import Checker
+from ..core.quality import describe as quality_receipt
+from ..core.rows import ChunkResult, checked, ingest_chunk, summarize
 from ..core.tenants import Tenant
-from ..services import context, outputs, telemetry
+from ..services import context, outputs, quality_metrics, telemetry
 from ..services import events as metrics
 from ..services.dispatch import Dispatch
 from ..services.quotas import Quotas
@@ -163,10 +165,11 @@ def run_chunk(job: dict[str, Any], chunk: dict[str, Any], send: outputs.Send | N
 def _ingest(tenant: Tenant, job: dict[str, Any], path: Path, c: Chunk, send: outputs.Send | None) -> dict[str, Any]:
     """The chunk's outcome; with extra sinks, the rows its table accepted go on to each of them."""
     sink = context.sink(tenant)  # its encoder converts rows straight to the bytes it writes
+    converter, check = checked(tenant, sink.encoder)  # with quality rules, values the rules read
     if not tenant.sinks:
-        return ingest_chunk(path, job["fmt"], c, sink.encoder, sink.write, c.index, limit=job["bytes"],
-                            inflate_limit=inflate_limit(tenant)).to_dict()
-    tee = deliveries.Tee(sink.encoder)
+        return ingest_chunk(path, job["fmt"], c, converter, sink.write, c.index, limit=job["bytes"],
+                            inflate_limit=inflate_limit(tenant), check=check).to_dict()
+    tee = deliveries.Tee(converter)
     refused: list[int] = []
 
     def write(rows: Iterable[Any], refuse: Any) -> int:
@@ -176,7 +179,8 @@ def _ingest(tenant: Tenant, job: dict[str, Any], path: Path, c: Chunk, send: out
         return sink.write(rows, both)
 
     outcome = ingest_chunk(path, job["fmt"], c, cast(RowConverter, tee), write, c.index, limit=job["bytes"],
-                           inflate_limit=inflate_limit(tenant)).to_dict()
+                           inflate_limit=inflate_limit(tenant),
+                           check=None if check is None else cast(Checker, deliveries.TeeCheck(check, tee))).to_dict()
     records = deliveries.accepted(tee.records, refused)
     outcome["sinks"] = {sinks.PRIMARY: deliveries.outcome(outcome["rows_ok"], outcome["rows_ok"], "delivered"),
                         **outputs.fan_out(tenant, {s.name: records for s in tenant.sinks},
@@ -287,6 +291,8 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
     }
     if tenant.sinks:
         receipt["sinks"] = deliveries.merge(results)  # per sink: rows routed, delivered, status
+    if total["quality"] is not None:
+        receipt["quality"] = quality_receipt(tenant.quality, total["quality"])
     if job.get("retry_of"):
         receipt["retry_of"] = job["retry_of"]  # `mysimbdp files retry`: the ingestion this one retries
     if job.get("grown_to"):
@@ -300,8 +306,11 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
     if path.exists():
         folders.place(path, final)  # exclusive: never replaces a file of the same name
     metrics.record_batch(context.session(), tenant, receipt)
+    if "quality" in receipt:
+        quality_metrics.record(context.session(), tenant, "file", ingest_id, started, total["quality"], job["file"])
     _log_events(settings.logs, receipt, final)
     telemetry.file_finished(tenant.name, status, results, job["admitted_at"], finished)
+    telemetry.quality_checked(tenant.name, "batch", tenant.quality.actions, total["quality"])
     jobs.finalized(ingest_id)
     if slots.LEASE_KEY in job:
         slots.give_back(jobs.redis, ingest_id)

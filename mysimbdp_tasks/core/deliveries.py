@@ -49,6 +49,23 @@ class Tee:
         return row
 
 
+class TeeCheck:
+    """A chunk's quality check when a :class:`Tee` keeps its records: a row the rules refuse never
+    reaches the writer, so its record is dropped from the Tee too and positions stay in step."""
+
+    def __init__(self, check: Any, tee: Tee) -> None:
+        self.check, self.tee = check, tee
+
+    def __call__(self, row: Any) -> tuple[str, str] | None:
+        refusal = self.check(row)
+        if refusal is not None:
+            self.tee.records.pop()
+        return refusal
+
+    def counts(self) -> dict[str, Any]:
+        return dict(self.check.counts())
+
+
 def accepted(records: Sequence[dict[str, Any]], refused: Iterable[int]) -> list[dict[str, Any]]:
     gone = set(refused)
     return [r for i, r in enumerate(records) if i not in gone]

@@ -178,3 +178,4 @@ def bridge_group(tenant: str) -> str:
 # -- Cassandra (tables in each tenant's keyspace, next to its data table) -----------------------
 BATCH_METRICS_TABLE = "batch_ingestion_metrics"
 STREAM_METRICS_TABLE = "stream_ingestion_metrics"
+QUALITY_METRICS_TABLE = "quality_metrics"

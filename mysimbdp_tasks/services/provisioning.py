@@ -19,6 +19,7 @@ from ..core import cql, names
 from ..core.cql import ident
 from ..core.errors import ProvisioningError
 from ..core.tenants import Tenant
+from . import quality_metrics
 from .cassandra import replication_map
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,8 @@ def plan(session: Session, tenant: Tenant, replication: str) -> Plan:
     else:
         _diff_table(p, existing)
     _sink_tables(session, p)
-    for metrics, ddl in ((BATCH_METRICS, BATCH_METRICS_DDL), (STREAM_METRICS, STREAM_METRICS_DDL)):
+    for metrics, ddl in ((BATCH_METRICS, BATCH_METRICS_DDL), (STREAM_METRICS, STREAM_METRICS_DDL),
+                         (quality_metrics.TABLE, quality_metrics.DDL)):
         p.statements.append(ddl.format(ks=ident(ks)))
         have = table_columns(session, ks, metrics) if existing else {}
         if not have:

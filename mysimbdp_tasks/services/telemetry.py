@@ -20,8 +20,9 @@ Design (prometheus_client's multiprocess mode, https://prometheus.github.io/clie
   gauges live in the serving process), and labels are never removed.
 
 Labels are bounded: ``tenant`` is an applied tenant's validated name (or ``_unknown`` for a file
-naming no applied tenant), ``reason`` one of :data:`REASONS` (anything else counts as ``other``),
-never a file name or message text: a label value per distinct input would be an attack on the
+naming no applied tenant), ``reason`` one of :data:`REASONS` (anything else counts as ``other``;
+``quality:<rule>`` counts as ``quality``), ``rule`` one of the tenant's validated rule names, never
+a file name or message text: a label value per distinct input would be an attack on the
 time-series database.
 """
 
@@ -77,6 +78,10 @@ ROWS_DISCARDED = Counter("mysimbdp_discarded_rows_total", "Rows of admitted file
 MESSAGES_ACCEPTED = Counter("mysimbdp_messages_accepted_total", "Messages admitted by the bridge", ["tenant"])
 MESSAGES_DISCARDED = Counter("mysimbdp_discarded_messages_total", "Messages dead-lettered (bridge and workers)",
                              ["tenant", "reason"])
+QUALITY_CHECKED = Counter("mysimbdp_quality_checked_rows_total", "Rows checked by the tenant's quality rules",
+                          ["tenant", "path"])
+QUALITY_FAILED = Counter("mysimbdp_quality_failed_rows_total", "Rows failing a quality rule (refused or tagged)",
+                         ["tenant", "path", "rule", "action"])
 SINK_RETRIES = Counter("mysimbdp_sink_retries_total", "Cassandra batches sent again after a transient failure",
                        ["tenant"])
 SINK_ROWS = Counter("mysimbdp_sink_rows_total", "Rows routed to each of a tenant's sinks, by outcome "
@@ -154,6 +159,8 @@ def tenant_label(name: str | None) -> str:
 
 
 def reason_label(reason: str) -> str:
+    if reason.startswith("quality:"):
+        return "quality"
     return reason if reason in REASONS else "other"
 
 
@@ -189,6 +196,7 @@ def file_finished(tenant: str, status: str, results: Iterable[dict[str, Any]], a
     LATENCY.labels(t, "batch").observe(max(0.0, finished_at - admitted_at))
 
 
+
 def messages_decided(tenant: str, admitted: int, refused: Iterable[str]) -> None:
     """A bridge's micro-batch: ``admitted`` messages and a reason per refused one."""
     t = tenant_label(tenant)
@@ -212,6 +220,19 @@ def messages_written(tenant: str, written: int, latencies_ms: Iterable[float], r
     latency = LATENCY.labels(t, "stream")
     for ms in latencies_ms:
         latency.observe(max(0.0, ms / 1000))
+
+
+def quality_checked(tenant: str, path: str, actions: dict[str, str], counts: dict[str, Any] | None) -> None:
+    """Rows checked and failed per rule; ``actions`` is the tenant's validated rules (rule -> action):
+    a rule label is one of them or ``other``, so labels stay bounded."""
+    if not counts:
+        return
+    t = tenant_label(tenant)
+    QUALITY_CHECKED.labels(t, path).inc(int(counts.get("checked", 0)))
+    for rule, n in (counts.get("failed") or {}).items():
+        if n > 0:
+            known = rule in actions
+            QUALITY_FAILED.labels(t, path, rule if known else "other", actions[rule] if known else "other").inc(n)
 
 
 @contextlib.contextmanager

@@ -35,9 +35,11 @@ from ..core.convert import RowConverter
 from ..core.cql import ident
 from ..core.errors import RowError, UnknownSinkError
 from ..core.names import STREAM_METRICS_TABLE as STREAM_METRICS
+from ..core.quality import Checker, merge
 from ..core.reports import Report, Window, send_report
+from ..core.rows import checked
 from ..core.tenants import Tenant
-from ..services import completions, context, deadletters, outputs, telemetry
+from ..services import completions, context, deadletters, outputs, quality_metrics, telemetry
 from ..services.deadletters import DeadLetter
 from . import wire
 
@@ -52,7 +54,8 @@ def ingest_messages(tenant_name: str, batch: dict[str, Any], task_id: str, send:
     tenant = context.tenant(tenant_name)
     messages = wire.messages(batch)
     sink = context.sink(tenant)
-    rows, sources, refused = _rows(sink.encoder, messages)
+    converter, check = checked(tenant, sink.encoder)  # with quality rules, values the rules read
+    rows, sources, refused = _rows(converter, messages, check)
     t0 = time.perf_counter()
     routes = _routes(tenant, sources, refused) if tenant.sinks else None
     gone: set[int] = set()
@@ -74,17 +77,26 @@ def ingest_messages(tenant_name: str, batch: dict[str, Any], task_id: str, send:
     completions.mark_done(context.redis_client(), task_id)
     latencies = [done * 1000 - m["ts"] for m in messages if m.get("ts")]
     telemetry.messages_written(tenant.name, written, latencies, (letter.reason for letter in refused))
-    _account(tenant, written, sum(m.get("n", 0) for m in messages), elapsed_ms, latencies, len(refused), done)
+    if check is not None:
+        telemetry.quality_checked(tenant.name, "stream", tenant.quality.actions, check.counts())
+    _account(tenant, written, sum(m.get("n", 0) for m in messages), elapsed_ms, latencies, len(refused), done,
+             check.counts() if check is not None else None)
     return written
 
 
-def _rows(converter: RowConverter, messages: list[dict[str, Any]]
+def _rows(converter: RowConverter, messages: list[dict[str, Any]], check: Checker | None = None
           ) -> tuple[list[Any], list[dict[str, Any]], list[DeadLetter]]:
-    """The rows to write, the message of each, and the dead letters of those that do not convert."""
+    """The rows to write, the message of each, and the dead letters of those that do not convert or
+    fail a ``refuse`` quality rule (reason ``quality:<rule>``)."""
     rows, sources, refused = [], [], []
     for message in messages:
         try:
-            rows.append(converter.convert(json.loads(message["v"])))
+            row = converter.convert(json.loads(message["v"]))
+            refusal = None if check is None else check(row)
+            if refusal is not None:
+                refused.append(wire.letter(message, *refusal))
+                continue
+            rows.append(row)
             sources.append(message)
         except RowError as exc:  # the bridge validated it; only a changed schema gets here
             refused.append(wire.letter(message, exc.reason, exc.detail))
@@ -127,9 +139,11 @@ def give_up(tenant_name: str, batch: dict[str, Any], task_id: str, exc: BaseExce
 
 
 def _account(tenant: Tenant, written: int, size: int, elapsed_ms: float, latencies: list[float], errors: int,
-             now: float) -> None:
+             now: float, quality: dict[str, Any] | None = None) -> None:
     process = context.current()
     with process.lock:
+        if quality is not None:
+            process.quality[tenant.name] = merge([process.quality.get(tenant.name), quality])
         window = process.windows.get(tenant.name)
         if window is None:
             window = process.windows[tenant.name] = Window("worker", tenant.name, context.settings().report_every,
@@ -149,8 +163,13 @@ def _account(tenant: Tenant, written: int, size: int, elapsed_ms: float, latenci
 
 
 def publish(tenant: Tenant, report: Report) -> None:
-    """Write the window's metrics row and send it to the monitor."""
+    """Write the window's metrics row (and its quality counts, if any) and send it to the monitor."""
     record_window(context.session(), tenant, report)
+    process = context.current()
+    with process.lock:
+        counts = process.quality.pop(tenant.name, None)
+    if counts:
+        quality_metrics.record(context.session(), tenant, "stream", _worker(), report.window_start, counts)
     send_report(context.kafka_producer(), report)
     log.info("tenant=%s window messages=%d avg_ingest_ms=%.1f p95_latency_ms=%s errors=%d", tenant.name,
              report.messages, report.avg_ms, report.p95_latency_ms, report.errors)
@@ -164,10 +183,14 @@ def record_window(session: Session, tenant: Tenant, report: Report) -> None:
     start = dt.datetime.fromtimestamp(report.window_start, dt.UTC)
     end = dt.datetime.fromtimestamp(report.window_end, dt.UTC)
     session.execute(stmt, (
-        start.date(), start, f"{socket.gethostname()}:{os.getpid()}", end, report.messages, report.bytes,
+        start.date(), start, _worker(), end, report.messages, report.bytes,
         report.avg_ms, report.max_ms, report.errors, report.avg_latency_ms, report.p95_latency_ms,
         report.max_latency_ms, report.latency_buckets,
     ))
+
+
+def _worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _ensure_flusher(process: context.Process) -> None:
