@@ -219,3 +219,26 @@ def test_apply_creates_the_sinks_table_and_topic_and_remove_drops_them(settings:
     removed = cli("tenants", "remove", name, "--drop-data")
     assert removed.returncode == 0, removed.stderr
     assert sinks.topic(name, "feed") not in _topic_names(settings)
+
+
+def test_rows_the_quality_rules_refuse_reach_no_sink(stream_tenant: Any, settings: Settings, tmp_path: Path,
+                                                    cassandra_session: Any) -> None:
+    rules = {"popular": {"column": "ups", "min": 50, "action": "refuse"}}
+    tenant = stream_tenant("tenant1", sinks=SINKS, quality=rules)
+    p = Platform(settings, tenant, tmp_path / "home")
+    try:
+        p.start_worker()
+        p.start_watcher()
+        name = p.stage(DATA / "1000rows.json", f"{tenant.name}-votes.json")
+        _, receipt = p.final(name)
+        assert receipt["status"] == "done" and receipt["rows_refused"] > 0
+        failed = receipt["quality"]["rules"]["popular"]["failed"]
+        assert failed > 0 and sum(r["reason"] == "quality:popular" for r in receipt["refusals"]) == failed
+        landed = table_keys(cassandra_session, tenant)
+        assert len(landed) == receipt["rows_ok"] and min(ups for _, _, ups in landed) >= 50
+        wait_for("every sink", lambda: len(set(topic_keys(settings, tenant))) == len(landed), p)
+        assert second_table_keys(cassandra_session, tenant) == landed
+        assert set(topic_keys(settings, tenant)) == landed
+        assert sorted(lake_keys(p.home, tenant)) == sorted(landed)  # each landed row once in the lake
+    finally:
+        p.stop()
