@@ -16,7 +16,7 @@ from typing import Any
 from redis import exceptions as redis_errors
 
 from . import __version__
-from .commands import dead, files
+from .commands import dead, filekeys, files
 from .commands.platform import (
     bridge,
     flower,
@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     _report_parsers(sub)
     dead.add_parsers(sub, _json_flag)
     files.add_parsers(sub, _json_flag)
+    filekeys.add_parsers(sub, _json_flag)
     return parser
 
 

@@ -16,11 +16,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..core import sealed
 from ..core.chunks import iter_chunks
 from ..core.errors import FileChangedError, PermanentIngestError, TenantError
-from ..core.formats import Chunk, detect_format
+from ..core.formats import Chunk, Opener, detect_format, open_plain
 from ..core.rows import ChunkResult, ingest_chunk, summarize
 from ..core.tenants import Tenant
+from ..security import filekeys
 from ..services import context, telemetry
 from ..services import events as metrics
 from ..services.dispatch import Dispatch
@@ -64,17 +66,24 @@ def start(job: dict[str, Any], dispatch: Dispatch) -> None:
     started = time.time()
     try:
         job = {**job, **_pinned(job, path)}
-        fmt = detect_format(path)
-        planned = iter_chunks(path, fmt, context.settings().chunk_bytes, limit=job["bytes"])
-        first = next(planned)
+        opener = _opener(tenant, job)
+        fmt = detect_format(path, opener)
+        if opener is open_plain:
+            planned = iter_chunks(path, fmt, context.settings().chunk_bytes, limit=job["bytes"])
+            first = next(planned)
+        else:  # authenticated whole before any row lands, then read as one chunk (see core.sealed)
+            planned = None
+            key = filekeys.load(context.settings().home, tenant.name)
+            first = Chunk(0, 0, sealed.verify(path, tenant.name, key), 1)
     except PermanentIngestError as exc:
         jobs.start(job["ingest_id"], 1, started, [])
         jobs.record(job["ingest_id"], 0, _failed_chunk(0, exc))
         finalize(job, tenant)
         return
     job = {**job, "fmt": fmt}
-    if first.end_offset >= job["bytes"]:  # the only chunk: the admitted bytes are all read (see _pinned)
-        planned.close()
+    if planned is None or first.end_offset >= job["bytes"]:  # the only chunk: all admitted bytes are read (_pinned)
+        if planned is not None:
+            planned.close()
         jobs.start(job["ingest_id"], 1, started, [asdict(first)], fmt)
         _log_plan(tenant, job, 1)
         run_chunk(job, asdict(first))
@@ -84,6 +93,15 @@ def start(job: dict[str, Any], dispatch: Dispatch) -> None:
     _log_plan(tenant, job, count)
     if jobs.complete(job["ingest_id"]):  # every chunk ran while the plan was being finished
         finalize(job, tenant)
+
+
+def _opener(tenant: Tenant, job: dict[str, Any]) -> Opener:
+    """How to open the job's file: as is, or (``x.csv.enc``) through the tenant's decrypting reader,
+    which keeps the plaintext in memory, a segment at a time."""
+    if not sealed.is_sealed_name(job["file"]):
+        return open_plain
+    key = filekeys.load(context.settings().home, tenant.name)
+    return sealed.opener(tenant.name, key)
 
 
 def _fan_out(job: dict[str, Any], jobs: Jobs, started: float, chunks: Iterable[Chunk], dispatch: Dispatch) -> int:
@@ -142,7 +160,8 @@ def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
     t0 = time.perf_counter()
     try:
         sink = context.sink(tenant)  # its encoder converts rows straight to the bytes it writes
-        result = ingest_chunk(path, job["fmt"], c, sink.encoder, sink.write, c.index, limit=job["bytes"])
+        result = ingest_chunk(path, job["fmt"], c, sink.encoder, sink.write, c.index, limit=job["bytes"],
+                              opener=_opener(tenant, job))
         outcome = result.to_dict()
     except PermanentIngestError as exc:
         outcome = _failed_chunk(c.index, exc)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal, NamedTuple
 
@@ -32,14 +33,19 @@ __all__ = [
     "READ_SIZE",
     "Chunk",
     "Format",
+    "Opener",
     "PathLike",
     "Record",
     "detect_format",
+    "open_plain",
     "unparseable",
 ]
 
 Format = Literal["csv", "json", "jsonl"]
 PathLike = str | os.PathLike[str]
+#: Opens a tenant file for reading its records: :func:`open_plain`, or a sealed file's decrypting
+#: reader (:mod:`sealed`), which has a ``size`` (its plaintext bytes).
+Opener = Callable[[PathLike], BinaryIO]
 
 READ_SIZE = 1 << 20  # bytes read at a time from a JSON array
 MAX_RECORD_BYTES = 16 << 20  # half of Cassandra's default 32 MiB commit log segment
@@ -78,9 +84,17 @@ def unparseable(detail: str) -> PermanentIngestError:
     return PermanentIngestError("unparseable", detail)
 
 
-def detect_format(path: PathLike) -> Format:
-    """The format of a file, from its extension and, for ``.json``, its first bytes."""
-    suffix = os.path.splitext(os.fspath(path))[1].lower()
+def open_plain(path: PathLike) -> BinaryIO:
+    return open(path, "rb")
+
+
+def detect_format(path: PathLike, opener: Opener = open_plain) -> Format:
+    """The format of a file, from its extension (a sealed file's inner one: ``x.csv.enc`` is CSV)
+    and, for ``.json``, its first bytes."""
+    name = os.fspath(path)
+    if name.lower().endswith(".enc"):
+        name = name[:-4]
+    suffix = os.path.splitext(name)[1].lower()
     fmt = _SUFFIXES.get(suffix)
     if fmt is None:
         raise PermanentIngestError(
@@ -88,7 +102,7 @@ def detect_format(path: PathLike) -> Format:
         )
     if fmt != "json":
         return fmt
-    with open(path, "rb") as f:
+    with opener(path) as f:
         return _sniff_json(f)
 
 
@@ -120,6 +134,11 @@ def _sniff_json(f: BinaryIO) -> Format:
     return "jsonl" if head[start:end].rstrip().endswith(b"}") else "json"
 
 def bounded_size(f: BinaryIO, limit: int | None) -> int:
-    """The size to read: the file's, or ``limit`` if the file grew past it (never more)."""
+    """The size to read: the file's, or ``limit`` if the file grew past it (never more). A sealed
+    file's reader knows its plaintext size, and is read whole (a sealed file that grew no longer
+    authenticates)."""
+    sealed_size = getattr(f, "size", None)
+    if isinstance(sealed_size, int):
+        return sealed_size
     size = os.fstat(f.fileno()).st_size
     return size if limit is None else min(size, limit)

@@ -47,10 +47,12 @@ from .formats import (
     READ_SIZE,
     Chunk,
     Format,
+    Opener,
     PathLike,
     Record,
     bounded_size,
     detect_format,
+    open_plain,
     unparseable,
 )
 from .jsonstream import (
@@ -93,12 +95,13 @@ def _no_long_digits(data: bytes) -> bool:
 
 def iter_records(
     path: PathLike, fmt: Format | None = None, chunk: Chunk | None = None, *, read_size: int = READ_SIZE,
-    limit: int | None = None,
+    limit: int | None = None, opener: Opener = open_plain,
 ) -> Iterator[Record]:
     """Records of a whole file, or of one ``chunk`` of it from ``chunks.plan_chunks``; with ``limit``, of
     its first ``limit`` bytes only (what was admitted: bytes appended since are not read)."""
     header: list[list[str]] = []
-    for number, data, error in read_records(path, fmt, chunk, read_size=read_size, limit=limit, header=header):
+    for number, data, error in read_records(path, fmt, chunk, read_size=read_size, limit=limit, header=header,
+                                            opener=opener):
         if type(data) is list:
             yield Record(number, dict(zip(header[0], data, strict=False)), None)
         else:
@@ -107,13 +110,14 @@ def iter_records(
 
 def read_records(
     path: PathLike, fmt: Format | None = None, chunk: Chunk | None = None, *, read_size: int = READ_SIZE,
-    limit: int | None = None, header: list[list[str]] | None = None,
+    limit: int | None = None, header: list[list[str]] | None = None, opener: Opener = open_plain,
 ) -> Iterator[tuple[int, Any, str | None]]:
     """What :func:`iter_records` yields, as plain ``(number, data, error)`` tuples and, for CSV, with
     each row's fields as a list in the header's order: no dict per row on the ingest path. The
-    header is appended to ``header`` before the first row comes (a short row has fewer fields)."""
-    fmt = fmt or detect_format(path)
-    with open(path, "rb") as f:
+    header is appended to ``header`` before the first row comes (a short row has fewer fields).
+    ``opener`` opens the file (a sealed file's is its decrypting reader)."""
+    fmt = fmt or detect_format(path, opener)
+    with opener(path) as f:
         size = bounded_size(f, limit)
         if chunk is None:
             chunk = Chunk(0, 0, size, 1)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cql, names, windows
+from . import cql, encryption, names, windows
 from .errors import ConfigError, ConfigProblem
 from .keys import PrimaryKey, parse_key
 
@@ -48,7 +48,8 @@ DEFAULTS: dict[str, Any] = {
 BATCH_KEYS = ("max_file_size", "file_type", "max_amount_of_data", "max_number_of_files")
 STREAM_KEYS = ("max_messages_per_day",)
 COMMON_KEYS = ("namespace", "table_name", "schema")
-KNOWN_KEYS = BATCH_KEYS + STREAM_KEYS + COMMON_KEYS + tuple(DEFAULTS) + ("description", "windows")
+KNOWN_KEYS = BATCH_KEYS + STREAM_KEYS + COMMON_KEYS + tuple(DEFAULTS) + ("description", "windows",
+                                                                              encryption.KEY)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Tenant:
     max_queued_tasks: int = DEFAULTS["max_queued_tasks"]
     partitions: int = DEFAULTS["partitions"]
     windows: tuple[windows.Window, ...] = ()  # UTC ranges in which batch files run; none: any time
+    encryption: encryption.Policy = encryption.DEFAULT  # whether staged files may / must be sealed
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -219,10 +221,11 @@ def _parse_tenant(name: str, raw: Any, problems: list[ConfigProblem]) -> Tenant 
         bad("min_workers", "is larger than max_workers")
 
     wins = windows.parse_all(raw["windows"], bad) if "windows" in raw else ()
+    sealing = encryption.parse(raw, bad)
     if len(problems) > before or key is None:
         return None
     return Tenant(name=name, namespace=namespace, table_name=table_name, columns=columns, key=key,
-                  batch=batch, stream=stream, raw=raw, windows=wins, **extra)
+                  batch=batch, stream=stream, raw=raw, windows=wins, encryption=sealing, **extra)
 
 
 def _name(raw: dict[str, Any], key: str, bad: Any) -> str:

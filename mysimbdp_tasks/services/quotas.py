@@ -68,7 +68,10 @@ class Quotas:
         """
         ingest_id = ingest_id or uuid.uuid4().hex
         day = day or today()
-        ext = Path(file_name).suffix.lower()
+        ext = Path(tenant.encryption.checked_name(file_name) if tenant else file_name).suffix.lower()
+        refused = tenant.encryption.refusal(file_name) if tenant is not None and tenant.batch is not None else None
+        if refused:  # charges nothing, so nothing to remember per ingest id
+            return Admission(False, refused, "sealed files only (encrypted: required)", ext, day)
         if tenant is not None and tenant.batch is not None:
             b = tenant.batch
             allowed, max_size, max_files, max_bytes = (",".join(b.file_types), b.max_file_size_bytes,
