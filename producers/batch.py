@@ -1,11 +1,13 @@
 """clientbatchingestapp: turn a tenant's source files into its format and drop them into staging.
 
-    python -m producers.batch --tenant tenant1|tenant2 [--staging DIR] [--quiet] INPUT...
+    python -m producers.batch --tenant tenant1|tenant2 [--staging DIR] [--encrypt] [--quiet] INPUT...
 
 tenant1 keeps six fields of full Reddit JSON records and writes a JSON array; tenant2 keeps five
 columns of a Reddit CSV export and writes CSV. Each output is ``<tenant>-<input stem>.<ext>``
 (the platform reads the tenant from that prefix), appears in staging only when complete, and never
 replaces a file already there. Progress goes to stderr; one summary line per output to stdout.
+With ``--encrypt`` each output is sealed with the tenant's file key (``mysimbdp filekey``) as it is
+written, ``<tenant>-<stem>.<ext>.enc``: no plaintext byte reaches the staging folder.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, TextIO
+from typing import IO, Any, BinaryIO, TextIO, cast
 
 from mysimbdp_tasks.core import progress as bars
+from mysimbdp_tasks.core import sealed
 from mysimbdp_tasks.core.errors import MysimbdpError, TenantError
 from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.security import filekeys
 
 from .readers import InputError, iter_csv_rows, iter_json_objects
 from .staging import AtomicFile
@@ -90,18 +94,21 @@ def output_name(profile: Profile, src: Path) -> str:
     return f"{profile.tenant}-{stem}{profile.ext}"
 
 
-def wrangle(tenant: str, src: Path, dest_dir: Path, *, progress: ProgressFn | None = None) -> Output:
-    """Write ``src`` in ``tenant``'s format into ``dest_dir``; raise InputError if ``src`` is unusable."""
+def wrangle(tenant: str, src: Path, dest_dir: Path, *, progress: ProgressFn | None = None,
+            key: bytes | None = None) -> Output:
+    """Write ``src`` in ``tenant``'s format into ``dest_dir``, sealed with ``key`` if given; raise
+    InputError if ``src`` is unusable."""
     profile = profile_for(tenant)
     started = time.monotonic()
-    staged = AtomicFile(dest_dir, output_name(profile, src))
+    staged = AtomicFile(dest_dir, output_name(profile, src) + (sealed.SUFFIX if key else ""))
     with contextlib.ExitStack() as stack:
         try:  # -sig: exports from spreadsheets start with a byte-order mark
             source = stack.enter_context(open(src, encoding="utf-8-sig", newline=""))
         except OSError as e:
             raise InputError(f"{src}: cannot open: {e.strerror or e}") from None
         raw = stack.enter_context(staged)
-        out = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        sealer = sealed.SealingWriter(raw, tenant, key) if key else None
+        out = io.TextIOWrapper(cast(BinaryIO, sealer) if sealer else raw, encoding="utf-8", newline="")
         rows = _records(profile, source, str(src))
         tick = _Ticker(src, source, raw, started, progress)
         try:
@@ -111,6 +118,8 @@ def wrangle(tenant: str, src: Path, dest_dir: Path, *, progress: ProgressFn | No
             raise InputError(f"{src}: not UTF-8 text: {e.reason}") from None
         finally:
             out.detach()  # flushes; closing (after fsync) or discarding is AtomicFile's job
+        if sealer is not None:
+            sealer.finish()
     assert staged.path is not None
     result = Output(staged.path, written, staged.size)
     tick.final(written, result.bytes)
@@ -201,17 +210,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tenant", required=True, choices=sorted(PROFILES))
     parser.add_argument("--staging", type=Path, help="staging folder (default: $MYSIMBDP_HOME/staging)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    parser.add_argument("--encrypt", action="store_true",
+                        help="seal each output with the tenant's file key (created in $MYSIMBDP_HOME if missing)")
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
     args = parser.parse_args(argv)
     try:
-        staging = args.staging or Settings.from_env().staging
+        settings = Settings.from_env()
+        staging = args.staging or settings.staging
+        key = filekeys.key(settings.home, args.tenant) if args.encrypt else None
     except MysimbdpError as e:
         print(f"producers.batch: {e}", file=sys.stderr)
         return 2
     failed = 0
     for src in args.inputs:
         try:
-            out = wrangle(args.tenant, src, staging, progress=None if args.quiet else _progress(src))
+            out = wrangle(args.tenant, src, staging, progress=None if args.quiet else _progress(src), key=key)
         except InputError as e:
             print(f"producers.batch: error: {e}", file=sys.stderr)
             failed += 1

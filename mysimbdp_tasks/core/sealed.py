@@ -50,7 +50,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import PermanentIngestError
 
-__all__ = ["SUFFIX", "SealedReader", "inner_name", "is_sealed_name", "key_id", "opener", "seal", "verify"]
+__all__ = ["SUFFIX", "SealedReader", "SealingWriter", "inner_name", "is_sealed_name", "key_id", "opener", "seal",
+           "verify"]
 
 SUFFIX = ".enc"
 MAGIC = b"MSBDPENC"
@@ -87,24 +88,60 @@ def _aad(last: bool) -> bytes:
     return b"\x01" if last else b"\x00"
 
 
+class SealingWriter(io.RawIOBase):
+    """Seals what is written to it into ``dst``, a segment at a time; :meth:`finish` (or ``close``,
+    which does not close ``dst``) seals the last segment. Nothing but sealed bytes reaches ``dst``."""
+
+    def __init__(self, dst: BinaryIO, tenant: str, key: bytes, segment_bytes: int = SEGMENT_BYTES) -> None:
+        super().__init__()
+        if len(key) != KEY_BYTES:
+            raise ValueError(f"a tenant file key is {KEY_BYTES} bytes, got {len(key)}")
+        name = tenant.encode("utf-8")
+        data_key, self._prefix, wrap_nonce = (os.urandom(KEY_BYTES), os.urandom(PREFIX_BYTES),
+                                              os.urandom(WRAP_NONCE_BYTES))
+        authenticated = _FIXED.pack(MAGIC, VERSION, segment_bytes, len(name)) + name + key_id(key) + self._prefix
+        wrapped = AESGCM(key).encrypt(wrap_nonce, data_key, authenticated)
+        self._dst, self._aead, self._segment = dst, AESGCM(data_key), segment_bytes
+        self._buffer, self._index, self._finished = bytearray(), 0, False
+        self.written = dst.write(authenticated + wrap_nonce + wrapped)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._finished:
+            raise ValueError("the sealed file is finished")
+        self._buffer += data
+        # A full segment is sealed as "not last" only once a byte after it exists.
+        while len(self._buffer) > self._segment:
+            self._emit(bytes(self._buffer[: self._segment]), last=False)
+            del self._buffer[: self._segment]
+        return len(data)
+
+    def _emit(self, plain: bytes, last: bool) -> None:
+        self.written += self._dst.write(self._aead.encrypt(_nonce(self._prefix, self._index), plain, _aad(last)))
+        self._index += 1
+
+    def finish(self) -> int:
+        """Seal the last segment; the sealed file's size."""
+        if not self._finished:
+            self._emit(bytes(self._buffer), last=True)
+            self._buffer.clear()
+            self._finished = True
+        return self.written
+
+    def close(self) -> None:
+        if not self.closed:
+            self.finish()
+        super().close()
+
+
 def seal(src: BinaryIO, dst: BinaryIO, tenant: str, key: bytes, segment_bytes: int = SEGMENT_BYTES) -> int:
     """Write ``src`` sealed for ``tenant`` under its ``key`` to ``dst``; return the bytes written."""
-    if len(key) != KEY_BYTES:
-        raise ValueError(f"a tenant file key is {KEY_BYTES} bytes, got {len(key)}")
-    name = tenant.encode("utf-8")
-    data_key, prefix, wrap_nonce = os.urandom(KEY_BYTES), os.urandom(PREFIX_BYTES), os.urandom(WRAP_NONCE_BYTES)
-    authenticated = _FIXED.pack(MAGIC, VERSION, segment_bytes, len(name)) + name + key_id(key) + prefix
-    wrapped = AESGCM(key).encrypt(wrap_nonce, data_key, authenticated)
-    written = dst.write(authenticated + wrap_nonce + wrapped)
-    aead = AESGCM(data_key)
-    index, current = 0, src.read(segment_bytes)
-    while True:
-        following = src.read(segment_bytes) if len(current) == segment_bytes else b""
-        last = not following
-        written += dst.write(aead.encrypt(_nonce(prefix, index), current, _aad(last)))
-        if last:
-            return written
-        index, current = index + 1, following
+    writer = SealingWriter(dst, tenant, key, segment_bytes)
+    while block := src.read(segment_bytes):
+        writer.write(block)
+    return writer.finish()
 
 
 class _Header:

@@ -121,3 +121,20 @@ def test_tenant_setting_encrypted() -> None:
     encryption.parse({"encrypted": "yes"}, lambda k, m: problems.append((k, m)))
     assert problems and problems[0][0] == "encrypted" and "required" in problems[0][1]
     assert encryption.Policy.checked_name("x.json.enc") == "x.json"
+
+
+def test_producer_encrypt_stages_only_sealed_bytes(tmp_path: Path) -> None:
+    from producers import batch
+
+    src = tmp_path / "export.csv"
+    src.write_text("created_utc,subreddit,id,author,body\n" + "".join(
+        f'1200000000,news,c{i},alice,"secret body {i}, quoted ""x""\nsecond line"\n' for i in range(3000)),
+        encoding="utf-8")
+    plain = batch.wrangle("tenant2", src, tmp_path / "plain")
+    out = batch.wrangle("tenant2", src, tmp_path / "staging", key=KEY)
+    assert out.path.name == "tenant2-export.csv.enc"
+    assert os.listdir(tmp_path / "staging") == [out.path.name]
+    assert b"secret body" not in out.path.read_bytes()
+    assert out.bytes == out.path.stat().st_size
+    with sealed.SealedReader(out.path, "tenant2", KEY) as reader:
+        assert reader.read() == plain.path.read_bytes()
