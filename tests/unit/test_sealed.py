@@ -138,3 +138,25 @@ def test_producer_encrypt_stages_only_sealed_bytes(tmp_path: Path) -> None:
     assert out.bytes == out.path.stat().st_size
     with sealed.SealedReader(out.path, "tenant2", KEY) as reader:
         assert reader.read() == plain.path.read_bytes()
+
+
+def test_file_keys_are_kept_private_and_rotated_by_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import stat
+
+    from mysimbdp_tasks import cli
+    from mysimbdp_tasks.security import filekeys
+
+    with pytest.raises(PermanentIngestError) as caught:  # the worker never creates one
+        filekeys.load(tmp_path, "t1")
+    assert caught.value.reason == "wrong_key" and "mysimbdp filekey t1" in caught.value.detail
+    monkeypatch.setenv("MYSIMBDP_HOME", str(tmp_path))
+    assert cli.main(["filekey", "t1", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    key = filekeys.load(tmp_path, "t1")
+    assert first["key_id"] == sealed.key_id(key).hex() and "key" not in first  # the key only with --show
+    assert stat.S_IMODE(filekeys.path(tmp_path, "t1").stat().st_mode) == 0o600
+    assert cli.main(["filekey", "t1", "--rotate", "--json"]) == 0
+    rotated = json.loads(capsys.readouterr().out)
+    assert rotated["key_id"] != first["key_id"] and filekeys.load(tmp_path, "t1") != key
