@@ -160,3 +160,17 @@ def test_file_keys_are_kept_private_and_rotated_by_the_command(tmp_path: Path, m
     assert cli.main(["filekey", "t1", "--rotate", "--json"]) == 0
     rotated = json.loads(capsys.readouterr().out)
     assert rotated["key_id"] != first["key_id"] and filekeys.load(tmp_path, "t1") != key
+
+
+@pytest.mark.parametrize(("name", "text", "fmt"), [
+    ("f.json.enc", '[{"id": "a"},\n {"id": "b"}, {"id": "c"}]', "json"),
+    ("f.json.enc", '{"id": "a"}\n{"id": "b"}\n{"id": "c"}\n', "jsonl"),
+    ("f.jsonl.enc", '{"id": "a"}\n{"id": "b"}\n{"id": "c"}\n', "jsonl"),
+])
+def test_sealed_json_is_sniffed_and_read_through_the_reader(tmp_path: Path, name: str, text: str, fmt: str) -> None:
+    from mysimbdp_tasks.core.formats import detect_format
+
+    path = _seal(tmp_path, (" " * 100 + text).encode(), name=name)  # the first record is past segment 0
+    opener = sealed.opener("tenant1", KEY)
+    assert detect_format(path, opener) == fmt
+    assert [r.data["id"] for r in iter_records(path, opener=opener)] == ["a", "b", "c"]  # type: ignore[index]
