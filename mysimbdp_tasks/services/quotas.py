@@ -79,7 +79,8 @@ class Quotas:
         else:  # unknown to this process, or stream-only: the script tells which
             allowed, max_size, max_files, max_bytes = "", 0, -1, 0
         ok, reason, limit, usage, decided_on = self._admit(
-            keys=[names.TENANTS_ACTIVE, names.TENANTS, usage_key(tenant_name, day), names.admission_key(ingest_id)],
+            keys=[names.TENANTS_ACTIVE, names.TENANTS, usage_key(tenant_name, day),
+                  names.admission_key(tenant_name, ingest_id)],
             args=[tenant_name, ext, allowed, size, max_size, max_files, max_bytes, _expire_at(day), day,
                   GRACE_SECONDS + 86400],
         )
@@ -87,7 +88,7 @@ class Quotas:
 
     def refund_file(self, tenant_name: str, ingest_id: str, size: int, day: str) -> bool:
         """Give back one file and its bytes, at most once per ingestion (the marker makes it idempotent)."""
-        return bool(self._refund(keys=[usage_key(tenant_name, day), names.refund_key(ingest_id)],
+        return bool(self._refund(keys=[usage_key(tenant_name, day), names.refund_key(tenant_name, ingest_id)],
                                  args=[size, GRACE_SECONDS + 86400]))
 
     def reserve_ranges(self, tenant_name: str, limit: int, ranges: Sequence[tuple[int, int, int]],
