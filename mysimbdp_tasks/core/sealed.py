@@ -33,6 +33,12 @@ authenticate, or bytes after the last segment), ``truncated`` (the file ends on 
 Segments make random access possible (segment i sits at a fixed offset), but chunk planning scans
 a file's bytes for record boundaries (:mod:`chunks`), which for a sealed file would mean decrypting
 it once to plan and again to read; a sealed file is read as one chunk.
+
+The worker (:mod:`mysimbdp_tasks.batch.files`) authenticates every segment (:func:`verify`) before
+it reads a record, so a refused file lands no row and fails with the reason (its quota refunded).
+Only a file altered between that pass and the read (in the platform's own ``processing/``) could
+land the rows of the segments before the bad one; the receipt then says ``partial: tampered``, as
+for any file that cannot be read on from some point.
 """
 
 from __future__ import annotations
