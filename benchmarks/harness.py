@@ -100,7 +100,8 @@ class Platform:
         self.tenant = tenant
         self.home = home
         self.concurrency = concurrency
-        self.env = {**os.environ, "MYSIMBDP_HOME": str(home), **(env or {})}
+        # Its data folders too are its own, whatever MYSIMBDP_DATA_DIR the caller's environment holds.
+        self.env = {**os.environ, "MYSIMBDP_HOME": str(home), "MYSIMBDP_DATA_DIR": str(home), **(env or {})}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         folders.Layout(home).ensure()
         self.logs_dir.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 """Peak memory of a worker for a whole file: is it flat in the file's size?
 
-    python -m benchmarks.probe_rss [--mb 50,500] [--fmt csv|json|jsonl] [--writer sink|count]
+    python -m benchmarks.probe_rss [--mb 50,500] [--fmt csv|json|jsonl|parquet] [--writer sink|count]
 
-For each size, generates a file shaped like tenant2 (CSV) or tenant1 (JSON array, JSON Lines) and
+For each size, generates a file shaped like tenant2 (CSV, Parquet) or tenant1 (JSON array, JSON Lines) and
 ingests all of it in a fresh child process, as one pool process would take every chunk of it in
 turn: the file is planned with the platform's planner, and each chunk goes through
 ``ingest_chunk`` with the tenant's encoder and a real ``Sink`` (``--writer sink``, into a fresh
@@ -25,12 +25,17 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
 from mysimbdp_tasks.core.chunks import iter_chunks
 from mysimbdp_tasks.core.convert import RowConverter
 from mysimbdp_tasks.core.formats import Format
 from mysimbdp_tasks.core.rows import Writer, converter_for, ingest_chunk
 from mysimbdp_tasks.core.settings import Settings
 from producers.generate import generate
+from producers.packing import ROW_GROUP_ROWS
 
 from . import harness
 
@@ -45,7 +50,7 @@ def _count(rows: Iterable[Any], _refuse: Any = None) -> int:
 def ingest_whole(path: Path, fmt: Format, writer: str) -> dict[str, Any]:
     """Every chunk of ``path`` in this process; rows, chunks, CPU and peak RSS."""
     settings = Settings.from_env()
-    shape = "tenant2" if fmt == "csv" else "tenant1"
+    shape = "tenant2" if fmt in ("csv", "parquet") else "tenant1"
     tenant = harness.fresh_tenant(shape, prefix="rss")
     session = cluster = None
     encoder: RowConverter = converter_for(tenant)
@@ -80,6 +85,31 @@ def _child(path: Path, fmt: str, writer: str) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def make_file(fmt: str, mb: float, folder: Path) -> Path:
+    """A generated file of about ``mb`` MiB in ``fmt``: tenant2-shaped CSV or Parquet, tenant1-shaped JSON."""
+    if fmt != "parquet":
+        shape = "tenant2" if fmt == "csv" else "tenant1"
+        return generate(shape, round(mb * MIB), folder / f"rss.{fmt}", seed=7, fmt=fmt).path
+    # Parquet from generated CSV, uncompressed (so the file is about as large as its data) in row
+    # groups of ROW_GROUP_ROWS, as the producers write it.
+    text = generate("tenant2", round(mb * MIB), folder / "rss-source.csv", seed=7, fmt="csv").path
+    out = folder / "rss.parquet"
+    options = pacsv.ParseOptions(newlines_in_values=True)
+    convert = pacsv.ConvertOptions(column_types={"created_utc": pa.int64()}, strings_can_be_null=False)
+    with pacsv.open_csv(text, parse_options=options, convert_options=convert) as batches, \
+            pq.ParquetWriter(out, batches.schema, compression="none") as writer:
+        pending: list[pa.RecordBatch] = []
+        for batch in batches:
+            pending.append(batch)
+            if sum(b.num_rows for b in pending) >= ROW_GROUP_ROWS:
+                writer.write_table(pa.Table.from_batches(pending), row_group_size=ROW_GROUP_ROWS)
+                pending = []
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending), row_group_size=ROW_GROUP_ROWS)
+    text.unlink()
+    return out
+
+
 def _sizes(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
 
@@ -87,7 +117,7 @@ def _sizes(text: str) -> list[float]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.probe_rss", description=__doc__.split("\n")[0])
     p.add_argument("--mb", type=_sizes, default=[50.0, 500.0], help="file sizes in MB (default 50,500)")
-    p.add_argument("--fmt", choices=("csv", "json", "jsonl"), default="csv")
+    p.add_argument("--fmt", choices=("csv", "json", "jsonl", "parquet"), default="csv")
     p.add_argument("--writer", choices=("sink", "count"), default="sink")
     p.add_argument("--workdir", type=Path, default=None, help="where the generated files go (removed after)")
     p.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
@@ -95,13 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child is not None:
         print(json.dumps(ingest_whole(args.child, args.fmt, args.writer)))
         return 0
-    shape = "tenant2" if args.fmt == "csv" else "tenant1"
     peaks: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory(prefix="mysimbdp-rss-", dir=args.workdir) as tmp:
         for mb in args.mb:
-            made = generate(shape, round(mb * MIB), Path(tmp) / f"rss.{args.fmt}", seed=7, fmt=args.fmt)
-            run = _child(made.path, args.fmt, args.writer)
-            made.path.unlink()
+            path = make_file(args.fmt, mb, Path(tmp))
+            run = _child(path, args.fmt, args.writer)
+            path.unlink()
             peaks.append((mb, run["peak_rss_mb"]))
             print(f"{args.fmt} {mb:g} MB ({args.writer}): {run['rows']:,} rows in {run['chunks']} chunks, "
                   f"{run['cpu_s'] / max(run['rows'], 1) * 1e6:.1f} us/row, {run['seconds']:.1f} s; "

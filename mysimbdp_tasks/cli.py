@@ -337,6 +337,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot reach Redis at {settings.redis_url} ({exc}); start the local stack with "
               "`mysimbdp stack up` or set MYSIMBDP_REDIS_URL", file=sys.stderr)
         return 1
+    except Exception as exc:  # a service away: say which and where, not a traceback
+        service = unreachable(exc, settings)
+        if service is None:
+            raise
+        print(f"error: {service} ({type(exc).__name__}: {str(exc)[:300]}); start the local stack with "
+              "`mysimbdp stack up` or fix the setting", file=sys.stderr)
+        return 1
+
+
+def unreachable(exc: BaseException, settings: Settings) -> str | None:
+    """What a command that met ``exc`` could not reach, naming the setting; None if ``exc`` is not that."""
+    from cassandra.cluster import NoHostAvailable
+    from kafka import errors as kafka_errors
+
+    # NoBrokersAvailable is gone from newer kafka-python, which raises KafkaTimeoutError instead.
+    away = tuple(getattr(kafka_errors, name) for name in ("NoBrokersAvailable", "KafkaConnectionError",
+                                                          "KafkaTimeoutError") if hasattr(kafka_errors, name))
+    if isinstance(exc, away):
+        return f"cannot reach Kafka at {settings.kafka_bootstrap_str} (MYSIMBDP_KAFKA_BOOTSTRAP)"
+    if isinstance(exc, NoHostAvailable):
+        hosts = ",".join(f"{h}:{p}" for h, p in settings.cassandra_hosts)
+        return f"cannot reach Cassandra at {hosts} (MYSIMBDP_CASSANDRA_HOSTS)"
+    return None
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """clientbatchingestapp: turn a tenant's source files into its format and drop them into staging.
 
-    python -m producers.batch --tenant tenant1|tenant2 [--staging DIR] [--encrypt] [--quiet] INPUT...
+    python -m producers.batch --tenant tenant1|tenant2 [--format json|csv|parquet] [--gzip | --encrypt]
+                              [--staging DIR] [--quiet] INPUT...
 
 tenant1 keeps six fields of full Reddit JSON records and writes a JSON array; tenant2 keeps five
-columns of a Reddit CSV export and writes CSV. Each output is ``<tenant>-<input stem>.<ext>``
+columns of a Reddit CSV export and writes CSV. ``--format`` writes another format instead (Parquet
+in row groups, see ``packing``), ``--gzip`` compresses a JSON or CSV output (``.csv.gz``; the
+tenant's ``file_type`` must allow it). Each output is ``<tenant>-<input stem>.<ext>``
 (the platform reads the tenant from that prefix), appears in staging only when complete, and never
 replaces a file already there. Progress goes to stderr; one summary line per output to stdout.
 With ``--encrypt`` each output is sealed with the tenant's file key (``mysimbdp filekey``) as it is
@@ -30,6 +33,7 @@ from mysimbdp_tasks.core.errors import MysimbdpError, TenantError
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.security import filekeys
 
+from . import packing
 from .readers import InputError, iter_csv_rows, iter_json_objects
 from .staging import AtomicFile
 
@@ -43,7 +47,7 @@ class Profile:
 
     tenant: str
     fields: tuple[str, ...]
-    fmt: str  # "json" (array) or "csv" (with header)
+    fmt: str  # what it reads and, by default, writes: "json" (array) or "csv" (with header)
 
     @property
     def ext(self) -> str:
@@ -86,44 +90,68 @@ def profile_for(tenant: str) -> Profile:
         raise TenantError(f"unknown tenant {tenant!r}: choose one of {', '.join(PROFILES)}") from None
 
 
-def output_name(profile: Profile, src: Path) -> str:
+def output_name(profile: Profile, src: Path, ext: str | None = None) -> str:
     stem = src.stem
     # Re-wrangling a file that already carries the prefix must not stack it (tenant2-tenant2-x.csv).
     for sep in "-_":
         stem = stem.removeprefix(profile.tenant + sep)
-    return f"{profile.tenant}-{stem}{profile.ext}"
+    return f"{profile.tenant}-{stem}{ext or profile.ext}"
+
+
+OUTPUT_FORMATS = ("json", "csv", "parquet")
 
 
 def wrangle(tenant: str, src: Path, dest_dir: Path, *, progress: ProgressFn | None = None,
-            key: bytes | None = None) -> Output:
-    """Write ``src`` in ``tenant``'s format into ``dest_dir``, sealed with ``key`` if given; raise
-    InputError if ``src`` is unusable."""
-    profile = profile_for(tenant)
+            fmt: str | None = None, gzip: bool = False, key: bytes | None = None) -> Output:
+    """Write ``src`` in ``tenant``'s format (or ``fmt``; ``gzip``: compressed; ``key``: sealed with
+    it) into ``dest_dir``; raise InputError if ``src`` is unusable."""
+    profile = profile_for(tenant)  # what the source holds
+    out_fmt = fmt or profile.fmt
+    if out_fmt not in OUTPUT_FORMATS:
+        raise ValueError(f"format {fmt!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
+    if gzip and out_fmt == "parquet":
+        raise ValueError("--gzip applies to json and csv outputs: Parquet compresses its own columns")
+    if key and (gzip or out_fmt == "parquet"):
+        raise ValueError("--encrypt applies to plain json and csv outputs")
     started = time.monotonic()
-    staged = AtomicFile(dest_dir, output_name(profile, src) + (sealed.SUFFIX if key else ""))
+    staged = AtomicFile(dest_dir, output_name(profile, src, f".{out_fmt}{'.gz' if gzip else ''}")
+                        + (sealed.SUFFIX if key else ""))
     with contextlib.ExitStack() as stack:
         try:  # -sig: exports from spreadsheets start with a byte-order mark
             source = stack.enter_context(open(src, encoding="utf-8-sig", newline=""))
         except OSError as e:
             raise InputError(f"{src}: cannot open: {e.strerror or e}") from None
         raw = stack.enter_context(staged)
-        sealer = sealed.SealingWriter(raw, tenant, key) if key else None
-        out = io.TextIOWrapper(cast(BinaryIO, sealer) if sealer else raw, encoding="utf-8", newline="")
         rows = _records(profile, source, str(src))
         tick = _Ticker(src, source, raw, started, progress)
-        try:
-            write = _write_json if profile.fmt == "json" else _write_csv
-            written = write(profile, rows, out, tick)
-        except UnicodeDecodeError as e:
-            raise InputError(f"{src}: not UTF-8 text: {e.reason}") from None
-        finally:
-            out.detach()  # flushes; closing (after fsync) or discarding is AtomicFile's job
-        if sealer is not None:
-            sealer.finish()
+        if out_fmt == "parquet":
+            try:
+                written = packing.write_parquet(profile.fields, rows, raw, tick, str(src))
+            except UnicodeDecodeError as e:
+                raise InputError(f"{src}: not UTF-8 text: {e.reason}") from None
+        else:
+            # A sealing writer or a gzip compressor is closed by _write_text; neither closes raw.
+            target = cast(BinaryIO, sealed.SealingWriter(raw, tenant, key)) if key else (
+                packing.gzipped(raw) if gzip else raw)
+            written = _write_text(profile, out_fmt, rows, target, tick, src)
     assert staged.path is not None
     result = Output(staged.path, written, staged.size)
     tick.final(written, result.bytes)
     return result
+
+
+def _write_text(profile: Profile, fmt: str, rows: Iterator[Sequence[Any]], raw: BinaryIO, tick: _Ticker,
+                src: Path) -> int:
+    out = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    try:
+        write = _write_json if fmt == "json" else _write_csv
+        return write(profile, rows, out, tick)
+    except UnicodeDecodeError as e:
+        raise InputError(f"{src}: not UTF-8 text: {e.reason}") from None
+    finally:
+        out.detach()  # flushes; closing (after fsync) or discarding is AtomicFile's job
+        if raw is not tick.sink:
+            raw.close()  # the gzip trailer (the file under it stays open)
 
 
 def _records(profile: Profile, source: TextIO, name: str) -> Iterator[Sequence[Any]]:
@@ -210,10 +238,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tenant", required=True, choices=sorted(PROFILES))
     parser.add_argument("--staging", type=Path, help="staging folder (default: $MYSIMBDP_HOME/staging)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    parser.add_argument("--format", choices=OUTPUT_FORMATS,
+                        help="default: the tenant's own (tenant1 json, tenant2 csv)")
+    parser.add_argument("--gzip", action="store_true", help="gzip-compress a json or csv output (.csv.gz, ...)")
     parser.add_argument("--encrypt", action="store_true",
-                        help="seal each output with the tenant's file key (created in $MYSIMBDP_HOME if missing)")
+                        help="seal each json or csv output with the tenant's file key (created in $MYSIMBDP_HOME "
+                             "if missing): .csv.enc, ...")
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
     args = parser.parse_args(argv)
+    if args.gzip and args.format == "parquet":
+        parser.error("--gzip applies to json and csv outputs: Parquet compresses its own columns")
+    if args.encrypt and (args.gzip or args.format == "parquet"):
+        parser.error("--encrypt applies to plain json and csv outputs")
     try:
         settings = Settings.from_env()
         staging = args.staging or settings.staging
@@ -224,7 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = 0
     for src in args.inputs:
         try:
-            out = wrangle(args.tenant, src, staging, progress=None if args.quiet else _progress(src), key=key)
+            out = wrangle(args.tenant, src, staging, progress=None if args.quiet else _progress(src),
+                          fmt=args.format, gzip=args.gzip, key=key)
         except InputError as e:
             print(f"producers.batch: error: {e}", file=sys.stderr)
             failed += 1

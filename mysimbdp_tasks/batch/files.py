@@ -27,15 +27,15 @@ from ..services import context, telemetry
 from ..services import events as metrics
 from ..services.dispatch import Dispatch
 from ..services.quotas import Quotas
-from . import folders
+from . import folders, slots
 from .jobs import Jobs
 
 log = logging.getLogger(__name__)
 
 
 def _checked_path(job: dict[str, Any]) -> Path:
-    """The job's file, which must be inside processing/<tenant>/ of this platform's home."""
-    home = context.settings().home
+    """The job's file, which must be inside processing/<tenant>/ of this platform's data folders."""
+    home = context.settings().data
     path = Path(job["path"]).resolve()
     own = (home / folders.PROCESSING / job["tenant"]).resolve()
     if path.parent != own:
@@ -56,6 +56,13 @@ def _open(job: dict[str, Any]) -> tuple[Tenant, Path, Jobs] | None:
     return None
 
 
+def inflate_limit(tenant: Tenant) -> int | None:
+    """The most a gzip file of ``tenant`` may inflate to: its max_file_size times MYSIMBDP_GZIP_RATIO."""
+    if tenant.batch is None:
+        return None
+    return int(tenant.batch.max_file_size_bytes * context.settings().gzip_ratio)
+
+
 def start(job: dict[str, Any], dispatch: Dispatch) -> None:
     """Plan the file; ingest it here if it is one chunk, else fan chunks out to the tenant's pool
     as the scan finds them: the first chunks run while the rest of a large file is still planned."""
@@ -67,7 +74,7 @@ def start(job: dict[str, Any], dispatch: Dispatch) -> None:
     try:
         job = {**job, **_pinned(job, path)}
         opener = _opener(tenant, job)
-        fmt = detect_format(path, opener)
+        fmt = detect_format(path, inflate_limit=inflate_limit(tenant), opener=opener)
         if opener is open_plain:
             planned = iter_chunks(path, fmt, context.settings().chunk_bytes, limit=job["bytes"])
             first = next(planned)
@@ -161,7 +168,7 @@ def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
     try:
         sink = context.sink(tenant)  # its encoder converts rows straight to the bytes it writes
         result = ingest_chunk(path, job["fmt"], c, sink.encoder, sink.write, c.index, limit=job["bytes"],
-                              opener=_opener(tenant, job))
+                              inflate_limit=inflate_limit(tenant), opener=_opener(tenant, job))
         outcome = result.to_dict()
     except PermanentIngestError as exc:
         outcome = _failed_chunk(c.index, exc)
@@ -255,7 +262,7 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
         status, reason = "failed", "no_rows"
     path = _checked_path(job)
     stage = folders.DONE if status == "done" else folders.FAILED
-    folder = folders.Layout(settings.home).folder(stage, tenant.name)
+    folder = folders.Layout(settings.data).folder(stage, tenant.name)
     folder.mkdir(parents=True, exist_ok=True)
     final = Path(jobs.final_path(ingest_id, str(folders.final_path(folder, ingest_id, job["file"]))))
     rows = total["rows_ok"] + total["rows_refused"]
@@ -289,6 +296,8 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
     _log_events(settings.logs, receipt, final)
     telemetry.file_finished(tenant.name, status, results, job["admitted_at"], finished)
     jobs.finalized(ingest_id)
+    if slots.LEASE_KEY in job:
+        slots.give_back(jobs.redis, ingest_id)
 
 
 def _log_events(logs: Path, receipt: dict[str, Any], final: Path) -> None:

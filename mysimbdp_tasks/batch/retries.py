@@ -78,7 +78,7 @@ def find(layout: folders.Layout, tenant: str, target: str) -> Path:
 
 def retry(settings: Settings, client: redis.Redis, tenant: str, target: str) -> dict[str, Any]:
     """Send the file back through admission; what happened, as the command prints it."""
-    layout = folders.Layout(settings.home)
+    layout = folders.Layout(settings.data)
     src = find(layout, tenant, target)
     receipt_file = folders.receipt_path(src)
     try:

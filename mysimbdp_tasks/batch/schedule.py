@@ -27,6 +27,7 @@ from ..core import names, windows
 from ..core.tenants import Tenant
 from ..services.dispatch import Dispatch
 from .jobs import Jobs
+from .slots import Slots
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,17 @@ def waiting(client: redis.Redis, tenant: str | None = None) -> list[dict[str, An
 
 
 class Schedule:
-    def __init__(self, client: redis.Redis, jobs: Jobs, dispatch: Dispatch) -> None:
-        self.redis, self.jobs, self.dispatch = client, jobs, dispatch
+    def __init__(self, client: redis.Redis, jobs: Jobs, dispatch: Dispatch, slots: Slots | None = None) -> None:
+        self.redis, self.jobs, self.dispatch, self.slots = client, jobs, dispatch, slots
         self._looked = 0.0
+
+    def _go(self, job: dict[str, Any], tenant: Tenant | None, now: float) -> None:
+        """Start the file now, or queue it for a batch slot when the platform limits them."""
+        if self.slots is not None:
+            self.slots.submit(job, tenant)
+            return
+        self.jobs.open(job, now)
+        self.dispatch.send_file(job)
 
     def start(self, job: dict[str, Any], tenant: Tenant | None, now: float | None = None) -> bool:
         """Start the admitted file now, or hold it until its tenant's window opens; True if held."""
@@ -56,8 +65,7 @@ class Schedule:
         wins = tenant.windows if tenant else ()
         at = datetime.fromtimestamp(now, UTC)
         if windows.is_open(wins, at):
-            self.jobs.open(job, now)
-            self.dispatch.send_file(job)
+            self._go(job, tenant, now)
             return False
         opens = windows.next_open(wins, at).timestamp()
         pipe = self.redis.pipeline()
@@ -82,18 +90,17 @@ class Schedule:
         started = []
         for job in self.waiting():
             tenant = tenants.get(job["tenant"])
-            if tenant is not None and windows.is_open(tenant.windows, at) and self._release(job, now):
+            if tenant is not None and windows.is_open(tenant.windows, at) and self._release(job, tenant, now):
                 started.append(job["ingest_id"])
         return started
 
-    def _release(self, job: dict[str, Any], now: float) -> bool:
+    def _release(self, job: dict[str, Any], tenant: Tenant, now: float) -> bool:
         ingest_id = job["ingest_id"]
         if not self.redis.set(LOCK_PREFIX + ingest_id, "1", nx=True, ex=LOCK_S):
             return False  # another watcher is starting it
         if not self.redis.hexists(names.job_key(ingest_id), "job"):  # else started by a release that died
             job = {k: v for k, v in job.items() if k != "opens_at"}
-            self.jobs.open(job, now)
-            self.dispatch.send_file(job)
+            self._go(job, tenant, now)
             log.info("tenant=%s file=%s ingest=%s window open: started after %.0f s scheduled", job["tenant"],
                      job["file"], ingest_id, now - float(job.get("admitted_at", now)))
         pipe = self.redis.pipeline()

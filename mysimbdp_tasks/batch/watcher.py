@@ -44,6 +44,7 @@ from .claims import OUTAGES as _OUTAGES
 from .jobs import Jobs
 from .routing import owner_refusal, tenant_of
 from .schedule import Schedule
+from .slots import Slots
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +71,15 @@ class Watcher:
         self.redis = client
         self.dispatch = dispatch
         self.stable_seconds = stable_seconds
-        self.layout = folders.Layout(settings.home)
+        self.layout = folders.Layout(settings.data)
         self.layout.ensure()
         self.staging = self.layout.folder(folders.STAGING).resolve()
         self.quotas = Quotas(client)
         self.jobs = Jobs(client)
         self.registry = Registry(client)
-        self.schedule = Schedule(client, self.jobs, dispatch)
+        self.slots = (Slots(client, self.jobs, dispatch, settings.batch_slots, settings.slot_lease_seconds)
+                      if settings.batch_slots else None)
+        self.schedule = Schedule(client, self.jobs, dispatch, self.slots)
         self._seen: dict[Path, tuple[int, int, float]] = {}
         self._complete: set[Path] = set()
         self._lock = threading.Lock()
@@ -359,6 +362,8 @@ class Watcher:
             while not stop.is_set():
                 wait.call(self.scan, resume=self.recover)
                 wait.call(lambda: self.schedule.release_due(self.tenants()))
+                if self.slots is not None:
+                    wait.call(self.slots.release_due)
                 self._wake.wait(interval)
                 self._wake.clear()
         except Stopping:

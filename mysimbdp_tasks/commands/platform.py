@@ -102,7 +102,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     app = make_app(settings)
     telemetry.pool_size(tenant.name, args.concurrency)
 
-    argv = ["worker", "-Q", f"{tenant.batch_queue},{tenant.stream_queue}", "-n", f"{tenant.name}@%h",
+    argv = ["worker", "-Q", f"{tenant.batch_queue},{tenant.stream_queue}", "-n", f"{tenant.name}@{settings.node}",
             "--loglevel", "INFO", "-E", "--without-gossip", "--without-mingle"]
     argv += ["--autoscale", f"{args.autoscale}"] if args.autoscale else ["--concurrency", str(args.concurrency)]
     app.worker_main(argv)
@@ -121,7 +121,7 @@ def watch(settings: Settings, args: argparse.Namespace) -> int:
     stop = stop_event()
     # The sweeper runs beside intake, in its own thread with its own Redis client and Celery app,
     # so however long a sweep of a large backlog takes, staged files are admitted meanwhile.
-    processing = folders.Layout(settings.home).folder(folders.PROCESSING).resolve()
+    processing = folders.Layout(settings.data).folder(folders.PROCESSING).resolve()
     sweeper = Sweeper(redis_client(settings), processing, Dispatch(make_app(settings)), settings.stall_seconds,
                       settings.max_resends)
     sweeping = threading.Thread(target=sweeper.run, args=(stop,), name="sweeper", daemon=True)
@@ -202,7 +202,7 @@ def flower(settings: Settings, args: argparse.Namespace) -> int:
     from ..services.registry import Registry
     from ..worker.celery_app import make_app
 
-    auth = options.credentials_file(args.auth_file, "--auth-file") if args.auth_file else settings.flower_auth
+    auth = options.credentials_file(args.auth_file, "--auth-file") if args.auth_file else settings.flower_users()
     plan = ui.FlowerPlan(address=args.address or settings.flower_address, port=args.port or settings.flower_port,
                          url_prefix=settings.flower_url_prefix if args.url_prefix is None else args.url_prefix,
                          auth=auth)

@@ -54,11 +54,22 @@ def scheduled_files(client: Any, tenant: str) -> list[dict[str, Any]]:
              "starts_at": iso(j["opens_at"])} for j in schedule.waiting(client, tenant)]
 
 
+def queued_files(client: Any, tenant: str) -> list[dict[str, Any]]:
+    """The tenant's admitted files waiting for a batch slot, next first, with their place in the
+    platform-wide queue."""
+    from ..batch import slots
+
+    return [{"file": j["file"], "ingest_id": j["ingest_id"], "bytes": j["bytes"], "priority": j["priority"],
+             "position": j["position"],
+             "admitted_at": datetime.fromtimestamp(j["admitted_at"], UTC).isoformat(timespec="seconds")}
+            for j in slots.queued(client, tenant)]
+
+
 def file_outcomes(settings: Settings, tenant: str) -> dict[str, Any]:
     """Counts of files by final state, and rejection reasons, from the receipts on disk."""
     import json
 
-    layout = folders.Layout(settings.home)
+    layout = folders.Layout(settings.data)
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     rows: Counter[str] = Counter()
@@ -86,7 +97,7 @@ def rows_in_table(session: Session, tenant: Tenant) -> int:
 
 def pending_files(settings: Settings) -> int:
     """Files in staging or processing: work not finished yet."""
-    layout = folders.Layout(settings.home)
+    layout = folders.Layout(settings.data)
     n = 0
     for stage in (folders.STAGING, folders.PROCESSING):
         root = layout.folder(stage)

@@ -68,6 +68,8 @@ def tenant_status(settings: Settings, args: argparse.Namespace) -> int:
         "latest": report.latest_files(settings, tenant.name, args.latest),
         "windows": [w.text for w in tenant.windows],
         "scheduled": report.scheduled_files(client, tenant.name),
+        "priority": tenant.priority.level,
+        "queued": report.queued_files(client, tenant.name),
     }
     if args.json:
         print(json.dumps(data, indent=2))
@@ -83,6 +85,10 @@ def tenant_status(settings: Settings, args: argparse.Namespace) -> int:
               f"{len(data['scheduled'])} file(s) scheduled, waiting for one to open")
         for e in data["scheduled"]:
             print(f"  starts {e['starts_at']}  {e['file']} (admitted {e['admitted_at']})")
+    if data["queued"]:
+        print(f"batch priority {tenant.priority.text}; {len(data['queued'])} file(s) queued for a batch slot")
+        for e in data["queued"]:
+            print(f"  #{e['position']}  {e['file']} (admitted {e['admitted_at']})")
     print("latest files:")
     for e in data["latest"]:
         rows = f" rows ok {e['rows_ok']}, refused {e['rows_refused']}" if e["rows_ok"] is not None else ""
@@ -136,7 +142,8 @@ def summary(settings: Settings, args: argparse.Namespace) -> int:
 
 # kind -> module of benchmarks/ with main(settings, argv) -> int; each benchmark parses its own options.
 BENCHMARKS = {"batch": "benchmarks.batch", "stream": "benchmarks.stream", "sweep": "benchmarks.sweep",
-              "anchors": "benchmarks.anchors", "cassandra": "benchmarks.cassandra_tuning"}
+              "anchors": "benchmarks.anchors", "cassandra": "benchmarks.cassandra_tuning",
+              "scale": "benchmarks.scale"}
 
 
 def bench(settings: Settings, args: argparse.Namespace) -> int:

@@ -77,21 +77,23 @@ def tenant_processes(tenant: Tenant, concurrency: int = DEFAULT_CONCURRENCY, bri
     return found
 
 
-def shared_processes(flower: bool = False, scope: Iterable[str] | None = None) -> list[Proc]:
-    """The watcher, monitor and manager (and Flower); ``scope``: the only tenants the last two serve."""
+def shared_processes(flower: bool = False, scope: Iterable[str] | None = None, control: bool = True) -> list[Proc]:
+    """The watcher, monitor and manager (and Flower); ``scope``: the only tenants the last two serve.
+    ``control`` False (MYSIMBDP_CONTROL=0): no monitor or manager, which run on one host of several."""
     only = [arg for name in sorted(scope or ()) for arg in ("--tenant", name)]
-    found = [Proc("watcher", command("watch")), Proc("monitor", command("monitor", *only)),
-             Proc("manager", command("manager", *only))]
+    found = [Proc("watcher", command("watch"))]
+    if control:
+        found += [Proc("monitor", command("monitor", *only)), Proc("manager", command("manager", *only))]
     if flower:
         found.append(Proc("flower", command("flower")))
     return found
 
 
 def wanted(tenants: Iterable[Tenant], concurrency: int = DEFAULT_CONCURRENCY, flower: bool = False,
-           scope: Iterable[str] | None = None, bridges: int = 1) -> list[Proc]:
+           scope: Iterable[str] | None = None, bridges: int = 1, control: bool = True) -> list[Proc]:
     """Everything the supervisor keeps running: shared processes, then each tenant's own (of ``scope``)."""
     only = None if scope is None else set(scope)
-    found = shared_processes(flower, only)
+    found = shared_processes(flower, only, control)
     for t in sorted(tenants, key=lambda t: t.name):
         if only is not None and t.name not in only:
             continue
@@ -165,7 +167,7 @@ def up(settings: Settings, tenants: Iterable[Tenant], echo: Callable[[str], None
                 *[arg for name in sorted(scope or ()) for arg in ("--tenant", name)]]
         pid = start(settings, Proc(SUPERVISOR, command(*argv)))
         echo(f"supervisor: started (pid {pid}), log {settings.logs / 'supervisor.log'}")
-    names = {p.name for p in wanted(tenants, concurrency, flower, scope, settings.stream_bridges)}
+    names = {p.name for p in wanted(tenants, concurrency, flower, scope, settings.stream_bridges, settings.control)}
     state = _wait_started(settings, pid, names, timeout)
     for name, child in sorted(state.get("children", {}).items()):
         if child.get("status") == "running":

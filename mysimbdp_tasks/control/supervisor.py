@@ -171,12 +171,12 @@ class Supervisor:
         self.save()
 
     def wanted(self, active: dict[str, Tenant] | None) -> dict[str, Proc]:
-        shared = processes.shared_processes(self.flower, self.scope)
+        shared = processes.shared_processes(self.flower, self.scope, self.settings.control)
         if active is None:
             # The registry not read yet (Redis away at start): keep the tenants' adopted processes.
             return {p.name: p for p in shared} | {n: c.proc for n, c in self.children.items() if c.proc.tenant}
         return {p.name: p for p in processes.wanted(active.values(), self.concurrency, self.flower, self.scope,
-                                                       self.settings.stream_bridges)}
+                                                       self.settings.stream_bridges, self.settings.control)}
 
     def reap(self, child: Child, now: float, tenants: Tenants) -> None:
         assert child.pid is not None

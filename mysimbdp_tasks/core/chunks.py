@@ -1,5 +1,8 @@
 """The chunk planner: cut one large file into byte ranges of whole records, for several workers.
 
+(Parquet files are cut into ranges of row groups by :mod:`columnar`; a gzip file is one chunk, see
+:mod:`gzipped`. What follows is about the text formats.)
+
 ``plan_chunks`` scans the file once and cuts it at record boundaries about every ``target_bytes``:
 for CSV with a quote-aware scan that mirrors the ``csv`` module (a quote opens a field only at its
 start; ``""`` inside a quoted field is an escaped quote), for JSON Lines at newlines, for JSON
@@ -19,7 +22,17 @@ import mmap
 import re
 from collections.abc import Generator, Iterable, Iterator
 
-from .formats import BOM, DEFAULT_CHUNK_BYTES, READ_SIZE, Chunk, Format, PathLike, bounded_size, detect_format
+from .formats import (
+    BOM,
+    DEFAULT_CHUNK_BYTES,
+    READ_SIZE,
+    Chunk,
+    Format,
+    PathLike,
+    bounded_size,
+    detect_format,
+    is_gzip,
+)
 from .jsonstream import array_cuts
 
 __all__ = ["iter_chunks", "plan_chunks"]
@@ -47,7 +60,7 @@ def iter_chunks(path: PathLike, fmt: Format | None = None, target_bytes: int = D
     if target_bytes <= 0:
         raise ValueError(f"target_bytes must be positive, got {target_bytes}")
     fmt = fmt or detect_format(path)
-    if fmt not in ("csv", "json", "jsonl"):
+    if fmt not in ("csv", "json", "jsonl", "parquet") and not is_gzip(fmt):
         raise ValueError(f"unknown format {fmt!r}")
     return _chunks(path, fmt, target_bytes, limit)
 
@@ -55,6 +68,14 @@ def iter_chunks(path: PathLike, fmt: Format | None = None, target_bytes: int = D
 def _chunks(path: PathLike, fmt: Format, target_bytes: int, limit: int | None) -> Generator[Chunk, None, None]:
     with open(path, "rb") as f:
         size = bounded_size(f, limit)
+        if is_gzip(fmt):  # a gzip stream cannot be cut: one chunk (see gzipped)
+            yield Chunk(0, 0, size, 1)
+            return
+        if fmt == "parquet":  # ranges of row groups, from the footer (see columnar)
+            from . import columnar  # here: pyarrow only in processes that read Parquet (see parsing)
+
+            yield from columnar.iter_chunks(path, size, target_bytes)
+            return
         if size == 0:
             yield Chunk(0, 0, 0, 1)
             return

@@ -63,7 +63,7 @@ class RowConverter:
     exactly; type names are read case-insensitively, as CQL does.
     """
 
-    __slots__ = ("_converters", "_fields_plan", "_header", "_keys", "_plan", "columns")
+    __slots__ = ("_converters", "_fields_plan", "_header", "_keys", "_plan", "columns", "key_columns", "types")
 
     def __init__(self, columns: Mapping[str, str], key_columns: Sequence[str]) -> None:
         if not columns:
@@ -79,6 +79,8 @@ class RowConverter:
             if key not in columns:
                 raise ValueError(f"key column {key!r} is not in the schema")
         self.columns: tuple[str, ...] = tuple(names)
+        self.types: dict[str, str] = dict(columns)  # for readers of typed files (Parquet) to check against
+        self.key_columns: tuple[str, ...] = tuple(key_columns)
         self._plan: tuple[tuple[str, Converter], ...] = tuple(plan)
         self._converters: tuple[Converter, ...] = tuple(converter for _, converter in plan)
         # Checked in column order, so the reported column is the same on both paths of convert().

@@ -13,6 +13,7 @@ backoff) and *permanent* ones (the input is wrong: no retry, a receipt or a dead
     |   +-- TransientIngestError        (retry with backoff)
     |   |   +-- ServiceUnavailable
     |   |   +-- DiskFull
+    |   |   +-- WaitingForSlot      (its file's batch slot was given back: retried until granted)
     |   +-- PermanentIngestError        (no retry: a receipt says why)
     |       +-- RowError                (one row; recorded, the rest goes on)
     |       +-- WorkerLost              (its worker died too often: given up)
@@ -161,3 +162,12 @@ class InputError(MysimbdpError):
 
 class StreamError(MysimbdpError):
     """The messages cannot be sent: no broker, no topic. The message says what to check."""
+
+
+class WaitingForSlot(TransientIngestError):
+    """A task of a file whose batch slot was given back (batch/slots.py): the file is queued again,
+    and the task is retried after ``delay`` seconds, until the file holds a slot again."""
+
+    def __init__(self, message: str, delay: float) -> None:
+        self.delay = delay
+        super().__init__(message)

@@ -36,6 +36,9 @@ def safe(name: str | bytes, limit: int = SAFE_NAME_BYTES) -> str:
     """A sanitized, shortened ``name``: word characters, ``.+=@,-``; extension kept; never hidden."""
     cleaned = _UNSAFE.sub("_", text(name)).lstrip(".") or "_"
     stem, ext = os.path.splitext(cleaned)
+    if ext.lower() == ".gz":  # ".csv.gz": the format is named by both suffixes
+        stem, inner = os.path.splitext(stem)
+        ext = inner + ext
     if len(ext) > SUFFIX_CHARS:
         stem, ext = cleaned, ""
     room = limit - len(ext.encode())

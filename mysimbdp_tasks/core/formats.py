@@ -7,7 +7,9 @@ planner in :mod:`chunks`; both start here.
 Decisions:
 
 - Files are UTF-8; a leading BOM is ignored.
-- ``.csv`` is CSV and ``.jsonl`` / ``.ndjson`` are always JSON Lines. ``.json`` is sniffed: ``[``
+- ``.csv`` is CSV and ``.jsonl`` / ``.ndjson`` are always JSON Lines; ``.parquet`` is Parquet (read by
+  :mod:`columnar`). Each text format may be gzip-compressed (``.csv.gz``, ``.json.gz``, ``.jsonl.gz``,
+  ``.ndjson.gz``), read through :mod:`gzipped`; its format is the text format plus ``.gz``. ``.json`` is sniffed: ``[``
   starts an array of objects; ``{`` starts JSON Lines when the first line is one whole object, and
   otherwise (a pretty-printed object) a stream of objects separated by whitespace. Any other
   extension raises ``PermanentIngestError("wrong_file_type", ...)``.
@@ -31,17 +33,20 @@ __all__ = [
     "DEFAULT_CHUNK_BYTES",
     "MAX_RECORD_BYTES",
     "READ_SIZE",
+    "SUFFIXES",
     "Chunk",
     "Format",
     "Opener",
     "PathLike",
     "Record",
     "detect_format",
+    "extension",
+    "is_gzip",
     "open_plain",
     "unparseable",
 ]
 
-Format = Literal["csv", "json", "jsonl"]
+Format = Literal["csv", "json", "jsonl", "parquet", "csv.gz", "json.gz", "jsonl.gz"]
 PathLike = str | os.PathLike[str]
 #: Opens a tenant file for reading its records: :func:`open_plain`, or a sealed file's decrypting
 #: reader (:mod:`sealed`), which has a ``size`` (its plaintext bytes).
@@ -52,7 +57,12 @@ MAX_RECORD_BYTES = 16 << 20  # half of Cassandra's default 32 MiB commit log seg
 DEFAULT_CHUNK_BYTES = 8 << 20
 BOM = codecs.BOM_UTF8
 
-_SUFFIXES: dict[str, Format] = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+_SUFFIXES: dict[str, Format] = {
+    ".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
+    ".csv.gz": "csv.gz", ".json.gz": "json.gz", ".jsonl.gz": "jsonl.gz", ".ndjson.gz": "jsonl.gz",
+}
+SUFFIXES = tuple(_SUFFIXES)
+GZIP_SUFFIX = ".gz"
 _JSON_WS_BYTES = re.compile(rb"[ \t\n\r]*")
 _SNIFF_BYTES = 64 << 10
 
@@ -88,22 +98,40 @@ def open_plain(path: PathLike) -> BinaryIO:
     return open(path, "rb")
 
 
-def detect_format(path: PathLike, opener: Opener = open_plain) -> Format:
+def extension(name: PathLike) -> str:
+    """A file's extension as tenants name it, lower case: ``.csv``, or ``.csv.gz`` for a gzip file."""
+    stem, suffix = os.path.splitext(os.path.basename(os.fspath(name)).lower())
+    if suffix == GZIP_SUFFIX:
+        return os.path.splitext(stem)[1] + suffix
+    return suffix
+
+
+def is_gzip(fmt: str) -> bool:
+    return fmt.endswith(".gz")
+
+
+def detect_format(path: PathLike, *, inflate_limit: int | None = None, opener: Opener = open_plain) -> Format:
     """The format of a file, from its extension (a sealed file's inner one: ``x.csv.enc`` is CSV)
-    and, for ``.json``, its first bytes."""
+    and, for ``.json`` (and ``.json.gz``), its first bytes."""
     name = os.fspath(path)
-    if name.lower().endswith(".enc"):
-        name = name[:-4]
-    suffix = os.path.splitext(name)[1].lower()
-    fmt = _SUFFIXES.get(suffix)
+    sealed = name.lower().endswith(".enc")
+    fmt = _SUFFIXES.get(extension(name[:-4] if sealed else name))
+    if sealed and fmt not in (None, "csv", "json", "jsonl"):
+        raise PermanentIngestError(
+            "wrong_file_type", f"{os.path.basename(path)}: a sealed file is CSV, JSON or JSON Lines")
     if fmt is None:
         raise PermanentIngestError(
-            "wrong_file_type", f"{os.path.basename(path)}: expected .csv, .json, .jsonl or .ndjson"
+            "wrong_file_type", f"{os.path.basename(path)}: expected one of {', '.join(_SUFFIXES)}"
         )
-    if fmt != "json":
-        return fmt
-    with opener(path) as f:
-        return _sniff_json(f)
+    if fmt == "json":
+        with opener(path) as f:
+            return _sniff_json(f)
+    if fmt == "json.gz":
+        from .gzipped import inflated  # here: gzipped imports this module
+
+        with inflated(path, inflate_limit) as g:
+            return "json.gz" if _sniff_json(g) == "json" else "jsonl.gz"
+    return fmt
 
 
 def _sniff_json(f: BinaryIO) -> Format:

@@ -82,6 +82,14 @@ REDELIVERIES_PREFIX = PREFIX + "redeliveries:"
 REPLAYED_PREFIX = PREFIX + "replayed:"
 JOBS_OPEN = PREFIX + "jobs:open"  # set of ingest ids admitted and not finalized yet
 WATCHER_PENDING = PREFIX + "watcher:pending"  # hash: ingest id -> job JSON, until its task is sent
+# Batch slots (batch/slots.py): holders (ingest id -> lease end), the queue (ingest id -> rank) with
+# its jobs (hash), and the granted files whose task is not sent yet (set).
+SLOTS_PREFIX = PREFIX + "slots:"
+SLOTS_HELD = SLOTS_PREFIX + "held"
+SLOTS_QUEUED = SLOTS_PREFIX + "queued"
+SLOTS_QUEUED_JOBS = SLOTS_PREFIX + "queued:jobs"
+SLOTS_GRANTED = SLOTS_PREFIX + "granted"
+SLOTS_LOCK_PREFIX = SLOTS_PREFIX + "lock:"
 
 
 def usage_key(tenant: str, day: str) -> str:

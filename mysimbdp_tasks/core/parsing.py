@@ -31,15 +31,18 @@ Decisions:
 from __future__ import annotations
 
 import csv
-import io
-import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 import orjson
 
+from .blocks import Flag as _Flag
+from .blocks import blocks as _blocks
+from .blocks import no_long_digits as _no_long_digits
+from .blocks import orjson_agrees as _orjson_agrees
+from .blocks import text_lines as _text_lines
 from .errors import FileChangedError
 from .formats import (
     BOM,
@@ -52,9 +55,11 @@ from .formats import (
     Record,
     bounded_size,
     detect_format,
+    is_gzip,
     open_plain,
     unparseable,
 )
+from .gzipped import inflated
 from .jsonstream import (
     FIRST_FLAT_OBJECT,
     NEXT_FLAT_OBJECT,
@@ -69,39 +74,22 @@ __all__ = ["iter_records", "read_records"]
 
 _orjson_loads = orjson.loads
 _OrjsonError = orjson.JSONDecodeError
-# A run of 19 digits, found by mapping every digit to "0" and everything else to " ": a translate and
-# a substring search run about ten times faster than a regex search for [0-9]{19}.
-_DIGITS_ONLY = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
-_LONG_RUN = b"0" * 19
 _WS_BYTES = re.compile(rb"[ \t\n\r]*+")
-_SHALLOW = 256  # brackets in a text shallow enough for the json module at any stack depth
-
-
-def _orjson_agrees(text: bytes, short_numbers: bool = False) -> bool:
-    """Whether orjson reads ``text`` exactly as the json module does, if it reads it at all.
-
-    orjson is about 3x faster. It differs on integers beyond 64 bits (it may return floats) and on
-    nesting deeper than the json module's recursion limit (it builds it); such texts, and anything
-    orjson refuses (NaN, lone surrogates, ...), go to the json module, which decides as before.
-    ``short_numbers``: the caller found no run of 19 digits in a block holding ``text``.
-    """
-    return text.count(b"[") + text.count(b"{") < _SHALLOW and (short_numbers or _no_long_digits(text))
-
-
-def _no_long_digits(data: bytes) -> bool:
-    """Whether ``data`` holds no run of 19 digits (so no integer orjson may read as a float)."""
-    return _LONG_RUN not in data.translate(_DIGITS_ONLY)
+_UNBOUNDED = 1 << 62  # the end of a stream whose length is known only at its end (gzip)
+#: A tenant's column types and key columns, for readers of typed files (Parquet).
+Typed = tuple[Mapping[str, str], Sequence[str]]
 
 
 def iter_records(
     path: PathLike, fmt: Format | None = None, chunk: Chunk | None = None, *, read_size: int = READ_SIZE,
-    limit: int | None = None, opener: Opener = open_plain,
+    limit: int | None = None, inflate_limit: int | None = None, typed: Typed | None = None,
+    opener: Opener = open_plain,
 ) -> Iterator[Record]:
     """Records of a whole file, or of one ``chunk`` of it from ``chunks.plan_chunks``; with ``limit``, of
     its first ``limit`` bytes only (what was admitted: bytes appended since are not read)."""
     header: list[list[str]] = []
     for number, data, error in read_records(path, fmt, chunk, read_size=read_size, limit=limit, header=header,
-                                            opener=opener):
+                                            inflate_limit=inflate_limit, typed=typed, opener=opener):
         if type(data) is list:
             yield Record(number, dict(zip(header[0], data, strict=False)), None)
         else:
@@ -110,21 +98,24 @@ def iter_records(
 
 def read_records(
     path: PathLike, fmt: Format | None = None, chunk: Chunk | None = None, *, read_size: int = READ_SIZE,
-    limit: int | None = None, header: list[list[str]] | None = None, opener: Opener = open_plain,
+    limit: int | None = None, header: list[list[str]] | None = None, inflate_limit: int | None = None,
+    typed: Typed | None = None, opener: Opener = open_plain,
 ) -> Iterator[tuple[int, Any, str | None]]:
-    """What :func:`iter_records` yields, as plain ``(number, data, error)`` tuples and, for CSV, with
-    each row's fields as a list in the header's order: no dict per row on the ingest path. The
-    header is appended to ``header`` before the first row comes (a short row has fewer fields).
-    ``opener`` opens the file (a sealed file's is its decrypting reader)."""
-    fmt = fmt or detect_format(path, opener)
+    """What :func:`iter_records` yields, as plain ``(number, data, error)`` tuples and, for CSV (and
+    Parquet), with each row's fields as a list in the header's order: no dict per row on the ingest
+    path. The header is appended to ``header`` before the first row comes (a short row has fewer
+    fields). ``inflate_limit`` bounds what a gzip file may inflate to (see :mod:`gzipped`);
+    ``typed`` is the tenant's ``(column types, key columns)``, which a Parquet file is checked
+    against (see :mod:`columnar`; without it every column of the file is read). ``opener`` opens
+    a text file (a sealed file's is its decrypting reader, see :mod:`sealed`)."""
+    fmt = fmt or detect_format(path, inflate_limit=inflate_limit, opener=opener)
+    if fmt == "parquet" or is_gzip(fmt):
+        yield from _packed_records(path, fmt, chunk, read_size, limit, [] if header is None else header,
+                                   inflate_limit, typed)
+        return
     with opener(path) as f:
         size = bounded_size(f, limit)
-        if chunk is None:
-            chunk = Chunk(0, 0, size, 1)
-        elif not 0 <= chunk.start_offset <= chunk.end_offset <= size:
-            # Planned on a longer file: it was truncated or replaced since, so those bytes are gone.
-            raise FileChangedError(f"chunk {chunk.index} (bytes {chunk.start_offset}..{chunk.end_offset}) "
-                                   f"does not fit a file of {size} bytes; it changed after planning")
+        chunk = _fitted(chunk, size)
         if fmt == "csv":
             # The csv module's default limit is 128 KiB per field; a reddit body can be longer. The
             # limit is process-wide, so it is set where CSV is read rather than as an import side effect.
@@ -138,63 +129,39 @@ def read_records(
             raise ValueError(f"unknown format {fmt!r}")
 
 
-def _blocks(f: BinaryIO, start: int, end: int, read_size: int) -> Iterator[bytes]:
-    """``[start, end)`` in blocks of about ``read_size`` bytes that end at a line end (or at ``end``),
-    without the file's BOM. Chunk ends are line starts, so no line is cut."""
-    f.seek(start)
-    pos, carry = start, b""
-    while pos < end:
-        data = f.read(min(max(read_size, 1 << 16), end - pos))
-        if not data:
-            break
-        at_start, pos = pos == 0, pos + len(data)
-        if at_start and data.startswith(BOM):
-            data = data[len(BOM):]
-        if carry:  # a line longer than a block
-            data = carry + data
-        cut = data.rfind(b"\n") + 1 if pos < end else len(data)
-        carry = data[cut:]
-        if cut:
-            yield data[:cut]
-    if carry:
-        yield carry
+def _fitted(chunk: Chunk | None, size: int) -> Chunk:
+    """``chunk``, checked against the file's size; the whole file for None."""
+    if chunk is None:
+        return Chunk(0, 0, size, 1)
+    if not 0 <= chunk.start_offset <= chunk.end_offset <= size:
+        # Planned on a longer file: it was truncated or replaced since, so those bytes are gone.
+        raise FileChangedError(f"chunk {chunk.index} (bytes {chunk.start_offset}..{chunk.end_offset}) "
+                               f"does not fit a file of {size} bytes; it changed after planning")
+    return chunk
 
 
-class _Flag:
-    __slots__ = ("up",)
+def _packed_records(path: PathLike, fmt: Format, chunk: Chunk | None, read_size: int, limit: int | None,
+                    header: list[list[str]], inflate_limit: int | None,
+                    typed: Typed | None) -> Iterator[tuple[int, Any, str | None]]:
+    """Records of a Parquet file (by row group) or a gzip file (one chunk, inflated as a stream)."""
+    with open(path, "rb") as f:
+        size = bounded_size(f, limit)
+    chunk = _fitted(chunk, size)
+    if fmt == "parquet":
+        # Imported here: pyarrow (and numpy) in every worker's heap made the CSV path's CPU per row ~5 % higher.
+        from . import columnar
 
-    def __init__(self) -> None:
-        self.up = False
-
-
-def _split_lines(block: bytes) -> list[bytes]:
-    lines = block.split(b"\n")
-    if lines[-1]:
-        return [line + b"\n" for line in lines[:-1]] + [lines[-1]]
-    return [line + b"\n" for line in lines[:-1]]
-
-
-def _bad_block_lines(block: bytes, bad_encoding: _Flag) -> Iterator[str]:
-    for line in _split_lines(block):
-        try:
-            yield line.decode("utf-8")
-        except UnicodeDecodeError:
-            # Keep the row's shape so the csv parser stays in step; the row is refused later.
-            bad_encoding.up = True
-            yield line.decode("utf-8", "surrogateescape")
-
-
-def _text_lines(f: BinaryIO, start: int, end: int, read_size: int, bad_encoding: _Flag) -> Iterator[str]:
-    """The text lines of ``[start, end)``: a block of valid UTF-8 is decoded at once and split by a
-    ``StringIO`` in C; only a block holding bad bytes is decoded line by line, to flag its rows."""
-    def pieces() -> Iterator[Iterable[str]]:
-        for block in _blocks(f, start, end, read_size):
-            try:
-                yield io.StringIO(block.decode("utf-8"), newline="\n")  # lines end at "\n" only
-            except UnicodeDecodeError:
-                yield _bad_block_lines(block, bad_encoding)
-
-    return itertools.chain.from_iterable(pieces())
+        yield from columnar.read_rows(path, chunk, size, typed, header)
+        return
+    whole = Chunk(0, 0, _UNBOUNDED, 1)  # the one chunk of a gzip file, in inflated bytes
+    with inflated(path, inflate_limit, limit) as g:
+        if fmt == "csv.gz":
+            csv.field_size_limit(MAX_RECORD_BYTES)
+            yield from _csv_records(g, whole, _UNBOUNDED, read_size, header)
+        elif fmt == "jsonl.gz":
+            yield from _jsonl_records(g, whole, read_size)
+        else:
+            yield from _json_records(g, whole, _UNBOUNDED, read_size, fast=False)
 
 
 def _csv_header(f: BinaryIO, size: int, read_size: int) -> list[str] | None:
@@ -313,11 +280,14 @@ def _json_record(number: int, value: Any) -> Record:
     return Record(number, None, f"not_an_object: got {kind}")
 
 
-def _json_records(f: BinaryIO, chunk: Chunk, size: int, read_size: int) -> Iterator[tuple[int, Any, str | None]]:
+def _json_records(f: BinaryIO, chunk: Chunk, size: int, read_size: int,
+                  fast: bool = True) -> Iterator[tuple[int, Any, str | None]]:
     """Flat objects through orjson while they come; from the first other thing on, the json module's
-    incremental reader decides, from right after the last element read, exactly as it always did."""
+    incremental reader decides, from right after the last element read, exactly as it always did.
+    ``fast=False`` (a stream that cannot seek back, such as a gzip file): the json module reads all."""
     resume = [chunk.start_offset, chunk.first_number]
-    yield from _flat_objects(f, chunk, read_size, resume)
+    if fast:
+        yield from _flat_objects(f, chunk, read_size, resume)
     start, number = resume
     first = start == 0
     read = decoded_reader(f, start, chunk.end_offset, "utf-8-sig" if first else "utf-8")

@@ -62,7 +62,8 @@ def converter_for(tenant: Tenant) -> RowConverter:
 
 
 def ingest_chunk(path: Path, fmt: Format, chunk: Chunk | None, converter: RowConverter, write: Writer,
-                 index: int = 0, limit: int | None = None, opener: Opener = open_plain) -> ChunkResult:
+                 index: int = 0, limit: int | None = None, inflate_limit: int | None = None,
+                 opener: Opener = open_plain) -> ChunkResult:
     """Parse ``chunk`` of ``path`` (or the whole file), convert and write; return the outcome.
 
     Never raises for anything in the file: a record that fails is refused, and a failure of the
@@ -81,8 +82,9 @@ def ingest_chunk(path: Path, fmt: Format, chunk: Chunk | None, converter: RowCon
         header: list[list[str]] = []  # a CSV file's header, once read
         convert, convert_fields = converter.convert, converter.convert_fields
         try:
+            typed = (converter.types, converter.key_columns)
             for number, data, error in read_records(path, fmt, chunk=chunk, limit=limit, header=header,
-                                                      opener=opener):
+                                                    inflate_limit=inflate_limit, typed=typed, opener=opener):
                 try:
                     if type(data) is list:  # a CSV row, in its header's order
                         row = convert_fields(header[0], data)

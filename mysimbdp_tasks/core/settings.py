@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ DEFAULT_MAX_RESENDS = 3  # times the sweeper sends one lost task again before th
 # is given up with reason worker_lost. High on purpose: under chaos a pool is killed every few
 # seconds, and a task that was merely unlucky must not be given up.
 DEFAULT_MAX_REDELIVERIES = 10
+DEFAULT_SLOT_LEASE_SECONDS = 30.0  # a dead worker's batch slot is free again this long after its last renewal
 # Kafka topics: replicas of each partition, and how many must have a write before it counts. One
 # and one fit the local one-broker stack; a real cluster wants 3 and 2.
 DEFAULT_TOPIC_REPLICATION = 1
@@ -126,6 +128,14 @@ def _replication(env: Mapping[str, str]) -> str:
     return text
 
 
+def _node_name(env: Mapping[str, str]) -> str:
+    """MYSIMBDP_NODE_NAME: letters, digits, '.', '_' and '-' (it ends Celery node names and log lines)."""
+    text = env.get("MYSIMBDP_NODE_NAME", "").strip()
+    if text and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text):
+        raise SettingsError(f"MYSIMBDP_NODE_NAME: expected letters, digits, '.', '_' or '-', got {text!r}")
+    return text
+
+
 def _port(env: Mapping[str, str], var: str, default: int) -> int:
     value = _count(env, var, default)
     if value > 65535:
@@ -133,9 +143,21 @@ def _port(env: Mapping[str, str], var: str, default: int) -> int:
     return value
 
 
-def _flower_auth(env: Mapping[str, str], home: Path) -> tuple[str, ...]:
-    """Flower's users: MYSIMBDP_FLOWER_AUTH, else the file MYSIMBDP_FLOWER_AUTH_FILE names, else
-    MYSIMBDP_HOME/flower-auth if it exists; none: Flower asks for no password. Empty is unset."""
+def _flower_auth(env: Mapping[str, str], home: Path) -> tuple[tuple[str, ...], str]:
+    """Flower's users and the problem that kept them from being read ("" if none).
+
+    The users come from MYSIMBDP_FLOWER_AUTH, else the file MYSIMBDP_FLOWER_AUTH_FILE names, else
+    MYSIMBDP_HOME/flower-auth if it exists; none: Flower asks for no password. Empty is unset. A
+    problem (a file others can read, a short password) refuses to start Flower, and only Flower: an
+    operator can still stop the stack or look at a tenant while fixing it.
+    """
+    try:
+        return _flower_users(env, home), ""
+    except SettingsError as exc:
+        return (), str(exc)
+
+
+def _flower_users(env: Mapping[str, str], home: Path) -> tuple[str, ...]:
     if env.get("MYSIMBDP_FLOWER_AUTH", "").strip():
         return flower.credentials(env["MYSIMBDP_FLOWER_AUTH"], "MYSIMBDP_FLOWER_AUTH")
     if "MYSIMBDP_FLOWER_AUTH_FILE" in env:
@@ -202,6 +224,8 @@ class Settings:
     topic_replication: int = DEFAULT_TOPIC_REPLICATION  # replicas of each partition of the platform's topics
     topic_min_insync: int = DEFAULT_TOPIC_MIN_INSYNC  # min.insync.replicas of those topics
     chunk_bytes: int = 8 * 1024 * 1024
+    # A gzip file may inflate to at most this many times its tenant's max_file_size (a bomb is refused).
+    gzip_ratio: float = 20.0
     visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
     stall_seconds: float = 60.0
     report_every: float = 5.0  # seconds per reporting window of the stream workers
@@ -210,6 +234,10 @@ class Settings:
     stream_bridges: int = 1  # bridge processes per stream tenant, in its one consumer group
     max_resends: int = DEFAULT_MAX_RESENDS
     max_redeliveries: int = DEFAULT_MAX_REDELIVERIES
+    # Batch slots (batch/slots.py): files running at once, platform-wide (0: no limit), and how long
+    # a slot outlives the last renewal of its file's worker.
+    batch_slots: int = 0
+    slot_lease_seconds: float = DEFAULT_SLOT_LEASE_SECONDS
     # Per-tenant staging folders: tenant -> the uid that must own a file in staging/<tenant>/
     # (empty: no owner check); flat_staging False refuses files directly in staging/.
     staging_owners: tuple[tuple[str, int], ...] = ()
@@ -220,11 +248,19 @@ class Settings:
     flower_port: int = DEFAULT_FLOWER_PORT
     flower_url_prefix: str = ""
     flower_auth: tuple[str, ...] = field(default=(), repr=False)
+    flower_auth_problem: str = ""  # why the users could not be read: Flower is refused until it is fixed
     # Secure mode (`mysimbdp stack up --secure`, or MYSIMBDP_SECURE=1): the services authenticate
     # every client and authorize it per tenant. ``principal`` is who this process is towards them:
     # ``platform:admin`` for the platform's processes, ``tenant:<name>`` for a tenant's worker pool.
     secure: bool = False
     principal: str = "platform:admin"
+    # Several hosts (docs/deploy.md): the data folders (staging, processing, done, failed, rejected)
+    # live in ``data_dir``, a file system every host mounts at the same path; run state and logs stay
+    # in ``home``, one per host. None: the data folders are in ``home`` (one host). ``node_name``
+    # names this host's processes towards the others (worker pools are ``<tenant>@<node>``).
+    data_dir: Path | None = None
+    node_name: str = ""
+    control: bool = True  # the supervisor runs the monitor and the manager (False: another host does)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -257,6 +293,7 @@ class Settings:
             raise SettingsError(f"MYSIMBDP_TOPIC_MIN_INSYNC: {topic_min_insync} is more than "
                                 f"MYSIMBDP_TOPIC_REPLICATION ({topic_replication}): no write could be acknowledged")
         chunk_mb = _number(env, "MYSIMBDP_CHUNK_MB", 8)
+        gzip_ratio = _number(env, "MYSIMBDP_GZIP_RATIO", 20)
         visibility = _count(env, "MYSIMBDP_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT)  # whole seconds
         stall = _number(env, "MYSIMBDP_STALL_SECONDS", 60)
         report_every = _number(env, "MYSIMBDP_REPORT_EVERY", 5)
@@ -265,26 +302,35 @@ class Settings:
         bridges = _count(env, "MYSIMBDP_STREAM_BRIDGES", 1)
         resends = _count(env, "MYSIMBDP_MAX_RESENDS", DEFAULT_MAX_RESENDS)
         redeliveries = _count(env, "MYSIMBDP_MAX_REDELIVERIES", DEFAULT_MAX_REDELIVERIES)
+        flower_auth, flower_auth_problem = _flower_auth(env, home)
         metrics_addr = _hostport(env.get("MYSIMBDP_METRICS_ADDR", DEFAULT_METRICS_ADDR), "MYSIMBDP_METRICS_ADDR", 9464)
+        data_dir = env.get("MYSIMBDP_DATA_DIR", "").strip()
         return cls(
+            data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
+            node_name=_node_name(env),
+            control=_flag(env, "MYSIMBDP_CONTROL", True),
             metrics_addr=metrics_addr,
             flower_address=flower.address(env.get("MYSIMBDP_FLOWER_ADDRESS", flower.DEFAULT_ADDRESS),
                                           "MYSIMBDP_FLOWER_ADDRESS"),
             flower_port=_port(env, "MYSIMBDP_FLOWER_PORT", DEFAULT_FLOWER_PORT),
             flower_url_prefix=flower.url_prefix(env.get("MYSIMBDP_FLOWER_URL_PREFIX", ""),
                                                 "MYSIMBDP_FLOWER_URL_PREFIX"),
-            flower_auth=_flower_auth(env, home),
+            flower_auth=flower_auth,
+            flower_auth_problem=flower_auth_problem,
             stream_stall_seconds=stream_stall,
             stream_max_pending=max_pending,
             stream_bridges=bridges,
             max_resends=int(resends),
             max_redeliveries=int(redeliveries),
+            batch_slots=_count(env, "MYSIMBDP_BATCH_SLOTS", 0) if env.get("MYSIMBDP_BATCH_SLOTS", "").strip() else 0,
+            slot_lease_seconds=_number(env, "MYSIMBDP_SLOT_LEASE_SECONDS", DEFAULT_SLOT_LEASE_SECONDS),
             staging_owners=_owners(env.get("MYSIMBDP_STAGING_OWNERS", "")),
             flat_staging=_flag(env, "MYSIMBDP_FLAT_STAGING", True),
             secure=secure,
             stall_seconds=stall,
             report_every=report_every,
             chunk_bytes=int(chunk_mb * 1024 * 1024),
+            gzip_ratio=gzip_ratio,
             visibility_timeout=visibility,
             home=home,
             redis_url=redis_url,
@@ -310,10 +356,20 @@ class Settings:
     def staging_owner(self, tenant: str) -> int | None:
         return dict(self.staging_owners).get(tenant)
 
-    # Folders under MYSIMBDP_HOME -------------------------------------------------------------
+    # Folders: the data folders are shared by every host, the rest is this host's own ----------
+    @property
+    def data(self) -> Path:
+        """The root of staging/, processing/, done/, failed/ and rejected/: MYSIMBDP_DATA_DIR, else the home."""
+        return self.data_dir or self.home
+
+    @property
+    def node(self) -> str:
+        """This host's name among the platform's hosts: MYSIMBDP_NODE_NAME, else the machine's host name."""
+        return self.node_name or socket.gethostname()
+
     @property
     def staging(self) -> Path:
-        return self.home / "staging"
+        return self.data / "staging"
 
     @property
     def logs(self) -> Path:
@@ -327,6 +383,12 @@ class Settings:
     def flower_url(self) -> str:
         """Where an operator opens Flower (as the settings give it; `mysimbdp flower` options may differ)."""
         return flower.url(self.flower_address, self.flower_port, self.flower_url_prefix)
+
+    def flower_users(self) -> tuple[str, ...]:
+        """Flower's users (user:password), or the problem with their setting, raised."""
+        if self.flower_auth_problem:
+            raise SettingsError(self.flower_auth_problem)
+        return self.flower_auth
 
     # Endpoints in the forms the client libraries take ------------------------------------------
     @property

@@ -25,15 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cql, encryption, names, windows
+from . import cql, encryption, names, priorities, windows
 from .errors import ConfigError, ConfigProblem
 from .keys import PrimaryKey, parse_key
 
 MB = 1024 * 1024
 TENANT_NAME = re.compile(r"^[a-z][a-z0-9]{0,31}$")  # no '-' or '_': those end the name in file names
-FILE_TYPES = (".csv", ".json", ".jsonl", ".ndjson")
+FILE_TYPES = (".csv", ".json", ".jsonl", ".ndjson", ".parquet", ".csv.gz", ".json.gz", ".jsonl.gz", ".ndjson.gz")
 # Two names of one format: a tenant allowed either may stage files with either extension.
-ALIASES = {".jsonl": ".ndjson", ".ndjson": ".jsonl"}
+ALIASES = {".jsonl": ".ndjson", ".ndjson": ".jsonl", ".jsonl.gz": ".ndjson.gz", ".ndjson.gz": ".jsonl.gz"}
 
 # Optional platform settings and their defaults (documented in README, "Tenant configuration").
 DEFAULTS: dict[str, Any] = {
@@ -48,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
 BATCH_KEYS = ("max_file_size", "file_type", "max_amount_of_data", "max_number_of_files")
 STREAM_KEYS = ("max_messages_per_day",)
 COMMON_KEYS = ("namespace", "table_name", "schema")
-KNOWN_KEYS = BATCH_KEYS + STREAM_KEYS + COMMON_KEYS + tuple(DEFAULTS) + ("description", "windows",
+KNOWN_KEYS = BATCH_KEYS + STREAM_KEYS + COMMON_KEYS + tuple(DEFAULTS) + ("description", "windows", "priority",
                                                                               encryption.KEY)
 
 
@@ -81,6 +81,7 @@ class Tenant:
     max_queued_tasks: int = DEFAULTS["max_queued_tasks"]
     partitions: int = DEFAULTS["partitions"]
     windows: tuple[windows.Window, ...] = ()  # UTC ranges in which batch files run; none: any time
+    priority: priorities.Priority = priorities.DEFAULT  # who takes a free batch slot first
     encryption: encryption.Policy = encryption.DEFAULT  # whether staged files may / must be sealed
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -221,11 +222,13 @@ def _parse_tenant(name: str, raw: Any, problems: list[ConfigProblem]) -> Tenant 
         bad("min_workers", "is larger than max_workers")
 
     wins = windows.parse_all(raw["windows"], bad) if "windows" in raw else ()
+    priority = priorities.parse(raw["priority"], bad) if "priority" in raw else priorities.DEFAULT
     sealing = encryption.parse(raw, bad)
     if len(problems) > before or key is None:
         return None
     return Tenant(name=name, namespace=namespace, table_name=table_name, columns=columns, key=key,
-                  batch=batch, stream=stream, raw=raw, windows=wins, encryption=sealing, **extra)
+                  batch=batch, stream=stream, raw=raw, windows=wins, priority=priority, encryption=sealing,
+                  **extra)
 
 
 def _name(raw: dict[str, Any], key: str, bad: Any) -> str:

@@ -25,7 +25,8 @@ CELERY_EXCHANGES = ("celery.pidbox", "reply.celery.pidbox", "celeryev")
 # kombu's binding table of an exchange, and its set of bindings that never expire.
 BINDING_TABLES = ("binding", "binding_permanent")
 # Platform keys named by an ingest id only (a uuid, not the tenant): any pool may reach them.
-BY_ID_KEYS = (names.JOB_PREFIX + "*", names.JOBS_OPEN)
+BY_ID_KEYS = (names.JOB_PREFIX + "*", names.JOBS_OPEN,
+              names.SLOTS_PREFIX + "*")  # batch slots: every pool renews its files' and gives them back
 REGISTRY_KEYS = (names.TENANTS, names.TENANTS_ACTIVE)  # read only
 
 

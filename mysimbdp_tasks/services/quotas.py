@@ -16,11 +16,12 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import redis
 
 from ..core import names
+from ..core.formats import extension
+from ..core.sealed import inner_name
 from ..core.tenants import Tenant
 from .scripts import source
 
@@ -68,7 +69,7 @@ class Quotas:
         """
         ingest_id = ingest_id or uuid.uuid4().hex
         day = day or today()
-        ext = Path(tenant.encryption.checked_name(file_name) if tenant else file_name).suffix.lower()
+        ext = extension(inner_name(file_name))  # ".csv.gz" for a gzip file; "x.csv.enc" is checked as ".csv"
         refused = tenant.encryption.refusal(file_name) if tenant is not None and tenant.batch is not None else None
         if refused:  # charges nothing, so nothing to remember per ingest id
             return Admission(False, refused, "sealed files only (encrypted: required)", ext, day)

@@ -62,6 +62,8 @@ REASONS = frozenset({
     "bad_json", "not_an_object", "missing_key_column", "bad_value", "daily_messages_exceeded",
     "stream_not_enabled", "rejected_by_cassandra", "unbindable", "unusable_message", "ingest_failed",
     "worker_lost", "unparseable", "file_changed", "internal_error", "task_lost",
+    # file formats: a damaged gzip stream, a gzip bomb, a Parquet column that can never fit
+    "bad_gzip", "inflated_too_large", "schema_mismatch",
 })
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)

@@ -369,7 +369,10 @@ class _Rebalance(ConsumerRebalanceListener):
             self.bridge.release(sorted(tp.partition for tp in revoked))
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        pass  # positions start at the committed offsets: what is not written yet is fetched again
+        # Positions start at the committed offsets: what is not written yet is fetched again. The
+        # line says which host holds which partitions when bridges on several hosts share a group.
+        log.info("tenant=%s node=%s partitions assigned %s", self.bridge.tenant.name, self.bridge.settings.node,
+                 sorted(tp.partition for tp in assigned))
 
 
 def _ranges(records: list[Any]) -> dict[int, tuple[int, int]]:

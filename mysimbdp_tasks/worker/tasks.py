@@ -19,8 +19,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..batch import files as batch
+from ..batch import slots
 from ..core import names
-from ..core.errors import DiskFull, TenantError, WorkerLost
+from ..core.errors import DiskFull, TenantError, WaitingForSlot, WorkerLost
 from ..services import cassandra, context, deadletters
 from ..services.dispatch import Dispatch
 from ..stream import wire
@@ -40,6 +41,8 @@ def waiting_for(exc: BaseException) -> str | None:
     cannot help."""
     if isinstance(exc, DiskFull):
         return "disk space"
+    if isinstance(exc, WaitingForSlot):
+        return "a batch slot"
     if cassandra.is_transient(exc):
         return "Cassandra"
     if isinstance(exc, (RedisConnectionError, RedisTimeoutError, ConnectionError)):
@@ -55,6 +58,8 @@ def _retry(task: Task, exc: BaseException, what: str) -> BaseException:
         return exc
     retries = task.request.retries
     delay = get_exponential_backoff_interval(factor=1, retries=retries, maximum=BACKOFF_MAX_S, full_jitter=True)
+    if isinstance(exc, WaitingForSlot):
+        delay = exc.delay  # back well within the lease of a slot granted again meanwhile
     log.warning("%s waiting for %s (%s: %s); retry %d in %d s", what, service, type(exc).__name__,
                 str(exc)[:200], retries + 1, delay)
     return task.retry(exc=exc, countdown=delay, max_retries=None)
@@ -109,10 +114,17 @@ def _contained(task: Task, what: str, call: Callable[[], object], give_up: Calla
         raise _retry(task, exc, what) from None
 
 
-def _run_batch(task: Task, job: dict[str, Any], chunk: dict[str, Any] | None, call: Callable[[], None]) -> None:
+def _run_batch(task: Task, job: dict[str, Any], chunk: dict[str, Any] | None, call: Callable[[], None],
+               slotted: bool = True) -> None:
     what = (f"tenant={job.get('tenant')} ingest={job.get('ingest_id')} file={job.get('file')}"
             + (f" chunk={chunk.get('index')}" if chunk is not None else ""))
-    _contained(task, what, call, lambda exc: batch.give_up(job, chunk, exc))
+    _contained(task, what, (lambda: _in_slot(job, call)) if slotted else call,
+               lambda exc: batch.give_up(job, chunk, exc))
+
+
+def _in_slot(job: dict[str, Any], call: Callable[[], None]) -> None:
+    with slots.holding(context.redis_client(), job):  # a file without a batch slot runs as it is
+        call()
 
 
 # Shared tasks: registered on the app the process builds (worker.celery_app.make_app), not on one
@@ -129,7 +141,7 @@ def ingest_chunk(self: Task, job: dict[str, Any], chunk: dict[str, Any]) -> None
 
 @shared_task(name=names.FINALIZE_FILE, **RETRY)
 def finalize_file(self: Task, job: dict[str, Any]) -> None:
-    _run_batch(self, job, None, lambda: batch.finish(job))
+    _run_batch(self, job, None, lambda: batch.finish(job), slotted=False)
 
 
 @shared_task(name=names.INGEST_MESSAGES, **RETRY)

@@ -61,10 +61,12 @@ class Platform:
         self.tenant = tenant
         self.home = home
         self.concurrency = concurrency
-        self.env = {**os.environ, "MYSIMBDP_HOME": str(home), **(extra_env or {})}
+        # Private data folders unless the test shares them (MYSIMBDP_DATA_DIR in extra_env).
+        self.env = {**os.environ, "MYSIMBDP_HOME": str(home), "MYSIMBDP_DATA_DIR": str(home), **(extra_env or {})}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        folders.Layout(home).ensure()
-        (home / "logs").mkdir(exist_ok=True)
+        self.data = Path(self.env["MYSIMBDP_DATA_DIR"])
+        folders.Layout(self.data).ensure()
+        (home / "logs").mkdir(parents=True, exist_ok=True)
 
     def start_process(self, name: str, *args: str) -> None:
         """Start ``mysimbdp <args>`` as the process ``name``, logging to ``logs/<name>.log``."""
@@ -118,7 +120,7 @@ class Platform:
     def stage(self, src: Path, name: str | None = None) -> str:
         """Publish ``src`` in staging the careful way (temporary name, then rename)."""
         name = name or src.name
-        staging = self.home / "staging"
+        staging = self.data / "staging"
         tmp = staging / f".{name}.part"
         tmp.write_bytes(src.read_bytes())
         os.replace(tmp, staging / name)
@@ -131,7 +133,7 @@ class Platform:
             for stage in (folders.DONE, folders.FAILED, folders.REJECTED):
                 for owner in (self.tenant.name, folders.UNKNOWN_TENANT_DIR):
                     # Final names carry the ingest id: the receipt is found by the staged name.
-                    for receipt in folders.find_receipts(self.home / stage / owner, name):
+                    for receipt in folders.find_receipts(self.data / stage / owner, name):
                         path = receipt.with_name(receipt.name.removesuffix(folders.RECEIPT_SUFFIX))
                         return path, json.loads(receipt.read_text())
             self.check_alive()

@@ -55,7 +55,7 @@ def test_flower_variables_are_known_settings() -> None:
 ])
 def test_bad_values_are_refused_naming_the_variable(tmp_path: Path, var: str, value: str, says: str) -> None:
     with pytest.raises(SettingsError, match=var) as err:
-        _settings(tmp_path, **{var: value})
+        _settings(tmp_path, **{var: value}).flower_users()  # a bad user list refuses Flower alone
     assert says in str(err.value)
     assert "short" not in str(err.value).replace("shorter", "")  # a refused password is not repeated
 
@@ -64,8 +64,10 @@ def test_users_come_from_a_file_only_its_owner_can_read(tmp_path: Path) -> None:
     auth = tmp_path / "flower-auth"
     auth.write_text(f"# operators\nann:{SECRET}\n\n")
     auth.chmod(0o644)
+    loose = _settings(tmp_path)  # every other command still works while the operator fixes it
+    assert loose.flower_auth == ()
     with pytest.raises(SettingsError, match=r"MYSIMBDP_HOME/flower-auth.*mode 0644.*chmod 600"):
-        _settings(tmp_path)
+        loose.flower_users()  # but Flower is refused: it would otherwise start without a password
     auth.chmod(0o600)
     assert _settings(tmp_path).flower_auth == (f"ann:{SECRET}",)
     other = tmp_path / "elsewhere"
@@ -73,7 +75,7 @@ def test_users_come_from_a_file_only_its_owner_can_read(tmp_path: Path) -> None:
     other.chmod(0o400)
     assert _settings(tmp_path, MYSIMBDP_FLOWER_AUTH_FILE=str(other)).flower_auth == (f"bob:{SECRET}",)
     with pytest.raises(SettingsError, match="MYSIMBDP_FLOWER_AUTH_FILE: cannot read"):
-        _settings(tmp_path, MYSIMBDP_FLOWER_AUTH_FILE=str(tmp_path / "missing"))
+        _settings(tmp_path, MYSIMBDP_FLOWER_AUTH_FILE=str(tmp_path / "missing")).flower_users()
 
 
 def test_the_password_goes_in_flowers_environment_not_on_its_command_line() -> None:

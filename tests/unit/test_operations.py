@@ -236,3 +236,15 @@ def test_up_fails_when_a_wanted_process_is_not_running() -> None:
                 "worker-t1": {"status": "restarting in 2 s", "pid": None, "last_exit": 1}}
     assert not_running({"watcher", "worker-t1", "bridge-t1"}, children) == ["bridge-t1", "worker-t1"]
     assert not_running({"watcher"}, children) == []
+
+
+def test_a_command_that_cannot_reach_kafka_names_the_setting(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # A real Kafka client against a closed port: `dead list` ends with the setting to fix, not a traceback.
+    from mysimbdp_tasks.commands import dead
+
+    monkeypatch.setattr(dead, "tenant_of_registry", lambda settings, name, **kw: None)
+    monkeypatch.setenv("MYSIMBDP_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    assert main(["dead", "list", "--tenant", "tenant1"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot reach Kafka at 127.0.0.1:1 (MYSIMBDP_KAFKA_BOOTSTRAP)" in err and "Traceback" not in err

@@ -172,5 +172,5 @@ def test_sealed_json_is_sniffed_and_read_through_the_reader(tmp_path: Path, name
 
     path = _seal(tmp_path, (" " * 100 + text).encode(), name=name)  # the first record is past segment 0
     opener = sealed.opener("tenant1", KEY)
-    assert detect_format(path, opener) == fmt
+    assert detect_format(path, opener=opener) == fmt
     assert [r.data["id"] for r in iter_records(path, opener=opener)] == ["a", "b", "c"]  # type: ignore[index]

@@ -36,7 +36,8 @@ def _supervisor(tmp_path: Path, code: str) -> Supervisor:
     # The marker argument makes the child look like a platform process to the pid-file checks.
     proc = Proc("watcher", (sys.executable, "-c", code, processes.MARK))
     sup = Supervisor(Settings.from_env({"MYSIMBDP_HOME": str(tmp_path)}),
-                     policy=RestartPolicy(Backoff(initial=0.3, factor=2, cap=5), reset_after=60))
+                     policy=RestartPolicy(Backoff(initial=1.0, factor=2, cap=5), reset_after=60))
+    # Waits of 1 s and 2 s: long enough for the test to see each backoff on a loaded machine.
     sup.wanted = lambda active: {proc.name: proc}  # type: ignore[method-assign]
     return sup
 
@@ -60,7 +61,7 @@ def test_a_child_that_keeps_dying_is_restarted_with_a_growing_backoff_and_its_ex
     wait_1 = first.backoff_until - first.last_exit["at"]  # type: ignore[index]
     second = _until(sup, lambda c: c.restarts == 1 and c.status == "backoff")
     wait_2 = second.backoff_until - second.last_exit["at"]  # type: ignore[index]
-    assert (round(wait_1, 1), round(wait_2, 1)) == (0.3, 0.6)
+    assert (round(wait_1, 1), round(wait_2, 1)) == (1.0, 2.0)
     shown = snapshot(sup.settings)["processes"]
     assert shown[0]["name"] == "watcher" and shown[0]["restarts"] == 1 and shown[0]["last_exit"]["code"] == 3
 
