@@ -16,7 +16,7 @@ from typing import Any
 from redis import exceptions as redis_errors
 
 from . import __version__
-from .commands import dead, files, quality
+from .commands import dead, filekeys, files, quality
 from .commands.platform import (
     bridge,
     flower,
@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_parsers(sub, _json_flag)
     files.add_parsers(sub, _json_flag)
     quality.add_parsers(sub, _json_flag)
+    filekeys.add_parsers(sub, _json_flag)
     return parser
 
 

@@ -16,15 +16,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
 
-from ..core import deliveries, sinks
+from ..core import deliveries, sealed, sinks
 from ..core.chunks import iter_chunks
 from ..core.convert import RowConverter
 from ..core.errors import FileChangedError, PermanentIngestError, TenantError
-from ..core.formats import Chunk, detect_format
+from ..core.formats import Chunk, Opener, detect_format, open_plain
 from ..core.quality import Checker
 from ..core.quality import describe as quality_receipt
 from ..core.rows import ChunkResult, checked, ingest_chunk, summarize
 from ..core.tenants import Tenant
+from ..security import filekeys
 from ..services import context, outputs, quality_metrics, telemetry
 from ..services import events as metrics
 from ..services.dispatch import Dispatch
@@ -75,17 +76,24 @@ def start(job: dict[str, Any], dispatch: Dispatch) -> None:
     started = time.time()
     try:
         job = {**job, **_pinned(job, path)}
-        fmt = detect_format(path, inflate_limit=inflate_limit(tenant))
-        planned = iter_chunks(path, fmt, context.settings().chunk_bytes, limit=job["bytes"])
-        first = next(planned)
+        opener = _opener(tenant, job)
+        fmt = detect_format(path, inflate_limit=inflate_limit(tenant), opener=opener)
+        if opener is open_plain:
+            planned = iter_chunks(path, fmt, context.settings().chunk_bytes, limit=job["bytes"])
+            first = next(planned)
+        else:  # authenticated whole before any row lands, then read as one chunk (see core.sealed)
+            planned = None
+            key = filekeys.load(context.settings().home, tenant.name)
+            first = Chunk(0, 0, sealed.verify(path, tenant.name, key), 1)
     except PermanentIngestError as exc:
         jobs.start(job["ingest_id"], 1, started, [])
         jobs.record(job["ingest_id"], 0, _failed_chunk(0, exc))
         finalize(job, tenant)
         return
     job = {**job, "fmt": fmt}
-    if first.end_offset >= job["bytes"]:  # the only chunk: the admitted bytes are all read (see _pinned)
-        planned.close()
+    if planned is None or first.end_offset >= job["bytes"]:  # the only chunk: all admitted bytes are read (_pinned)
+        if planned is not None:
+            planned.close()
         jobs.start(job["ingest_id"], 1, started, [asdict(first)], fmt)
         _log_plan(tenant, job, 1)
         run_chunk(job, asdict(first), dispatch.sender.send_task)
@@ -95,6 +103,15 @@ def start(job: dict[str, Any], dispatch: Dispatch) -> None:
     _log_plan(tenant, job, count)
     if jobs.complete(job["ingest_id"]):  # every chunk ran while the plan was being finished
         finalize(job, tenant)
+
+
+def _opener(tenant: Tenant, job: dict[str, Any]) -> Opener:
+    """How to open the job's file: as is, or (``x.csv.enc``) through the tenant's decrypting reader,
+    which keeps the plaintext in memory, a segment at a time."""
+    if not sealed.is_sealed_name(job["file"]):
+        return open_plain
+    key = filekeys.load(context.settings().home, tenant.name)
+    return sealed.opener(tenant.name, key)
 
 
 def _fan_out(job: dict[str, Any], jobs: Jobs, started: float, chunks: Iterable[Chunk], dispatch: Dispatch) -> int:
@@ -168,7 +185,7 @@ def _ingest(tenant: Tenant, job: dict[str, Any], path: Path, c: Chunk, send: out
     converter, check = checked(tenant, sink.encoder)  # with quality rules, values the rules read
     if not tenant.sinks:
         return ingest_chunk(path, job["fmt"], c, converter, sink.write, c.index, limit=job["bytes"],
-                            inflate_limit=inflate_limit(tenant), check=check).to_dict()
+                            inflate_limit=inflate_limit(tenant), check=check, opener=_opener(tenant, job)).to_dict()
     tee = deliveries.Tee(converter)
     refused: list[int] = []
 
@@ -179,7 +196,7 @@ def _ingest(tenant: Tenant, job: dict[str, Any], path: Path, c: Chunk, send: out
         return sink.write(rows, both)
 
     outcome = ingest_chunk(path, job["fmt"], c, cast(RowConverter, tee), write, c.index, limit=job["bytes"],
-                           inflate_limit=inflate_limit(tenant),
+                           inflate_limit=inflate_limit(tenant), opener=_opener(tenant, job),
                            check=None if check is None else cast(Checker, deliveries.TeeCheck(check, tee))).to_dict()
     records = deliveries.accepted(tee.records, refused)
     outcome["sinks"] = {sinks.PRIMARY: deliveries.outcome(outcome["rows_ok"], outcome["rows_ok"], "delivered"),

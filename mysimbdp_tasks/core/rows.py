@@ -19,7 +19,7 @@ from typing import Any
 
 from .convert import RowConverter
 from .errors import PermanentIngestError, RowError
-from .formats import Chunk, Format
+from .formats import Chunk, Format, Opener, open_plain
 from .parsing import read_records
 from .quality import Checker, merge
 from .tenants import Tenant
@@ -77,7 +77,7 @@ def checked(tenant: Tenant, encoder: RowConverter) -> tuple[RowConverter, Checke
 
 def ingest_chunk(path: Path, fmt: Format, chunk: Chunk | None, converter: RowConverter, write: Writer,
                  index: int = 0, limit: int | None = None, inflate_limit: int | None = None,
-                 check: Checker | None = None) -> ChunkResult:
+                 check: Checker | None = None, opener: Opener = open_plain) -> ChunkResult:
     """Parse ``chunk`` of ``path`` (or the whole file), convert and write; return the outcome.
 
     Never raises for anything in the file: a record that fails is refused, and a failure of the
@@ -99,7 +99,7 @@ def ingest_chunk(path: Path, fmt: Format, chunk: Chunk | None, converter: RowCon
         try:
             typed = (converter.types, converter.key_columns)
             for number, data, error in read_records(path, fmt, chunk=chunk, limit=limit, header=header,
-                                                    inflate_limit=inflate_limit, typed=typed):
+                                                    inflate_limit=inflate_limit, typed=typed, opener=opener):
                 try:
                     if type(data) is list:  # a CSV row, in its header's order
                         row = convert_fields(header[0], data)

@@ -57,7 +57,9 @@ REASONS = frozenset({
     # files, at the watcher
     "unknown_tenant", "tenant_inactive", "wrong_file_type", "file_too_large", "daily_files_exceeded",
     "daily_bytes_exceeded", "not_a_regular_file", "hard_linked", "wrong_tenant", "batch_not_enabled",
-    "wrong_owner", "owner_not_configured", "flat_staging_disabled",
+    "wrong_owner", "owner_not_configured", "flat_staging_disabled", "not_encrypted",
+    # sealed files, at the worker
+    "not_sealed", "wrong_key", "tampered", "truncated",
     # rows and messages
     "bad_json", "not_an_object", "missing_key_column", "bad_value", "daily_messages_exceeded",
     "stream_not_enabled", "rejected_by_cassandra", "unbindable", "unusable_message", "ingest_failed",

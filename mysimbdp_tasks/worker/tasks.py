@@ -81,7 +81,9 @@ def _redelivered_too_often(task: Task) -> WorkerLost | None:
     """
     if not (task.request.delivery_info or {}).get("redelivered"):
         return None
-    key = names.redeliveries_key(str(task.request.id))
+    # Counted under the pool's own tenant, not the one a task claims: a forged task is refused by
+    # the call below, not stopped here by the ACL of the pool's Redis user.
+    key = names.redeliveries_key(context.worker_tenant() or "_", str(task.request.id))
     pipe = context.redis_client().pipeline()
     pipe.incr(key)
     pipe.expire(key, REDELIVERIES_TTL_S)
