@@ -17,8 +17,9 @@ from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 
 from ..core.backoff import OUTAGE_BACKOFF
+from ..core.envvalues import REPLICATION
 from ..core.errors import PermanentIngestError, ServiceUnavailable, SettingsError, TransientIngestError
-from ..core.settings import REPLICATION, Settings
+from ..core.settings import Settings
 from ..security import tls
 from ..security.identities import credentials
 
