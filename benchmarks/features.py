@@ -9,7 +9,8 @@ a fresh tenant and keyspace each. Measured: rows landed, seconds from the rename
 the receipt, and the worker pool's CPU seconds per row (the usable measure on a busy machine). The
 variants are a list (:data:`VARIANTS`): a feature adds its own on and off variants there.
 
-Today: the tenant's table alone, against the table plus a Kafka topic and a Parquet lake (three
+Today: the tenant's table alone (quality rules off), the same with the five tagging quality rules of
+``benchmarks/data/quality-tenants.json`` on, and the table plus a Kafka topic and a Parquet lake (three
 sinks); with three sinks every row is in every sink when the receipt is written (the sinks'
 outcomes are in it), unless a sink was away.
 """
@@ -45,8 +46,13 @@ class Variant:
     overrides: dict[str, Any] = field(default_factory=dict)  # tenant settings over the shipped tenant1
 
 
+# Rules that every generated row passes or is only tagged by, so every row lands in both variants.
+QUALITY_RULES = json.loads((ROOT / "benchmarks" / "data" / "quality-tenants.json").read_text(encoding="utf-8")
+                           )["tenant1"]["quality"]
+
 VARIANTS: list[Variant] = [
     Variant("one sink (table)"),
+    Variant("one sink, quality rules on (5 rules that tag)", {"quality": QUALITY_RULES}),
     Variant("three sinks (table, kafka, parquet lake)", {"sinks": [
         {"name": "feed", "kind": "kafka", "partitions": 3},
         {"name": "lake", "kind": "files", "format": "parquet"},
