@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cql, names, windows
+from . import cql, names, replication, windows
 from .errors import ConfigError, ConfigProblem
 from .keys import PrimaryKey, parse_key
 
@@ -48,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
 BATCH_KEYS = ("max_file_size", "file_type", "max_amount_of_data", "max_number_of_files")
 STREAM_KEYS = ("max_messages_per_day",)
 COMMON_KEYS = ("namespace", "table_name", "schema")
-KNOWN_KEYS = BATCH_KEYS + STREAM_KEYS + COMMON_KEYS + tuple(DEFAULTS) + ("description", "windows")
+KNOWN_KEYS = BATCH_KEYS + STREAM_KEYS + COMMON_KEYS + tuple(DEFAULTS) + ("description", "windows", "replication")
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class Tenant:
     max_queued_tasks: int = DEFAULTS["max_queued_tasks"]
     partitions: int = DEFAULTS["partitions"]
     windows: tuple[windows.Window, ...] = ()  # UTC ranges in which batch files run; none: any time
+    replication: replication.Replication = replication.NONE  # copies and write consistency (core/replication.py)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -219,10 +220,11 @@ def _parse_tenant(name: str, raw: Any, problems: list[ConfigProblem]) -> Tenant 
         bad("min_workers", "is larger than max_workers")
 
     wins = windows.parse_all(raw["windows"], bad) if "windows" in raw else ()
+    copies = replication.parse(raw["replication"], bad) if "replication" in raw else replication.NONE
     if len(problems) > before or key is None:
         return None
     return Tenant(name=name, namespace=namespace, table_name=table_name, columns=columns, key=key,
-                  batch=batch, stream=stream, raw=raw, windows=wins, **extra)
+                  batch=batch, stream=stream, raw=raw, windows=wins, replication=copies, **extra)
 
 
 def _name(raw: dict[str, Any], key: str, bad: Any) -> str:
