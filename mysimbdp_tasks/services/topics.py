@@ -93,7 +93,7 @@ def plan(settings: Settings, tenants: Iterable[Tenant]) -> TopicPlan:
         # kafka-python 3 names a topic "name" (2.x said "topic")
         found = client.describe_topics(known) if known else []
         have = {d.get("name", d.get("topic")): len(d["partitions"]) for d in found}
-        replicas = {d.get("name", d.get("topic")): len(d["partitions"][0]["replicas"])
+        replicas = {d.get("name", d.get("topic")): len(d["partitions"][0]["replica_nodes"])
                     for d in found if d["partitions"]}
         insync = _min_insync(client, known)
     except KafkaError as exc:
