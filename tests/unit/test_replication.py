@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mysimbdp_tasks.core import replication, tenants
-from mysimbdp_tasks.core.errors import ConfigError
+from mysimbdp_tasks.core.errors import ConfigError, SettingsError
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.core.tenants import Tenant
 from mysimbdp_tasks.services.cassandra import replication_map
@@ -83,3 +83,10 @@ def test_a_clusters_nodes_take_the_next_addresses_and_split_the_ring() -> None:
     assert "offsets.topic.replication.factor=3\n" in props
     assert nodes.parse("kafka3") == ("kafka", 3) and nodes.parse("redis") == ("redis", 1)
     assert nodes.parse("redis2") == ("redis2", 1)  # only Kafka and Cassandra have nodes
+
+
+def test_the_local_data_centre_setting_is_a_checked_name() -> None:
+    assert Settings.from_env({"MYSIMBDP_CASSANDRA_LOCAL_DC": "dc-1"}).cassandra_local_dc == "dc-1"
+    assert Settings.from_env({}).cassandra_local_dc == ""
+    with pytest.raises(SettingsError, match="MYSIMBDP_CASSANDRA_LOCAL_DC"):
+        Settings.from_env({"MYSIMBDP_CASSANDRA_LOCAL_DC": "dc'; DROP"})
