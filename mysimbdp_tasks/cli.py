@@ -147,6 +147,8 @@ def _stack_parsers(sub: Any) -> None:
                         "$MYSIMBDP_HOME, so every later command on this home is secure too")
     p.add_argument("--with-prometheus", action="store_true",
                    help="also run Prometheus (Debian's package), scraping the platform's metrics")
+    p.add_argument("--nodes", type=int,
+                   help="Kafka and Cassandra nodes, one per loopback address (default: as last time, else 1)")
     p.set_defaults(handler=stack_up)
     p = stack.add_parser("down", help="stop the local services")
     p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")

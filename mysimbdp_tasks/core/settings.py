@@ -139,6 +139,8 @@ class Settings:
     cassandra_hosts: tuple[tuple[str, int], ...]
     replication: str  # e.g. "SimpleStrategy:1" or "NetworkTopologyStrategy:dc1=3"
     kafka_partitions: int
+    # The data centre the sink prefers; "" = the one of the contact point the driver reaches first.
+    cassandra_local_dc: str = ""
     topic_replication: int = DEFAULT_TOPIC_REPLICATION  # replicas of each partition of the platform's topics
     topic_min_insync: int = DEFAULT_TOPIC_MIN_INSYNC  # min.insync.replicas of those topics
     chunk_bytes: int = 8 * 1024 * 1024
@@ -201,6 +203,10 @@ class Settings:
         if not kafka or not cassandra:
             raise SettingsError("MYSIMBDP_KAFKA_BOOTSTRAP and MYSIMBDP_CASSANDRA_HOSTS must not be empty")
         replication = _replication(env)
+        local_dc = env.get("MYSIMBDP_CASSANDRA_LOCAL_DC", "").strip()
+        if local_dc and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", local_dc):
+            raise SettingsError(f"MYSIMBDP_CASSANDRA_LOCAL_DC: expected a data-centre name (letters, digits, "
+                                f"'_', '.', '-'), got {local_dc!r}")
         secure = _flag(env, "MYSIMBDP_SECURE", (home / SECURE_MARKER).exists())
         if secure:
             redis_url = secure_redis_url(redis_url, home)
@@ -255,6 +261,7 @@ class Settings:
             kafka_bootstrap=kafka,
             cassandra_hosts=cassandra,
             replication=replication,
+            cassandra_local_dc=local_dc,
             kafka_partitions=partitions,
             topic_replication=topic_replication,
             topic_min_insync=topic_min_insync,

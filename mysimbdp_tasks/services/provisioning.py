@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from cassandra.cluster import Session
 
 from ..core import cql, names
+from ..core import replication as copies
 from ..core.cql import ident
 from ..core.errors import ProvisioningError
 from ..core.tenants import Tenant
@@ -96,14 +97,36 @@ def keyspace_exists(session: Session, keyspace: str) -> bool:
     return rows.one() is not None
 
 
+def keyspace_factors(session: Session, keyspace: str) -> dict[str, int] | None:
+    """The keyspace's replication as ``replication.factors`` gives it; None if it does not exist."""
+    row = session.execute("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s",
+                          (keyspace,)).one()
+    if row is None:
+        return None
+    found = dict(row.replication)
+    if found.pop("class", "").endswith("SimpleStrategy"):
+        return {"": int(found.get("replication_factor", 0))}
+    return {dc: int(rf) for dc, rf in found.items()}
+
+
 def plan(session: Session, tenant: Tenant, replication: str) -> Plan:
+    """``replication``: the platform's keyspace replication, for tenants that give none of their own."""
     p = Plan(tenant)
     ks, table = tenant.namespace, tenant.table_name
+    replication = tenant.replication.keyspace_spec(replication)
     p.statements.append(
         f"CREATE KEYSPACE IF NOT EXISTS {ident(ks)} WITH replication = {replication_map(replication)}"
     )
-    if not keyspace_exists(session, ks):
+    current = keyspace_factors(session, ks)
+    if current is None:
         p.changes.append(f"create keyspace {ks} ({replication})")
+    elif current != (want := copies.factors(replication)):
+        p.statements.append(f"ALTER KEYSPACE {ident(ks)} WITH replication = {replication_map(replication)}")
+        p.changes.append(f"alter keyspace {ks} replication to {replication}")
+        if any(rf > current.get(dc, 0) for dc, rf in want.items()):
+            # New replicas get the writes from now on, not the rows already written.
+            p.notes.append(f"{tenant.name}: keyspace {ks} now has more replicas; run `nodetool repair -full {ks}` "
+                           "on each node so the existing rows reach them (README, Replication)")
     existing = table_columns(session, ks, table)
     if not existing:
         cols = ", ".join(f"{ident(c)} {t}" for c, t in tenant.columns)
