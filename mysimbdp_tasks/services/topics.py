@@ -54,24 +54,28 @@ class TopicPlan:
                       if t in chosen]
 
 
+def tenant_topics(t: Tenant) -> dict[str, int]:
+    """topic -> partition count of every topic one tenant owns (ingest, dead letters, reports, sink topics)."""
+    return {t.ingest_topic: t.partitions, t.dead_topic: 1, names.reports_topic(t.name): 1,
+            **{sinks.topic(t.name, s.name): s.partitions for s in t.sinks if s.kind == "kafka"}}
+
+
 def wanted(tenants: Iterable[Tenant]) -> dict[str, int]:
     """topic -> partition count for the given tenants plus the platform topics."""
     topics = {REPORTS: 1, CONTROL: 1}
     for t in tenants:
-        topics[t.ingest_topic] = t.partitions
-        topics[t.dead_topic] = 1
-        topics[names.reports_topic(t.name)] = 1
-        topics.update({sinks.topic(t.name, s.name): s.partitions for s in t.sinks if s.kind == "kafka"})
+        topics.update(tenant_topics(t))
     return topics
 
 
 def copies(settings: Settings, tenants: Iterable[Tenant]) -> dict[str, tuple[int, int]]:
-    """topic -> (replicas, min.insync.replicas): each tenant's own (core/replication.py), else the platform's."""
+    """topic -> (replicas, min.insync.replicas): each tenant's own (core/replication.py), else the platform's,
+    for exactly the topics :func:`wanted` names."""
     out = dict.fromkeys((REPORTS, CONTROL), (settings.topic_replication, settings.topic_min_insync))
     for t in tenants:
         pair = (t.replication.topic_replicas(settings.topic_replication),
                 t.replication.topic_min_insync(settings.topic_min_insync))
-        out.update(dict.fromkeys((t.ingest_topic, t.dead_topic, names.reports_topic(t.name)), pair))
+        out.update(dict.fromkeys(tenant_topics(t), pair))
     return out
 
 

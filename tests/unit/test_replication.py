@@ -90,3 +90,16 @@ def test_the_local_data_centre_setting_is_a_checked_name() -> None:
     assert Settings.from_env({}).cassandra_local_dc == ""
     with pytest.raises(SettingsError, match="MYSIMBDP_CASSANDRA_LOCAL_DC"):
         Settings.from_env({"MYSIMBDP_CASSANDRA_LOCAL_DC": "dc'; DROP"})
+
+
+def test_every_topic_a_tenant_owns_gets_its_copies_sink_topics_too() -> None:
+    from mysimbdp_tasks.services import topics
+
+    raw = copy.deepcopy(SHIPPED["tenant1"])
+    raw["replication"] = {"replication_factor": 3, "min_insync_replicas": 2}
+    raw["sinks"] = [{"name": "feed", "kind": "kafka"}]
+    acme = tenants.parse({"acme": raw})["acme"]
+    settings = Settings.from_env({"MYSIMBDP_HOME": "/nonexistent"})
+    got = topics.copies(settings, [acme])
+    assert set(got) == set(topics.wanted([acme]))  # `tenants apply` looks each wanted topic up here
+    assert got["acme.out.feed"] == got["acme.ingest"] == (3, 2)
