@@ -1,6 +1,7 @@
 """The stream bridge: a tenant's Kafka topic -> validated, quota-checked micro-batches on its queue.
 
-One consumer group per tenant (``mysimbdp.bridge.<tenant>``), auto-commit off. Per micro-batch
+One consumer group per tenant (``mysimbdp.bridge.<tenant>``), auto-commit off, its fetched record
+batches read by :mod:`.records` (kafka-python's records, with less Python per record). Per micro-batch
 (at most ``max_messages`` or ``max_wait_s`` after its first message):
 
 1. validate each message: UTF-8 JSON object, not naming another tenant, key columns present, values
