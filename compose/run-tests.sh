@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts the local stack, runs the tests against it in stages, and stops what it started.
 #   1. unit tests (pure core, no services) and integration tests against the real services;
-#   2. chaos: tests that kill platform processes or stop services for a while (outages, kills).
+#   2. chaos: tests that kill platform processes or stop services for a while (outages, kills);
+#   3. cluster: the single-node stack stopped, a 3-node cluster (`stack up --nodes 3`, on its own
+#      MYSIMBDP_HOME and 127.0.0.1-3) started, node-failure tests against it, the cluster's RSS shown.
 # Each stage prints its duration. Arguments are passed to pytest in every stage.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -9,9 +11,11 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] && export PATH="$PWD/.venv/bin:$PATH"
 export MYSIMBDP_HOME="${MYSIMBDP_HOME:-$PWD/.mysimbdp}"
 
+CLUSTER_HOME="$MYSIMBDP_HOME-cluster"
 cleanup() {
     mysimbdp down >/dev/null 2>&1 || true
     mysimbdp stack down || true
+    [ -d "$CLUSTER_HOME" ] && MYSIMBDP_HOME="$CLUSTER_HOME" mysimbdp stack down || true
 }
 trap cleanup EXIT
 
@@ -28,8 +32,35 @@ stage() {
 
 mysimbdp stack up || exit 1
 failed=0
-stage "unit + integration" -m "not chaos" "$@" || failed=1
+stage "unit + integration" -m "not chaos and not cluster" "$@" || failed=1
 # The chaos stage stops and restarts services; make sure they are all back before it.
 mysimbdp stack up >/dev/null || exit 1
-stage "chaos" -m chaos "$@" || failed=1
+stage "chaos" -m "chaos and not cluster" "$@" || failed=1
+
+# The cluster takes the ports of the single node: stop it, and run the cluster on its own home
+# (jars shared) so the single-node data stays as it was.
+mysimbdp stack down >/dev/null || true
+mkdir -p "$CLUSTER_HOME"
+[ -e "$CLUSTER_HOME/jars" ] || ln -s "$MYSIMBDP_HOME/jars" "$CLUSTER_HOME/jars"
+cluster_started=$SECONDS
+(
+    export MYSIMBDP_HOME="$CLUSTER_HOME"
+    # host:port of the first endpoint, then the same port on the next two addresses (as the nodes run).
+    three() {
+        local first="${1%%,*}" port=$2
+        [ "${first#*:}" != "$first" ] && port="${first##*:}"
+        local host="${first%%:*}"
+        local base="${host%.*}" last="${host##*.}"
+        echo "$host:$port,$base.$((last + 1)):$port,$base.$((last + 2)):$port"
+    }
+    MYSIMBDP_CASSANDRA_HOSTS=$(three "${MYSIMBDP_CASSANDRA_HOSTS:-127.0.0.1:9042}" 9042)
+    MYSIMBDP_KAFKA_BOOTSTRAP=$(three "${MYSIMBDP_KAFKA_BOOTSTRAP:-127.0.0.1:9092}" 9092)
+    export MYSIMBDP_CASSANDRA_HOSTS MYSIMBDP_KAFKA_BOOTSTRAP
+    mysimbdp stack up --nodes 3 >/dev/null || exit 1
+    echo "== cluster: 3 nodes up in $((SECONDS - cluster_started)) s; RSS per node (MiB):"
+    for pidfile in "$MYSIMBDP_HOME"/run/*.pid; do
+        echo "   $(basename "$pidfile" .pid) $(($(ps -o rss= -p "$(cat "$pidfile")" || echo 0) / 1024))"
+    done
+    stage "cluster" -m cluster "$@"
+) || failed=1
 exit "$failed"

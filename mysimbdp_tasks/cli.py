@@ -16,7 +16,7 @@ from typing import Any
 from redis import exceptions as redis_errors
 
 from . import __version__
-from .commands import dead, files
+from .commands import dead, filekeys, files, quality
 from .commands.platform import (
     bridge,
     flower,
@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     _report_parsers(sub)
     dead.add_parsers(sub, _json_flag)
     files.add_parsers(sub, _json_flag)
+    quality.add_parsers(sub, _json_flag)
+    filekeys.add_parsers(sub, _json_flag)
     return parser
 
 
@@ -145,6 +147,8 @@ def _stack_parsers(sub: Any) -> None:
                         "$MYSIMBDP_HOME, so every later command on this home is secure too")
     p.add_argument("--with-prometheus", action="store_true",
                    help="also run Prometheus (Debian's package), scraping the platform's metrics")
+    p.add_argument("--nodes", type=int,
+                   help="Kafka and Cassandra nodes, one per loopback address (default: as last time, else 1)")
     p.set_defaults(handler=stack_up)
     p = stack.add_parser("down", help="stop the local services")
     p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")

@@ -1,6 +1,6 @@
 """clientbatchingestapp: turn a tenant's source files into its format and drop them into staging.
 
-    python -m producers.batch --tenant tenant1|tenant2 [--format json|csv|parquet] [--gzip]
+    python -m producers.batch --tenant tenant1|tenant2 [--format json|csv|parquet] [--gzip | --encrypt]
                               [--staging DIR] [--quiet] INPUT...
 
 tenant1 keeps six fields of full Reddit JSON records and writes a JSON array; tenant2 keeps five
@@ -9,6 +9,8 @@ in row groups, see ``packing``), ``--gzip`` compresses a JSON or CSV output (``.
 tenant's ``file_type`` must allow it). Each output is ``<tenant>-<input stem>.<ext>``
 (the platform reads the tenant from that prefix), appears in staging only when complete, and never
 replaces a file already there. Progress goes to stderr; one summary line per output to stdout.
+With ``--encrypt`` each output is sealed with the tenant's file key (``mysimbdp filekey``) as it is
+written, ``<tenant>-<stem>.<ext>.enc``: no plaintext byte reaches the staging folder.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, TextIO
+from typing import IO, Any, BinaryIO, TextIO, cast
 
 from mysimbdp_tasks.core import progress as bars
+from mysimbdp_tasks.core import sealed
 from mysimbdp_tasks.core.errors import MysimbdpError, TenantError
 from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.security import filekeys
 
 from . import packing
 from .readers import InputError, iter_csv_rows, iter_json_objects
@@ -98,17 +102,20 @@ OUTPUT_FORMATS = ("json", "csv", "parquet")
 
 
 def wrangle(tenant: str, src: Path, dest_dir: Path, *, progress: ProgressFn | None = None,
-            fmt: str | None = None, gzip: bool = False) -> Output:
-    """Write ``src`` in ``tenant``'s format (or ``fmt``; ``gzip``: compressed) into ``dest_dir``;
-    raise InputError if ``src`` is unusable."""
+            fmt: str | None = None, gzip: bool = False, key: bytes | None = None) -> Output:
+    """Write ``src`` in ``tenant``'s format (or ``fmt``; ``gzip``: compressed; ``key``: sealed with
+    it) into ``dest_dir``; raise InputError if ``src`` is unusable."""
     profile = profile_for(tenant)  # what the source holds
     out_fmt = fmt or profile.fmt
     if out_fmt not in OUTPUT_FORMATS:
         raise ValueError(f"format {fmt!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
     if gzip and out_fmt == "parquet":
         raise ValueError("--gzip applies to json and csv outputs: Parquet compresses its own columns")
+    if key and (gzip or out_fmt == "parquet"):
+        raise ValueError("--encrypt applies to plain json and csv outputs")
     started = time.monotonic()
-    staged = AtomicFile(dest_dir, output_name(profile, src, f".{out_fmt}{'.gz' if gzip else ''}"))
+    staged = AtomicFile(dest_dir, output_name(profile, src, f".{out_fmt}{'.gz' if gzip else ''}")
+                        + (sealed.SUFFIX if key else ""))
     with contextlib.ExitStack() as stack:
         try:  # -sig: exports from spreadsheets start with a byte-order mark
             source = stack.enter_context(open(src, encoding="utf-8-sig", newline=""))
@@ -123,7 +130,10 @@ def wrangle(tenant: str, src: Path, dest_dir: Path, *, progress: ProgressFn | No
             except UnicodeDecodeError as e:
                 raise InputError(f"{src}: not UTF-8 text: {e.reason}") from None
         else:
-            written = _write_text(profile, out_fmt, rows, packing.gzipped(raw) if gzip else raw, tick, src)
+            # A sealing writer or a gzip compressor is closed by _write_text; neither closes raw.
+            target = cast(BinaryIO, sealed.SealingWriter(raw, tenant, key)) if key else (
+                packing.gzipped(raw) if gzip else raw)
+            written = _write_text(profile, out_fmt, rows, target, tick, src)
     assert staged.path is not None
     result = Output(staged.path, written, staged.size)
     tick.final(written, result.bytes)
@@ -231,12 +241,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--format", choices=OUTPUT_FORMATS,
                         help="default: the tenant's own (tenant1 json, tenant2 csv)")
     parser.add_argument("--gzip", action="store_true", help="gzip-compress a json or csv output (.csv.gz, ...)")
+    parser.add_argument("--encrypt", action="store_true",
+                        help="seal each json or csv output with the tenant's file key (created in $MYSIMBDP_HOME "
+                             "if missing): .csv.enc, ...")
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
     args = parser.parse_args(argv)
     if args.gzip and args.format == "parquet":
         parser.error("--gzip applies to json and csv outputs: Parquet compresses its own columns")
+    if args.encrypt and (args.gzip or args.format == "parquet"):
+        parser.error("--encrypt applies to plain json and csv outputs")
     try:
-        staging = args.staging or Settings.from_env().staging
+        settings = Settings.from_env()
+        staging = args.staging or settings.staging
+        key = filekeys.key(settings.home, args.tenant) if args.encrypt else None
     except MysimbdpError as e:
         print(f"producers.batch: {e}", file=sys.stderr)
         return 2
@@ -244,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for src in args.inputs:
         try:
             out = wrangle(args.tenant, src, staging, progress=None if args.quiet else _progress(src),
-                          fmt=args.format, gzip=args.gzip)
+                          fmt=args.format, gzip=args.gzip, key=key)
         except InputError as e:
             print(f"producers.batch: error: {e}", file=sys.stderr)
             failed += 1

@@ -14,14 +14,19 @@ from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from ..core import deliveries, sealed, sinks
 from ..core.chunks import iter_chunks
+from ..core.convert import RowConverter
 from ..core.errors import FileChangedError, PermanentIngestError, TenantError
-from ..core.formats import Chunk, detect_format
-from ..core.rows import ChunkResult, ingest_chunk, summarize
+from ..core.formats import Chunk, Opener, detect_format, open_plain
+from ..core.quality import Checker
+from ..core.quality import describe as quality_receipt
+from ..core.rows import ChunkResult, checked, ingest_chunk, summarize
 from ..core.tenants import Tenant
-from ..services import context, telemetry
+from ..security import filekeys
+from ..services import context, outputs, quality_metrics, telemetry
 from ..services import events as metrics
 from ..services.dispatch import Dispatch
 from ..services.quotas import Quotas
@@ -71,26 +76,42 @@ def start(job: dict[str, Any], dispatch: Dispatch) -> None:
     started = time.time()
     try:
         job = {**job, **_pinned(job, path)}
-        fmt = detect_format(path, inflate_limit=inflate_limit(tenant))
-        planned = iter_chunks(path, fmt, context.settings().chunk_bytes, limit=job["bytes"])
-        first = next(planned)
+        opener = _opener(tenant, job)
+        fmt = detect_format(path, inflate_limit=inflate_limit(tenant), opener=opener)
+        if opener is open_plain:
+            planned = iter_chunks(path, fmt, context.settings().chunk_bytes, limit=job["bytes"])
+            first = next(planned)
+        else:  # authenticated whole before any row lands, then read as one chunk (see core.sealed)
+            planned = None
+            key = filekeys.load(context.settings().home, tenant.name)
+            first = Chunk(0, 0, sealed.verify(path, tenant.name, key), 1)
     except PermanentIngestError as exc:
         jobs.start(job["ingest_id"], 1, started, [])
         jobs.record(job["ingest_id"], 0, _failed_chunk(0, exc))
         finalize(job, tenant)
         return
     job = {**job, "fmt": fmt}
-    if first.end_offset >= job["bytes"]:  # the only chunk: the admitted bytes are all read (see _pinned)
-        planned.close()
+    if planned is None or first.end_offset >= job["bytes"]:  # the only chunk: all admitted bytes are read (_pinned)
+        if planned is not None:
+            planned.close()
         jobs.start(job["ingest_id"], 1, started, [asdict(first)], fmt)
         _log_plan(tenant, job, 1)
-        run_chunk(job, asdict(first))
+        run_chunk(job, asdict(first), dispatch.sender.send_task)
         return
     with closing(planned):
         count = _fan_out(job, jobs, started, itertools.chain((first,), planned), dispatch)
     _log_plan(tenant, job, count)
     if jobs.complete(job["ingest_id"]):  # every chunk ran while the plan was being finished
         finalize(job, tenant)
+
+
+def _opener(tenant: Tenant, job: dict[str, Any]) -> Opener:
+    """How to open the job's file: as is, or (``x.csv.enc``) through the tenant's decrypting reader,
+    which keeps the plaintext in memory, a segment at a time."""
+    if not sealed.is_sealed_name(job["file"]):
+        return open_plain
+    key = filekeys.load(context.settings().home, tenant.name)
+    return sealed.opener(tenant.name, key)
 
 
 def _fan_out(job: dict[str, Any], jobs: Jobs, started: float, chunks: Iterable[Chunk], dispatch: Dispatch) -> int:
@@ -139,7 +160,7 @@ def _pinned(job: dict[str, Any], path: Path) -> dict[str, Any]:
     return {"grown_to": st.st_size} if st.st_size > admitted else {}
 
 
-def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
+def run_chunk(job: dict[str, Any], chunk: dict[str, Any], send: outputs.Send | None = None) -> None:
     """Ingest one chunk; the chunk that completes the file finalizes it."""
     opened = _open(job)
     if opened is None:
@@ -148,10 +169,7 @@ def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
     c = Chunk(**chunk)
     t0 = time.perf_counter()
     try:
-        sink = context.sink(tenant)  # its encoder converts rows straight to the bytes it writes
-        result = ingest_chunk(path, job["fmt"], c, sink.encoder, sink.write, c.index, limit=job["bytes"],
-                              inflate_limit=inflate_limit(tenant))
-        outcome = result.to_dict()
+        outcome = _ingest(tenant, job, path, c, send)
     except PermanentIngestError as exc:
         outcome = _failed_chunk(c.index, exc)
     outcome["ms"] = round((time.perf_counter() - t0) * 1000, 1)
@@ -159,6 +177,32 @@ def run_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> None:
              job["ingest_id"], job["file"], c.index, outcome["rows_ok"], outcome["rows_refused"], outcome["ms"])
     if jobs.record(job["ingest_id"], c.index, outcome):
         finalize(job, tenant)
+
+
+def _ingest(tenant: Tenant, job: dict[str, Any], path: Path, c: Chunk, send: outputs.Send | None) -> dict[str, Any]:
+    """The chunk's outcome; with extra sinks, the rows its table accepted go on to each of them."""
+    sink = context.sink(tenant)  # its encoder converts rows straight to the bytes it writes
+    converter, check = checked(tenant, sink.encoder)  # with quality rules, values the rules read
+    if not tenant.sinks:
+        return ingest_chunk(path, job["fmt"], c, converter, sink.write, c.index, limit=job["bytes"],
+                            inflate_limit=inflate_limit(tenant), check=check, opener=_opener(tenant, job)).to_dict()
+    tee = deliveries.Tee(converter)
+    refused: list[int] = []
+
+    def write(rows: Iterable[Any], refuse: Any) -> int:
+        def both(position: int, reason: str, detail: str) -> None:
+            refused.append(position)
+            refuse(position, reason, detail)
+        return sink.write(rows, both)
+
+    outcome = ingest_chunk(path, job["fmt"], c, cast(RowConverter, tee), write, c.index, limit=job["bytes"],
+                           inflate_limit=inflate_limit(tenant), opener=_opener(tenant, job),
+                           check=None if check is None else cast(Checker, deliveries.TeeCheck(check, tee))).to_dict()
+    records = deliveries.accepted(tee.records, refused)
+    outcome["sinks"] = {sinks.PRIMARY: deliveries.outcome(outcome["rows_ok"], outcome["rows_ok"], "delivered"),
+                        **outputs.fan_out(tenant, {s.name: records for s in tenant.sinks},
+                                          f"{job['ingest_id']}-{c.index}", job["day"], send)}
+    return outcome
 
 
 def finish(job: dict[str, Any]) -> None:
@@ -262,6 +306,10 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
         },
         "quota_refunded": False,
     }
+    if tenant.sinks:
+        receipt["sinks"] = deliveries.merge(results)  # per sink: rows routed, delivered, status
+    if total["quality"] is not None:
+        receipt["quality"] = quality_receipt(tenant.quality, total["quality"])
     if job.get("retry_of"):
         receipt["retry_of"] = job["retry_of"]  # `mysimbdp files retry`: the ingestion this one retries
     if job.get("grown_to"):
@@ -275,8 +323,11 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
     if path.exists():
         folders.place(path, final)  # exclusive: never replaces a file of the same name
     metrics.record_batch(context.session(), tenant, receipt)
+    if "quality" in receipt:
+        quality_metrics.record(context.session(), tenant, "file", ingest_id, started, total["quality"], job["file"])
     _log_events(settings.logs, receipt, final)
     telemetry.file_finished(tenant.name, status, results, job["admitted_at"], finished)
+    telemetry.quality_checked(tenant.name, "batch", tenant.quality.actions, total["quality"])
     jobs.finalized(ingest_id)
     if slots.LEASE_KEY in job:
         slots.give_back(jobs.redis, ingest_id)

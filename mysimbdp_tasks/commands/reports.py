@@ -143,7 +143,7 @@ def summary(settings: Settings, args: argparse.Namespace) -> int:
 # kind -> module of benchmarks/ with main(settings, argv) -> int; each benchmark parses its own options.
 BENCHMARKS = {"batch": "benchmarks.batch", "stream": "benchmarks.stream", "sweep": "benchmarks.sweep",
               "anchors": "benchmarks.anchors", "cassandra": "benchmarks.cassandra_tuning",
-              "scale": "benchmarks.scale"}
+              "scale": "benchmarks.scale", "features": "benchmarks.features"}
 
 
 def bench(settings: Settings, args: argparse.Namespace) -> int:

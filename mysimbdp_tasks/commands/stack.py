@@ -14,8 +14,13 @@ from .common import SERVICES, echo
 def stack_up(settings: Settings, args: argparse.Namespace) -> int:
     from .. import stack
     from ..core import progress
+    from ..stack import nodes as stack_nodes
 
-    chosen = _chosen(args.services) + (("prometheus",) if args.with_prometheus else ())
+    nodes = getattr(args, "nodes", None)
+    if nodes is not None:
+        stack_nodes.write_count(settings.home, nodes)
+    chosen = _chosen(args.services) if args.services else tuple(stack.node_names(settings))
+    chosen += ("prometheus",) if args.with_prometheus else ()
     if args.secure and not settings.secure:
         settings = mark_secure(settings)
     with progress.ticking(progress.bar("stack up", total=len(chosen), unit="service")) as bar:
@@ -31,11 +36,14 @@ def stack_up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _chosen(services: list[str]) -> tuple[str, ...]:
-    unknown = set(services) - set(SERVICES) - {"prometheus"}
+    from ..stack import nodes as stack_nodes
+
+    # A cluster's nodes by name too: kafka2, cassandra3 (`stack up --nodes N`).
+    unknown = {name for name in services if stack_nodes.parse(name)[0] not in (*SERVICES, "prometheus")}
     if unknown:
         raise MysimbdpError(f"unknown service(s) {', '.join(sorted(unknown))}; choose from {', '.join(SERVICES)}, "
-                            "prometheus")
-    return tuple(services) or SERVICES
+                            "prometheus, or a node of a cluster such as cassandra2 or kafka3")
+    return tuple(services)
 
 
 def stack_down(settings: Settings, args: argparse.Namespace) -> int:

@@ -84,7 +84,7 @@ def _quiet(_: str) -> None:
 
 def _plan(settings: Settings, found: dict[str, Tenant], registry: Registry, replace: bool) -> dict[str, Any]:
     """What applying ``found`` would change; reads Redis, Kafka and Cassandra, changes nothing."""
-    from ..core import changes
+    from ..core import changes, sinks
     from ..services import cassandra as db
     from ..services import provisioning, topics
 
@@ -101,7 +101,8 @@ def _plan(settings: Settings, found: dict[str, Tenant], registry: Registry, repl
         p.tenant.name: {"settings": changes.diff(applied.get(p.tenant.name), p.tenant),
                         "kept": changes.kept_paths(applied.get(p.tenant.name), found[p.tenant.name], p.tenant),
                         "cassandra": p.changes + [f"problem: {m}" for m in p.problems],
-                        "kafka": kafka.changes([p.tenant.ingest_topic, p.tenant.dead_topic])}
+                        "kafka": kafka.changes([p.tenant.ingest_topic, p.tenant.dead_topic,
+                                                *(sinks.topic(p.tenant.name, s.name) for s in p.tenant.sinks)])}
         for p in cassandra
     }
     platform = kafka.changes(set(topics.wanted([])))

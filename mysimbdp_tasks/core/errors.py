@@ -142,6 +142,13 @@ class RowError(PermanentIngestError):
         super().__init__(reason, detail)
 
 
+class UnknownSinkError(RowError):
+    """A message names a sink its tenant does not have (core/sinks.py); its dead letter says which."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("unknown_sink", detail)
+
+
 class WorkerLost(PermanentIngestError):
     """A task came back too many times after the worker running it died (OOM kill, native crash).
 

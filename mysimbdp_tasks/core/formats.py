@@ -22,6 +22,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal, NamedTuple
 
@@ -35,16 +36,21 @@ __all__ = [
     "SUFFIXES",
     "Chunk",
     "Format",
+    "Opener",
     "PathLike",
     "Record",
     "detect_format",
     "extension",
     "is_gzip",
+    "open_plain",
     "unparseable",
 ]
 
 Format = Literal["csv", "json", "jsonl", "parquet", "csv.gz", "json.gz", "jsonl.gz"]
 PathLike = str | os.PathLike[str]
+#: Opens a tenant file for reading its records: :func:`open_plain`, or a sealed file's decrypting
+#: reader (:mod:`sealed`), which has a ``size`` (its plaintext bytes).
+Opener = Callable[[PathLike], BinaryIO]
 
 READ_SIZE = 1 << 20  # bytes read at a time from a JSON array
 MAX_RECORD_BYTES = 16 << 20  # half of Cassandra's default 32 MiB commit log segment
@@ -88,6 +94,10 @@ def unparseable(detail: str) -> PermanentIngestError:
     return PermanentIngestError("unparseable", detail)
 
 
+def open_plain(path: PathLike) -> BinaryIO:
+    return open(path, "rb")
+
+
 def extension(name: PathLike) -> str:
     """A file's extension as tenants name it, lower case: ``.csv``, or ``.csv.gz`` for a gzip file."""
     stem, suffix = os.path.splitext(os.path.basename(os.fspath(name)).lower())
@@ -100,15 +110,21 @@ def is_gzip(fmt: str) -> bool:
     return fmt.endswith(".gz")
 
 
-def detect_format(path: PathLike, *, inflate_limit: int | None = None) -> Format:
-    """The format of a file, from its extension and, for ``.json`` (and ``.json.gz``), its first bytes."""
-    fmt = _SUFFIXES.get(extension(path))
+def detect_format(path: PathLike, *, inflate_limit: int | None = None, opener: Opener = open_plain) -> Format:
+    """The format of a file, from its extension (a sealed file's inner one: ``x.csv.enc`` is CSV)
+    and, for ``.json`` (and ``.json.gz``), its first bytes."""
+    name = os.fspath(path)
+    sealed = name.lower().endswith(".enc")
+    fmt = _SUFFIXES.get(extension(name[:-4] if sealed else name))
+    if sealed and fmt not in (None, "csv", "json", "jsonl"):
+        raise PermanentIngestError(
+            "wrong_file_type", f"{os.path.basename(path)}: a sealed file is CSV, JSON or JSON Lines")
     if fmt is None:
         raise PermanentIngestError(
             "wrong_file_type", f"{os.path.basename(path)}: expected one of {', '.join(_SUFFIXES)}"
         )
     if fmt == "json":
-        with open(path, "rb") as f:
+        with opener(path) as f:
             return _sniff_json(f)
     if fmt == "json.gz":
         from .gzipped import inflated  # here: gzipped imports this module
@@ -146,6 +162,11 @@ def _sniff_json(f: BinaryIO) -> Format:
     return "jsonl" if head[start:end].rstrip().endswith(b"}") else "json"
 
 def bounded_size(f: BinaryIO, limit: int | None) -> int:
-    """The size to read: the file's, or ``limit`` if the file grew past it (never more)."""
+    """The size to read: the file's, or ``limit`` if the file grew past it (never more). A sealed
+    file's reader knows its plaintext size, and is read whole (a sealed file that grew no longer
+    authenticates)."""
+    sealed_size = getattr(f, "size", None)
+    if isinstance(sealed_size, int):
+        return sealed_size
     size = os.fstat(f.fileno()).st_size
     return size if limit is None else min(size, limit)

@@ -117,19 +117,21 @@ def stream_done_pattern(tenant: str) -> str:
     return f"{STREAM_DONE_PREFIX}{stream_task_id(tenant, {})}*"
 
 
-def refund_key(ingest_id: str) -> str:
+# Keys of one ingestion or task are named by tenant first, so a pool's Redis user reaches its own
+# tenant's only (security/redis_acl.py: ``<prefix><tenant>:*``). Tenant names hold no ':'.
+def refund_key(tenant: str, ingest_id: str) -> str:
     """Marker that the file's quota was given back (at most once)."""
-    return f"{REFUND_PREFIX}{ingest_id}"
+    return f"{REFUND_PREFIX}{tenant}:{ingest_id}"
 
 
-def admission_key(ingest_id: str) -> str:
+def admission_key(tenant: str, ingest_id: str) -> str:
     """Hash: the admission verdict of one ingestion (admitted, reason, limit, usage, day)."""
-    return f"{ADMISSION_PREFIX}{ingest_id}"
+    return f"{ADMISSION_PREFIX}{tenant}:{ingest_id}"
 
 
-def redeliveries_key(task_id: str) -> str:
-    """Counter (with a TTL) of the times a task came back after the worker running it died."""
-    return f"{REDELIVERIES_PREFIX}{task_id}"
+def redeliveries_key(tenant: str, task_id: str) -> str:
+    """Counter (with a TTL) of the times a task came back after the tenant's pool running it died."""
+    return f"{REDELIVERIES_PREFIX}{tenant}:{task_id}"
 
 
 def replayed_key(tenant: str) -> str:
@@ -178,3 +180,4 @@ def bridge_group(tenant: str) -> str:
 # -- Cassandra (tables in each tenant's keyspace, next to its data table) -----------------------
 BATCH_METRICS_TABLE = "batch_ingestion_metrics"
 STREAM_METRICS_TABLE = "stream_ingestion_metrics"
+QUALITY_METRICS_TABLE = "quality_metrics"

@@ -50,11 +50,13 @@ from .formats import (
     READ_SIZE,
     Chunk,
     Format,
+    Opener,
     PathLike,
     Record,
     bounded_size,
     detect_format,
     is_gzip,
+    open_plain,
     unparseable,
 )
 from .gzipped import inflated
@@ -81,12 +83,13 @@ Typed = tuple[Mapping[str, str], Sequence[str]]
 def iter_records(
     path: PathLike, fmt: Format | None = None, chunk: Chunk | None = None, *, read_size: int = READ_SIZE,
     limit: int | None = None, inflate_limit: int | None = None, typed: Typed | None = None,
+    opener: Opener = open_plain,
 ) -> Iterator[Record]:
     """Records of a whole file, or of one ``chunk`` of it from ``chunks.plan_chunks``; with ``limit``, of
     its first ``limit`` bytes only (what was admitted: bytes appended since are not read)."""
     header: list[list[str]] = []
     for number, data, error in read_records(path, fmt, chunk, read_size=read_size, limit=limit, header=header,
-                                            inflate_limit=inflate_limit, typed=typed):
+                                            inflate_limit=inflate_limit, typed=typed, opener=opener):
         if type(data) is list:
             yield Record(number, dict(zip(header[0], data, strict=False)), None)
         else:
@@ -96,20 +99,21 @@ def iter_records(
 def read_records(
     path: PathLike, fmt: Format | None = None, chunk: Chunk | None = None, *, read_size: int = READ_SIZE,
     limit: int | None = None, header: list[list[str]] | None = None, inflate_limit: int | None = None,
-    typed: Typed | None = None,
+    typed: Typed | None = None, opener: Opener = open_plain,
 ) -> Iterator[tuple[int, Any, str | None]]:
     """What :func:`iter_records` yields, as plain ``(number, data, error)`` tuples and, for CSV (and
     Parquet), with each row's fields as a list in the header's order: no dict per row on the ingest
     path. The header is appended to ``header`` before the first row comes (a short row has fewer
     fields). ``inflate_limit`` bounds what a gzip file may inflate to (see :mod:`gzipped`);
     ``typed`` is the tenant's ``(column types, key columns)``, which a Parquet file is checked
-    against (see :mod:`columnar`; without it every column of the file is read)."""
-    fmt = fmt or detect_format(path, inflate_limit=inflate_limit)
+    against (see :mod:`columnar`; without it every column of the file is read). ``opener`` opens
+    a text file (a sealed file's is its decrypting reader, see :mod:`sealed`)."""
+    fmt = fmt or detect_format(path, inflate_limit=inflate_limit, opener=opener)
     if fmt == "parquet" or is_gzip(fmt):
         yield from _packed_records(path, fmt, chunk, read_size, limit, [] if header is None else header,
                                    inflate_limit, typed)
         return
-    with open(path, "rb") as f:
+    with opener(path) as f:
         size = bounded_size(f, limit)
         chunk = _fitted(chunk, size)
         if fmt == "csv":

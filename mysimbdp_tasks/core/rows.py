@@ -19,8 +19,9 @@ from typing import Any
 
 from .convert import RowConverter
 from .errors import PermanentIngestError, RowError
-from .formats import Chunk, Format
+from .formats import Chunk, Format, Opener, open_plain
 from .parsing import read_records
+from .quality import Checker, merge
 from .tenants import Tenant
 
 REFUSALS_CAP = 1000  # refusals listed in a receipt; the count is always complete
@@ -41,7 +42,7 @@ class ChunkResult:
     refusals: list[dict[str, Any]] = field(default_factory=list)
     error: PermanentIngestError | None = None  # why reading stopped early, if it did
     reasons: dict[str, int] = field(default_factory=dict)  # refused rows per reason, all of them
-
+    quality: dict[str, Any] | None = None  # rows checked and failed per rule (Checker.counts), with rules
 
     def refuse(self, number: int, reason: str, detail: str) -> None:
         self.rows_refused += 1
@@ -52,6 +53,8 @@ class ChunkResult:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index, "rows_ok": self.rows_ok, "rows_refused": self.rows_refused,
                                "refusals": self.refusals, "reasons": self.reasons}
+        if self.quality is not None:
+            out["quality"] = self.quality
         if self.error is not None:
             out["error"] = {"reason": self.error.reason, "detail": self.error.detail}
         return out
@@ -61,13 +64,26 @@ def converter_for(tenant: Tenant) -> RowConverter:
     return RowConverter(tenant.column_types, tenant.key.columns)
 
 
+def checked(tenant: Tenant, encoder: RowConverter) -> tuple[RowConverter, Checker | None]:
+    """The converter and quality checker for one chunk or micro-batch.
+
+    Without rules: the sink's ``encoder`` (rows straight to bytes) and no checker. With rules: a
+    converter to Python values, which the rules read and the sink then binds.
+    """
+    if not tenant.quality:
+        return encoder, None
+    return converter_for(tenant), Checker(tenant.quality)
+
+
 def ingest_chunk(path: Path, fmt: Format, chunk: Chunk | None, converter: RowConverter, write: Writer,
-                 index: int = 0, limit: int | None = None, inflate_limit: int | None = None) -> ChunkResult:
+                 index: int = 0, limit: int | None = None, inflate_limit: int | None = None,
+                 check: Checker | None = None, opener: Opener = open_plain) -> ChunkResult:
     """Parse ``chunk`` of ``path`` (or the whole file), convert and write; return the outcome.
 
     Never raises for anything in the file: a record that fails is refused, and a failure of the
     reader itself ends the chunk with ``error`` set after the rows before it were written. Only
-    the writer's own failures (a service away) escape.
+    the writer's own failures (a service away) escape. ``check`` applies the tenant's quality
+    rules to each converted row: a row failing a ``refuse`` rule is refused with ``quality:<rule>``.
     """
     result = ChunkResult(index)
     numbers: list[int] = []  # record number of each row handed to the writer, by position
@@ -83,7 +99,7 @@ def ingest_chunk(path: Path, fmt: Format, chunk: Chunk | None, converter: RowCon
         try:
             typed = (converter.types, converter.key_columns)
             for number, data, error in read_records(path, fmt, chunk=chunk, limit=limit, header=header,
-                                                    inflate_limit=inflate_limit, typed=typed):
+                                                    inflate_limit=inflate_limit, typed=typed, opener=opener):
                 try:
                     if type(data) is list:  # a CSV row, in its header's order
                         row = convert_fields(header[0], data)
@@ -98,6 +114,11 @@ def ingest_chunk(path: Path, fmt: Format, chunk: Chunk | None, converter: RowCon
                 except Exception as exc:  # noqa: BLE001 - one record's surprise must not end the file
                     refuse_record(number, "bad_value", f"{type(exc).__name__}: {exc}")
                     continue
+                if check is not None:
+                    refusal = check(row)
+                    if refusal is not None:
+                        refuse_record(number, *refusal)
+                        continue
                 numbers.append(number)
                 yield row
         except PermanentIngestError as exc:
@@ -110,6 +131,8 @@ def ingest_chunk(path: Path, fmt: Format, chunk: Chunk | None, converter: RowCon
 
     with _fewer_collections():
         result.rows_ok = write(good_rows(), refuse_written)
+    if check is not None:
+        result.quality = check.counts()
     return result
 
 
@@ -139,4 +162,5 @@ def summarize(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "rows_refused": sum(r["rows_refused"] for r in ordered),
         "refusals": refusals[:REFUSALS_CAP],
         "refusals_truncated": sum(r["rows_refused"] for r in ordered) > min(len(refusals), REFUSALS_CAP),
+        "quality": merge([r.get("quality") for r in ordered]) if any(r.get("quality") for r in ordered) else None,
     }

@@ -18,6 +18,33 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlparse
 
 from . import flower
+from .envvalues import (
+    count as _count,
+)
+from .envvalues import (
+    flag as _flag,
+)
+from .envvalues import (
+    flower_auth as _flower_auth,
+)
+from .envvalues import (
+    hostport as _hostport,
+)
+from .envvalues import (
+    node_name as _node_name,
+)
+from .envvalues import (
+    number as _number,
+)
+from .envvalues import (
+    owners as _owners,
+)
+from .envvalues import (
+    port as _port,
+)
+from .envvalues import (
+    replication as _replication,
+)
 from .errors import SettingsError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -55,10 +82,6 @@ DEFAULT_TOPIC_MIN_INSYNC = 1
 # is in secure mode unless MYSIMBDP_SECURE says otherwise.
 SECURE_MARKER = "secure"
 
-# Keyspace replication: ``SimpleStrategy:RF`` or ``NetworkTopologyStrategy:dc1=RF,dc2=RF``.
-REPLICATION = re.compile(r"^(SimpleStrategy):(\d+)$|^(NetworkTopologyStrategy):((?:[A-Za-z0-9_.-]+=\d+,?)+)$")
-
-
 # Read outside the platform's processes: by the producers and the benchmarks, for their sample data.
 OTHER_VARIABLES = ("MYSIMBDP_SAMPLES",)
 
@@ -66,7 +89,8 @@ OTHER_VARIABLES = ("MYSIMBDP_SAMPLES",)
 def known_variables() -> set[str]:
     """Every MYSIMBDP_* variable some setting reads: the names this module spells out, plus the others."""
     try:
-        source = Path(__file__).read_text(encoding="utf-8")
+        source = "".join(Path(__file__).with_name(name).read_text(encoding="utf-8")
+                         for name in ("settings.py", "envvalues.py"))
     except OSError:  # no source to read (a frozen build): nothing to compare with
         return set()
     return set(re.findall(r'"(MYSIMBDP_[A-Z0-9_]+)"', source)) | set(OTHER_VARIABLES)
@@ -85,112 +109,6 @@ def unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
 def _suggest(var: str, known: set[str]) -> str:
     close = difflib.get_close_matches(var, sorted(known), n=1)
     return f" (did you mean {close[0]}?)" if close else ""
-
-
-def _hostport(text: str, var: str, default_port: int) -> tuple[str, int]:
-    host, sep, port = text.strip().rpartition(":")
-    if not sep:
-        host, port = text.strip(), str(default_port)
-    if not host or not port.isdigit():
-        raise SettingsError(f"{var}: expected host:port, got {text!r}")
-    return host, int(port)
-
-
-def _number(env: Mapping[str, str], var: str, default: float) -> float:
-    text = env.get(var)
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1
-    if value <= 0:
-        raise SettingsError(f"{var}: expected a positive number, got {text!r}")
-    return value
-
-
-def _count(env: Mapping[str, str], var: str, default: int) -> int:
-    """A whole number of at least 1 (a count of things, not a duration)."""
-    text = env.get(var)
-    if text is None:
-        return default
-    if not text.strip().isdigit() or int(text) < 1:
-        raise SettingsError(f"{var}: expected a whole number of at least 1, got {text!r}")
-    return int(text)
-
-
-def _replication(env: Mapping[str, str]) -> str:
-    text = env.get("MYSIMBDP_REPLICATION", "SimpleStrategy:1").strip()
-    m = REPLICATION.match(text)
-    if not m or any(int(rf) < 1 for rf in re.findall(r"[:=](\d+)", text)):
-        raise SettingsError(f"MYSIMBDP_REPLICATION: expected 'SimpleStrategy:RF' or "
-                            f"'NetworkTopologyStrategy:dc1=RF,dc2=RF' with RF at least 1, got {text!r}")
-    return text
-
-
-def _node_name(env: Mapping[str, str]) -> str:
-    """MYSIMBDP_NODE_NAME: letters, digits, '.', '_' and '-' (it ends Celery node names and log lines)."""
-    text = env.get("MYSIMBDP_NODE_NAME", "").strip()
-    if text and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text):
-        raise SettingsError(f"MYSIMBDP_NODE_NAME: expected letters, digits, '.', '_' or '-', got {text!r}")
-    return text
-
-
-def _port(env: Mapping[str, str], var: str, default: int) -> int:
-    value = _count(env, var, default)
-    if value > 65535:
-        raise SettingsError(f"{var}: expected a port from 1 to 65535, got {env.get(var)!r}")
-    return value
-
-
-def _flower_auth(env: Mapping[str, str], home: Path) -> tuple[tuple[str, ...], str]:
-    """Flower's users and the problem that kept them from being read ("" if none).
-
-    The users come from MYSIMBDP_FLOWER_AUTH, else the file MYSIMBDP_FLOWER_AUTH_FILE names, else
-    MYSIMBDP_HOME/flower-auth if it exists; none: Flower asks for no password. Empty is unset. A
-    problem (a file others can read, a short password) refuses to start Flower, and only Flower: an
-    operator can still stop the stack or look at a tenant while fixing it.
-    """
-    try:
-        return _flower_users(env, home), ""
-    except SettingsError as exc:
-        return (), str(exc)
-
-
-def _flower_users(env: Mapping[str, str], home: Path) -> tuple[str, ...]:
-    if env.get("MYSIMBDP_FLOWER_AUTH", "").strip():
-        return flower.credentials(env["MYSIMBDP_FLOWER_AUTH"], "MYSIMBDP_FLOWER_AUTH")
-    if "MYSIMBDP_FLOWER_AUTH_FILE" in env:
-        return flower.credentials_file(Path(env["MYSIMBDP_FLOWER_AUTH_FILE"]).expanduser(),
-                                       "MYSIMBDP_FLOWER_AUTH_FILE")
-    default = home / flower.AUTH_FILE
-    if default.exists():
-        return flower.credentials_file(default, f"MYSIMBDP_HOME/{flower.AUTH_FILE}")
-    return ()
-
-
-def _flag(env: Mapping[str, str], var: str, default: bool) -> bool:
-    text = env.get(var)
-    if text is None:
-        return default
-    if text.strip().lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.strip().lower() in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{var}: expected 1 or 0 (true/false), got {text!r}")
-
-
-def _owners(text: str) -> tuple[tuple[str, int], ...]:
-    """``tenant1=1001,tenant2=1002`` -> ((tenant1, 1001), (tenant2, 1002))."""
-    found = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        tenant, sep, uid = part.partition("=")
-        if not sep or not tenant.strip() or not uid.strip().isdigit():
-            raise SettingsError(f"MYSIMBDP_STAGING_OWNERS: expected tenant=uid[,tenant=uid...], got {part!r}")
-        found.append((tenant.strip(), int(uid)))
-    return tuple(found)
 
 
 def secure_redis_url(url: str, home: Path) -> str:
@@ -221,6 +139,8 @@ class Settings:
     cassandra_hosts: tuple[tuple[str, int], ...]
     replication: str  # e.g. "SimpleStrategy:1" or "NetworkTopologyStrategy:dc1=3"
     kafka_partitions: int
+    # The data centre the sink prefers; "" = the one of the contact point the driver reaches first.
+    cassandra_local_dc: str = ""
     topic_replication: int = DEFAULT_TOPIC_REPLICATION  # replicas of each partition of the platform's topics
     topic_min_insync: int = DEFAULT_TOPIC_MIN_INSYNC  # min.insync.replicas of those topics
     chunk_bytes: int = 8 * 1024 * 1024
@@ -283,6 +203,10 @@ class Settings:
         if not kafka or not cassandra:
             raise SettingsError("MYSIMBDP_KAFKA_BOOTSTRAP and MYSIMBDP_CASSANDRA_HOSTS must not be empty")
         replication = _replication(env)
+        local_dc = env.get("MYSIMBDP_CASSANDRA_LOCAL_DC", "").strip()
+        if local_dc and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", local_dc):
+            raise SettingsError(f"MYSIMBDP_CASSANDRA_LOCAL_DC: expected a data-centre name (letters, digits, "
+                                f"'_', '.', '-'), got {local_dc!r}")
         secure = _flag(env, "MYSIMBDP_SECURE", (home / SECURE_MARKER).exists())
         if secure:
             redis_url = secure_redis_url(redis_url, home)
@@ -337,6 +261,7 @@ class Settings:
             kafka_bootstrap=kafka,
             cassandra_hosts=cassandra,
             replication=replication,
+            cassandra_local_dc=local_dc,
             kafka_partitions=partitions,
             topic_replication=topic_replication,
             topic_min_insync=topic_min_insync,

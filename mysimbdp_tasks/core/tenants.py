@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cql, names, priorities, windows
+from . import cql, encryption, names, priorities, quality, replication, sinks, windows
 from .errors import ConfigError, ConfigProblem
 from .keys import PrimaryKey, parse_key
 
@@ -48,7 +48,9 @@ DEFAULTS: dict[str, Any] = {
 BATCH_KEYS = ("max_file_size", "file_type", "max_amount_of_data", "max_number_of_files")
 STREAM_KEYS = ("max_messages_per_day",)
 COMMON_KEYS = ("namespace", "table_name", "schema")
-KNOWN_KEYS = BATCH_KEYS + STREAM_KEYS + COMMON_KEYS + tuple(DEFAULTS) + ("description", "windows", "priority")
+KNOWN_KEYS = BATCH_KEYS + STREAM_KEYS + COMMON_KEYS + tuple(DEFAULTS) + ("description", "windows", "priority",
+                                                                         "sinks", "quality", encryption.KEY,
+                                                                         "replication")
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,10 @@ class Tenant:
     partitions: int = DEFAULTS["partitions"]
     windows: tuple[windows.Window, ...] = ()  # UTC ranges in which batch files run; none: any time
     priority: priorities.Priority = priorities.DEFAULT  # who takes a free batch slot first
+    sinks: tuple[sinks.SinkSpec, ...] = ()  # sinks besides the tenant's own table (core/sinks.py)
+    quality: quality.Quality = field(default_factory=quality.Quality)  # rules checked on every converted row
+    encryption: encryption.Policy = encryption.DEFAULT  # whether staged files may / must be sealed
+    replication: replication.Replication = replication.NONE  # copies and write consistency (core/replication.py)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -221,10 +227,15 @@ def _parse_tenant(name: str, raw: Any, problems: list[ConfigProblem]) -> Tenant 
 
     wins = windows.parse_all(raw["windows"], bad) if "windows" in raw else ()
     priority = priorities.parse(raw["priority"], bad) if "priority" in raw else priorities.DEFAULT
+    outs = sinks.parse(raw["sinks"], [c for c, _ in columns], table_name, bad) if "sinks" in raw else ()
+    rules = quality.parse(raw["quality"], dict(columns), bad) if "quality" in raw and columns else quality.Quality()
+    sealing = encryption.parse(raw, bad)
+    copies = replication.parse(raw["replication"], bad) if "replication" in raw else replication.NONE
     if len(problems) > before or key is None:
         return None
     return Tenant(name=name, namespace=namespace, table_name=table_name, columns=columns, key=key,
-                  batch=batch, stream=stream, raw=raw, windows=wins, priority=priority, **extra)
+                  batch=batch, stream=stream, raw=raw, windows=wins, priority=priority, sinks=outs, quality=rules,
+                  encryption=sealing, replication=copies, **extra)
 
 
 def _name(raw: dict[str, Any], key: str, bad: Any) -> str:

@@ -6,9 +6,9 @@ users; every other principal gets exactly these grants (``StandardAuthorizer`` r
 
 | principal | may |
 |---|---|
-| ``tenant:<t>`` | write ``<t>.ingest`` and ``<t>.reports``; read ``<t>.dead`` (groups named ``<t>.*``) |
+| ``tenant:<t>`` | write ``<t>.ingest``, ``<t>.reports``; read ``<t>.dead``, ``<t>.out.*`` (groups ``<t>.*``) |
 | ``platform:bridge`` | read ``<t>.ingest`` (group ``mysimbdp.bridge.<t>``); write ``<t>.dead``, ``mysimbdp.reports`` |
-| ``platform:worker`` | write ``<t>.dead`` and ``mysimbdp.reports`` |
+| ``platform:worker`` | write ``<t>.dead``, ``<t>.out.*`` (sinks) and ``mysimbdp.reports`` |
 | ``platform:monitor`` | read ``mysimbdp.reports`` and every ``<t>.reports``; the only writer of ``mysimbdp.control`` |
 | ``platform:manager`` | read ``mysimbdp.control`` |
 
@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..core import names
+from ..core import names, sinks
 from ..core.errors import ServiceUnavailable
 from ..core.settings import Settings
 from . import kafka_security, secrets, tls
@@ -73,6 +73,9 @@ def tenant_plan(tenant: str) -> list[Grant]:
         Grant(bridge, WRITE, "topic", dead),
         Grant(worker, WRITE, "topic", dead),
         Grant(monitor, READ, "topic", reports),
+        # The topics of the tenant's kafka sinks (core/sinks.py): the worker writes, the tenant reads.
+        Grant(worker, WRITE, "topic", sinks.topic(tenant, ""), prefixed=True),
+        Grant(user, READ, "topic", sinks.topic(tenant, ""), prefixed=True),
     ]
 
 

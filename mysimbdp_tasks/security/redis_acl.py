@@ -24,9 +24,8 @@ log = logging.getLogger(__name__)
 CELERY_EXCHANGES = ("celery.pidbox", "reply.celery.pidbox", "celeryev")
 # kombu's binding table of an exchange, and its set of bindings that never expire.
 BINDING_TABLES = ("binding", "binding_permanent")
-# Platform keys named by an ingest or task id (a uuid, not the tenant): any pool may reach them.
-BY_ID_KEYS = (names.JOB_PREFIX + "*", names.JOBS_OPEN, names.REFUND_PREFIX + "*", names.ADMISSION_PREFIX + "*",
-              names.REDELIVERIES_PREFIX + "*",
+# Platform keys named by an ingest id only (a uuid, not the tenant): any pool may reach them.
+BY_ID_KEYS = (names.JOB_PREFIX + "*", names.JOBS_OPEN,
               names.SLOTS_PREFIX + "*")  # batch slots: every pool renews its files' and gives them back
 REGISTRY_KEYS = (names.TENANTS, names.TENANTS_ACTIVE)  # read only
 
@@ -56,6 +55,10 @@ def tenant_rules(tenant: str) -> list[str]:
         f"~{names.stream_hw_key(tenant)}",
         f"~{names.stream_runs_key(tenant)}",
         f"~{names.stream_done_pattern(tenant)}",
+        # Its files' refund markers and its tasks' redelivery counters (admission verdicts are the
+        # watcher's alone).
+        f"~{names.refund_key(tenant, '*')}",
+        f"~{names.redeliveries_key(tenant, '*')}",
         *(f"~{k}" for k in BY_ID_KEYS),
         *(f"%R~{k}" for k in REGISTRY_KEYS),
     ]

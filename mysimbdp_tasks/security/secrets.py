@@ -50,11 +50,11 @@ def password(home: Path, principal: str, *, rotate: bool = False) -> str:
                 raise SettingsError(f"{file}: not a password this store wrote; delete it to make a new one")
             return text
     value = secrets.token_urlsafe(PASSWORD_BYTES)
-    _write(file, value)
+    write(file, value)
     return value
 
 
-def _write(file: Path, value: str) -> None:
+def write(file: Path, value: str) -> None:
     file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(file.parent, 0o700)
     tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")

@@ -17,8 +17,9 @@ from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 
 from ..core.backoff import OUTAGE_BACKOFF
+from ..core.envvalues import REPLICATION
 from ..core.errors import PermanentIngestError, ServiceUnavailable, SettingsError, TransientIngestError
-from ..core.settings import REPLICATION, Settings
+from ..core.settings import Settings
 from ..security import tls
 from ..security.identities import credentials
 
@@ -55,11 +56,14 @@ def connect(settings: Settings, request_timeout: float = 30.0) -> tuple[Cluster,
     the process's principal: a tenant's pool as its tenant's role)."""
     found = credentials(settings)
     profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        # Token-aware: each write goes to a replica of its partition, in the local data centre (the
+        # setting's, else the one of the first contact point the driver reaches).
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc)),
         request_timeout=request_timeout,
     )
     cluster = Cluster(
-        contact_points=settings.cassandra_contact_points,
+        # Every contact point with its own port; ``port`` is for the nodes the driver discovers.
+        contact_points=list(settings.cassandra_hosts),
         port=settings.cassandra_port,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         # v4 rather than v5: v5's checksummed framing costs ~1.7 us of client CPU per row in bulk

@@ -45,6 +45,7 @@ class Process:
     helpers: dict[type, Any] = field(default_factory=dict)  # class -> its one instance on `redis`
     # The stream writer's reporting windows, one per tenant (see stream.writer).
     windows: dict[str, Window] = field(default_factory=dict)
+    quality: dict[str, dict[str, Any]] = field(default_factory=dict)  # tenant -> the open window's quality counts
     flusher: threading.Thread | None = None  # publishes windows that are due while no batch comes
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -54,6 +55,7 @@ class Process:
             self.sinks.clear()
             self.helpers.clear()
             self.windows.clear()
+            self.quality.clear()
 
 
 _process = Process()

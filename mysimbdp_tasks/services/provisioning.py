@@ -8,6 +8,7 @@ migration, with a new table, which the operator must decide on).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,9 +16,11 @@ from dataclasses import dataclass, field
 from cassandra.cluster import Session
 
 from ..core import cql, names
+from ..core import replication as copies
 from ..core.cql import ident
 from ..core.errors import ProvisioningError
 from ..core.tenants import Tenant
+from . import quality_metrics
 from .cassandra import replication_map
 
 log = logging.getLogger(__name__)
@@ -94,14 +97,36 @@ def keyspace_exists(session: Session, keyspace: str) -> bool:
     return rows.one() is not None
 
 
+def keyspace_factors(session: Session, keyspace: str) -> dict[str, int] | None:
+    """The keyspace's replication as ``replication.factors`` gives it; None if it does not exist."""
+    row = session.execute("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s",
+                          (keyspace,)).one()
+    if row is None:
+        return None
+    found = dict(row.replication)
+    if found.pop("class", "").endswith("SimpleStrategy"):
+        return {"": int(found.get("replication_factor", 0))}
+    return {dc: int(rf) for dc, rf in found.items()}
+
+
 def plan(session: Session, tenant: Tenant, replication: str) -> Plan:
+    """``replication``: the platform's keyspace replication, for tenants that give none of their own."""
     p = Plan(tenant)
     ks, table = tenant.namespace, tenant.table_name
+    replication = tenant.replication.keyspace_spec(replication)
     p.statements.append(
         f"CREATE KEYSPACE IF NOT EXISTS {ident(ks)} WITH replication = {replication_map(replication)}"
     )
-    if not keyspace_exists(session, ks):
+    current = keyspace_factors(session, ks)
+    if current is None:
         p.changes.append(f"create keyspace {ks} ({replication})")
+    elif current != (want := copies.factors(replication)):
+        p.statements.append(f"ALTER KEYSPACE {ident(ks)} WITH replication = {replication_map(replication)}")
+        p.changes.append(f"alter keyspace {ks} replication to {replication}")
+        if any(rf > current.get(dc, 0) for dc, rf in want.items()):
+            # New replicas get the writes from now on, not the rows already written.
+            p.notes.append(f"{tenant.name}: keyspace {ks} now has more replicas; run `nodetool repair -full {ks}` "
+                           "on each node so the existing rows reach them (README, Replication)")
     existing = table_columns(session, ks, table)
     if not existing:
         cols = ", ".join(f"{ident(c)} {t}" for c, t in tenant.columns)
@@ -111,7 +136,9 @@ def plan(session: Session, tenant: Tenant, replication: str) -> Plan:
         p.changes.append(f"create table {ks}.{table} ({', '.join(tenant.column_names)}), key {tenant.key}")
     else:
         _diff_table(p, existing)
-    for metrics, ddl in ((BATCH_METRICS, BATCH_METRICS_DDL), (STREAM_METRICS, STREAM_METRICS_DDL)):
+    _sink_tables(session, p)
+    for metrics, ddl in ((BATCH_METRICS, BATCH_METRICS_DDL), (STREAM_METRICS, STREAM_METRICS_DDL),
+                         (quality_metrics.TABLE, quality_metrics.DDL)):
         p.statements.append(ddl.format(ks=ident(ks)))
         have = table_columns(session, ks, metrics) if existing else {}
         if not have:
@@ -121,6 +148,28 @@ def plan(session: Session, tenant: Tenant, replication: str) -> Plan:
                 p.statements.append(f"ALTER TABLE {ident(ks)}.{metrics} ADD {column} {ctype}")
                 p.changes.append(f"add column {column} {ctype} to {ks}.{metrics}")
     return p
+
+
+def _sink_tables(session: Session, p: Plan) -> None:
+    """The tables of the tenant's ``cassandra`` sinks: its columns, each with its own key (core/sinks.py)."""
+    tenant = p.tenant
+    for spec in tenant.sinks:
+        if spec.kind != "cassandra":
+            continue
+        own = Plan(dataclasses.replace(tenant, table_name=spec.table, key=spec.key or tenant.key))
+        existing = table_columns(session, tenant.namespace, spec.table)
+        if existing:
+            _diff_table(own, existing)
+        else:
+            cols = ", ".join(f"{ident(c)} {t}" for c, t in tenant.columns)
+            own.statements.append(f"CREATE TABLE IF NOT EXISTS {ident(tenant.namespace)}.{ident(spec.table)} "
+                                  f"({cols}, PRIMARY KEY {own.tenant.key.cql()})")
+            own.changes.append(f"create table {tenant.namespace}.{spec.table} for sink {spec.name}, "
+                               f"key {own.tenant.key}")
+        p.statements += own.statements
+        p.changes += own.changes
+        p.notes += own.notes
+        p.problems += own.problems
 
 
 def _diff_table(p: Plan, existing: dict[str, tuple[str, str, int]]) -> None:

@@ -21,6 +21,7 @@ import redis
 
 from ..core import names
 from ..core.formats import extension
+from ..core.sealed import inner_name
 from ..core.tenants import Tenant
 from .scripts import source
 
@@ -68,7 +69,10 @@ class Quotas:
         """
         ingest_id = ingest_id or uuid.uuid4().hex
         day = day or today()
-        ext = extension(file_name)  # ".csv.gz" for a gzip file
+        ext = extension(inner_name(file_name))  # ".csv.gz" for a gzip file; "x.csv.enc" is checked as ".csv"
+        refused = tenant.encryption.refusal(file_name) if tenant is not None and tenant.batch is not None else None
+        if refused:  # charges nothing, so nothing to remember per ingest id
+            return Admission(False, refused, "sealed files only (encrypted: required)", ext, day)
         if tenant is not None and tenant.batch is not None:
             b = tenant.batch
             allowed, max_size, max_files, max_bytes = (",".join(b.file_types), b.max_file_size_bytes,
@@ -76,7 +80,8 @@ class Quotas:
         else:  # unknown to this process, or stream-only: the script tells which
             allowed, max_size, max_files, max_bytes = "", 0, -1, 0
         ok, reason, limit, usage, decided_on = self._admit(
-            keys=[names.TENANTS_ACTIVE, names.TENANTS, usage_key(tenant_name, day), names.admission_key(ingest_id)],
+            keys=[names.TENANTS_ACTIVE, names.TENANTS, usage_key(tenant_name, day),
+                  names.admission_key(tenant_name, ingest_id)],
             args=[tenant_name, ext, allowed, size, max_size, max_files, max_bytes, _expire_at(day), day,
                   GRACE_SECONDS + 86400],
         )
@@ -84,7 +89,7 @@ class Quotas:
 
     def refund_file(self, tenant_name: str, ingest_id: str, size: int, day: str) -> bool:
         """Give back one file and its bytes, at most once per ingestion (the marker makes it idempotent)."""
-        return bool(self._refund(keys=[usage_key(tenant_name, day), names.refund_key(ingest_id)],
+        return bool(self._refund(keys=[usage_key(tenant_name, day), names.refund_key(tenant_name, ingest_id)],
                                  args=[size, GRACE_SECONDS + 86400]))
 
     def reserve_ranges(self, tenant_name: str, limit: int, ranges: Sequence[tuple[int, int, int]],

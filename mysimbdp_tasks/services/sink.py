@@ -98,7 +98,9 @@ class Sink:
         self.tenant = tenant
         self.options = options or SinkOptions()
         self.insert: PreparedStatement = session.prepare(insert_cql(tenant))
-        self.insert.consistency_level = ConsistencyLevel.LOCAL_QUORUM
+        # The tenant's write consistency (core/replication.py): LOCAL_QUORUM unless it says otherwise.
+        self.consistency = ConsistencyLevel.name_to_value[tenant.replication.write_consistency]
+        self.insert.consistency_level = self.consistency
         self._rows = RowSerializer(self.insert)
         self._keyspace = self.insert.keyspace
         #: Converts records straight to this sink's bytes: hand it to ``rows.ingest_chunk`` with ``write``.
@@ -149,7 +151,7 @@ class Sink:
             bound = BoundStatement(self.insert)
             bound.values = group[0][1]
             return bound
-        batch = BatchStatement(batch_type=BatchType.UNLOGGED, consistency_level=ConsistencyLevel.LOCAL_QUORUM)
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED, consistency_level=self.consistency)
         # What BatchStatement.add(bound) keeps of each row, without a BoundStatement per row.
         query_id = self.insert.query_id
         batch._statements_and_parameters = [(True, query_id, values) for _, values in group]  # noqa: SLF001

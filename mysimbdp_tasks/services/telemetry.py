@@ -20,8 +20,9 @@ Design (prometheus_client's multiprocess mode, https://prometheus.github.io/clie
   gauges live in the serving process), and labels are never removed.
 
 Labels are bounded: ``tenant`` is an applied tenant's validated name (or ``_unknown`` for a file
-naming no applied tenant), ``reason`` one of :data:`REASONS` (anything else counts as ``other``),
-never a file name or message text: a label value per distinct input would be an attack on the
+naming no applied tenant), ``reason`` one of :data:`REASONS` (anything else counts as ``other``;
+``quality:<rule>`` counts as ``quality``), ``rule`` one of the tenant's validated rule names, never
+a file name or message text: a label value per distinct input would be an attack on the
 time-series database.
 """
 
@@ -41,6 +42,7 @@ from prometheus_client import Counter, Gauge, Histogram, values
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from ..core.sinks import NAME as SINK_NAME
 from ..core.tenants import TENANT_NAME
 
 log = logging.getLogger(__name__)
@@ -55,11 +57,13 @@ REASONS = frozenset({
     # files, at the watcher
     "unknown_tenant", "tenant_inactive", "wrong_file_type", "file_too_large", "daily_files_exceeded",
     "daily_bytes_exceeded", "not_a_regular_file", "hard_linked", "wrong_tenant", "batch_not_enabled",
-    "wrong_owner", "owner_not_configured", "flat_staging_disabled",
+    "wrong_owner", "owner_not_configured", "flat_staging_disabled", "not_encrypted",
+    # sealed files, at the worker
+    "not_sealed", "wrong_key", "tampered", "truncated",
     # rows and messages
     "bad_json", "not_an_object", "missing_key_column", "bad_value", "daily_messages_exceeded",
     "stream_not_enabled", "rejected_by_cassandra", "unbindable", "unusable_message", "ingest_failed",
-    "worker_lost", "unparseable", "file_changed", "internal_error", "task_lost",
+    "worker_lost", "unparseable", "file_changed", "internal_error", "task_lost", "unknown_sink",
     # file formats: a damaged gzip stream, a gzip bomb, a Parquet column that can never fit
     "bad_gzip", "inflated_too_large", "schema_mismatch",
 })
@@ -76,8 +80,14 @@ ROWS_DISCARDED = Counter("mysimbdp_discarded_rows_total", "Rows of admitted file
 MESSAGES_ACCEPTED = Counter("mysimbdp_messages_accepted_total", "Messages admitted by the bridge", ["tenant"])
 MESSAGES_DISCARDED = Counter("mysimbdp_discarded_messages_total", "Messages dead-lettered (bridge and workers)",
                              ["tenant", "reason"])
+QUALITY_CHECKED = Counter("mysimbdp_quality_checked_rows_total", "Rows checked by the tenant's quality rules",
+                          ["tenant", "path"])
+QUALITY_FAILED = Counter("mysimbdp_quality_failed_rows_total", "Rows failing a quality rule (refused or tagged)",
+                         ["tenant", "path", "rule", "action"])
 SINK_RETRIES = Counter("mysimbdp_sink_retries_total", "Cassandra batches sent again after a transient failure",
                        ["tenant"])
+SINK_ROWS = Counter("mysimbdp_sink_rows_total", "Rows routed to each of a tenant's sinks, by outcome "
+                    "(delivered, pending: retrying on their own, failed: kept aside)", ["tenant", "sink", "outcome"])
 SCALING = Counter("mysimbdp_scaling_decisions_total", "Scaling decisions the manager acted on or ignored",
                   ["tenant", "action", "outcome"])
 LATENCY = Histogram("mysimbdp_end_to_end_latency_seconds",
@@ -151,6 +161,8 @@ def tenant_label(name: str | None) -> str:
 
 
 def reason_label(reason: str) -> str:
+    if reason.startswith("quality:"):
+        return "quality"
     return reason if reason in REASONS else "other"
 
 
@@ -186,6 +198,7 @@ def file_finished(tenant: str, status: str, results: Iterable[dict[str, Any]], a
     LATENCY.labels(t, "batch").observe(max(0.0, finished_at - admitted_at))
 
 
+
 def messages_decided(tenant: str, admitted: int, refused: Iterable[str]) -> None:
     """A bridge's micro-batch: ``admitted`` messages and a reason per refused one."""
     t = tenant_label(tenant)
@@ -211,6 +224,19 @@ def messages_written(tenant: str, written: int, latencies_ms: Iterable[float], r
         latency.observe(max(0.0, ms / 1000))
 
 
+def quality_checked(tenant: str, path: str, actions: dict[str, str], counts: dict[str, Any] | None) -> None:
+    """Rows checked and failed per rule; ``actions`` is the tenant's validated rules (rule -> action):
+    a rule label is one of them or ``other``, so labels stay bounded."""
+    if not counts:
+        return
+    t = tenant_label(tenant)
+    QUALITY_CHECKED.labels(t, path).inc(int(counts.get("checked", 0)))
+    for rule, n in (counts.get("failed") or {}).items():
+        if n > 0:
+            known = rule in actions
+            QUALITY_FAILED.labels(t, path, rule if known else "other", actions[rule] if known else "other").inc(n)
+
+
 @contextlib.contextmanager
 def sink_write(tenant: str) -> Iterator[None]:
     t0 = time.perf_counter()
@@ -222,6 +248,12 @@ def sink_write(tenant: str) -> Iterator[None]:
 
 def sink_retry(tenant: str) -> None:
     SINK_RETRIES.labels(tenant_label(tenant)).inc()
+
+
+def sink_rows(tenant: str, sink: str, outcome: str, rows: int) -> None:
+    """``sink`` is one of the tenant's validated sink names (core/sinks.py): a bounded label."""
+    if rows:
+        SINK_ROWS.labels(tenant_label(tenant), sink if SINK_NAME.fullmatch(sink) else UNKNOWN, outcome).inc(rows)
 
 
 def bridge_lag(tenant: str, lags: dict[int, int]) -> None:

@@ -8,12 +8,13 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewPartitions, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewPartitions, NewTopic
 from kafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
-from ..core import names
+from ..core import names, sinks
 from ..core.errors import ServiceUnavailable
 from ..core.settings import Settings
 from ..core.tenants import Tenant
@@ -39,11 +40,16 @@ class TopicPlan:
     create: dict[str, int] = field(default_factory=dict)  # topic -> partitions
     grow: dict[str, tuple[int, int]] = field(default_factory=dict)  # topic -> (partitions now, wanted)
     problems: list[str] = field(default_factory=list)
+    # topic -> (replicas, min.insync.replicas) of the topics to create; an existing topic's
+    # min.insync.replicas is set in ``insync`` (its replica count changes only by reassignment).
+    copies: dict[str, tuple[int, int]] = field(default_factory=dict)
+    insync: dict[str, int] = field(default_factory=dict)
 
     def changes(self, topic_names: Iterable[str]) -> list[str]:
         """The changes to ``topic_names``, in words."""
         chosen = set(topic_names)
         out = [f"create topic {t} ({n} partitions)" for t, n in sorted(self.create.items()) if t in chosen]
+        out += [f"topic {t}: min.insync.replicas {n}" for t, n in sorted(self.insync.items()) if t in chosen]
         return out + [f"topic {t}: {have} -> {want} partitions" for t, (have, want) in sorted(self.grow.items())
                       if t in chosen]
 
@@ -55,7 +61,18 @@ def wanted(tenants: Iterable[Tenant]) -> dict[str, int]:
         topics[t.ingest_topic] = t.partitions
         topics[t.dead_topic] = 1
         topics[names.reports_topic(t.name)] = 1
+        topics.update({sinks.topic(t.name, s.name): s.partitions for s in t.sinks if s.kind == "kafka"})
     return topics
+
+
+def copies(settings: Settings, tenants: Iterable[Tenant]) -> dict[str, tuple[int, int]]:
+    """topic -> (replicas, min.insync.replicas): each tenant's own (core/replication.py), else the platform's."""
+    out = dict.fromkeys((REPORTS, CONTROL), (settings.topic_replication, settings.topic_min_insync))
+    for t in tenants:
+        pair = (t.replication.topic_replicas(settings.topic_replication),
+                t.replication.topic_min_insync(settings.topic_min_insync))
+        out.update(dict.fromkeys((t.ingest_topic, t.dead_topic, names.reports_topic(t.name)), pair))
+    return out
 
 
 def unreachable(settings: Settings, exc: Exception) -> ServiceUnavailable:
@@ -65,7 +82,8 @@ def unreachable(settings: Settings, exc: Exception) -> ServiceUnavailable:
 
 def plan(settings: Settings, tenants: Iterable[Tenant]) -> TopicPlan:
     """Compare the topics wanted with Kafka's; raise ServiceUnavailable, changing nothing, if Kafka is away."""
-    want = wanted(tenants)
+    chosen = list(tenants)
+    want, want_copies = wanted(chosen), copies(settings, chosen)
     try:
         client = admin(settings)
     except KafkaError as exc:
@@ -76,20 +94,44 @@ def plan(settings: Settings, tenants: Iterable[Tenant]) -> TopicPlan:
         # kafka-python 3 names a topic "name" (2.x said "topic")
         found = client.describe_topics(known) if known else []
         have = {d.get("name", d.get("topic")): len(d["partitions"]) for d in found}
+        replicas = {d.get("name", d.get("topic")): len(d["partitions"][0]["replica_nodes"])
+                    for d in found if d["partitions"]}
+        insync = _min_insync(client, known)
     except KafkaError as exc:
         raise unreachable(settings, exc) from exc
     finally:
         client.close()
     p = TopicPlan()
     for topic, n in want.items():
+        rf, min_isr = want_copies[topic]
         if topic not in have:
             p.create[topic] = n
+            p.copies[topic] = (rf, min_isr)
+            continue
+        if insync.get(topic) != min_isr:
+            p.insync[topic] = min_isr
+        if replicas.get(topic, rf) != rf:
+            log.warning("topic %s has %s replicas and the config asks for %s; Kafka changes a topic's replicas only "
+                        "by reassigning its partitions (kafka-reassign-partitions), so they are left as they are",
+                        topic, replicas[topic], rf)
+
         elif have[topic] < n:
             p.grow[topic] = (have[topic], n)
         elif have[topic] > n:
             p.problems.append(f"topic {topic} has {have[topic]} partitions and the config asks for {n}; Kafka cannot "
                               f"take partitions away: set partitions to {have[topic]} or more")
     return p
+
+
+def _min_insync(client: KafkaAdminClient, topics: list[str]) -> dict[str, int]:
+    """topic -> its min.insync.replicas as Kafka has it (set on the topic, or the broker's default)."""
+    if not topics:
+        return {}
+    wanted = [ConfigResource(ConfigResourceType.TOPIC, t, {"min.insync.replicas": None}) for t in topics]
+    found = client.describe_configs(wanted, config_filter="all")
+    by_topic: dict[str, dict[str, Any]] = next(iter(found.values()), {}) if isinstance(found, dict) else {}
+    return {topic: int(configs["min.insync.replicas"]["value"]) for topic, configs in by_topic.items()
+            if "min.insync.replicas" in configs}
 
 
 def execute(settings: Settings, p: TopicPlan) -> list[str]:
@@ -102,13 +144,16 @@ def execute(settings: Settings, p: TopicPlan) -> list[str]:
     created = []
     try:
         for name, partitions in p.create.items():
+            rf, min_isr = p.copies.get(name, (settings.topic_replication, settings.topic_min_insync))
             try:
-                client.create_topics([NewTopic(name, num_partitions=partitions,
-                                               replication_factor=settings.topic_replication,
-                                               topic_configs={"min.insync.replicas": str(settings.topic_min_insync)})])
+                client.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=rf,
+                                               topic_configs={"min.insync.replicas": str(min_isr)})])
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass
+        if p.insync:
+            client.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, {"min.insync.replicas": str(n)})
+                                  for topic, n in p.insync.items()], incremental=True)
         if p.grow:
             client.create_partitions({name: NewPartitions(total_count=want) for name, (_, want) in p.grow.items()})
     finally:
@@ -184,7 +229,8 @@ def delete_tenant_topics(settings: Settings, tenant: Tenant) -> None:
     client = admin(settings)
     try:
         existing = set(client.list_topics())
-        mine = (tenant.ingest_topic, tenant.dead_topic, names.reports_topic(tenant.name))
+        mine = (tenant.ingest_topic, tenant.dead_topic, names.reports_topic(tenant.name),
+                *(sinks.topic(tenant.name, s.name) for s in tenant.sinks if s.kind == "kafka"))
         found = [n for n in mine if n in existing]
         if found:
             with contextlib.suppress(UnknownTopicOrPartitionError):  # deleted meanwhile: the outcome wanted

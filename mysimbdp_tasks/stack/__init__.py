@@ -13,6 +13,6 @@ from). It may import ``core`` and the client libraries, nothing else.
 from __future__ import annotations
 
 from .cassandra import STORAGE_PORT
-from .lifecycle import SERVICES, ServiceState, all_up, down, restart, status, up
+from .lifecycle import SERVICES, ServiceState, all_up, down, node_names, restart, status, up
 
-__all__ = ["SERVICES", "STORAGE_PORT", "ServiceState", "all_up", "down", "restart", "status", "up"]
+__all__ = ["SERVICES", "STORAGE_PORT", "ServiceState", "all_up", "down", "node_names", "restart", "status", "up"]

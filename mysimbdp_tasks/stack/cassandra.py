@@ -1,4 +1,4 @@
-"""Cassandra 5.0 as a single node, sized for a 2-core development box."""
+"""Cassandra 5.0 as a single node or as one node of a local ring, sized for a 2-core development box."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from ..core import procs
 from ..core.settings import Settings
 from ..security import ca, tls
 from . import jars
+from . import nodes as nodes_mod
 from .java import find_java
-from .service import Echo, Service, java_command
+from .service import Echo, Service, java_command, loopback_host
 from .tuning import DEFAULTS, Tuning
 
 MAIN = "org.apache.cassandra.service.CassandraDaemon"
@@ -75,20 +76,32 @@ FAST_START_OPTIONS = [
 ]
 
 
+# A cluster's nodes share the machine: 3 nodes of 1 GiB heap each would crowd out everything else.
+CLUSTER_HEAP = "768M"
+
+
 class Cassandra(Service):
-    name: ClassVar[str] = "cassandra"
+    name = "cassandra"
+    kind: ClassVar[str] = "cassandra"
     # The first start creates every system keyspace; on a busy 2-core box that takes a while.
     ready_timeout: ClassVar[float] = 240.0
     stop_timeout: ClassVar[float] = 60.0
     java: str  # set by prepare()
 
-    def __init__(self, settings: Settings, tuning: Tuning = DEFAULTS) -> None:
+    def __init__(self, settings: Settings, tuning: Tuning = DEFAULTS, node: int = 1, nodes: int = 1) -> None:
+        self.name = nodes_mod.node_name(self.kind, node)
+        self.node, self.nodes = node, nodes
         super().__init__(settings)
         self.tuning = tuning
 
     @property
+    def seed(self) -> str:
+        """Node 1's address: the ring's one seed."""
+        return loopback_host(self.settings.cassandra_hosts[0][0])
+
+    @property
     def host(self) -> str:
-        return self.settings.cassandra_hosts[0][0]
+        return nodes_mod.node_host(self.settings.cassandra_hosts[0][0], self.node)
 
     @property
     def port(self) -> int:
@@ -120,13 +133,13 @@ class Cassandra(Service):
 # Written by `mysimbdp stack up` on every start; change mysimbdp_tasks/stack/cassandra.py instead.
 cluster_name: mysimbdp
 num_tokens: 1
-initial_token: 0
+initial_token: {nodes_mod.cassandra_token(self.node, self.nodes)}
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
 endpoint_snitch: SimpleSnitch
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "{self.bind_host}:{STORAGE_PORT}"
+      - seeds: "{self.seed}:{STORAGE_PORT}"
 listen_address: {self.bind_host}
 rpc_address: {self.bind_host}
 storage_port: {STORAGE_PORT}
@@ -140,6 +153,7 @@ saved_caches_directory: {q(data / "saved_caches")}
 hints_directory: {q(data / "hints")}
 cdc_raw_directory: {q(data / "cdc_raw")}
 
+{self._ring_yaml()}
 # Development data: no snapshot on TRUNCATE/DROP, no snapshot before compaction.
 auto_snapshot: false
 snapshot_before_compaction: false
@@ -172,6 +186,13 @@ unlogged_batch_across_partitions_warn_threshold: 1000
 
 # Ingest settings ({self.tuning.name}): see mysimbdp_tasks/stack/tuning.py for the measurements.
 {self.tuning.yaml_text()}{self._client_encryption()}""" + (self.auth_yaml() if self.settings.secure else "")
+
+    def _ring_yaml(self) -> str:
+        if self.nodes == 1:
+            return ""
+        # A new ring: every node owns its token range from the start (as ccm's fresh clusters), so
+        # the nodes join without streaming and may start together once the seed is up.
+        return f"# Node {self.node} of a {self.nodes}-node ring.\nauto_bootstrap: false\n"
 
     def _client_encryption(self) -> str:
         if not self.settings.secure:
@@ -219,7 +240,7 @@ client_encryption_options:
     def _jvm_options(self) -> list[str]:
         conf = self.paths.conf
         return [
-            *self.tuning.heap_options(),
+            *self._heap_options(),
             "-Xss256k",
             f"-XX:ErrorFile={self.paths.log.parent / 'cassandra-hs_err-%p.log'}",
             *self.tuning.gc_options(),
@@ -247,13 +268,18 @@ client_encryption_options:
             *FAST_START_OPTIONS,
         ]
 
+    def _heap_options(self) -> list[str]:
+        if self.nodes > 1 and self.tuning.heap is None:
+            return [f"-Xms{CLUSTER_HEAP}", f"-Xmx{CLUSTER_HEAP}"]
+        return self.tuning.heap_options()
+
     def prepare(self, echo: Echo) -> None:
         self.java = find_java(
             self.name, lambda major: major in (11, 17), "Java 11 or 17 (Cassandra 5.0 does not run on 21+)"
         )
         self.paths.make()
         (self.paths.conf / "triggers").mkdir(exist_ok=True)
-        jars.ensure_jars(self.name, self.paths.jars, echo)
+        jars.ensure_jars(self.kind, self.paths.jars, echo)
         # Mode 0600: in secure mode it holds the keystore's password.
         procs.write_private(self.paths.conf / "cassandra.yaml", self.cassandra_yaml())
         (self.paths.conf / "logback.xml").write_text(self.logback_xml())
@@ -273,13 +299,15 @@ client_encryption_options:
     def probe(self, timeout: float) -> str:
         # The driver is imported late: it is slow to import and `mysimbdp --help` needs none of it.
         from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-        from cassandra.policies import RoundRobinPolicy
+        from cassandra.policies import WhiteListRoundRobinPolicy
 
         # The native port opens last in Cassandra's start-up; until then the driver would only
         # log connection errors.
         if not procs.can_connect(self.host, self.port, timeout):
             raise ConnectionRefusedError(f"nothing listens on {self.endpoint} yet")
-        profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=timeout)
+        # This node answers, not another one of the ring the driver discovers.
+        only_this = WhiteListRoundRobinPolicy([self.host])
+        profile = ExecutionProfile(load_balancing_policy=only_this, request_timeout=timeout)
 
         def connect(auth: object = None) -> tuple[Cluster, Any]:
             # Secure mode: TLS verifying the local CA and the node's name, then a role's login.
@@ -298,9 +326,14 @@ client_encryption_options:
             cluster, session = self._login(connect) if self.settings.secure else connect()
             try:
                 row = session.execute("SELECT release_version FROM system.local").one()
+                peers = len(list(session.execute("SELECT peer FROM system.peers_v2"))) if self.nodes > 1 else 0
             finally:
                 cluster.shutdown()
-        return f"Cassandra {row.release_version}" + (" (authentication on)" if self.settings.secure else "")
+        if self.node > 1 and peers == 0:
+            # Joined: it knows the seed (the seed itself starts first, alone).
+            raise ConnectionRefusedError(f"{self.name} has not joined the ring yet")
+        ring = f", ring of {peers + 1}" if self.nodes > 1 else ""
+        return f"Cassandra {row.release_version}{ring}" + (" (authentication on)" if self.settings.secure else "")
 
     def _login(self, connect: Callable[..., tuple[Any, Any]]) -> tuple[Any, Any]:
         """Log in as ``platform_admin``; on the first secure start, create it as the default superuser

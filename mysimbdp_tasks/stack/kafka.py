@@ -1,4 +1,8 @@
-"""Kafka 4.x as one KRaft node that is both broker and controller."""
+"""Kafka 4.x in KRaft: one node, or the nodes of a local cluster, each both broker and controller.
+
+The N nodes of ``stack up --nodes N`` are the N voters of one controller quorum (3 when N is 3),
+each on its own address with the same ports, formatted with one cluster id.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,12 @@ import psutil
 
 from ..core import procs
 from ..core.errors import StackError
+from ..core.settings import Settings
 from ..security import kafka_access, kafka_security, tls
 from . import jars
+from . import nodes as nodes_mod
 from .java import find_java
-from .service import Echo, Service, java_command
+from .service import Echo, Service, java_command, loopback_host
 
 MAIN = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
@@ -34,14 +40,28 @@ def new_cluster_id() -> str:
             return text
 
 
+# A cluster's nodes share the machine with three Cassandra nodes.
+CLUSTER_HEAP = "384m"
+CLUSTER_ID_FILE = "cluster.id"
+
+
 class Kafka(Service):
-    name: ClassVar[str] = "kafka"
+    name = "kafka"
+    kind: ClassVar[str] = "kafka"
     ready_timeout: ClassVar[float] = 150.0
     java: str  # set by prepare()
 
+    def __init__(self, settings: Settings, node: int = 1, nodes: int = 1) -> None:
+        self.name = nodes_mod.node_name(self.kind, node)
+        self.node, self.nodes = node, nodes
+        super().__init__(settings)
+
     @property
     def host(self) -> str:
-        return self.settings.kafka_bootstrap[0][0]
+        return nodes_mod.node_host(self.settings.kafka_bootstrap[0][0], self.node)
+
+    def node_address(self, node: int) -> str:
+        return loopback_host(nodes_mod.node_host(self.settings.kafka_bootstrap[0][0], node))
 
     @property
     def port(self) -> int:
@@ -74,10 +94,13 @@ class Kafka(Service):
     # Configuration ------------------------------------------------------------------------------
 
     def server_properties(self) -> str:
+        voters = ",".join(f"{i}@{self.node_address(i)}:{self.controller_port}" for i in range(1, self.nodes + 1))
+        # Internal topics: a replica on each node up to 3, and writes wait for 2 of them.
+        replicas, min_isr = str(min(3, self.nodes)), str(min(2, self.nodes))
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{self.bind_host}:{self.controller_port}",
+            "node.id": str(self.node),
+            "controller.quorum.voters": voters,
             "listeners": f"PLAINTEXT://{self.bind_host}:{self.port},CONTROLLER://{self.bind_host}:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://{self.bind_host}:{self.port}",
             "controller.listener.names": "CONTROLLER",
@@ -87,12 +110,11 @@ class Kafka(Service):
             "num.partitions": str(self.settings.kafka_partitions),
             # The platform creates its topics itself; a typo must not create a new one.
             "auto.create.topics.enable": "false",
-            # One node: every internal topic has exactly one replica.
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "offsets.topic.replication.factor": replicas,
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": min_isr,
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": min_isr,
             # 50 partitions by default: a long first group join on a 2-core box for no benefit.
             "offsets.topic.num.partitions": "6",
             "group.initial.rebalance.delay.ms": "0",
@@ -133,8 +155,10 @@ class Kafka(Service):
         ])
 
     def _jvm_options(self) -> list[str]:
+        heap = [f"-Xms{CLUSTER_HEAP}", f"-Xmx{CLUSTER_HEAP}"] if self.nodes > 1 else []
         return [
             *JVM_OPTIONS,
+            *heap,  # the later -Xms/-Xmx win
             f"-Dlog4j2.configurationFile={self.paths.conf / 'log4j2.properties'}",
             f"-Dkafka.logs.dir={self.paths.log.parent}",
             f"-Djava.io.tmpdir={self.paths.tmp}",
@@ -146,7 +170,7 @@ class Kafka(Service):
         # on a brand-new JDK falls back to one of them.
         self.java = find_java(self.name, lambda major: major in (17, 21), "Java 17 or 21")
         self.paths.make()
-        jars.ensure_jars(self.name, self.paths.jars, echo)
+        jars.ensure_jars(self.kind, self.paths.jars, echo)
         # Mode 0600: in secure mode it holds the keystore's password.
         procs.write_private(self.paths.conf / "server.properties", self.server_properties())
         (self.paths.conf / "log4j2.properties").write_text(self.log4j2_properties())
@@ -155,7 +179,7 @@ class Kafka(Service):
 
     def _format(self, echo: Echo) -> None:
         """Format the KRaft log directory once; a formatted one is kept across restarts."""
-        cluster_id = new_cluster_id()
+        cluster_id = self._cluster_id()
         echo(f"kafka: formatting storage in {self.paths.data} (cluster id {cluster_id})")
         cmd = java_command(
             self.java, self._jvm_options(), self.paths.jars, STORAGE_TOOL,
@@ -164,6 +188,19 @@ class Kafka(Service):
         code = procs.run_logged(cmd, self.paths.log, self.paths.root, timeout=120)
         if code != 0:
             raise StackError(f"kafka: formatting the storage failed (exit {code})")
+
+    def _cluster_id(self) -> str:
+        """One id for every node of the home's cluster, kept in node 1's folder."""
+        if self.nodes == 1:
+            return new_cluster_id()
+        path = self.paths.home / self.kind / CLUSTER_ID_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with path.open("x") as out:  # the nodes prepare concurrently: the first one writes it
+                out.write(new_cluster_id())
+        except FileExistsError:
+            pass
+        return path.read_text().strip()
 
     # Lifecycle ------------------------------------------------------------------------------------
 
@@ -192,8 +229,10 @@ class Kafka(Service):
             try:
                 cluster = admin.describe_cluster()
                 brokers = cluster.get("brokers") or []
-                if not brokers:
-                    raise StackError("kafka: metadata lists no broker yet")
+                # kafka-python names a broker's id "broker_id" (DescribeCluster) or "node_id" (Metadata).
+                if not any(b.get("broker_id", b.get("node_id")) == self.node and not b.get("is_fenced")
+                           for b in brokers):
+                    raise StackError(f"{self.name}: metadata does not list node {self.node} yet")
                 topics = admin.list_topics()
             finally:
                 admin.close()

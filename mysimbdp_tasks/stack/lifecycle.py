@@ -1,7 +1,9 @@
 """Bringing the local stack up and down, and reporting its state.
 
 ``up`` is idempotent and returns only once every service answers a real request; ``down`` stops
-only what ``up`` started from this ``$MYSIMBDP_HOME``; ``status`` probes each service.
+only what ``up`` started from this ``$MYSIMBDP_HOME``; ``status`` probes each service. With
+``nodes`` > 1 (``stack up --nodes N``) Kafka and Cassandra run as N nodes each (stack/nodes.py), and
+a single node (``cassandra2``, ``kafka3``) can be stopped and started by its name.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ..core import procs
 from ..core.errors import StackCancelled, StackError
 from ..core.settings import Settings
 from ..security import ca
+from . import nodes as nodes_mod
 from .cassandra import Cassandra
 from .kafka import Kafka
 from .prometheus import Prometheus
@@ -51,19 +54,40 @@ def all_up(states: Sequence[ServiceState]) -> bool:
 # up ---------------------------------------------------------------------------------------------
 
 
-def up(settings: Settings, services: Sequence[str] = SERVICES, echo: Callable[[str], None] = print) -> None:
+def up(settings: Settings, services: Sequence[str] | None = None, echo: Callable[[str], None] = print,
+       nodes: int | None = None) -> None:
     """Start the chosen services (reusing running ones) and return once each answers.
 
     The services start concurrently: Cassandra alone takes tens of seconds, so Kafka and Redis come
-    up while it does. Raises StackError naming every service that failed, with its log tail.
+    up while it does. A ring's other Cassandra nodes start once its seed (node 1) answers. ``nodes``
+    (None: as last time on this home, 1 at first) is remembered for later commands. Raises
+    StackError naming every service that failed, with its log tail.
     """
-    chosen = _services(settings, services)
+    if nodes is not None:
+        nodes_mod.write_count(settings.home, nodes)
+    chosen = _services(settings, services if services is not None else node_names(settings))
     say = _serialized(echo)
     started = time.monotonic()
     if settings.secure:
         # Before the threads start: every server reads the one certificate.
         files = ca.ensure(settings.home, stack_hosts(settings))
         say(f"stack: secure mode; clients trust the CA in {files.ca_cert}")
+    seeds = [svc for svc in chosen if not (isinstance(svc, Cassandra) and svc.node > 1)]
+    joining = [svc for svc in chosen if svc not in seeds]
+    for wave in (seeds, joining):
+        if wave:
+            _up_wave(settings, wave, say)
+    say(f"stack: {', '.join(svc.name for svc in chosen)} up in {time.monotonic() - started:.1f} s")
+
+
+def node_names(settings: Settings) -> list[str]:
+    """Every service of the stack, each node of a cluster by its name (kafka, kafka2, ...)."""
+    count = nodes_mod.read_count(settings.home)
+    return [nodes_mod.node_name(kind, node) for kind in SERVICES
+            for node in range(1, (count if kind in nodes_mod.CLUSTERED else 1) + 1)]
+
+
+def _up_wave(settings: Settings, chosen: list[Service], say: Echo) -> None:
     errors: list[str] = []
     # Set on Ctrl-C so the waiting threads give up at once; servers already launched keep
     # starting, and the next `up` waits for them.
@@ -86,7 +110,6 @@ def up(settings: Settings, services: Sequence[str] = SERVICES, echo: Callable[[s
         pool.shutdown(wait=True, cancel_futures=True)
     if errors:
         raise StackError("\n\n".join(errors))
-    say(f"stack: {', '.join(svc.name for svc in chosen)} up in {time.monotonic() - started:.1f} s")
 
 
 def stack_hosts(settings: Settings) -> list[str]:
@@ -282,14 +305,25 @@ def _with_started(settings: Settings, names: Sequence[str] | None) -> Sequence[s
     """``names``, or by default the services plus each optional one that was started here."""
     if names is not None:
         return names
-    return (*SERVICES, *(n for n in OPTIONAL if _CLASSES[n](settings).paths.pidfile.exists()))
+    return (*node_names(settings), *(n for n in OPTIONAL if _CLASSES[n](settings).paths.pidfile.exists()))
 
 
 def _services(settings: Settings, names: Sequence[str]) -> list[Service]:
-    unknown = [name for name in names if name not in _CLASSES]
+    count = nodes_mod.read_count(settings.home)
+    parsed = [(name, *nodes_mod.parse(name)) for name in dict.fromkeys(names)]
+    unknown = [name for name, kind, node in parsed if kind not in _CLASSES or node > count]
     if unknown:
-        raise StackError(f"unknown service(s) {', '.join(unknown)}; choose from {', '.join((*SERVICES, *OPTIONAL))}")
-    return [_CLASSES[name](settings) for name in dict.fromkeys(names)]
+        raise StackError(f"unknown service(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join((*node_names(settings), *OPTIONAL))} (`stack up --nodes N` for more nodes)")
+    return [_service(settings, kind, node, count) for _, kind, node in parsed]
+
+
+def _service(settings: Settings, kind: str, node: int, nodes: int) -> Service:
+    if kind == "cassandra":
+        return Cassandra(settings, node=node, nodes=nodes)
+    if kind == "kafka":
+        return Kafka(settings, node=node, nodes=nodes)
+    return _CLASSES[kind](settings)
 
 
 def _serialized(echo: Callable[[str], None]) -> Echo:

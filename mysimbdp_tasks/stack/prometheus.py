@@ -32,7 +32,7 @@ def config(metrics_host: str, metrics_port: int) -> str:
 
 
 class Prometheus(Service):
-    name: ClassVar[str] = "prometheus"
+    name = "prometheus"
     ready_timeout: ClassVar[float] = 60.0
     stop_timeout: ClassVar[float] = 30.0
 

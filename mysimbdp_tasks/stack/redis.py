@@ -18,7 +18,7 @@ PIDFILE_WAIT_S = 10.0
 
 
 class Redis(Service):
-    name: ClassVar[str] = "redis"
+    name = "redis"
     ready_timeout: ClassVar[float] = 30.0
     stop_timeout: ClassVar[float] = 30.0
 

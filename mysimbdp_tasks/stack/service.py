@@ -48,6 +48,7 @@ class ServicePaths:
 
     home: Path
     name: str
+    kind: str = ""  # the service the jars are of (a cluster's nodes share them); "" = name
 
     @property
     def root(self) -> Path:
@@ -67,7 +68,7 @@ class ServicePaths:
 
     @property
     def jars(self) -> Path:
-        return self.home / "jars" / self.name
+        return self.home / "jars" / (self.kind or self.name)
 
     @property
     def log(self) -> Path:
@@ -85,13 +86,14 @@ class ServicePaths:
 class Service(abc.ABC):
     """One server of the stack. Subclasses know how to configure, launch and probe it."""
 
-    name: ClassVar[str]
+    name: str  # the node's name: the service's, or e.g. "cassandra2" for node 2 of a cluster
+    kind: ClassVar[str] = ""  # the service of a cluster's node ("" = name)
     ready_timeout: ClassVar[float]  # seconds from launch until it must answer
     stop_timeout: ClassVar[float] = 45.0  # SIGTERM grace before SIGKILL
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.paths = ServicePaths(settings.home, self.name)
+        self.paths = ServicePaths(settings.home, self.name, self.kind)
 
     @property
     @abc.abstractmethod

@@ -21,8 +21,9 @@ from typing import Any
 
 import orjson
 
+from ..core import sinks
 from ..core.convert import CONVERTERS, RowConverter
-from ..core.errors import RowError
+from ..core.errors import RowError, UnknownSinkError
 from ..core.tenants import Tenant
 
 # orjson gives an integer beyond 64 bits (at or beyond 2**64, or below -2**63) as a float, json as
@@ -93,12 +94,16 @@ def check(tenant: Tenant, converter: RowConverter, data: Any,
     if claimed is not None and claimed != tenant.name:
         shown = repr(claimed)[:40] if isinstance(claimed, str) else type(claimed).__name__
         return None, "wrong_tenant", f"message names tenant {shown} on the topic of {tenant.name!r}"
-    if converts is not None and converts(data):
-        return data, "", ""
-    try:
-        converter.convert(data)
-    except RowError as exc:
-        return None, exc.reason, exc.detail
+    if converts is None or not converts(data):
+        try:
+            converter.convert(data)
+        except RowError as exc:
+            return None, exc.reason, exc.detail
+    if sinks.FIELD in data:
+        try:
+            sinks.route(data, tenant.sinks)
+        except UnknownSinkError as exc:
+            return None, exc.reason, f"tenant {tenant.name}: {exc.detail}"
     return data, "", ""
 
 

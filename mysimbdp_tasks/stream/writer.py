@@ -30,13 +30,16 @@ from typing import Any
 
 from cassandra.cluster import Session
 
+from ..core import deliveries, sinks
 from ..core.convert import RowConverter
 from ..core.cql import ident
-from ..core.errors import RowError
+from ..core.errors import RowError, UnknownSinkError
 from ..core.names import STREAM_METRICS_TABLE as STREAM_METRICS
+from ..core.quality import Checker, merge
 from ..core.reports import Report, Window, send_report
+from ..core.rows import checked
 from ..core.tenants import Tenant
-from ..services import completions, context, deadletters, telemetry
+from ..services import completions, context, deadletters, outputs, quality_metrics, telemetry
 from ..services.deadletters import DeadLetter
 from . import wire
 
@@ -46,39 +49,82 @@ _COLUMNS = ("day", "window_start", "worker", "window_end", "messages", "bytes", 
             "max_ingest_ms", "errors", "avg_latency_ms", "p95_latency_ms", "max_latency_ms", "latency_buckets")
 
 
-def ingest_messages(tenant_name: str, batch: dict[str, Any], task_id: str) -> int:
+def ingest_messages(tenant_name: str, batch: dict[str, Any], task_id: str, send: outputs.Send | None = None) -> int:
     """Write one micro-batch, dead-letter what cannot be written, mark it done; returns the rows written."""
     tenant = context.tenant(tenant_name)
     messages = wire.messages(batch)
     sink = context.sink(tenant)
-    rows, sources, refused = _rows(sink.encoder, messages)
+    converter, check = checked(tenant, sink.encoder)  # with quality rules, values the rules read
+    rows, sources, refused = _rows(converter, messages, check)
     t0 = time.perf_counter()
+    routes = _routes(tenant, sources, refused) if tenant.sinks else None
+    gone: set[int] = set()
+
+    def refuse(position: int, reason: str, detail: str) -> None:
+        gone.add(position)
+        refused.append(wire.letter(sources[position], reason, detail))
+
     # The sink calls back (possibly from the driver's threads) for each row Cassandra refuses for good.
-    written = sink.write(
-        rows, refuse=lambda position, reason, detail: refused.append(wire.letter(sources[position], reason, detail)))
+    if routes is None:
+        written = sink.write(rows, refuse=refuse)
+    else:
+        primary = [i for i, targets in enumerate(routes) if sinks.routed(targets, sinks.PRIMARY)]
+        written = sink.write([rows[i] for i in primary], refuse=lambda p, r, d: refuse(primary[p], r, d))
+        _fan_out(tenant, sources, routes, gone, task_id, send)
     done = time.time()
     elapsed_ms = (time.perf_counter() - t0) * 1000
     deadletters.send_all(context.kafka_producer(), tenant.name, refused)
     completions.mark_done(context.redis_client(), task_id)
     latencies = [done * 1000 - m["ts"] for m in messages if m.get("ts")]
     telemetry.messages_written(tenant.name, written, latencies, (letter.reason for letter in refused))
-    _account(tenant, written, sum(m.get("n", 0) for m in messages), elapsed_ms, latencies, len(refused), done)
+    if check is not None:
+        telemetry.quality_checked(tenant.name, "stream", tenant.quality.actions, check.counts())
+    _account(tenant, written, sum(m.get("n", 0) for m in messages), elapsed_ms, latencies, len(refused), done,
+             check.counts() if check is not None else None)
     return written
 
 
-def _rows(converter: RowConverter, messages: list[dict[str, Any]]
+def _rows(converter: RowConverter, messages: list[dict[str, Any]], check: Checker | None = None
           ) -> tuple[list[Any], list[dict[str, Any]], list[DeadLetter]]:
-    """The rows to write, the message of each, and the dead letters of those that do not convert."""
+    """The rows to write, the message of each, and the dead letters of those that do not convert or
+    fail a ``refuse`` quality rule (reason ``quality:<rule>``)."""
     rows, sources, refused = [], [], []
     for message in messages:
         try:
-            rows.append(converter.convert(json.loads(message["v"])))
+            row = converter.convert(json.loads(message["v"]))
+            refusal = None if check is None else check(row)
+            if refusal is not None:
+                refused.append(wire.letter(message, *refusal))
+                continue
+            rows.append(row)
             sources.append(message)
         except RowError as exc:  # the bridge validated it; only a changed schema gets here
             refused.append(wire.letter(message, exc.reason, exc.detail))
         except Exception as exc:  # noqa: BLE001 - whatever one message triggers is its fault alone
             refused.append(wire.letter(message, "unusable_message", f"{type(exc).__name__}: {str(exc)[:200]}"))
     return rows, sources, refused
+
+
+def _routes(tenant: Tenant, sources: list[dict[str, Any]], refused: list[DeadLetter]) -> list[frozenset[str] | None]:
+    """The sinks each message asks for (None: all); one naming a sink the tenant lacks is dead-lettered
+    (the bridge checked, so only a config changed since gets here) and goes nowhere."""
+    routes: list[frozenset[str] | None] = []
+    for message in sources:
+        try:
+            routes.append(sinks.route(json.loads(message["v"]), tenant.sinks))
+        except UnknownSinkError as exc:
+            refused.append(wire.letter(message, exc.reason, exc.detail))
+            routes.append(frozenset())
+    return routes
+
+
+def _fan_out(tenant: Tenant, sources: list[dict[str, Any]], routes: list[frozenset[str] | None], gone: set[int],
+             task_id: str, send: outputs.Send | None) -> None:
+    """The accepted messages' records, to each extra sink they are routed to."""
+    records = [(json.loads(m["v"]), targets) for i, (m, targets) in enumerate(zip(sources, routes, strict=True))
+               if i not in gone and targets != frozenset()]
+    routed = {s.name: [r for r, targets in records if sinks.routed(targets, s.name)] for s in tenant.sinks}
+    outputs.fan_out(tenant, routed, task_id.replace(":", "_").replace("/", "_"), deliveries.today(), send)
 
 
 def give_up(tenant_name: str, batch: dict[str, Any], task_id: str, exc: BaseException) -> None:
@@ -93,9 +139,11 @@ def give_up(tenant_name: str, batch: dict[str, Any], task_id: str, exc: BaseExce
 
 
 def _account(tenant: Tenant, written: int, size: int, elapsed_ms: float, latencies: list[float], errors: int,
-             now: float) -> None:
+             now: float, quality: dict[str, Any] | None = None) -> None:
     process = context.current()
     with process.lock:
+        if quality is not None:
+            process.quality[tenant.name] = merge([process.quality.get(tenant.name), quality])
         window = process.windows.get(tenant.name)
         if window is None:
             window = process.windows[tenant.name] = Window("worker", tenant.name, context.settings().report_every,
@@ -115,8 +163,13 @@ def _account(tenant: Tenant, written: int, size: int, elapsed_ms: float, latenci
 
 
 def publish(tenant: Tenant, report: Report) -> None:
-    """Write the window's metrics row and send it to the monitor."""
+    """Write the window's metrics row (and its quality counts, if any) and send it to the monitor."""
     record_window(context.session(), tenant, report)
+    process = context.current()
+    with process.lock:
+        counts = process.quality.pop(tenant.name, None)
+    if counts:
+        quality_metrics.record(context.session(), tenant, "stream", _worker(), report.window_start, counts)
     send_report(context.kafka_producer(), report)
     log.info("tenant=%s window messages=%d avg_ingest_ms=%.1f p95_latency_ms=%s errors=%d", tenant.name,
              report.messages, report.avg_ms, report.p95_latency_ms, report.errors)
@@ -130,10 +183,14 @@ def record_window(session: Session, tenant: Tenant, report: Report) -> None:
     start = dt.datetime.fromtimestamp(report.window_start, dt.UTC)
     end = dt.datetime.fromtimestamp(report.window_end, dt.UTC)
     session.execute(stmt, (
-        start.date(), start, f"{socket.gethostname()}:{os.getpid()}", end, report.messages, report.bytes,
+        start.date(), start, _worker(), end, report.messages, report.bytes,
         report.avg_ms, report.max_ms, report.errors, report.avg_latency_ms, report.p95_latency_ms,
         report.max_latency_ms, report.latency_buckets,
     ))
+
+
+def _worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _ensure_flusher(process: context.Process) -> None:

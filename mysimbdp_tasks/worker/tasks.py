@@ -22,7 +22,7 @@ from ..batch import files as batch
 from ..batch import slots
 from ..core import names
 from ..core.errors import DiskFull, TenantError, WaitingForSlot, WorkerLost
-from ..services import cassandra, context, deadletters
+from ..services import cassandra, context, deadletters, outputs
 from ..services.dispatch import Dispatch
 from ..stream import wire
 from ..stream import writer as stream
@@ -81,7 +81,9 @@ def _redelivered_too_often(task: Task) -> WorkerLost | None:
     """
     if not (task.request.delivery_info or {}).get("redelivered"):
         return None
-    key = names.redeliveries_key(str(task.request.id))
+    # Counted under the pool's own tenant, not the one a task claims: a forged task is refused by
+    # the call below, not stopped here by the ACL of the pool's Redis user.
+    key = names.redeliveries_key(context.worker_tenant() or "_", str(task.request.id))
     pipe = context.redis_client().pipeline()
     pipe.incr(key)
     pipe.expire(key, REDELIVERIES_TTL_S)
@@ -134,7 +136,7 @@ def ingest_file(self: Task, job: dict[str, Any]) -> None:
 
 @shared_task(name=names.INGEST_CHUNK, **RETRY)
 def ingest_chunk(self: Task, job: dict[str, Any], chunk: dict[str, Any]) -> None:
-    _run_batch(self, job, chunk, lambda: batch.run_chunk(job, chunk))
+    _run_batch(self, job, chunk, lambda: batch.run_chunk(job, chunk, self.app.send_task))
 
 
 @shared_task(name=names.FINALIZE_FILE, **RETRY)
@@ -146,5 +148,13 @@ def finalize_file(self: Task, job: dict[str, Any]) -> None:
 def ingest_messages(self: Task, tenant_name: str, batch_: dict[str, Any]) -> None:
     task_id = str(self.request.id)
     what = f"tenant={tenant_name} task={task_id} stream batch of {wire.count(batch_)} messages"
-    _contained(self, what, lambda: stream.ingest_messages(tenant_name, batch_, task_id),
+    _contained(self, what, lambda: stream.ingest_messages(tenant_name, batch_, task_id, self.app.send_task),
                lambda exc: stream.give_up(tenant_name, batch_, task_id, exc))
+
+
+@shared_task(name=outputs.DELIVER_ROWS, **RETRY)
+def deliver_rows(self: Task, tenant_name: str, sink: str, delivery: dict[str, Any]) -> None:
+    """One sink's rows that waited for it (services/outputs.py): retried on their own until it is back."""
+    what = f"tenant={tenant_name} sink={sink} origin={delivery.get('origin')} rows={len(delivery.get('records', []))}"
+    _contained(self, what, lambda: outputs.deliver(tenant_name, sink, delivery),
+               lambda exc: outputs.park(tenant_name, sink, delivery, exc))

@@ -63,7 +63,7 @@ def _kill_whenever_it_runs(platform: Platform, client: redis.Redis, task_id: str
     while kills <= MAX_REDELIVERIES and time.monotonic() < deadline:
         # Kill once the task runs: the first time as soon as a worker took it, then once that
         # redelivery was counted (it runs then; a kill before would not be its worker dying).
-        counted = int(client.get(names.redeliveries_key(task_id)) or 0)
+        counted = int(client.get(names.redeliveries_key(platform.tenant.name, task_id)) or 0)
         if _delivered_at(client, task_id) > killed_at and counted >= kills:
             platform.kill_worker()
             kills, killed_at = kills + 1, time.time()

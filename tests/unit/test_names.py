@@ -31,7 +31,7 @@ def test_redis_keys() -> None:
     assert names.stream_runs_key("t1") == "mysimbdp:stream:runs:t1"
     assert names.stream_done_key("t1-stream-0.5.9") == "mysimbdp:stream:done:t1-stream-0.5.9"
     assert names.stream_done_pattern("t1") == "mysimbdp:stream:done:t1-stream-*"
-    assert names.refund_key("abc") == "mysimbdp:refund:abc"
+    assert names.refund_key("t1", "abc") == "mysimbdp:refund:t1:abc"
     assert (names.job_key("abc"), names.job_chunks_key("abc"), names.job_finalizing_key("abc")) == (
         "mysimbdp:job:abc", "mysimbdp:job:abc:chunks", "mysimbdp:job:abc:finalizing")
     assert (names.JOBS_OPEN, names.WATCHER_PENDING) == ("mysimbdp:jobs:open", "mysimbdp:watcher:pending")

@@ -103,7 +103,7 @@ def test_kafka_options_log_in_as_the_principal_with_its_stored_password(tmp_path
 def test_a_tenant_is_granted_its_own_topics_only() -> None:
     grants = kafka_access.tenant_plan("ta") + kafka_access.tenant_plan("tb") + kafka_access.platform_plan()
     mine = {(g.operation, g.name) for g in grants if g.user == "tenant_ta" and g.resource == "topic"}
-    assert mine == {("WRITE", "ta.ingest"), ("WRITE", "ta.reports"), ("READ", "ta.dead")}
+    assert mine == {("WRITE", "ta.ingest"), ("WRITE", "ta.reports"), ("READ", "ta.dead"), ("READ", "ta.out.")}
     writers = {g.user for g in grants if g.operation == "WRITE" and g.name == names.CONTROL_TOPIC}
     assert writers == {"platform_monitor"}
     assert {g.user for g in grants if g.name == "ta.ingest" and g.operation == "READ"} == {"platform_bridge"}

@@ -60,6 +60,7 @@ PAYLOADS: list[bytes] = [
     json.dumps({**GOOD, "created_utc": "yesterday"}).encode(), json.dumps({**GOOD, "ups": "  "}).encode(),
     json.dumps({**GOOD, "ups": True}).encode(), json.dumps({**GOOD, "ups": 2**40}).encode(),
     json.dumps({**GOOD, "author": "x" * 70000, "extra": [1]}).encode(),
+    json.dumps({**GOOD, "sink": "nowhere"}).encode(),  # the quick schema check still leaves sinks checked
 ]
 
 
