@@ -5,17 +5,24 @@ one ``json`` gives. orjson is stricter (it refuses NaN, Infinity, 1e400 and lone
 ``json`` takes) and turns an integer beyond 64 bits into a float: so a payload orjson refuses, one
 that may be nested deeply, or one whose parse holds a float that large (or a nested value) is
 parsed by ``json``, which decides as before.
+
+A payload orjson parsed is checked against the schema without converting its text columns
+(:func:`_converts`): orjson gives only valid Unicode, so a text column of a string, a number or a
+boolean always converts; its typed columns are converted and its key columns must have a value.
+Anything that fails there gets the converter's own verdict, so the reason and detail stay the same.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from ..core import sinks
-from ..core.convert import RowConverter
+from ..core.convert import CONVERTERS, RowConverter
 from ..core.errors import RowError, UnknownSinkError
 from ..core.tenants import Tenant
 
@@ -46,7 +53,7 @@ def _validate(tenant: Tenant, converter: RowConverter, value: bytes | None) -> t
             pass  # json decides below, and names the reason as it always did
         else:
             if _same_as_json(data):
-                return check(tenant, converter, data)
+                return check(tenant, converter, data, _converts(converter))
     return check_json(tenant, converter, value)
 
 
@@ -77,21 +84,55 @@ def check_json(tenant: Tenant, converter: RowConverter, value: bytes) -> tuple[d
     return check(tenant, converter, data)
 
 
-def check(tenant: Tenant, converter: RowConverter, data: Any) -> tuple[dict[str, Any] | None, str, str]:
-    """The verdict on a parsed payload: an object, of this tenant, that converts to its schema."""
+def check(tenant: Tenant, converter: RowConverter, data: Any,
+          converts: Callable[[dict[str, Any]], bool] | None = None) -> tuple[dict[str, Any] | None, str, str]:
+    """The verdict on a parsed payload: an object, of this tenant, that converts to its schema
+    (``converts``: a quicker yes for a payload orjson parsed, see :func:`_converts`)."""
     if not isinstance(data, dict):
         return None, "not_an_object", f"expected a JSON object, got {type(data).__name__}"
     claimed = data.get("tenant")
     if claimed is not None and claimed != tenant.name:
         shown = repr(claimed)[:40] if isinstance(claimed, str) else type(claimed).__name__
         return None, "wrong_tenant", f"message names tenant {shown} on the topic of {tenant.name!r}"
-    try:
-        converter.convert(data)
-    except RowError as exc:
-        return None, exc.reason, exc.detail
+    if converts is None or not converts(data):
+        try:
+            converter.convert(data)
+        except RowError as exc:
+            return None, exc.reason, exc.detail
     if sinks.FIELD in data:
         try:
             sinks.route(data, tenant.sinks)
         except UnknownSinkError as exc:
             return None, exc.reason, f"tenant {tenant.name}: {exc.detail}"
     return data, "", ""
+
+
+TEXT = ("text", "varchar")
+
+
+@functools.lru_cache(maxsize=64)  # one per converter: per tenant, and per re-applied configuration
+def _converts(converter: RowConverter) -> Callable[[dict[str, Any]], bool]:
+    """Whether a record orjson parsed (no nested value) converts: its typed columns converted, its
+    key columns holding a value, as ``converter.convert`` decides; False sends it to the converter,
+    which says why."""
+    types = {name: cql_type.strip().lower() for name, cql_type in converter.types.items()}
+    keys = set(converter.key_columns)
+    typed = tuple((name, CONVERTERS[t], name in keys) for name, t in types.items() if t not in TEXT)
+    text_keys = tuple(name for name in converter.key_columns if types[name] in TEXT)
+
+    def converts(data: dict[str, Any]) -> bool:
+        get = data.get
+        try:
+            for name, convert, is_key in typed:
+                value = convert(get(name))
+                if is_key and (value is None or value == ""):
+                    return False
+        except (ValueError, TypeError, ArithmeticError):
+            return False
+        for name in text_keys:
+            value = get(name)
+            if value is None or value == "":
+                return False
+        return True
+
+    return converts

@@ -52,6 +52,15 @@ PAYLOADS: list[bytes] = [
     json.dumps({**GOOD, "tenant": 18446744073709551616}).encode(),  # the detail names the type
     json.dumps({**GOOD, "author": [18446744073709551616]}).encode(),
     json.dumps({**GOOD, "author": {"n": -9223372036854775809}}).encode(),
+    # Key and typed columns as the quick check of orjson's payloads sees them.
+    json.dumps({**GOOD, "id": ""}).encode(), json.dumps({**GOOD, "id": None}).encode(),
+    json.dumps({**GOOD, "id": 7, "subreddit": True, "author": 1.5}).encode(),
+    json.dumps({**GOOD, "created_utc": " "}).encode(), json.dumps({**GOOD, "created_utc": None}).encode(),
+    json.dumps({**GOOD, "created_utc": "2015-05-01 05:42:19"}).encode(),
+    json.dumps({**GOOD, "created_utc": "yesterday"}).encode(), json.dumps({**GOOD, "ups": "  "}).encode(),
+    json.dumps({**GOOD, "ups": True}).encode(), json.dumps({**GOOD, "ups": 2**40}).encode(),
+    json.dumps({**GOOD, "author": "x" * 70000, "extra": [1]}).encode(),
+    json.dumps({**GOOD, "sink": "nowhere"}).encode(),  # the quick schema check still leaves sinks checked
 ]
 
 
