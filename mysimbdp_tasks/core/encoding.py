@@ -105,7 +105,7 @@ def column_encoder(cql_type: str, serialize: Serializer) -> Callable[[Any], Any]
 class RowEncoder(RowConverter):
     """A ``RowConverter`` whose rows are lists of protocol bytes, ``null`` for a null value."""
 
-    __slots__ = ("_encoders", "_null", "_text_keys")
+    __slots__ = ("_encoders", "_key_values", "_null", "_text_keys")
 
     def __init__(self, columns: Mapping[str, str], key_columns: Sequence[str],
                  serializers: Mapping[str, Serializer], null: object) -> None:
@@ -115,13 +115,20 @@ class RowEncoder(RowConverter):
         # An empty key is missing: "" for text types, None (a blank) for every other type.
         self._text_keys = frozenset(
             i for i in self._keys if columns[self.columns[i]].strip().lower() in _EMPTY_IS_MISSING)
+        # The key values as a tuple, in C (a lone key is picked twice: itemgetter of one index
+        # returns the value itself, and ``b"" in value`` would be a substring test).
+        keys = self._keys * 2 if len(self._keys) == 1 else self._keys
+        self._key_values: Callable[[list[Any]], tuple[Any, ...]] = (
+            operator.itemgetter(*keys) if keys else (lambda _: ()))
 
     def convert(self, record: Mapping[str, Any]) -> Any:
         try:
             values = list(map(_call, self._encoders, map(record.get, self.columns)))
         except (ValueError, TypeError, ArithmeticError, struct.error):
             return super().convert(record)  # raises the RowError, or gives values to bind
-        return self._checked(values, record)
+        if None in values or b"" in self._key_values(values):  # a null, or a key to check: rare
+            return self._checked(values, record)
+        return values
 
     def convert_fields(self, header: list[str], fields: list[Any]) -> Any:
         if header is not self._header:
@@ -132,7 +139,9 @@ class RowEncoder(RowConverter):
             values = list(map(_call, self._encoders, pick(padded)))
         except (ValueError, TypeError, ArithmeticError, struct.error):
             return super().convert_fields(header, fields)
-        return self._checked(values, None, header, padded)
+        if None in values or b"" in self._key_values(values):
+            return self._checked(values, None, header, padded)
+        return values
 
     def _checked(self, values: list[Any], record: Mapping[str, Any] | None, header: list[str] | None = None,
                  fields: list[Any] | None = None) -> list[Any]:

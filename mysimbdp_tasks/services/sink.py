@@ -215,13 +215,21 @@ class _Writer:
 
     def _send(self, group: Group, attempt: int) -> None:
         try:
-            future = self.sink.session.execute_async(self.sink.statement(group))
+            statement = self.sink.statement(group)
+            future = self.sink.session.execute_async(statement)
         except Exception as exc:  # noqa: BLE001 - e.g. NoHostAvailable or a routing-key struct.error, raised synchronously
             self._failed(exc, group, attempt)
             return
-        future.add_callbacks(self._ok, self._failed, callback_args=(len(group),), errback_args=(group, attempt))
+        future.add_callbacks(self._ok, self._failed, callback_args=(group, statement), errback_args=(group, attempt))
 
-    def _ok(self, _result: Any, n: int) -> None:
+    def _ok(self, _result: Any, group: Group, statement: BatchStatement | BoundStatement) -> None:
+        n = len(group)
+        # The driver's future sits in a reference cycle (its query plan) that only the cyclic
+        # collector frees, and through its message and callbacks it holds every row of the batch:
+        # emptied here, the rows are freed as soon as they are written, not at the next collection.
+        group.clear()
+        if isinstance(statement, BatchStatement):
+            statement._statements_and_parameters.clear()  # noqa: SLF001 - the message's list of rows
         with self.lock:
             self.rows += n
         self._release()

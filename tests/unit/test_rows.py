@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -68,3 +69,43 @@ def test_a_chunk_truncated_after_planning_fails_with_a_reason(tmp_path: Path) ->
     result = ingest_chunk(path, "jsonl", chunks[-1], CONVERTER, Table().write, chunks[-1].index)
     assert result.rows_ok == 0
     assert result.error is not None and result.error.reason == "file_changed"
+
+
+class GcProbe(Table):
+    """A writer that notes whether the cyclic collector ran while it wrote."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.enabled: list[bool] = []
+        self.fail = fail
+
+    def write(self, rows: Iterable[Sequence[Any]], refuse: Refuse) -> int:
+        written = super().write(rows, refuse)
+        self.enabled.append(gc.isenabled())
+        if self.fail:
+            raise ConnectionError("cassandra away")
+        return written
+
+
+def test_the_collector_is_paused_while_a_chunk_is_written_and_resumes_after(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("id,n\na,1\nb,2\n")
+    table = GcProbe()
+    assert gc.isenabled()
+    assert ingest_chunk(path, "csv", None, CONVERTER, table.write).rows_ok == 2
+    assert table.enabled == [False] and gc.isenabled()
+    failing = GcProbe(fail=True)
+    with pytest.raises(ConnectionError):
+        ingest_chunk(path, "csv", None, CONVERTER, failing.write)
+    assert failing.enabled == [False] and gc.isenabled()  # a writer's failure leaves it running
+
+
+def test_a_collector_disabled_by_the_process_stays_disabled(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("id,n\na,1\n")
+    gc.disable()
+    try:
+        ingest_chunk(path, "csv", None, CONVERTER, Table().write)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -127,3 +127,10 @@ def test_the_encoder_reads_csv_rows_as_the_converter_reads_their_dicts(fields: l
     encode, rows = encoder(["t"])
     assert outcome(lambda: encode.convert_fields(header, fields), rows) == outcome(
         lambda: RowConverter(CQL, ["t"]).convert(dict(zip(header, fields, strict=False))), rows)
+
+
+@pytest.mark.parametrize("keys", [["t"], ["ts"], ["bl"], ["a"], ["t", "a"], ["i", "t", "bl"]])
+@pytest.mark.parametrize("raw", [*ODD, {"t": "k", "a": "", "bl": "", "i": 1}, {"t": "k", "a": "x", "bl": "0x00"}])
+def test_the_encoder_checks_any_key_as_the_converter_does(keys: list[str], raw: dict[str, Any]) -> None:
+    encode, rows = encoder(keys)
+    assert outcome(lambda: encode.convert(raw), rows) == outcome(lambda: RowConverter(CQL, keys).convert(raw), rows)
