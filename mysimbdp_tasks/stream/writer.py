@@ -55,9 +55,9 @@ def ingest_messages(tenant_name: str, batch: dict[str, Any], task_id: str, send:
     messages = wire.messages(batch)
     sink = context.sink(tenant)
     converter, check = checked(tenant, sink.encoder)  # with quality rules, values the rules read
-    rows, sources, refused = _rows(converter, messages, check)
+    rows, sources, records, refused = _rows(converter, messages, check)
     t0 = time.perf_counter()
-    routes = _routes(tenant, sources, refused) if tenant.sinks else None
+    routes = _routes(tenant, sources, records, refused) if tenant.sinks else None
     gone: set[int] = set()
 
     def refuse(position: int, reason: str, detail: str) -> None:
@@ -70,7 +70,7 @@ def ingest_messages(tenant_name: str, batch: dict[str, Any], task_id: str, send:
     else:
         primary = [i for i, targets in enumerate(routes) if sinks.routed(targets, sinks.PRIMARY)]
         written = sink.write([rows[i] for i in primary], refuse=lambda p, r, d: refuse(primary[p], r, d))
-        _fan_out(tenant, sources, routes, gone, task_id, send)
+        _fan_out(tenant, records, routes, gone, task_id, send)
     done = time.time()
     elapsed_ms = (time.perf_counter() - t0) * 1000
     deadletters.send_all(context.kafka_producer(), tenant.name, refused)
@@ -85,45 +85,48 @@ def ingest_messages(tenant_name: str, batch: dict[str, Any], task_id: str, send:
 
 
 def _rows(converter: RowConverter, messages: list[dict[str, Any]], check: Checker | None = None
-          ) -> tuple[list[Any], list[dict[str, Any]], list[DeadLetter]]:
-    """The rows to write, the message of each, and the dead letters of those that do not convert or
-    fail a ``refuse`` quality rule (reason ``quality:<rule>``)."""
-    rows, sources, refused = [], [], []
+          ) -> tuple[list[Any], list[dict[str, Any]], list[Any], list[DeadLetter]]:
+    """The rows to write, the message and decoded record of each, and the dead letters of those that
+    do not convert or fail a ``refuse`` quality rule (reason ``quality:<rule>``)."""
+    rows, sources, records, refused = [], [], [], []
     for message in messages:
         try:
-            row = converter.convert(json.loads(message["v"]))
+            record = json.loads(message["v"])
+            row = converter.convert(record)
             refusal = None if check is None else check(row)
             if refusal is not None:
                 refused.append(wire.letter(message, *refusal))
                 continue
             rows.append(row)
             sources.append(message)
+            records.append(record)
         except RowError as exc:  # the bridge validated it; only a changed schema gets here
             refused.append(wire.letter(message, exc.reason, exc.detail))
         except Exception as exc:  # noqa: BLE001 - whatever one message triggers is its fault alone
             refused.append(wire.letter(message, "unusable_message", f"{type(exc).__name__}: {str(exc)[:200]}"))
-    return rows, sources, refused
+    return rows, sources, records, refused
 
 
-def _routes(tenant: Tenant, sources: list[dict[str, Any]], refused: list[DeadLetter]) -> list[frozenset[str] | None]:
+def _routes(tenant: Tenant, sources: list[dict[str, Any]], records: list[Any], refused: list[DeadLetter]
+            ) -> list[frozenset[str] | None]:
     """The sinks each message asks for (None: all); one naming a sink the tenant lacks is dead-lettered
     (the bridge checked, so only a config changed since gets here) and goes nowhere."""
     routes: list[frozenset[str] | None] = []
-    for message in sources:
+    for message, record in zip(sources, records, strict=True):
         try:
-            routes.append(sinks.route(json.loads(message["v"]), tenant.sinks))
+            routes.append(sinks.route(record, tenant.sinks))
         except UnknownSinkError as exc:
             refused.append(wire.letter(message, exc.reason, exc.detail))
             routes.append(frozenset())
     return routes
 
 
-def _fan_out(tenant: Tenant, sources: list[dict[str, Any]], routes: list[frozenset[str] | None], gone: set[int],
+def _fan_out(tenant: Tenant, records: list[Any], routes: list[frozenset[str] | None], gone: set[int],
              task_id: str, send: outputs.Send | None) -> None:
     """The accepted messages' records, to each extra sink they are routed to."""
-    records = [(json.loads(m["v"]), targets) for i, (m, targets) in enumerate(zip(sources, routes, strict=True))
-               if i not in gone and targets != frozenset()]
-    routed = {s.name: [r for r, targets in records if sinks.routed(targets, s.name)] for s in tenant.sinks}
+    kept = [(r, targets) for i, (r, targets) in enumerate(zip(records, routes, strict=True))
+            if i not in gone and targets != frozenset()]
+    routed = {s.name: [r for r, targets in kept if sinks.routed(targets, s.name)] for s in tenant.sinks}
     outputs.fan_out(tenant, routed, task_id.replace(":", "_").replace("/", "_"), deliveries.today(), send)
 
 
