@@ -3,7 +3,9 @@
 #   1. unit tests (pure core, no services) and integration tests against the real services;
 #   2. chaos: tests that kill platform processes or stop services for a while (outages, kills);
 #   3. cluster: the single-node stack stopped, a 3-node cluster (`stack up --nodes 3`, on its own
-#      MYSIMBDP_HOME and 127.0.0.1-3) started, node-failure tests against it, the cluster's RSS shown.
+#      MYSIMBDP_HOME and 127.0.0.1-3) started, node-failure tests against it, the cluster's RSS shown;
+#   4. secure cluster: that cluster stopped, a secure one (`stack up --secure --nodes 3`, TLS between
+#      the nodes too) on another home and the same addresses, the secure cluster tests against it.
 # Each stage prints its duration. Arguments are passed to pytest in every stage.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,10 +14,12 @@ cd "$(dirname "$0")/.."
 export MYSIMBDP_HOME="${MYSIMBDP_HOME:-$PWD/.mysimbdp}"
 
 CLUSTER_HOME="$MYSIMBDP_HOME-cluster"
+SECURE_CLUSTER_HOME="$MYSIMBDP_HOME-cluster-secure"
 cleanup() {
     mysimbdp down >/dev/null 2>&1 || true
     mysimbdp stack down || true
     [ -d "$CLUSTER_HOME" ] && MYSIMBDP_HOME="$CLUSTER_HOME" mysimbdp stack down || true
+    [ -d "$SECURE_CLUSTER_HOME" ] && MYSIMBDP_HOME="$SECURE_CLUSTER_HOME" mysimbdp stack down || true
 }
 trap cleanup EXIT
 
@@ -38,29 +42,38 @@ mysimbdp stack up >/dev/null || exit 1
 stage "chaos" -m "chaos and not cluster" "$@" || failed=1
 
 # The cluster takes the ports of the single node: stop it, and run the cluster on its own home
-# (jars shared) so the single-node data stays as it was.
+# (jars shared) so the single-node data stays as it was. The plain cluster runs the cluster tests;
+# then, once it is stopped, a secure one (`--secure`: TLS between the nodes too) runs the secure ones.
 mysimbdp stack down >/dev/null || true
-mkdir -p "$CLUSTER_HOME"
-[ -e "$CLUSTER_HOME/jars" ] || ln -s "$MYSIMBDP_HOME/jars" "$CLUSTER_HOME/jars"
-cluster_started=$SECONDS
-(
-    export MYSIMBDP_HOME="$CLUSTER_HOME"
-    # host:port of the first endpoint, then the same port on the next two addresses (as the nodes run).
-    three() {
-        local first="${1%%,*}" port=$2
-        [ "${first#*:}" != "$first" ] && port="${first##*:}"
-        local host="${first%%:*}"
-        local base="${host%.*}" last="${host##*.}"
-        echo "$host:$port,$base.$((last + 1)):$port,$base.$((last + 2)):$port"
-    }
-    MYSIMBDP_CASSANDRA_HOSTS=$(three "${MYSIMBDP_CASSANDRA_HOSTS:-127.0.0.1:9042}" 9042)
-    MYSIMBDP_KAFKA_BOOTSTRAP=$(three "${MYSIMBDP_KAFKA_BOOTSTRAP:-127.0.0.1:9092}" 9092)
-    export MYSIMBDP_CASSANDRA_HOSTS MYSIMBDP_KAFKA_BOOTSTRAP
-    mysimbdp stack up --nodes 3 >/dev/null || exit 1
-    echo "== cluster: 3 nodes up in $((SECONDS - cluster_started)) s; RSS per node (MiB):"
-    for pidfile in "$MYSIMBDP_HOME"/run/*.pid; do
-        echo "   $(basename "$pidfile" .pid) $(($(ps -o rss= -p "$(cat "$pidfile")" || echo 0) / 1024))"
-    done
-    stage "cluster" -m cluster "$@"
-) || failed=1
+cluster() {
+    local name=$1 home=$2 marks=$3; shift 3
+    mkdir -p "$home"
+    [ -e "$home/jars" ] || ln -s "$MYSIMBDP_HOME/jars" "$home/jars"
+    local started=$SECONDS
+    (
+        export MYSIMBDP_HOME="$home"
+        # host:port of the first endpoint, then the same port on the next two addresses (as the nodes run).
+        three() {
+            local first="${1%%,*}" port=$2
+            [ "${first#*:}" != "$first" ] && port="${first##*:}"
+            local host="${first%%:*}"
+            local base="${host%.*}" last="${host##*.}"
+            echo "$host:$port,$base.$((last + 1)):$port,$base.$((last + 2)):$port"
+        }
+        MYSIMBDP_CASSANDRA_HOSTS=$(three "${MYSIMBDP_CASSANDRA_HOSTS:-127.0.0.1:9042}" 9042)
+        MYSIMBDP_KAFKA_BOOTSTRAP=$(three "${MYSIMBDP_KAFKA_BOOTSTRAP:-127.0.0.1:9092}" 9092)
+        export MYSIMBDP_CASSANDRA_HOSTS MYSIMBDP_KAFKA_BOOTSTRAP
+        mysimbdp stack up "${UP_FLAGS[@]}" --nodes 3 >/dev/null || exit 1
+        echo "== $name: 3 nodes up in $((SECONDS - started)) s; RSS per node (MiB):"
+        for pidfile in "$MYSIMBDP_HOME"/run/*.pid; do
+            echo "   $(basename "$pidfile" .pid) $(($(ps -o rss= -p "$(cat "$pidfile")" || echo 0) / 1024))"
+        done
+        stage "$name" -m "$marks" "$@"
+    )
+}
+UP_FLAGS=()
+cluster "cluster" "$CLUSTER_HOME" "cluster and not secure" "$@" || failed=1
+MYSIMBDP_HOME="$CLUSTER_HOME" mysimbdp stack down >/dev/null || true
+UP_FLAGS=(--secure)
+cluster "secure cluster" "$SECURE_CLUSTER_HOME" "cluster and secure" "$@" || failed=1
 exit "$failed"

@@ -9,6 +9,9 @@ Everything lives in ``$MYSIMBDP_HOME/tls`` (mode 0700):
   It is made again when the addresses change (another MYSIMBDP_*_HOSTS) or it nears its end.
 - ``server.p12``: the same key and chain as the PKCS12 keystore the Java servers read, locked with
   the ``platform:keystore`` password of the secrets store.
+- ``truststore.p12``: the CA alone, as a PKCS12 trust store (same password), for the servers that
+  check each other's certificates: the nodes of a local cluster (Cassandra's internode encryption;
+  Kafka reads ``ca.crt`` itself).
 
 Keys are written mode 0600 and atomically (temporary file, then rename).
 """
@@ -68,6 +71,10 @@ class TlsFiles:
     def keystore(self) -> Path:
         return self.folder / "server.p12"
 
+    @property
+    def truststore(self) -> Path:
+        return self.folder / "truststore.p12"
+
     def keystore_password(self) -> str:
         return secrets.password(self.home, KEYSTORE_PRINCIPAL)
 
@@ -81,6 +88,8 @@ def ensure(home: Path, hosts: Iterable[str]) -> TlsFiles:
     names = sorted({*hosts, "localhost", "127.0.0.1"})
     if not _server_fits(files, ca_cert, names):
         _server(files, ca_key, ca_cert, names)
+    if not _truststore_fits(files, ca_cert):
+        _truststore(files, ca_cert)
     return files
 
 
@@ -163,6 +172,28 @@ def _server(files: TlsFiles, ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.C
     procs.write_atomic(files.server_key, _key_pem(key), 0o600)
     procs.write_atomic(files.server_cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     procs.write_atomic(files.keystore, store, 0o600)
+
+
+# The trust store ---------------------------------------------------------------------------------
+
+
+def _truststore_fits(files: TlsFiles, ca_cert: x509.Certificate) -> bool:
+    if not files.truststore.is_file():
+        return False
+    try:
+        found = pkcs12.load_pkcs12(files.truststore.read_bytes(), files.keystore_password().encode())
+    except ValueError:  # another password (a new secrets store) or not a PKCS12 file
+        return False
+    return [c.certificate for c in found.additional_certs] == [ca_cert]
+
+
+def _truststore(files: TlsFiles, ca_cert: x509.Certificate) -> None:
+    # A Java trust store: the CA as a trusted-certificate entry, which keytool would make.
+    store = pkcs12.serialize_java_truststore(
+        [pkcs12.PKCS12Certificate(ca_cert, b"mysimbdp-ca")],
+        serialization.BestAvailableEncryption(files.keystore_password().encode()),
+    )
+    procs.write_atomic(files.truststore, store, 0o600)
 
 
 # Helpers ------------------------------------------------------------------------------------------

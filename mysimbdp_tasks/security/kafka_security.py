@@ -8,6 +8,13 @@
   user. The stack creates the platform's SCRAM users through INTERNAL: no password of the platform's
   admin ever has to be put on a command line (``kafka-storage format --add-scram`` would).
 
+On a cluster (``stack up --secure --nodes N``) these two listeners carry all the traffic between
+nodes: controllers vote and replicate the metadata log over CONTROLLER, brokers replicate partitions
+over INTERNAL. Each node presents the stack's certificate, whose names include every node's address,
+and checks the other's (Kafka's default ``ssl.endpoint.identification.algorithm=https``); every node
+is therefore the super user ``User:CN=mysimbdp-stack``, which the StandardAuthorizer requires for
+the controller and replication requests (CLUSTER_ACTION).
+
 ``StandardAuthorizer`` (KRaft's) decides every request; without an ACL nothing is allowed.
 """
 
@@ -24,7 +31,7 @@ SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule required;
 
 
 def server_properties(home: Path, host: str, port: int, controller_port: int, internal_port: int) -> dict[str, str]:
-    """The properties that turn the one-node broker's listeners to TLS, SCRAM and ACLs."""
+    """The properties that turn a node's listeners to TLS, SCRAM and ACLs (one node or a cluster's)."""
     files = ca.TlsFiles(home)
     password = files.keystore_password()
     return {

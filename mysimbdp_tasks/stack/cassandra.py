@@ -13,8 +13,8 @@ import psutil
 
 from ..core import procs
 from ..core.settings import Settings
-from ..security import ca, tls
-from . import jars
+from ..security import cassandra_tls, tls
+from . import jars, ring_auth
 from . import nodes as nodes_mod
 from .java import find_java
 from .service import Echo, Service, java_command, loopback_host
@@ -185,7 +185,7 @@ batch_size_fail_threshold: 640KiB
 unlogged_batch_across_partitions_warn_threshold: 1000
 
 # Ingest settings ({self.tuning.name}): see mysimbdp_tasks/stack/tuning.py for the measurements.
-{self.tuning.yaml_text()}{self._client_encryption()}""" + (self.auth_yaml() if self.settings.secure else "")
+{self.tuning.yaml_text()}{self._encryption()}""" + (self.auth_yaml() if self.settings.secure else "")
 
     def _ring_yaml(self) -> str:
         if self.nodes == 1:
@@ -194,22 +194,11 @@ unlogged_batch_across_partitions_warn_threshold: 1000
         # the nodes join without streaming and may start together once the seed is up.
         return f"# Node {self.node} of a {self.nodes}-node ring.\nauto_bootstrap: false\n"
 
-    def _client_encryption(self) -> str:
+    def _encryption(self) -> str:
         if not self.settings.secure:
             return ""
-        files = ca.TlsFiles(self.settings.home)
-        # TLS required on the native port (``optional: false`` refuses plaintext clients); clients
-        # authenticate with a role's password, not a certificate.
-        return f"""
-client_encryption_options:
-  enabled: true
-  optional: false
-  keystore: {json.dumps(str(files.keystore))}
-  keystore_password: {json.dumps(files.keystore_password())}
-  store_type: PKCS12
-  require_client_auth: false
-  accepted_protocols: [TLSv1.2, TLSv1.3]
-"""
+        # TLS on the native port; on a ring, between the nodes too (security/cassandra_tls.py).
+        return cassandra_tls.encryption_yaml(self.settings.home, internode=self.nodes > 1)
 
     def auth_yaml(self) -> str:
         """Secure mode: every client logs in with a role, and roles are granted per keyspace."""
@@ -237,7 +226,8 @@ client_encryption_options:
 </configuration>
 """
 
-    def _jvm_options(self) -> list[str]:
+    def jvm_options(self) -> list[str]:
+        """The daemon's JVM options; where a system property appears twice, the later one wins."""
         conf = self.paths.conf
         return [
             *self._heap_options(),
@@ -266,6 +256,8 @@ client_encryption_options:
             # Chronicle (audit and query logs) otherwise reports usage to a remote server.
             "-Dchronicle.analytics.disable=true",
             *FAST_START_OPTIONS,
+            # A secure ring: system_auth's replicas, set-up and gossip waits (later -D options win).
+            *(ring_auth.jvm_options(self.nodes) if self.settings.secure and self.nodes > 1 else []),
         ]
 
     def _heap_options(self) -> list[str]:
@@ -287,7 +279,7 @@ client_encryption_options:
     # Lifecycle ------------------------------------------------------------------------------------
 
     def launch(self) -> int:
-        cmd = java_command(self.java, self._jvm_options(), self.paths.jars, MAIN)
+        cmd = java_command(self.java, self.jvm_options(), self.paths.jars, MAIN)
         setpriv = shutil.which("setpriv")
         if os.geteuid() == 0 and setpriv:
             # Cassandra always calls mlockall(); as root (CAP_IPC_LOCK) that succeeds and pins the
@@ -323,7 +315,14 @@ client_encryption_options:
                 raise
 
         with procs.quiet_client_logs("cassandra"):
-            cluster, session = self._login(connect) if self.settings.secure else connect()
+            if not self.settings.secure:
+                cluster, session = connect()
+            elif self.nodes == 1:
+                cluster, session = self._login(connect)
+            elif (logged_in := ring_auth.login(connect, self.settings, self.node)) is not None:
+                cluster, session = logged_in
+            else:
+                return "Cassandra answers over TLS (logins wait for the ring's other nodes)"
             try:
                 row = session.execute("SELECT release_version FROM system.local").one()
                 peers = len(list(session.execute("SELECT peer FROM system.peers_v2"))) if self.nodes > 1 else 0
@@ -347,7 +346,7 @@ client_encryption_options:
         try:
             return connect(roles.auth_provider(user, password))
         except NoHostAvailable as exc:
-            if "Authentication" not in str(exc) and "credentials" not in str(exc):
+            if not ring_auth.auth_refused(exc):
                 raise
         # Not created yet: only the default superuser exists (it appears shortly after the native
         # port opens; until then this fails too and the probe is simply tried again).

@@ -7,6 +7,7 @@ each on its own address with the same ports, formatted with one cluster id.
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 from typing import ClassVar
 
@@ -43,6 +44,7 @@ def new_cluster_id() -> str:
 # A cluster's nodes share the machine with three Cassandra nodes.
 CLUSTER_HEAP = "384m"
 CLUSTER_ID_FILE = "cluster.id"
+LOGIN_WAIT_S = 30.0
 
 
 class Kafka(Service):
@@ -248,12 +250,20 @@ class Kafka(Service):
         # The clients' listener answers a real login: platform:admin over SASL_SSL (SCRAM, TLS).
         from kafka.errors import KafkaError
 
-        try:
-            with procs.quiet_client_logs("kafka"):
-                KafkaAdminClient(bootstrap_servers=self.endpoint, client_id="mysimbdp-stack", request_timeout_ms=30000,
-                                 **tls.kafka_options(self.settings, "platform:admin")).close()
-        except KafkaError as exc:
-            raise StackError(f"kafka: platform_admin cannot log in over SASL_SSL on {self.endpoint} ({exc}); "
-                             f"see {self.paths.log}") from exc
+        # On a cluster another node may have written the users a moment ago: this broker learns
+        # them from the metadata log, so a refused login is tried again for a while.
+        deadline = time.monotonic() + LOGIN_WAIT_S
+        while True:
+            try:
+                with procs.quiet_client_logs("kafka"):
+                    options = tls.kafka_options(self.settings, "platform:admin")
+                    KafkaAdminClient(bootstrap_servers=self.endpoint, client_id="mysimbdp-stack",
+                                     request_timeout_ms=30000, **options).close()
+                break
+            except KafkaError as exc:
+                if self.nodes == 1 or time.monotonic() > deadline:
+                    raise StackError(f"{self.name}: platform_admin cannot log in over SASL_SSL on {self.endpoint} "
+                                     f"({exc}); see {self.paths.log}") from exc
+                time.sleep(1)
         echo(f"kafka: SCRAM-SHA-512 users and ACLs of {', '.join(made)} in place; platform_admin logs in "
              f"over SASL_SSL on {self.endpoint}")

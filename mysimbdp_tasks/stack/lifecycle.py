@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from ..core import procs
 from ..core.errors import StackCancelled, StackError
 from ..core.settings import Settings
-from ..security import ca
+from ..security import ca, kafka_access, secrets
 from . import nodes as nodes_mod
+from . import ring_auth
 from .cassandra import Cassandra
 from .kafka import Kafka
 from .prometheus import Prometheus
@@ -71,12 +72,18 @@ def up(settings: Settings, services: Sequence[str] | None = None, echo: Callable
     if settings.secure:
         # Before the threads start: every server reads the one certificate.
         files = ca.ensure(settings.home, stack_hosts(settings))
+        # The platform's passwords too: the nodes of a cluster would each make them at once.
+        for principal in kafka_access.platform_principals():
+            secrets.password(settings.home, principal)
         say(f"stack: secure mode; clients trust the CA in {files.ca_cert}")
     seeds = [svc for svc in chosen if not (isinstance(svc, Cassandra) and svc.node > 1)]
     joining = [svc for svc in chosen if svc not in seeds]
     for wave in (seeds, joining):
         if wave:
             _up_wave(settings, wave, say)
+    count = nodes_mod.read_count(settings.home)
+    if settings.secure and count > 1 and any(isinstance(svc, Cassandra) for svc in chosen):
+        ring_auth.secure_ring(settings, count, say)  # logins on the whole ring (stack/ring_auth.py)
     say(f"stack: {', '.join(svc.name for svc in chosen)} up in {time.monotonic() - started:.1f} s")
 
 
@@ -113,8 +120,14 @@ def _up_wave(settings: Settings, chosen: list[Service], say: Echo) -> None:
 
 
 def stack_hosts(settings: Settings) -> list[str]:
-    """Every address the stack's services are reached at: the names its certificate must carry."""
-    return sorted({settings.redis_host, *(h for h, _ in settings.kafka_bootstrap), *settings.cassandra_contact_points})
+    """Every address the stack's services are reached at: the names its certificate must carry,
+    each node of a cluster's too (the nodes check each other's certificate by address)."""
+    count = nodes_mod.read_count(settings.home)
+    nodes = {nodes_mod.node_host(first, node) for first in (settings.kafka_bootstrap[0][0],
+                                                             settings.cassandra_hosts[0][0])
+             for node in range(1, count + 1)}
+    return sorted({settings.redis_host, *(h for h, _ in settings.kafka_bootstrap), *settings.cassandra_contact_points,
+                   *nodes})
 
 
 def _bring_up(svc: Service, say: Echo, cancel: threading.Event) -> None:

@@ -155,6 +155,16 @@ class Platform:
         return "\n".join(out)
 
 
+def secure_env(settings: Settings, home: Path) -> dict[str, str]:
+    """What a platform process on ``home`` needs to join the secure stack of ``settings``: its
+    endpoints, secure mode, and the stack's CA and secrets (linked, as a deployment would mount them)."""
+    for folder in ("tls", "secrets"):
+        (home / folder).symlink_to(settings.home / folder)
+    return {"MYSIMBDP_SECURE": "1", "MYSIMBDP_REDIS_URL": f"redis://{settings.redis_host}:{settings.redis_port}/0",
+            "MYSIMBDP_KAFKA_BOOTSTRAP": settings.kafka_bootstrap_str,
+            "MYSIMBDP_CASSANDRA_HOSTS": ",".join(f"{h}:{p}" for h, p in settings.cassandra_hosts)}
+
+
 @contextmanager
 def running_platform(settings: Settings, tenant: Tenant, home: Path, **kwargs: Any) -> Iterator[Platform]:
     platform = Platform(settings, tenant, home, **kwargs).start()

@@ -15,7 +15,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,15 +112,6 @@ def _kill(stack: Settings, node: str) -> None:
     assert pid is not None, f"{node} was not started by `stack up`"
     os.kill(pid, signal.SIGKILL)
     log.info("%s (pid %s) killed", node, pid)
-
-
-@pytest.fixture
-def node_back(stack: Settings) -> Iterator[list[str]]:
-    """Nodes the test killed; each is started again at the end, whatever happens."""
-    killed: list[str] = []
-    yield killed
-    if killed:
-        local_stack.up(stack, services=killed, echo=log.info)
 
 
 def _in_processing(platform: Supervised, tenant: Tenant, timeout: float = 180) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 from kafka import KafkaProducer
-from kit import DATA, Platform, new_tenant
+from kit import DATA, Platform, new_tenant, secure_env
 from streamkit import encoded, messages, wait_rows
 
 from mysimbdp_tasks.core.settings import Settings
@@ -19,16 +19,6 @@ from mysimbdp_tasks.services import topics
 from mysimbdp_tasks.services.registry import Registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.secure, pytest.mark.slow, pytest.mark.timeout(600)]
-
-
-def _secure_env(settings: Settings, home: Path) -> dict[str, str]:
-    """What a platform process on ``home`` needs to join the secure stack: its endpoints, secure
-    mode, and the stack's CA and secrets (linked, as a deployment would mount them)."""
-    for folder in ("tls", "secrets"):
-        (home / folder).symlink_to(settings.home / folder)
-    return {"MYSIMBDP_SECURE": "1", "MYSIMBDP_REDIS_URL": f"redis://{settings.redis_host}:{settings.redis_port}/0",
-            "MYSIMBDP_KAFKA_BOOTSTRAP": settings.kafka_bootstrap_str,
-            "MYSIMBDP_CASSANDRA_HOSTS": ",".join(f"{h}:{p}" for h, p in settings.cassandra_hosts)}
 
 
 def test_a_tenants_messages_land_through_the_secure_stack(secure_stack: Settings, tmp_path: Path) -> None:
@@ -43,7 +33,7 @@ def test_a_tenants_messages_land_through_the_secure_stack(secure_stack: Settings
         topics.ensure(secure_stack, [tenant])
         home = tmp_path / "home"
         home.mkdir()
-        platform = Platform(secure_stack, tenant, home, extra_env=_secure_env(secure_stack, home))
+        platform = Platform(secure_stack, tenant, home, extra_env=secure_env(secure_stack, home))
         platform.start_worker()
         platform.start_bridge()
         sent = messages("tenant2", tenant, [DATA / "1000rows.csv"])[:300]
