@@ -74,7 +74,7 @@ KAFKA_HELLO = struct.pack(">ihhih", 10, 18, 0, 1, -1)
 
 def _cassandra_hello(host: str) -> bytes:
     flags = 2 | (1 << 2) | (12 << 8) | (12 << 16) | (13 << 24)  # small messages, CRC framing
-    body = struct.pack(">Ii", 0xCA552DFA, flags) + bytes([6]) + socket.inet_aton(host) + struct.pack(">H", 7000)
+    body = struct.pack(">Ii", 0xCA552DFA, flags) + bytes([6]) + socket.inet_aton(host) + struct.pack(">H", STORAGE_PORT)
     return body + struct.pack(">I", zlib.crc32(b"\xfa\x2d\x55\xca" + body))
 
 
