@@ -155,37 +155,52 @@ def _even_cut(data: bytes) -> int:
     return newline + 1
 
 
-def _plain_quoting(block: bytes) -> bool:
-    """Whether every quote opens a field at its start (after a comma, a newline or the block's start),
-    closes one before a comma, a line end or the block's end, or is one of a doubled pair inside
-    it; and whether every carriage return outside quotes is followed by a newline."""
-    has_quotes, has_cr = b'"' in block, b"\r" in block
-    if not (has_quotes or has_cr):
-        return True
-    a = np.frombuffer(block, np.uint8)
+def _quotes(block: bytes, a: np.ndarray) -> np.ndarray | None:
+    """The positions of the block's quotes, if every quote opens a field at its start (after a comma,
+    a newline or the block's start), closes one before a comma, a line end or the block's end, or
+    is one of a doubled pair inside it, and every carriage return outside quotes is followed by a
+    newline; None otherwise."""
     n = len(a)
-    quotes = np.flatnonzero(a == _QUOTE) if has_quotes else np.empty(0, np.intp)
+    quotes = np.flatnonzero(a == _QUOTE) if b'"' in block else np.empty(0, np.intp)
     if len(quotes) % 2:
-        return False  # the block would end inside a quoted field
+        return None  # the block would end inside a quoted field
     opens, closes = quotes[0::2], quotes[1::2]
     before = a[opens - 1]  # opens[0] - 1 may be -1 (the last byte): that case is the block's start
     if not np.all((before == _COMMA) | (before == _LF) | (before == _QUOTE) | (opens == 0)):
-        return False
+        return None
     after = a[np.minimum(closes + 1, n - 1)]
     if not np.all((after == _COMMA) | (after == _LF) | (after == _CR) | (after == _QUOTE) | (closes + 1 == n)):
-        return False
-    if has_cr:
-        returns = np.flatnonzero(a == _CR)
-        outside = np.searchsorted(quotes, returns) % 2 == 0
-        follower = a[np.minimum(returns + 1, n - 1)]
-        if np.any(outside & ((follower != _LF) | (returns + 1 == n))):
-            return False
-    return True
+        return None
+    if b"\r" in block:
+        lone = np.flatnonzero((a[:-1] == _CR) & (a[1:] != _LF))  # a carriage return not before a newline
+        if a[-1] == _CR:
+            lone = np.append(lone, n - 1)
+        if np.any(np.searchsorted(quotes, lone) % 2 == 0):  # an even count of quotes before it: outside
+            return None
+    return quotes
+
+
+def _numbers(block: bytes, a: np.ndarray, quotes: np.ndarray, number: int, rows: int) -> list[int] | None:
+    """Each row's first line: the line after the previous record's end, a newline outside quotes (with
+    plain quoting, one after an even count of quotes). None if those newlines are not exactly the
+    rows' ends (a blank line, which the reader skips, is one more)."""
+    newlines = np.flatnonzero(a == _LF)
+    ends = np.flatnonzero(np.searchsorted(quotes, newlines) % 2 == 0) if len(quotes) else np.arange(len(newlines))
+    if len(ends) != rows - (0 if block.endswith(b"\n") else 1):
+        return None
+    starts = np.empty(rows, np.int64)
+    starts[0] = number
+    starts[1:] = ends[: rows - 1] + 1 + number
+    return starts.tolist()
 
 
 def _encode(block: bytes, number: int, width: int, plan: Sequence[Column], null: object) -> EncodedRows | None:
     """The block's rows encoded by column, with their line numbers; None if it must be read the exact way."""
-    if len(block) > MAX_RECORD_BYTES or b"\x00" in block or not _plain_quoting(block):
+    if len(block) > MAX_RECORD_BYTES or b"\x00" in block:
+        return None
+    a = np.frombuffer(block, np.uint8)
+    quotes = _quotes(block, a)
+    if quotes is None:
         return None
     names = [f"c{i}" for i in range(width)]
     try:
@@ -201,41 +216,26 @@ def _encode(block: bytes, number: int, width: int, plan: Sequence[Column], null:
     rows = table.num_rows
     if rows == 0 or table.num_columns != width:
         return None
-    columns = [table.column(i).combine_chunks() for i in range(width)]
-    numbers = _numbers(block, number, rows, columns)
+    numbers = _numbers(block, a, quotes, number, rows)
     if numbers is None:
         return None
-    encoded = []
-    for index, kind, encode, key in plan:
-        values = _column(columns[index], kind, encode, key, null)
+    # The rows as one 2-D array of objects filled a column at a time: tolist() makes the row lists in C.
+    grid = np.empty((rows, len(plan)), dtype=object)
+    for at, (index, kind, encode, key) in enumerate(plan):
+        values = _column(table.column(index).combine_chunks(), kind, encode, key, null)
         if values is None:
             return None
-        encoded.append(values)
-    return EncodedRows(numbers, list(map(list, zip(*encoded, strict=True))))
+        grid[:, at] = values
+    return EncodedRows(numbers, grid.tolist())
 
 
-def _numbers(block: bytes, number: int, rows: int, columns: list[pa.Array]) -> list[int] | None:
-    """Each row's first line, when the block's newlines are exactly its rows' ends and the newlines
-    inside its values (no blank line between rows); None otherwise."""
-    inside = [pc.count_substring(c, "\n") for c in columns]
-    total = sum(pc.sum(c).as_py() or 0 for c in inside)
-    ends = rows - (0 if block.endswith(b"\n") else 1)
-    if block.count(b"\n") != ends + total:
-        return None
-    if total == 0:
-        return list(range(number, number + rows))
-    per_row = np.sum([c.to_numpy() for c in inside], axis=0)
-    starts = np.arange(number, number + rows, dtype=np.int64)
-    starts[1:] += np.cumsum(per_row[:-1])
-    return starts.tolist()
-
-
-def _column(values: pa.Array, kind: str, encode: Callable[[Any], Any], key: bool, null: object) -> list[Any] | None:
+def _column(values: pa.Array, kind: str, encode: Callable[[Any], Any], key: bool,
+            null: object) -> list[Any] | np.ndarray | None:
     """One column's protocol bytes (the encoder's null for a null); None if a value needs the exact way."""
     if kind in _TEXT:
         if key and pc.min(pc.binary_length(values)).as_py() == 0:
             return None  # an empty key is refused, row by row
-        return values.cast(pa.binary()).to_pylist()
+        return values.cast(pa.binary()).to_numpy(zero_copy_only=False)
     if kind == "timestamp":
         return _timestamps(values, encode, key, null)
     return _each(values.to_pylist(), range(len(values)), encode, key, null, [None] * len(values))
@@ -248,9 +248,8 @@ def _timestamps(values: pa.Array, encode: Callable[[Any], Any], key: bool, null:
     digits = pc.and_(pc.ascii_is_decimal(values), pc.and_(pc.greater(length, 0), pc.less_equal(length, 10)))
     every = pc.all(digits).as_py()
     seconds = pc.cast(values if every else pc.if_else(digits, values, "0"), pa.int64()).to_numpy()
-    packed = (seconds * 1000).astype(_pack_ms)
-    out: list[Any] = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(8), len(packed), [None, pa.py_buffer(packed.tobytes())]).to_pylist()
+    # Big-endian int64 viewed as 8-byte voids: tolist() gives each as bytes, all 8 of them kept.
+    out: list[Any] = (seconds * 1000).astype(_pack_ms).view("V8").tolist()
     if every:
         return out
     others = np.flatnonzero(~digits.to_numpy(zero_copy_only=False))
