@@ -15,8 +15,9 @@ the encoder, because a block is read by column only when it is proven to read th
   parser and the ``csv`` module (``excel``, not strict) split the same fields, and quote parity
   finds the record ends, so blocks end where records end;
 - the block is valid UTF-8 (pyarrow's check, as strict as Python's decoder), holds no NUL, no
-  blank line (counted: its newlines are its records' plus those inside values) and no field
-  larger than the ``csv`` module's limit, and every row has the header's number of fields;
+  blank line (its newlines outside quotes are exactly its rows' ends, which also number the rows)
+  and no field larger than the ``csv`` module's limit, and every row has the header's number of
+  fields;
 - every key value is present, and every value encodes without an error.
 
 From the first block that fails any of these, the rest of the chunk is read the exact way (rows
