@@ -205,13 +205,16 @@ def _encode(block: bytes, number: int, width: int, plan: Sequence[Column], null:
         return None
     names = [f"c{i}" for i in range(width)]
     try:
+        # The whole block checked as UTF-8 once (the csv module decodes every column, not only the
+        # schema's), then read as binary: no second check per column.
+        pa.array([block], pa.binary()).cast(pa.string())
         table = pacsv.read_csv(
             pa.BufferReader(block),
             read_options=pacsv.ReadOptions(use_threads=False, block_size=len(block) + 1, column_names=names),
             parse_options=_PARSE,
             convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()), null_values=[], strings_can_be_null=False,
-                quoted_strings_can_be_null=False, check_utf8=True))
+                column_types=dict.fromkeys(names, pa.binary()), null_values=[], strings_can_be_null=False,
+                quoted_strings_can_be_null=False, check_utf8=False))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None  # a field count off the header's, bad UTF-8, ...: the exact reader says which row
     rows = table.num_rows
@@ -236,15 +239,17 @@ def _column(values: pa.Array, kind: str, encode: Callable[[Any], Any], key: bool
     if kind in _TEXT:
         if key and pc.min(pc.binary_length(values)).as_py() == 0:
             return None  # an empty key is refused, row by row
-        return values.cast(pa.binary()).to_numpy(zero_copy_only=False)
+        return values.to_numpy(zero_copy_only=False)
     if kind == "timestamp":
         return _timestamps(values, encode, key, null)
-    return _each(values.to_pylist(), range(len(values)), encode, key, null, [None] * len(values))
+    texts = values.cast(pa.string()).to_pylist()  # the raw values as the csv module gives them
+    return _each(texts, range(len(values)), encode, key, null, [None] * len(values))
 
 
 def _timestamps(values: pa.Array, encode: Callable[[Any], Any], key: bool, null: object) -> list[Any] | None:
     """Epoch seconds of at most ten ASCII digits packed as milliseconds at once; any other value by
     the encoder's own function."""
+    values = values.cast(pa.string())
     length = pc.binary_length(values)
     digits = pc.and_(pc.ascii_is_decimal(values), pc.and_(pc.greater(length, 0), pc.less_equal(length, 10)))
     every = pc.all(digits).as_py()
