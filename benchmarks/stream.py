@@ -8,7 +8,7 @@ In one run:
 
 1. the pipeline: two fresh tenants shaped like tenant1 and tenant2, each with its own worker pool
    and bridge as real processes on a private MYSIMBDP_HOME, and ``--producers`` producer processes
-   per tenant (record batches built before each step, or kafka-python's producer: ``--producer``;
+   per tenant (records encoded before each step, or kafka-python's producer: ``--producer``;
    with both, each rate is sent once by each, alternately).
    After a warm-up, both tenants send at each total rate of ``--rates`` (half each) for
    ``--seconds``; every message has a fresh id. After each step the benchmark waits until every
@@ -57,7 +57,8 @@ class Options:
     warmup_rate: float = 500
     warmup_seconds: float = 3
     concurrency: int = 2
-    producers: int = 2
+    producers: int | None = None  # per tenant; None: 1 pre-built, 2 kafka-python (stream_steps.DEFAULT_PRODUCERS)
+    tick_ms: float | None = None
     producer: tuple[str, ...] = KINDS[:1]  # the producer kinds; with several, each rate is sent by each in turn
     bridges: int = 1
     partitions: int | None = None
@@ -115,9 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=Options.concurrency, metavar="N",
                    help="processes of each tenant's worker pool (default 2)")
     p.add_argument("--producers", type=int, default=Options.producers, metavar="N",
-                   help="producer processes per tenant, each sending its share of the rate (default 2)")
+                   help="producer processes per tenant, each sending its share of the rate (default 1 prebuilt, "
+                        "2 kafka-python)")
+    p.add_argument("--tick-ms", type=float, metavar="MS",
+                   help="prebuilt producers: send what is due every MS milliseconds (default: the tenant client's "
+                        "linger, 5)")
     p.add_argument("--producer", type=_kinds, default=Options.producer, metavar="KIND[,KIND]",
-                   help="prebuilt: record batches built before each step, stamped and sent per tick (default); "
+                   help="prebuilt: records encoded before each step, batched and stamped when due (default); "
                         "kafka-python: the tenant client's KafkaProducer.send() per message; "
                         "prebuilt,kafka-python: each rate once with each, alternately")
     p.add_argument("--bridges", type=int, default=Options.bridges, metavar="N",
@@ -148,7 +153,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     return Options(
         rates=pick("rates"), seconds=pick("seconds"), warmup_rate=defaults.warmup_rate,
         warmup_seconds=quick.get("warmup_seconds", defaults.warmup_seconds), concurrency=args.concurrency,
-        producers=max(1, args.producers), producer=args.producer, bridges=max(1, args.bridges),
+        producers=None if args.producers is None else max(1, args.producers), producer=args.producer,
+        tick_ms=args.tick_ms if args.tick_ms and args.tick_ms > 0 else None, bridges=max(1, args.bridges),
         partitions=args.partitions,
         bridge_max_messages=args.bridge_max_messages, bridge_max_wait_ms=args.bridge_max_wait_ms,
         drain_timeout=pick("drain_timeout"), naive=not args.no_naive, naive_messages=pick("naive_messages"),
@@ -173,7 +179,8 @@ def run(settings: Settings, options: Options, echo: Callable[[str], None] = prin
     try:
         rig = Rig(settings, client, session, workdir, DATA,
                   RigOptions(options.concurrency, options.bridge_args, options.drain_timeout, options.keep,
-                             options.producers, options.bridges, options.partitions, options.producer), echo)
+                             options.producers, options.bridges, options.partitions, options.producer,
+                             options.tick_ms), echo)
         try:
             pipeline(rig, options, outcome, echo)
         finally:

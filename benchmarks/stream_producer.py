@@ -14,9 +14,10 @@ client does it, sent with the tenant client's producer configuration.
 
 Two ways to send them (``--producer``):
 
-- ``prebuilt`` (the default): every record batch of the step is built before it starts, and during
-  the step each tick's batches are only stamped with the send time and sent (stream_sender.py):
-  a few microseconds of CPU per message, so the load generator is not what limits the platform;
+- ``prebuilt`` (the default): every record of the step is encoded before it starts, and during
+  the step the due records are only put into record batches stamped with the send time
+  (stream_batches.py, stream_sender.py): a few microseconds of CPU per message, so the load
+  generator is not what limits the platform;
 - ``kafka-python``: the tenant client's own ``KafkaProducer.send()`` per message (about 75 µs of
   CPU per message), for comparison.
 
@@ -167,20 +168,22 @@ class _Base:
         self.tenant, self.messages, self.out = tenant, messages, out
         self.topic = names.ingest_topic(tenant)
 
-    def _result(self, step: int, created: array[int], sent_at: array[float], errors: int) -> StepSent:
+    def _result(self, step: int, created: array[int], sent_at: array[float], sent: int, errors: int) -> StepSent:
+        """``created`` and ``sent_at`` by own number (-1 and 0.0 for a message not sent or not acknowledged)."""
         path = self.out / f"{self.tenant}-s{step}-p{self.messages.index}.times"
         path.write_bytes(created.tobytes() + sent_at.tobytes())
         n = len(created)
-        return StepSent(self.tenant, step, n, sum(1 for c in created if c >= 0), errors, sent_at[0] if n else 0.0,
+        return StepSent(self.tenant, step, sent, n - created.count(-1), errors, sent_at[0] if n else 0.0,
                         sent_at[-1] if n else 0.0, str(path), self.messages.index, self.messages.of)
 
 
 class PrebuiltSender(_Base):
-    """Record batches built before the step, stamped and sent per tick (stream_sender.py)."""
+    """Records encoded before the step, sent in record batches stamped when due (stream_sender.py)."""
 
-    def __init__(self, tenant: str, messages: Messages, out: Path, config: Mapping[str, Any]) -> None:
+    def __init__(self, tenant: str, messages: Messages, out: Path, config: Mapping[str, Any],
+                 tick_s: float | None = None) -> None:
         super().__init__(tenant, messages, out)
-        self.sender = BatchSender(config, self.topic)
+        self.sender = BatchSender(config, self.topic, tick_s=tick_s)
         self.plan: Plan | None = None
 
     def prepare(self, cmd: Command) -> int:
@@ -191,7 +194,7 @@ class PrebuiltSender(_Base):
         assert self.plan is not None, "prepare a step first"
         plan, self.plan = self.plan, None
         outcome = self.sender.run(plan, start_at)
-        return self._result(plan.step, outcome.created, outcome.sent_at, outcome.errors)
+        return self._result(plan.step, outcome.created, outcome.sent_at, outcome.sent, outcome.errors)
 
     def close(self) -> None:
         self.sender.close()
@@ -248,15 +251,16 @@ class KafkaPythonSender(_Base):
             future.add_errback(failed, seq)
             seq += 1
         self.producer.flush(timeout=FLUSH_SECONDS)
-        return self._result(cmd.step, created, sent_at, errors[0])
+        return self._result(cmd.step, created, sent_at, seq, errors[0])
 
     def close(self) -> None:
         self.producer.close(timeout=10)
 
 
-def make_sender(kind: str, tenant: str, messages: Messages, out: Path, config: Mapping[str, Any]) -> Sender:
+def make_sender(kind: str, tenant: str, messages: Messages, out: Path, config: Mapping[str, Any],
+                tick_s: float | None = None) -> Sender:
     if kind == "prebuilt":
-        return PrebuiltSender(tenant, messages, out, config)
+        return PrebuiltSender(tenant, messages, out, config, tick_s)
     if kind == "kafka-python":
         return KafkaPythonSender(tenant, messages, out, config)
     raise ProducerError(f"unknown producer {kind!r}: expected one of {', '.join(KINDS)}")
@@ -266,11 +270,13 @@ class ProducerProcess:
     """The benchmark's handle on one producer process: send it commands, read its answers."""
 
     def __init__(self, like: str, tenant: str, bootstrap: str, out: Path, inputs: Sequence[Path], log: Path,
-                 cwd: Path, timeout: float = 60, index: int = 0, of: int = 1, kind: str = KINDS[0]) -> None:
+                 cwd: Path, timeout: float = 60, index: int = 0, of: int = 1, kind: str = KINDS[0],
+                 tick_ms: float | None = None) -> None:
         self.tenant, self.log, self.kind = tenant, log, kind
         argv = [sys.executable, "-m", "benchmarks.stream_producer", "--like", like, "--tenant", tenant,
                 "--bootstrap", bootstrap, "--out", str(out), "--index", str(index), "--of", str(of),
-                "--producer", kind, *map(str, inputs)]
+                "--producer", kind, *(("--tick-ms", f"{tick_ms:g}") if tick_ms is not None else ()),
+                *map(str, inputs)]
         with open(log, "ab") as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
                                          cwd=cwd, start_new_session=True)
@@ -358,15 +364,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--of", type=int, default=1, help="how many producers the tenant has (each sends every "
                                                           "of-th seq, from its index)")
     parser.add_argument("--producer", choices=KINDS, default=KINDS[0],
-                        help="prebuilt: record batches built before each step (default); kafka-python: the tenant "
+                        help="prebuilt: records encoded before each step (default); kafka-python: the tenant "
                              "client's KafkaProducer.send() per message")
+    parser.add_argument("--tick-ms", type=float, metavar="MS",
+                        help="prebuilt: send what is due every MS milliseconds (default: the tenant client's linger)")
     parser.add_argument("inputs", nargs="+", type=Path)
     args = parser.parse_args(argv)
+    if args.tick_ms is not None and args.tick_ms <= 0:
+        parser.error("--tick-ms must be positive")
     # A secure stack (its home's marker, or MYSIMBDP_SECURE): TLS and the tenant's own login.
     security = tls.kafka_options(Settings.from_env(), f"tenant:{args.tenant}")
     messages = Messages(args.like, args.tenant, args.inputs, args.index, args.of)
     sender = make_sender(args.producer, args.tenant, messages, args.out,
-                         producer_config(args.bootstrap, args.tenant, security))
+                         producer_config(args.bootstrap, args.tenant, security),
+                         None if args.tick_ms is None else args.tick_ms / 1000)
     print(json.dumps({"ready": args.tenant, "records": len(messages.messages), "producer": args.producer}), flush=True)
     try:
         serve(sender, iter(sys.stdin))

@@ -1,22 +1,25 @@
-"""The stream benchmark's cheap route to Kafka: pre-built record batches sent as ProduceRequests.
+"""The stream benchmark's cheap route to Kafka: records encoded before the step, sent as ProduceRequests.
 
 :class:`BatchSender` speaks to the brokers through kafka-python's own network client (its
 connections, TLS and SASL login, metadata and request encoding), but does none of the producer's
-per-message work while a step is timed. Before the step, :meth:`BatchSender.prepare` builds every
-record batch (benchmarks/stream_batches.py); during it, :meth:`BatchSender.run` wakes once per
-tick, stamps that tick's batches with the wall clock (their CreateTime), the producer id and the
-next sequence numbers, and sends one ProduceRequest per partition leader.
+per-message work while a step is timed. Before the step, :meth:`BatchSender.prepare` encodes every
+record into its partition's queue (benchmarks/stream_batches.py); during it, :meth:`BatchSender.run`
+wakes when a tick's worth of messages is due, puts each partition's due records into one record
+batch stamped with the wall clock (their CreateTime), the producer id and the next sequence number,
+and sends one ProduceRequest per partition leader.
 
 What the tenant client does, kept: the same payloads and keys, the default partitioner's
-partitions, ``acks`` and compression from ``producers.stream.producer_config``, and the idempotent
-producer (a producer id from InitProducerId, a sequence per partition) where that configuration
-enables it. Up to :data:`MAX_IN_FLIGHT` requests are in flight per connection, the most Kafka allows
-an idempotent producer. Nothing is retried: a failed batch counts its messages as errors, which the
-benchmark reports.
+partitions, ``acks``, ``batch_size`` and compression from ``producers.stream.producer_config``, and
+the idempotent producer (a producer id from InitProducerId, a sequence per partition) where that
+configuration enables it. Up to :data:`MAX_IN_FLIGHT` requests are in flight per connection, the
+most Kafka allows an idempotent producer; messages that become due meanwhile wait and go together
+in the next request, as they would in the client's accumulator. Nothing is retried: a failed batch
+counts its messages as errors, which the benchmark reports.
 
-Pacing: tick ``k`` is due ``k * chunk / rate`` seconds after the start, as the tenant client's token
-bucket would send them (one tick is its 5 ms linger). A sender that fell behind catches up at most
-:data:`BURST_S` of sending at once, like the bucket; the rest of the delay moves the schedule.
+Pacing: message ``k`` is due ``k / rate`` seconds after the start, and the sender wakes when a
+tick's worth (the client's 5 ms linger) is due, as the tenant client's token bucket paces it. A
+sender that fell behind catches up at most :data:`BURST_S` of sending at once, like the bucket; the
+rest of the delay moves the schedule.
 """
 
 from __future__ import annotations
@@ -37,42 +40,33 @@ from kafka.structs import TopicPartition
 from producers.stream import PACE_BURST, PACE_TICK
 
 from .errors import ProducerError
-from .stream_batches import (
-    CODECS,
-    NO_EPOCH,
-    NO_PRODUCER_ID,
-    NO_SEQUENCE,
-    Batch,
-    Tick,
-    build_ticks,
-    next_sequence,
-    stamp,
-)
+from .stream_batches import CODECS, NO_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, Queue, assemble, next_sequence, plan
 
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 5  # requests per connection: Kafka's limit for an idempotent producer
 REQUEST_TIMEOUT_MS = 30_000
-UNPACED_CHUNK = 500  # messages per request when sending as fast as possible
 BURST_S = PACE_BURST
 FLUSH_SECONDS = 120.0
+DEFAULT_BATCH_BYTES = 64 * 1024
 _Topic = ProduceRequest.TopicProduceData
 _Partition = _Topic.PartitionProduceData
+_Sent = tuple[Queue, int, int]  # a queue's records [start, end) in one batch
 
 
 @dataclass
 class Plan:
-    """One step's batches, built: ``total`` messages in ``ticks``, sent for at most ``seconds``."""
+    """One step's records, encoded: ``total`` messages in their partitions' queues, sent for at most ``seconds``."""
     step: int
     total: int
     rate: float
     seconds: float | None
-    ticks: list[Tick]
+    queues: list[Queue]
 
 
 @dataclass
 class Outcome:
-    """Per own message number: CreateTime acknowledged (ms, -1 if not), wall clock when sent (s)."""
+    """Per own message number: CreateTime acknowledged (ms, -1 if not), wall clock when sent (s, 0 if not)."""
     created: array[int]
     sent_at: array[float]
     sent: int
@@ -80,18 +74,28 @@ class Outcome:
     last_error: str = ""
 
 
-def chunk_for(rate: float) -> int:
-    """Messages per tick: the tenant client's linger's worth at ``rate``, or a full request unpaced."""
-    return max(1, round(rate * PACE_TICK)) if rate > 0 else UNPACED_CHUNK
+def tick_of(rate: float, tick_s: float = PACE_TICK) -> int:
+    """Messages per wake-up: ``tick_s`` worth at ``rate`` (at least one)."""
+    return max(1, round(rate * tick_s))
+
+
+def due(elapsed: float, rate: float, total: int) -> int:
+    """How many messages are due ``elapsed`` seconds into a step at ``rate`` (all of them unpaced)."""
+    return total if rate <= 0 else min(total, int(elapsed * rate) + 1)
 
 
 class BatchSender:
-    def __init__(self, config: Mapping[str, Any], topic: str, timeout_s: float = 15.0) -> None:
-        """``config``: the tenant client's producer configuration (``producers.stream.producer_config``)."""
+    def __init__(self, config: Mapping[str, Any], topic: str, timeout_s: float = 15.0,
+                 tick_s: float | None = None) -> None:
+        """``config``: the tenant client's producer configuration (``producers.stream.producer_config``);
+        ``tick_s``: how often to send what is due (default: the configuration's linger)."""
         self.topic = topic
+        self.tick_s = tick_s if tick_s is not None else float(config.get("linger_ms") or PACE_TICK * 1000) / 1000
         self.acks = -1 if config.get("acks", "all") == "all" else int(config["acks"])
         self.codec = CODECS[config.get("compression_type")]
-        self.client = KafkaNetClient(**{**config, "max_in_flight_requests_per_connection": MAX_IN_FLIGHT,
+        self.batch_bytes = int(config.get("batch_size") or DEFAULT_BATCH_BYTES)
+        in_flight = min(MAX_IN_FLIGHT, int(config.get("max_in_flight_requests_per_connection") or MAX_IN_FLIGHT))
+        self.client = KafkaNetClient(**{**config, "max_in_flight_requests_per_connection": in_flight,
                                         "request_timeout_ms": REQUEST_TIMEOUT_MS})
         self.where = ",".join(config.get("bootstrap_servers") or ())
         self.partitions, self.leaders = self._metadata(timeout_s)
@@ -136,14 +140,13 @@ class BatchSender:
     # -- a step --------------------------------------------------------------------------------
     def prepare(self, step: int, messages: Iterator[tuple[bytes, bytes]], rate: float, seconds: float | None,
                 count: int | None) -> Plan:
-        """Build the step's batches: ``count`` messages, or ``rate * seconds`` of them."""
+        """Encode the step's records: ``count`` messages, or ``rate * seconds`` of them."""
         if count is None:
             if not (rate > 0 and seconds):
-                raise ProducerError("pre-built batches need a count, or a rate and seconds "
+                raise ProducerError("pre-built records need a count, or a rate and seconds "
                                     "(sending unpaced for a time needs --producer kafka-python)")
             count = math.ceil(rate * seconds)
-        ticks = build_ticks(messages, count, chunk_for(rate), rate, self.partitions, self.leaders, self.codec)
-        return Plan(step, count, rate, seconds, ticks)
+        return Plan(step, count, rate, seconds, plan(messages, count, self.partitions, self.leaders))
 
     def run(self, plan: Plan, start_at: float) -> Outcome:
         """Send ``plan`` from wall clock ``start_at``; returns once every request is answered (or
@@ -155,81 +158,93 @@ class BatchSender:
         start = time.monotonic()
         end = start + plan.seconds if plan.seconds else None
         shift = 0.0  # how far the schedule moved for stalls longer than the burst
+        tick, burst = tick_of(plan.rate, self.tick_s), max(1, round(plan.rate * max(BURST_S, self.tick_s)))
         poll = self.client.poll
-        k = 0
-        while k < len(plan.ticks):
+        while out.sent < plan.total:
             now = time.monotonic()
             if end is not None and now >= end:
                 break
-            tick = plan.ticks[k]
-            due = start + shift + tick.at
-            if now < due:
-                poll(timeout_ms=(due - now) * 1000)
+            ready = due(now - start - shift, plan.rate, plan.total)
+            if plan.rate > 0 and ready - out.sent > burst:  # a stall: catch up one burst, skip the rest
+                shift += (ready - out.sent - burst) / plan.rate
+                ready = out.sent + burst
+            if ready - out.sent < min(tick, plan.total - out.sent):  # linger until a tick's worth is due
+                poll(timeout_ms=max(0.0, (start + shift + (out.sent + tick - 1) / plan.rate - now) * 1000))
                 continue
-            shift += max(0.0, now - due - BURST_S)
-            if not all(self.client.ready(node) for node in tick.by_leader):
-                poll(timeout_ms=10)  # returns at the first answer that frees a request slot
+            if not all(self.client.ready(q.leader) for q in plan.queues):
+                poll(timeout_ms=10)  # returns at the first answer, which frees a request slot
                 continue
-            self._send(tick)
-            out.sent = tick.first + tick.count
-            k += 1
+            self._send(plan.queues, ready)
         deadline = time.monotonic() + FLUSH_SECONDS
         while self.in_flight and time.monotonic() < deadline:
             poll(timeout_ms=100)
-        del out.created[out.sent:], out.sent_at[out.sent:]
+        last = max((q.members[q.sent - 1] for q in plan.queues if q.sent), default=-1)
+        del out.created[last + 1:], out.sent_at[last + 1:]
         return out
 
-    def _send(self, tick: Tick) -> None:
+    def _send(self, queues: Sequence[Queue], upto: int) -> None:
+        """Every queue's records numbered below ``upto`` (a batch's worth each), one request per leader."""
         wall = time.time()
         ms = int(wall * 1000)  # as kafka-python stamps a record's CreateTime
-        self._outcome.sent_at[tick.first:tick.first + tick.count] = array("d", [wall]) * tick.count
+        sent_at = self._outcome.sent_at
         idempotent = self.producer_id != NO_PRODUCER_ID
-        for node, batches in tick.by_leader.items():
-            for batch in batches:
-                sequence = self.sequences[batch.partition] if idempotent else NO_SEQUENCE
-                stamp(batch, ms, self.producer_id, self.epoch, sequence)
-                if idempotent:
-                    self.sequences[batch.partition] = next_sequence(sequence, batch.count)
+        by_leader: dict[int, list[tuple[_Sent, bytearray]]] = {}
+        for queue in queues:
+            start, end = queue.take(upto, self.batch_bytes)
+            if start == end:
+                continue
+            sequence = self.sequences[queue.partition] if idempotent else NO_SEQUENCE
+            if idempotent:
+                self.sequences[queue.partition] = next_sequence(sequence, end - start)
+            batch = assemble(queue, start, end, ms, self.producer_id, self.epoch, sequence, self.codec)
+            by_leader.setdefault(queue.leader, []).append(((queue, start, end), batch))
+            for own in queue.members[start:end]:
+                sent_at[own] = wall
+            self._outcome.sent += end - start
+        for node, batches in by_leader.items():
             request = ProduceRequest(
                 transactional_id=None, acks=self.acks, timeout_ms=REQUEST_TIMEOUT_MS,
                 topic_data=[_Topic(name=self.topic, partition_data=[
-                    _Partition(index=b.partition, records=b.buffer) for b in batches])],
+                    _Partition(index=sent[0].partition, records=batch) for sent, batch in batches])],
                 max_version=9)  # as kafka-python's producer asks
             self.in_flight += 1
             future = self.client.send(node, request)
-            future.add_callback(self._answered, batches, ms)
-            future.add_errback(self._failed, batches)
+            future.add_callback(self._answered, [sent for sent, _ in batches], ms)
+            future.add_errback(self._failed, [sent for sent, _ in batches])
 
-    def _answered(self, batches: Sequence[Batch], ms: int, response: Any) -> None:
+    def _answered(self, batches: Sequence[_Sent], ms: int, response: Any) -> None:
         self.in_flight -= 1
-        created = self._outcome.created
         if response is None:  # acks=0: no answer to wait for
-            for batch in batches:
-                for own in batch.members:
-                    created[own] = ms
+            for sent in batches:
+                self._mark(sent, ms)
             return
-        by_partition = {b.partition: b for b in batches}
+        by_partition = {sent[0].partition: sent for sent in batches}
         for topic in response.responses:
             for answer in topic.partition_responses:
-                batch = by_partition[answer.index]
+                sent = by_partition[answer.index]
                 if answer.error_code:
-                    self._count_failure(batch, f"error code {answer.error_code} from partition {answer.index}"
-                                               f"{': ' + answer.error_message if answer.error_message else ''}")
-                    continue
-                at = answer.log_append_time_ms if answer.log_append_time_ms != -1 else ms
-                for own in batch.members:
-                    created[own] = at
+                    self._count_failure(sent, f"error code {answer.error_code} from partition {answer.index}"
+                                              f"{': ' + answer.error_message if answer.error_message else ''}")
+                else:
+                    self._mark(sent, answer.log_append_time_ms if answer.log_append_time_ms != -1 else ms)
 
-    def _failed(self, batches: Sequence[Batch], exc: BaseException) -> None:
+    def _mark(self, sent: _Sent, at: int) -> None:
+        queue, start, end = sent
+        created = self._outcome.created
+        for own in queue.members[start:end]:
+            created[own] = at
+
+    def _failed(self, batches: Sequence[_Sent], exc: BaseException) -> None:
         self.in_flight -= 1
-        for batch in batches:
-            self._count_failure(batch, f"{type(exc).__name__}: {exc}")
+        for sent in batches:
+            self._count_failure(sent, f"{type(exc).__name__}: {exc}")
 
-    def _count_failure(self, batch: Batch, why: str) -> None:
+    def _count_failure(self, sent: _Sent, why: str) -> None:
+        queue, start, end = sent
         if not self._outcome.errors:
-            log.error("%s: a batch of %d messages to partition %d failed: %s", self.topic, batch.count,
-                      batch.partition, why)
-        self._outcome.errors += batch.count
+            log.error("%s: a batch of %d messages to partition %d failed: %s", self.topic, end - start,
+                      queue.partition, why)
+        self._outcome.errors += end - start
         self._outcome.last_error = why
 
     def close(self) -> None:

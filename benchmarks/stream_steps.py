@@ -39,6 +39,9 @@ from .stream_results import Landed, Naive, Sent, Step, percentile, step_result
 SHAPES = ("tenant1", "tenant2")
 INPUT_GLOBS = {"tenant1": "*.json", "tenant2": "*.csv"}
 QUOTA = 1_000_000_000  # messages per day: never the limit in a benchmark
+# One pre-built producer per tenant, as one client per tenant would send; kafka-python's needs two to
+# keep up with more than about 5,000 msg/s each.
+DEFAULT_PRODUCERS = {"prebuilt": 1, "kafka-python": 2}
 START_DELAY_S = 0.5  # every producer starts at one instant this far ahead, once all are prepared
 PREPARE_TIMEOUT_S = 300.0  # building a long step's record batches takes seconds
 
@@ -49,10 +52,14 @@ class RigOptions:
     bridge_args: tuple[str, ...] = ()
     drain_timeout: float = 120.0
     keep: bool = False
-    producers: int = 1  # producer processes per tenant
+    producers: int | None = None  # producer processes per tenant (None: DEFAULT_PRODUCERS of the kind)
     bridges: int = 1  # bridge processes per tenant, in its one consumer group
     partitions: int | None = None  # of each tenant's topic (None: the shipped tenant's)
     kinds: tuple[str, ...] = KINDS[:1]  # producer kinds (stream_producer.KINDS): a set of processes each
+    tick_ms: float | None = None  # how often the pre-built producers send what is due (None: the client's linger)
+
+    def producers_for(self, kind: str) -> int:
+        return self.producers or DEFAULT_PRODUCERS[kind]
 
 
 def fresh_stream_tenant(like: str, prefix: str = "bench", partitions: int | None = None) -> Tenant:
@@ -98,11 +105,12 @@ class Rig:
         for kind in self.options.kinds:
             self.producers[kind] = [self._producer(like, t, i, kind)
                                     for like, t in zip(SHAPES, self.tenants, strict=True)
-                                    for i in range(self.options.producers)]
+                                    for i in range(self.options.producers_for(kind))]
         self.backlog = Backlog(self.settings, self.tenants)
         shown = ", ".join(f"{t.name} (like {like})" for like, t in zip(SHAPES, self.tenants, strict=True))
+        kinds = ", ".join(f"{self.options.producers_for(k)} {k}" for k in self.options.kinds)
         self.echo(f"tenants {shown}: worker pools of {self.options.concurrency}, {self.options.bridges} bridge(s) "
-                  f"and {self.options.producers} producer process(es) each ({' and '.join(self.options.kinds)})")
+                  f"and producer process(es) {kinds} each")
         return self
 
     def _producer(self, like: str, tenant: Tenant, index: int, kind: str) -> ProducerProcess:
@@ -111,7 +119,8 @@ class Rig:
         return ProducerProcess(like, tenant.name, self.settings.kafka_bootstrap_str, out,
                                inputs_for(like, self.data),
                                self.workdir / f"producer-{tenant.name}-{index}-{kind}.log", harness.ROOT,
-                               index=index, of=self.options.producers, kind=kind)
+                               index=index, of=self.options.producers_for(kind), kind=kind,
+                               tick_ms=self.options.tick_ms)
 
     def stop(self) -> None:
         for producers in self.producers.values():
@@ -135,7 +144,7 @@ class Rig:
                 roles[f"{kind} {platform.tenant.name}"] = stream_cpu.Role(pid, kind == "workers")
         for kind, producers in self.producers.items():
             for i, producer in enumerate(producers):
-                roles[f"producer {producer.tenant}.{i % self.options.producers + 1} {kind}"] = \
+                roles[f"producer {producer.tenant}.{i % self.options.producers_for(kind) + 1} {kind}"] = \
                     stream_cpu.Role(producer.pid, False)
         roles["benchmark"] = stream_cpu.Role(os.getpid(), False)
         return roles

@@ -18,7 +18,7 @@ from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.services.registry import Registry
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]  # two steps: one per producer
 
 
 def _count(session: Session, keyspace: str, table: str) -> int:

@@ -5,24 +5,27 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import random
 from collections.abc import Iterator
 
 import pytest
 from kafka.partitioner import DefaultPartitioner
-from kafka.record.default_records import DefaultRecordBatch
+from kafka.partitioner import murmur2 as kafka_murmur2
+from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
 from benchmarks import stream_batches as batches
 from benchmarks.errors import ProducerError
-from benchmarks.stream_batches import Template, build_ticks, partition_for, stamp
+from benchmarks.stream_batches import Template, assemble, murmur2, partition_for, plan
 from benchmarks.stream_producer import Command, StepSent, serve
-from benchmarks.stream_sender import UNPACED_CHUNK, chunk_for
+from benchmarks.stream_sender import due, tick_of
 from producers import samples
 from producers.stream import encode, key_for, message_for, records_for
 
 pytestmark = pytest.mark.unit
 
 PARTITIONS = [0, 1, 2]
-LEADERS = {0: 1, 1: 1, 2: 2}  # two brokers: one request per leader
+LEADERS = {0: 1, 1: 1, 2: 2}  # two brokers
+MS = 1_700_000_000_123
 
 
 def _fresh(step: int) -> Iterator[tuple[bytes, bytes, dict[str, object]]]:
@@ -40,34 +43,54 @@ def _read(buffer: bytearray) -> DefaultRecordBatch:
     return batch
 
 
-def test_batches_carry_the_tenant_clients_messages_on_its_partitions() -> None:
-    made = list(itertools.islice(_fresh(3), 230))
-    ticks = build_ticks(iter((v, k) for v, k, _ in made), total=230, chunk=50, rate=5000, partitions=PARTITIONS,
-                        leaders=LEADERS, codec=batches.CODECS[None])
+def _by_kafka_python(records: list[tuple[bytes, bytes]], producer_id: int, epoch: int, sequence: int) -> bytes:
+    """The batch kafka-python's producer builds of ``records`` (value, key) appended at ``MS``."""
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False, producer_id=producer_id,
+                                        producer_epoch=epoch, base_sequence=sequence, batch_size=2 ** 30)
+    for offset, (value, key) in enumerate(records):
+        builder.append(offset, MS, key, value, [])
+    return bytes(builder.build())
 
-    assert [(t.first, t.count) for t in ticks] == [(0, 50), (50, 50), (100, 50), (150, 50), (200, 30)]
-    assert [t.at for t in ticks] == pytest.approx([0.0, 0.01, 0.02, 0.03, 0.04])  # 50 messages per 10 ms
-    seen: list[int] = []
+
+def test_a_batch_is_byte_for_byte_the_one_kafka_python_builds() -> None:
+    made = list(itertools.islice(_fresh(3), 300))
+    queues = plan(iter((v, k) for v, k, _ in made), 300, PARTITIONS, LEADERS)
+    for queue in queues:
+        start, end = queue.take(upto=300, max_bytes=2 ** 30)
+        assert (start, end) == (0, len(queue.members)) and end > 64  # offset deltas of two varint bytes too
+        records = [made[own][:2] for own in queue.members]
+        assert bytes(assemble(queue, start, end, MS, 42, 7, 1000)) == _by_kafka_python(records, 42, 7, 1000)
+
+
+def test_records_land_on_the_default_partitioners_partitions_each_once() -> None:
+    made = list(itertools.islice(_fresh(5), 230))
+    queues = plan(iter((v, k) for v, k, _ in made), 230, PARTITIONS, LEADERS)
     partitioner, cluster = DefaultPartitioner(), _Cluster("t")
-    for tick in ticks:
-        for leader, group in tick.by_leader.items():
-            for batch in group:
-                assert LEADERS[batch.partition] == leader
-                stamp(batch, 1_700_000_000_123, 42, 7, 1000)
-                read = _read(batch.buffer)
-                assert (read.producer_id, read.producer_epoch, read.base_sequence) == (42, 7, 1000)
-                assert (read.first_timestamp, read.max_timestamp) == (1_700_000_000_123, 1_700_000_000_123)
-                records = list(read)
-                assert [r.timestamp for r in records] == [1_700_000_000_123] * batch.count  # CreateTime: when sent
-                for own, record in zip(batch.members, records, strict=True):
-                    value, key, message = made[own]
-                    assert (record.value, record.key) == (encode(message), key_for(message)) == (value, key)
-                    assert json.loads(record.value)["id"].endswith(f"-s3-{own}")
-                    assert batch.partition == partition_for(key, PARTITIONS)
-                    assert batch.partition == partitioner.partition("t", key, key, value, value, cluster)
-                seen += list(batch.members)
-    assert sorted(seen) == list(range(230))  # each message once
-    assert len({b.partition for t in ticks for g in t.by_leader.values() for b in g}) == 3
+    seen = []
+    for queue in queues:
+        assert queue.leader == LEADERS[queue.partition]
+        start, end = queue.take(230, 2 ** 30)
+        read = _read(assemble(queue, start, end, MS, -1, -1, -1))
+        assert (read.first_timestamp, read.max_timestamp, read.producer_id) == (MS, MS, -1)
+        for own, record in zip(queue.members, read, strict=True):
+            value, key, message = made[own]
+            assert (record.value, record.key, record.timestamp) == (encode(message), key_for(message), MS)
+            assert json.loads(record.value)["id"].endswith(f"-s5-{own}")
+            assert queue.partition == partitioner.partition("t", key, key, value, value, cluster)
+            seen.append(own)
+    assert sorted(seen) == list(range(230))
+    assert all(list(q.members) == sorted(q.members) for q in queues)  # in send order
+    assert len({q.partition for q in queues if q.members}) == 3
+
+
+def test_due_records_are_taken_in_order_within_the_batch_size() -> None:
+    (queue,) = plan(iter((v, k) for v, k, _ in itertools.islice(_fresh(1), 40)), 40, [0], {0: 1})
+    assert queue.take(upto=10, max_bytes=2 ** 30) == (0, 10)
+    assert queue.take(upto=10, max_bytes=2 ** 30) == (10, 10)  # nothing more is due
+    start, end = queue.take(upto=40, max_bytes=3 * (queue.ends[12] - queue.ends[11]))
+    assert start == 10 and 10 < end < 40  # a full batch: the rest waits for the next request
+    assert queue.take(upto=40, max_bytes=1) == (end, end + 1)  # a record larger than a batch still goes
+    assert queue.take(upto=40, max_bytes=2 ** 30) == (end + 1, 40)
 
 
 class _Cluster:
@@ -86,17 +109,12 @@ class _Cluster:
         return set(PARTITIONS)
 
 
-def test_stamping_again_gives_a_new_valid_crc() -> None:
-    (tick,) = build_ticks(iter((v, k) for v, k, _ in itertools.islice(_fresh(1), 10)), 10, 10, 0.0, [0], {0: 1},
-                          batches.CODECS[None])
-    (batch,) = tick.by_leader[1]
-    stamp(batch, 1_000, -1, -1, -1)
-    first = bytes(batch.buffer)
-    stamp(batch, 2_000, -1, -1, -1)
-    assert bytes(batch.buffer) != first
-    read = _read(batch.buffer)
-    assert read.first_timestamp == 2_000 and read.producer_id == -1 and read.base_sequence == -1
-    assert tick.at == 0.0  # unpaced: every tick due at once
+def test_murmur2_is_kafka_pythons() -> None:
+    rng = random.Random(9)
+    keys = [bytes(rng.getrandbits(8) for _ in range(n)) for n in range(40) for _ in range(20)]
+    keys += [k for _, k, _ in itertools.islice(_fresh(2), 500)] + ["ñandú/c-r2".encode()]
+    assert [murmur2(k) for k in keys] == [kafka_murmur2(k) for k in keys]
+    assert partition_for(b"AskReddit/cqug90j", [0, 1, 2]) == (kafka_murmur2(b"AskReddit/cqug90j") & 0x7FFFFFFF) % 3
 
 
 def test_sequences_wrap_as_int32() -> None:
@@ -104,10 +122,10 @@ def test_sequences_wrap_as_int32() -> None:
     assert batches.next_sequence(2 ** 31 - 2, 5) == 3
 
 
-def test_a_tick_is_the_clients_linger_at_the_rate() -> None:
-    assert chunk_for(10_000) == 50 and chunk_for(100) == 1 and chunk_for(0) == UNPACED_CHUNK
-    with pytest.raises(ValueError, match="at least one message"):
-        build_ticks(iter(()), 10, 0, 1.0, [0], {0: 1}, 0)
+def test_pacing_is_the_clients_linger_at_the_rate() -> None:
+    assert tick_of(10_000) == 50 and tick_of(100) == 1
+    assert due(0.0, 1000, 50) == 1 and due(0.0105, 1000, 50) == 11 and due(9.0, 1000, 50) == 50
+    assert due(0.0, 0, 50) == 50  # unpaced: everything at once
 
 
 class _Recorder:
