@@ -39,7 +39,7 @@ def render(doc: dict[str, Any], out: Path) -> Path:
                          textcoords="offset points", xytext=(0, -28), ha="center", fontsize=8,
                          color="#2f855a" if s["sustained"] else "#c53030",
                          fontweight="bold" if s["step"] == best else "normal")
-    ax_rate.axhline(TARGET_RATE, color="#2f855a", linestyle="--", linewidth=1, label=f"target {TARGET_RATE:,} msg/s")
+    ax_rate.axhline(TARGET_RATE, color="#2f855a", linestyle="--", linewidth=1, label=f"target {TARGET_RATE:,.0f} msg/s")
     naive = doc.get("naive")
     if naive:
         ax_rate.axhline(naive["msgs_per_s"], color="#c05621", linestyle="-.", linewidth=1,
