@@ -12,6 +12,7 @@ from benchmarks import stream_results as results
 from benchmarks.stream import parse_options
 from benchmarks.stream_producer import StepSent, Template, merge, message_id, parse_id, read_times
 from benchmarks.stream_results import Landed, Naive, Sent
+from benchmarks.stream_steps import RigOptions
 from producers.stream import encode, key_for
 
 pytestmark = pytest.mark.unit
@@ -228,6 +229,10 @@ def test_options_quick_and_explicit_values() -> None:
     with pytest.raises(SystemExit):
         parse_options(["--rates", "fast"])
     assert parse_options([]).producer == ("prebuilt",)
+    assert parse_options(["--tick-ms", "20"]).tick_ms == 20 and parse_options([]).tick_ms is None
+    # One pre-built producer per tenant (one client each), two of kafka-python's; or as asked.
+    assert [RigOptions().producers_for(k) for k in ("prebuilt", "kafka-python")] == [1, 2]
+    assert RigOptions(producers=3).producers_for("prebuilt") == 3
     assert parse_options(["--producer", "prebuilt,kafka-python"]).producer == ("prebuilt", "kafka-python")
     for wrong in ("java", "prebuilt,prebuilt", ","):
         with pytest.raises(SystemExit):
