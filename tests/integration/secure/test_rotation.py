@@ -24,7 +24,6 @@ from cassandra.cluster import Cluster, NoHostAvailable, Session
 from cassandra.query import SimpleStatement
 from kit import Platform
 
-from mysimbdp_tasks.batch.jobs import Jobs
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.security import access, identities, secrets, tls
 from producers.generate import generate
@@ -40,18 +39,6 @@ def _count(session: Session, tenant: Any) -> int:
     Cassandra's range timeout on a busy machine)."""
     statement = SimpleStatement(f'SELECT id FROM "{tenant.namespace}"."{tenant.table_name}"', fetch_size=2000)
     return sum(1 for _ in session.execute(statement, timeout=120))
-
-
-def _wait_for_a_chunk(client: redis.Redis, platform: Platform, timeout: float = 240) -> None:
-    """Until a chunk of the file in processing has finished (the file is under way, not done)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in (platform.home / "processing" / platform.tenant.name).glob("*__*"):
-            if Jobs(client).results(path.name.split("__", 1)[0]):
-                return
-        platform.check_alive()
-        time.sleep(0.1)
-    raise TimeoutError(f"no chunk finished in {timeout} s; logs:\n{platform.logs()}")
 
 
 def _pool_users(client: redis.Redis, user: str) -> list[dict[str, Any]]:
@@ -100,7 +87,7 @@ def test_a_pool_ingests_through_a_rotation_and_logs_in_again_with_the_new_passwo
     platform.start()
     try:
         name = platform.stage(during.path, f"{tenant.name}-during.csv")
-        _wait_for_a_chunk(redis_client, platform)
+        platform.wait_for_a_chunk(redis_client, timeout=240)
         before = _pool_users(redis_client, user)
         assert before, platform.logs()  # the pool is logged in as its tenant
         done = subprocess.run([sys.executable, "-m", "mysimbdp_tasks.cli", "tenants", "credentials", tenant.name,
