@@ -148,7 +148,7 @@ class Platform:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for path in (self.home / "processing" / self.tenant.name).glob("*__*"):
-                if Jobs(client).results(path.name.split("__", 1)[0]):
+                if Jobs(client).results(self.tenant.name, path.name.split("__", 1)[0]):
                     return
             self.check_alive()
             time.sleep(0.1)
