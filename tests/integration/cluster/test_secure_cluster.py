@@ -35,7 +35,7 @@ from cassandra.cluster import Cluster, NoHostAvailable, Session
 from cassandra.query import SimpleStatement
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
-from kit import DATA, ROOT, SHIPPED, Platform, secure_env
+from kit import DATA, ROOT, SHIPPED, Platform, joining_env
 from streamkit import encoded, messages
 
 from mysimbdp_tasks import stack as local_stack
@@ -201,7 +201,7 @@ def test_a_tenant_applied_on_the_ring_lands_a_file_and_messages_with_a_node_of_e
 
     home = tmp_path / "home"
     home.mkdir()
-    platform = Platform(ring, applied, home, concurrency=1, extra_env=secure_env(ring, home))
+    platform = Platform(ring, applied, home, concurrency=1, extra_env=joining_env(ring, home))
     platform.start()
     platform.start_bridge()
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 from kafka import KafkaProducer
-from kit import DATA, Platform, new_tenant, secure_env
+from kit import DATA, Platform, joining_env, new_tenant
 from streamkit import encoded, messages, wait_rows
 
 from mysimbdp_tasks.core.settings import Settings
@@ -33,7 +33,7 @@ def test_a_tenants_messages_land_through_the_secure_stack(secure_stack: Settings
         topics.ensure(secure_stack, [tenant])
         home = tmp_path / "home"
         home.mkdir()
-        platform = Platform(secure_stack, tenant, home, extra_env=secure_env(secure_stack, home))
+        platform = Platform(secure_stack, tenant, home, extra_env=joining_env(secure_stack, home))
         platform.start_worker()
         platform.start_bridge()
         sent = messages("tenant2", tenant, [DATA / "1000rows.csv"])[:300]
@@ -47,6 +47,9 @@ def test_a_tenants_messages_land_through_the_secure_stack(secure_stack: Settings
         want = {(m["subreddit"], m["id"], m["author"]): m["body"] for m in sent}
         rows = wait_rows(session, tenant, len(want), platform)
         assert {(r.subreddit, r.id, r.author): r.body for r in rows} == want
+        # Its pool was refused nothing on the way (the Redis keys and channels of its ACL user suffice).
+        user = identities.account(identities.tenant_principal(tenant.name))
+        assert [e for e in client.acl_log(count=128) if e.get("username") == user] == []
     finally:
         if platform is not None:
             platform.stop()
