@@ -39,9 +39,9 @@ def lower_bound(bucket: int) -> float:
 
 def add(counts: dict[int, int], values_ms: Iterable[float]) -> dict[int, int]:
     """Count ``values_ms`` into ``counts`` (changed in place and returned)."""
-    for value in values_ms:
-        b = bucket_of(value)
-        counts[b] = counts.get(b, 0) + 1
+    get = counts.get
+    for b in map(bucket_of, values_ms):
+        counts[b] = get(b, 0) + 1
     return counts
 
 
