@@ -13,20 +13,7 @@ from dataclasses import dataclass
 
 import psutil
 
-SERVICE_MARKS = {"kafka": "kafka.Kafka", "cassandra": "org.apache.cassandra.service.CassandraDaemon",
-                 "redis": "redis-server"}
 BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
-
-
-def service_pids() -> dict[str, int]:
-    """The local stack's server processes, found by their command lines."""
-    found: dict[str, int] = {}
-    for proc in psutil.process_iter(["cmdline"]):
-        line = " ".join(proc.info.get("cmdline") or ())
-        for name, mark in SERVICE_MARKS.items():
-            if name not in found and mark in line:
-                found[name] = proc.pid
-    return found
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ round trips, events, the pool's hand-over) is not in it: ``mysimbdp bench stream
 whole pool.
 
 Per run it prints the CPU time per message in this process (every thread: the driver's event loop
-too) and in this stack's Cassandra, and checks that every message has its row. Between runs the
+too) and in this stack's Cassandra, checks that every message has its row, and gives Cassandra's CPU
+for reading the rows back as ``mysimbdp bench stream`` does after each step. Between runs the
 table is emptied, so each run writes the same rows anew. On a busy machine compare CPU per
 message, not messages per second. ``--profile`` runs under cProfile timed by process CPU and prints
 the top functions (cProfile slows Python code: read its shares, not its times).
@@ -51,6 +52,7 @@ from producers.stream import encode, key_for, message_for, records_for
 from . import harness
 from .probe import my_cassandra
 from .stream import DATA
+from .stream_platform import write_times
 from .stream_steps import fresh_stream_tenant, inputs_for
 
 
@@ -135,9 +137,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 session.execute(f"TRUNCATE {ident(tenant.namespace)}.{ident(tenant.table_name)}", timeout=120)
                 written, wall, cpu, cass = run_once(tenant, tasks, profiler, cassandra)
                 counted = report.rows_in_table(session, tenant)
+                cass0 = _cpu(cassandra)
+                write_times(session, tenant, 0)  # the scan ``bench stream`` makes to read a step's rows back
+                read_back = _cpu(cassandra) - cass0
                 print(f"run {run}: {written:,} written in {wall:.2f} s ({written / wall:,.0f} msg/s); CPU "
-                      f"{cpu / written * 1e6:.1f} us/msg here + {cass / written * 1e6:.1f} us/msg in Cassandra",
-                      flush=True)
+                      f"{cpu / written * 1e6:.1f} us/msg here + {cass / written * 1e6:.1f} us/msg in Cassandra; "
+                      f"reading the rows back: {read_back / written * 1e6:.1f} us/row in Cassandra", flush=True)
                 if written != args.messages or counted != args.messages:
                     print(f"error: {written:,} written and {counted:,} rows in the table, {args.messages:,} sent",
                           file=sys.stderr)
@@ -149,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stats.sort_stats("cumulative").print_stats(args.top)
                 print(out.getvalue())
         finally:
+            writer.flush_all()  # the open metrics window, while the tenant is still registered
             harness.discard(client, session, tenant)
             client.delete(*client.keys(f"{names.PREFIX}*{tenant.name}*") or [b"-"])
             topics.delete_tenant_topics(settings, tenant)
