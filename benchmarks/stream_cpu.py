@@ -13,7 +13,17 @@ from dataclasses import dataclass
 
 import psutil
 
+from mysimbdp_tasks.core.settings import Settings
+
+from . import resources
+
 BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
+
+
+def service_pids(settings: Settings) -> dict[str, int]:
+    """The local stack's Kafka, Cassandra and Redis this run talks to, found by the port each listens
+    on (by command line, another stack's server on the same machine could be taken for ours)."""
+    return {name: pid for name, pid in resources.service_pids(settings).items() if pid is not None}
 
 
 @dataclass(frozen=True)
