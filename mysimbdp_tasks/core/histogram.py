@@ -10,27 +10,32 @@ negative), so a percentile read as its bucket's upper bound is at most 4 % above
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 
 # Bucket numbers are stored in the metrics tables: changing GROWTH would change what the rows
 # already written mean, so it is fixed for good.
 GROWTH = 1.04
-_LOG_GROWTH = math.log(GROWTH)
 MAX_BUCKET = 600  # 1.04**600 ms is about 200 days: larger values share the last bucket
-
-
-def bucket_of(ms: float) -> int:
-    """The bucket of a latency of ``ms`` milliseconds."""
-    if not ms > 1.0:  # also NaN
-        return 0
-    # The small epsilon keeps exact powers of GROWTH in their own bucket despite rounding.
-    return min(MAX_BUCKET, max(0, math.ceil(math.log(ms) / _LOG_GROWTH - 1e-9)))
 
 
 def upper_bound(bucket: int) -> float:
     """The largest latency (ms) bucket ``bucket`` holds."""
     return float(GROWTH ** bucket)
+
+
+# Every bucket's upper bound, so a value's bucket is one binary search (in C), not a logarithm.
+_UPPER = tuple(upper_bound(b) for b in range(MAX_BUCKET + 1))
+_find = functools.partial(bisect.bisect_left, _UPPER)
+
+
+def bucket_of(ms: float) -> int:
+    """The bucket of a latency of ``ms`` milliseconds: the first whose upper bound holds it (0 for
+    1 ms or less, and for NaN, which compares below every bound)."""
+    return min(MAX_BUCKET, _find(ms))
 
 
 def lower_bound(bucket: int) -> float:
@@ -39,9 +44,10 @@ def lower_bound(bucket: int) -> float:
 
 def add(counts: dict[int, int], values_ms: Iterable[float]) -> dict[int, int]:
     """Count ``values_ms`` into ``counts`` (changed in place and returned)."""
-    for value in values_ms:
-        b = bucket_of(value)
-        counts[b] = counts.get(b, 0) + 1
+    get = counts.get
+    for b, n in Counter(map(_find, values_ms)).items():
+        b = min(MAX_BUCKET, b)
+        counts[b] = get(b, 0) + n
     return counts
 
 

@@ -142,7 +142,7 @@ def ingest_chunk(path: Path, fmt: Format, chunk: Chunk | None, converter: RowCon
     def refuse_written(position: int, reason: str, detail: str) -> None:
         refuse_record(numbers[position], reason, detail)
 
-    with _no_collections():
+    with no_collections():
         result.rows_ok = write(good_rows(), refuse_written)
     if check is not None:
         result.quality = check.counts()
@@ -150,8 +150,8 @@ def ingest_chunk(path: Path, fmt: Format, chunk: Chunk | None, converter: RowCon
 
 
 @contextmanager
-def _no_collections() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a chunk is written.
+def no_collections() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a chunk (or a stream micro-batch) is written.
 
     A chunk allocates a few short-lived containers per row (a row, its values, a group entry),
     many alive at once while their batches are in flight, and no cycles: a chunk of 35k rows left

@@ -25,6 +25,7 @@ from ..core.settings import Settings
 from ..core.tenants import Tenant
 from ..security import logins, tls
 from . import cassandra as db
+from . import registry
 from .registry import Registry
 from .sink import Sink
 
@@ -42,6 +43,7 @@ class Process:
     session: Session | None = None
     kafka: KafkaProducer | None = None
     sinks: dict[str, Sink] = field(default_factory=dict)  # "<tenant>:<applied config>" -> its sink
+    tenants: dict[str, tuple[bytes, Tenant]] = field(default_factory=dict)  # name -> (stored config, parsed)
     helpers: dict[type, Any] = field(default_factory=dict)  # class -> its one instance on `redis`
     # The stream writer's reporting windows, one per tenant (see stream.writer).
     windows: dict[str, Window] = field(default_factory=dict)
@@ -53,6 +55,7 @@ class Process:
         with self.lock:
             self.redis = self.cluster = self.session = self.kafka = None
             self.sinks.clear()
+            self.tenants.clear()
             self.helpers.clear()
             self.windows.clear()
             self.quality.clear()
@@ -137,10 +140,17 @@ def tenant(name: str) -> Tenant:
     own = worker_tenant()
     if own is not None and own != name:
         raise TenantError(f"worker of tenant {own!r} refuses work of tenant {name!r}")
-    known = Registry(redis_client()).all()
-    if name not in known:
+    # One read per task; the configuration is parsed again only when it was re-applied since.
+    raw = Registry(redis_client()).raw(name)
+    found = None if raw is None else _process.tenants.get(name)
+    if found is not None and found[0] == raw:
+        return found[1]
+    parsed = None if raw is None else registry.parsed(name, raw)
+    if raw is None or parsed is None:
         raise TenantError(f"tenant {name!r} is not in the registry (mysimbdp tenants apply)")
-    return known[name]
+    with _process.lock:
+        _process.tenants[name] = (raw, parsed)
+    return parsed
 
 
 def sink(t: Tenant) -> Sink:

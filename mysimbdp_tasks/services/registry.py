@@ -97,8 +97,13 @@ class Registry:
 
     def get(self, name: str) -> Tenant | None:
         """The configuration ``name`` was last applied with, or None."""
-        raw = self.redis.hget(CONFIGS, name)
-        return None if raw is None else tenant_model.parse(json.loads(raw), source="registry").get(name)
+        raw = self.raw(name)
+        return None if raw is None else parsed(name, raw)
+
+    def raw(self, name: str) -> bytes | None:
+        """The configuration ``name`` was last applied with, as stored (read :func:`parsed`), or None."""
+        found = self.redis.hget(CONFIGS, name)
+        return found.encode() if isinstance(found, str) else found
 
     def applied_at(self, name: str) -> str | None:
         """When ``name`` was last applied (changes with every apply, whatever changed)."""
@@ -125,3 +130,8 @@ class Registry:
     def active(self) -> dict[str, Tenant]:
         names = self.active_names()
         return {n: t for n, t in self.all().items() if n in names}
+
+
+def parsed(name: str, raw: bytes) -> Tenant | None:
+    """The tenant ``name`` of a stored configuration (:meth:`Registry.raw`)."""
+    return tenant_model.parse(json.loads(raw), source="registry").get(name)

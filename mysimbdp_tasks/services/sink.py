@@ -85,6 +85,8 @@ def insert_cql(tenant: Tenant) -> str:
 
 #: About what Cassandra's batch limit counts per cell beyond its value: timestamp, TTL, deletion time.
 _CELL = 16
+#: The longest part of a composite partition key the driver can pack for routing (an unsigned short).
+_KEY_PART_MAX = 0xFFFF
 
 
 def _size(values: list[Any]) -> int:
@@ -121,11 +123,14 @@ class Sink:
         open_groups: dict[Any, tuple[Group, list[int]]] = {}
         for position, row in enumerate(rows):
             try:
-                if type(row) is list:  # already bytes, from the encoder
-                    values = row
+                # A list is already bytes, from the encoder; a tuple is serialized (its key checked) here.
+                values = row if type(row) is list else serialize(row)
+                try:
+                    row_size = sum(map(len, values)) + _CELL * len(values)
+                except TypeError:  # an UNSET_VALUE has no length
+                    row_size = _size(values)
+                if row_size > _KEY_PART_MAX and values is row:  # only then can a key part be too long
                     check_key(values)
-                else:
-                    values = serialize(row)
                 owner = None if owner_of is None else owner_of(values)
             except BIND_ERRORS as exc:
                 refuse(position, *_reason(exc))
@@ -135,10 +140,7 @@ class Sink:
                 entry = open_groups[owner] = ([], [0])
             group, size = entry
             group.append((position, values))
-            try:
-                size[0] += sum(map(len, values)) + _CELL * len(values)
-            except TypeError:  # an UNSET_VALUE has no length
-                size[0] += _size(values)
+            size[0] += row_size
             if len(group) >= max_rows or size[0] >= max_bytes:
                 del open_groups[owner]
                 yield group

@@ -8,7 +8,8 @@ onto the first 256 code points, so any key survives JSON), ``p``/``o`` its parti
 ``ts`` its Kafka timestamp (ms); ``n`` is the payloads' size in bytes. The worker parses ``v``
 itself, and can dead-letter the original payload and key byte for byte.
 
-:func:`messages` gives the worker one entry per message (``{"v", "k", "p", "o", "ts", "n"}``, the
+:func:`columns` gives the worker the lists themselves (it dead-letters a message by its index,
+:func:`letter_at`), :func:`messages` one entry per message (``{"v", "k", "p", "o", "ts", "n"}``, the
 shape of :func:`entry`); a batch of the older form, ``{"messages": [entry, ...]}``, reads the same.
 """
 
@@ -54,6 +55,26 @@ def messages(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"v": v, "k": k, "p": p, "o": o, "ts": ts, "n": len(v.encode("utf-8"))}
             for v, k, p, o, ts in zip(payload["v"], payload["k"], payload["p"], payload["o"], payload["ts"],
                                       strict=True)]
+
+
+def columns(payload: dict[str, Any]) -> dict[str, Any]:
+    """A task argument in the column-wise form (see the module's docstring), which the worker reads
+    without an object per message; an argument of the older form is turned into it."""
+    if "v" in payload:
+        if "n" not in payload:
+            return {**payload, "n": sum(len(v.encode("utf-8")) for v in payload["v"])}
+        return payload
+    entries = list(payload.get("messages") or ())
+    return {"bridged_at": payload.get("bridged_at"), "v": [m.get("v") for m in entries],
+            "k": [m.get("k") for m in entries], "p": [m.get("p", -1) for m in entries],
+            "o": [m.get("o", -1) for m in entries], "ts": [m.get("ts") for m in entries],
+            "n": sum(m.get("n", 0) for m in entries)}
+
+
+def letter_at(columns: dict[str, Any], index: int, reason: str, detail: str) -> DeadLetter:
+    """The dead letter of the message at ``index`` of a column-wise argument (:func:`columns`)."""
+    return letter({"v": columns["v"][index], "k": columns["k"][index], "p": columns["p"][index],
+                   "o": columns["o"][index]}, reason, detail)
 
 
 def letter(message: dict[str, Any], reason: str, detail: str) -> DeadLetter:

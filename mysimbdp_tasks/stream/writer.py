@@ -20,7 +20,6 @@ batch comes, so the metrics table counts every written message within a window o
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import socket
@@ -37,11 +36,12 @@ from ..core.errors import RowError, UnknownSinkError
 from ..core.names import STREAM_METRICS_TABLE as STREAM_METRICS
 from ..core.quality import Checker, merge
 from ..core.reports import Report, Window, send_report
-from ..core.rows import checked
+from ..core.rows import checked, no_collections
 from ..core.tenants import Tenant
 from ..services import completions, context, deadletters, outputs, quality_metrics, telemetry
 from ..services.deadletters import DeadLetter
 from . import wire
+from .messages import loads
 
 log = logging.getLogger(__name__)
 
@@ -52,71 +52,82 @@ _COLUMNS = ("day", "window_start", "worker", "window_end", "messages", "bytes", 
 def ingest_messages(tenant_name: str, batch: dict[str, Any], task_id: str, send: outputs.Send | None = None) -> int:
     """Write one micro-batch, dead-letter what cannot be written, mark it done; returns the rows written."""
     tenant = context.tenant(tenant_name)
-    messages = wire.messages(batch)
+    columns = wire.columns(batch)
     sink = context.sink(tenant)
     converter, check = checked(tenant, sink.encoder)  # with quality rules, values the rules read
-    rows, sources, records, refused = _rows(converter, messages, check)
-    t0 = time.perf_counter()
-    routes = _routes(tenant, sources, records, refused) if tenant.sinks else None
-    gone: set[int] = set()
+    with no_collections():  # a micro-batch makes no cycles: as a batch chunk (core/rows.py)
+        rows, kept, records, refused = _rows(converter, columns["v"], check, keep_records=bool(tenant.sinks))
+        letters = [wire.letter_at(columns, index, reason, detail) for index, reason, detail in refused]
+        t0 = time.perf_counter()
+        routes = _routes(tenant, columns, kept, records, letters) if tenant.sinks else None
+        gone: set[int] = set()
 
-    def refuse(position: int, reason: str, detail: str) -> None:
-        gone.add(position)
-        refused.append(wire.letter(sources[position], reason, detail))
+        def refuse(position: int, reason: str, detail: str) -> None:
+            gone.add(position)
+            letters.append(wire.letter_at(columns, kept[position], reason, detail))
 
-    # The sink calls back (possibly from the driver's threads) for each row Cassandra refuses for good.
-    if routes is None:
-        written = sink.write(rows, refuse=refuse)
-    else:
-        primary = [i for i, targets in enumerate(routes) if sinks.routed(targets, sinks.PRIMARY)]
-        written = sink.write([rows[i] for i in primary], refuse=lambda p, r, d: refuse(primary[p], r, d))
-        _fan_out(tenant, records, routes, gone, task_id, send)
+        # The sink calls back (possibly from the driver's threads) for each row Cassandra refuses for good.
+        if routes is None:
+            written = sink.write(rows, refuse=refuse)
+        else:
+            primary = [i for i, targets in enumerate(routes) if sinks.routed(targets, sinks.PRIMARY)]
+            written = sink.write([rows[i] for i in primary], refuse=lambda p, r, d: refuse(primary[p], r, d))
+            _fan_out(tenant, records, routes, gone, task_id, send)
+        del rows
     done = time.time()
     elapsed_ms = (time.perf_counter() - t0) * 1000
-    deadletters.send_all(context.kafka_producer(), tenant.name, refused)
+    deadletters.send_all(context.kafka_producer(), tenant.name, letters)
     completions.mark_done(context.redis_client(), task_id)
-    latencies = [done * 1000 - m["ts"] for m in messages if m.get("ts")]
-    telemetry.messages_written(tenant.name, written, latencies, (letter.reason for letter in refused))
+    now_ms = done * 1000
+    latencies = [now_ms - ts for ts in columns["ts"] if ts]
+    telemetry.messages_written(tenant.name, written, latencies, (letter.reason for letter in letters))
     if check is not None:
         telemetry.quality_checked(tenant.name, "stream", tenant.quality.actions, check.counts())
-    _account(tenant, written, sum(m.get("n", 0) for m in messages), elapsed_ms, latencies, len(refused), done,
+    _account(tenant, written, columns["n"], elapsed_ms, latencies, len(letters), done,
              check.counts() if check is not None else None)
     return written
 
 
-def _rows(converter: RowConverter, messages: list[dict[str, Any]], check: Checker | None = None
-          ) -> tuple[list[Any], list[dict[str, Any]], list[Any], list[DeadLetter]]:
-    """The rows to write, the message and decoded record of each, and the dead letters of those that
-    do not convert or fail a ``refuse`` quality rule (reason ``quality:<rule>``)."""
-    rows, sources, records, refused = [], [], [], []
-    for message in messages:
+def _rows(converter: RowConverter, values: list[str], check: Checker | None = None, keep_records: bool = True
+          ) -> tuple[list[Any], list[int], list[Any], list[tuple[int, str, str]]]:
+    """The rows to write, the index of each one's message (and, ``keep_records``, its decoded record),
+    and (index, reason, detail) of the messages that do not convert or fail a ``refuse`` quality
+    rule (reason ``quality:<rule>``)."""
+    rows: list[Any] = []
+    kept: list[int] = []
+    records: list[Any] = []
+    refused: list[tuple[int, str, str]] = []
+    decode, convert = loads, converter.convert
+    for index, value in enumerate(values):
         try:
-            record = json.loads(message["v"])
-            row = converter.convert(record)
-            refusal = None if check is None else check(row)
-            if refusal is not None:
-                refused.append(wire.letter(message, *refusal))
-                continue
+            record = decode(value)
+            row = convert(record)
+            if check is not None:
+                refusal = check(row)
+                if refusal is not None:
+                    refused.append((index, *refusal))
+                    continue
             rows.append(row)
-            sources.append(message)
-            records.append(record)
+            kept.append(index)
+            if keep_records:
+                records.append(record)
         except RowError as exc:  # the bridge validated it; only a changed schema gets here
-            refused.append(wire.letter(message, exc.reason, exc.detail))
+            refused.append((index, exc.reason, exc.detail))
         except Exception as exc:  # noqa: BLE001 - whatever one message triggers is its fault alone
-            refused.append(wire.letter(message, "unusable_message", f"{type(exc).__name__}: {str(exc)[:200]}"))
-    return rows, sources, records, refused
+            refused.append((index, "unusable_message", f"{type(exc).__name__}: {str(exc)[:200]}"))
+    return rows, kept, records, refused
 
 
-def _routes(tenant: Tenant, sources: list[dict[str, Any]], records: list[Any], refused: list[DeadLetter]
+def _routes(tenant: Tenant, columns: dict[str, Any], kept: list[int], records: list[Any], letters: list[DeadLetter]
             ) -> list[frozenset[str] | None]:
     """The sinks each message asks for (None: all); one naming a sink the tenant lacks is dead-lettered
     (the bridge checked, so only a config changed since gets here) and goes nowhere."""
     routes: list[frozenset[str] | None] = []
-    for message, record in zip(sources, records, strict=True):
+    for index, record in zip(kept, records, strict=True):
         try:
             routes.append(sinks.route(record, tenant.sinks))
         except UnknownSinkError as exc:
-            refused.append(wire.letter(message, exc.reason, exc.detail))
+            letters.append(wire.letter_at(columns, index, exc.reason, exc.detail))
             routes.append(frozenset())
     return routes
 

@@ -144,7 +144,11 @@ def finalize_file(self: Task, job: dict[str, Any]) -> None:
     _run_batch(self, job, None, lambda: batch.finish(job), slotted=False)
 
 
-@shared_task(name=names.INGEST_MESSAGES, **RETRY)
+# No task events for micro-batches: the pool's parent published three per task (received, started,
+# succeeded), about a tenth of a stream pool's CPU (py-spy, benchmarks/README.md), and tens of
+# micro-batches a second would crowd the file tasks out of Flower's task list. Flower still shows
+# the stream queues and the pools; the metrics windows and the bridge's lag tell how streams go.
+@shared_task(name=names.INGEST_MESSAGES, send_events=False, **RETRY)
 def ingest_messages(self: Task, tenant_name: str, batch_: dict[str, Any]) -> None:
     task_id = str(self.request.id)
     what = f"tenant={tenant_name} task={task_id} stream batch of {wire.count(batch_)} messages"

@@ -156,6 +156,17 @@ def test_the_latency_sample_is_bounded_but_the_average_and_maximum_are_exact() -
     assert report.p95_latency_ms == pytest.approx(95_000, rel=0.01)
 
 
+def test_a_reservoir_fed_many_values_at_once_keeps_the_sample_one_by_one_would() -> None:
+    values = [float(v) for v in range(2_500)]
+    one, many = Reservoir(size=1000, rng=random.Random(5)), Reservoir(size=1000, rng=random.Random(5))
+    for v in values:
+        one.add(v)
+    for i in range(0, len(values), 700):  # across the point where the sample is full
+        many.extend(values[i:i + 700])
+    many.extend([])
+    assert (many.values, many.seen) == (one.values, one.seen)
+
+
 def test_a_window_is_due_every_interval_and_flushing_starts_the_next() -> None:
     window = _window()
     assert not window.due(1000.0)

@@ -85,6 +85,36 @@ def test_a_dead_bridge_lag_goes_with_it_and_counters_stay(metrics_dir: Path) -> 
     assert got[("mysimbdp_discarded_messages_total", (("reason", "bad_json"), ("tenant", "tunit")))] == 2
 
 
+def test_many_latencies_land_in_the_buckets_one_observe_each_would() -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    amounts = [0.0, 0.001, 0.0049, 0.005, 0.0051, 0.25, 0.25, 1.0, 7.5, 1e9]
+    bounds = (0.005, 0.025, 0.25, 1.0, 10.0)
+
+    def samples(fill: Any) -> dict[str, float]:
+        registry = CollectorRegistry()
+        child = Histogram("lat", "d", ["tenant"], buckets=bounds, registry=registry).labels("t")
+        fill(child)
+        return {f"{s.name}{s.labels.get('le', '')}": s.value for f in registry.collect() for s in f.samples
+                if not s.name.endswith("_created")}
+
+    one_by_one = samples(lambda child: [child.observe(a) for a in amounts])
+    together = samples(lambda child: telemetry.observe_all(child, amounts))
+    assert together.keys() == one_by_one.keys()
+    for name, value in one_by_one.items():
+        assert together[name] == pytest.approx(value), name
+    assert together["lat_bucket0.005"] == 4  # a bound holds the values equal to it
+
+
+def test_stream_latencies_count_once_per_message(metrics_dir: Path) -> None:
+    telemetry.messages_written("tunit", 3, [120.0, 4000.0, -5.0], ["bad_value"])
+    got = collected(metrics_dir)
+    key = (("path", "stream"), ("tenant", "tunit"))
+    assert got[("mysimbdp_end_to_end_latency_seconds_count", key)] == 3
+    assert got[("mysimbdp_end_to_end_latency_seconds_sum", key)] == pytest.approx(4.12)
+    assert got[("mysimbdp_rows_ingested_total", key)] == 3
+
+
 def test_scrape_time_families() -> None:
     fams = {f.name: f for f in telemetry.families({
         "quota": [("t1", "files", 3, 500)], "queues": [("t1", "batch", 4)],

@@ -61,6 +61,18 @@ def test_histogram_percentiles_are_within_four_percent_above_the_exact_ones() ->
         assert got is not None and exact <= got <= exact * 1.04
 
 
+def test_a_latency_lands_in_the_first_bucket_whose_upper_bound_holds_it() -> None:
+    for b in (1, 2, 57, 300, histogram.MAX_BUCKET):
+        bound = histogram.upper_bound(b)
+        assert histogram.bucket_of(bound) == b
+        assert histogram.bucket_of(bound * (1 + 1e-12)) == min(b + 1, histogram.MAX_BUCKET)
+        assert histogram.bucket_of(histogram.lower_bound(b) * (1 + 1e-12)) == b
+    assert histogram.bucket_of(1.0) == histogram.bucket_of(float("nan")) == 0
+    assert histogram.bucket_of(float("inf")) == histogram.bucket_of(1e300) == histogram.MAX_BUCKET
+    values = [0.5, 1.0, 1.5, 3.0, 3.0, 250.0, 1e300]
+    assert histogram.add({7: 1}, values) == {0: 2, 11: 1, 29: 2, 141: 1, histogram.MAX_BUCKET: 1, 7: 1}
+
+
 def test_histograms_of_windows_merge_into_the_histogram_of_all_values() -> None:
     a, b = [3.0, 40.0, 41.0], [500.0, 0.2, -7.0]  # clock skew can make a latency negative
     assert histogram.merge([histogram.add({}, a), None, histogram.add({}, b)]) == histogram.add({}, a + b)
