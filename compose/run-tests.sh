@@ -11,6 +11,20 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] && export PATH="$PWD/.venv/bin:$PATH"
 export MYSIMBDP_HOME="${MYSIMBDP_HOME:-$PWD/.mysimbdp}"
 
+# The stages run a plain stack: the secure tests start a secure one of their own on another address
+# (SECURE_STACK_HOST). A home made secure (`make demo` on a new home is) is not turned plain under
+# its data: its platform and stack are stopped, and the tests run on a home beside it.
+if [ -e "$MYSIMBDP_HOME/secure" ]; then
+    echo "== $MYSIMBDP_HOME is secure: stopping its platform and stack; the tests use $MYSIMBDP_HOME-plain"
+    MYSIMBDP_SECURE=1 mysimbdp down >/dev/null 2>&1 || true
+    MYSIMBDP_SECURE=1 mysimbdp stack down || true
+    jars="$MYSIMBDP_HOME/jars"
+    export MYSIMBDP_HOME="$MYSIMBDP_HOME-plain"
+    mkdir -p "$MYSIMBDP_HOME"
+    [ -d "$jars" ] && [ ! -e "$MYSIMBDP_HOME/jars" ] && ln -s "$jars" "$MYSIMBDP_HOME/jars"
+fi
+export MYSIMBDP_SECURE=0
+
 CLUSTER_HOME="$MYSIMBDP_HOME-cluster"
 cleanup() {
     mysimbdp down >/dev/null 2>&1 || true
