@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,18 @@ def write_cqlsh_copy(src: Path, dst: Path) -> int:
         for r in read_rows(src):
             fields = [cqlsh_timestamp(r["created_utc"]), *(cqlsh_field(one_line(r[c])) for c in COLUMNS[1:])]
             out.write(",".join(fields) + "\n")
+            n += 1
+    return n
+
+
+def write_jsonl(src: Path, dst: Path) -> int:
+    """Write ``src``'s records as JSON Lines, one object per record (``created_utc`` an integer of
+    epoch seconds, the rest strings, as a tenant's JSON export has them); return the records written."""
+    n = 0
+    with dst.open("w", encoding="utf-8") as out:
+        for r in read_rows(src):
+            record = {"created_utc": int(r["created_utc"]), **{c: r[c] for c in COLUMNS[1:]}}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
             n += 1
     return n
 

@@ -49,6 +49,9 @@ def render(doc: dict[str, Any], out: Path) -> Path:
     return plotting.save(fig, _title(doc), out)
 
 
+_FORMATS = {"csv": "CSV", "json": "tenant2 rows as JSON Lines"}
+
+
 def _title(doc: dict[str, Any]) -> str:
     r = doc.get("ratios", {})
 
@@ -56,5 +59,6 @@ def _title(doc: dict[str, Any]) -> str:
         return "n/a" if v is None else f"{v:.2f}x"
 
     return (f"mysimbdp anchors, {doc.get('started_at', '')}, {doc.get('host', {}).get('cpus', '?')} CPUs, "
-            f"{doc.get('input', {}).get('mb', '?')} MB CSV: pipeline is {x(r.get('pipeline_vs_best_cqlsh'))} "
-            f"the best cqlsh, {x(r.get('pipeline_vs_best_dsbulk'))} the best dsbulk")
+            f"{doc.get('input', {}).get('mb', '?')} MB {_FORMATS.get(doc.get('format', 'csv'), 'CSV')}: pipeline is "
+            + ", ".join(f"{x(r.get(f'pipeline_vs_best_{tool}'))} the best {tool}"
+                        for tool in ("cqlsh", "dsbulk") if r.get(f"pipeline_vs_best_{tool}") is not None))

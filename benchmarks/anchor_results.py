@@ -96,7 +96,8 @@ def ratios(runs: Sequence[LoaderRun]) -> dict[str, Any]:
         out[f"best_{tool}"] = other.case if other else None
         cpu_other = max((x.cpu_bound_rows_per_s for x in runs if x.tool == tool), default=0.0)
         cpu_pipeline = max((x.cpu_bound_rows_per_s for x in runs if x.tool == "pipeline"), default=0.0)
-        out[f"pipeline_vs_best_{tool}_cpu_bound"] = round(cpu_pipeline / cpu_other, 3) if cpu_other else None
+        out[f"pipeline_vs_best_{tool}_cpu_bound"] = (round(cpu_pipeline / cpu_other, 3)
+                                                     if cpu_other and cpu_pipeline else None)
     return out
 
 

@@ -30,8 +30,10 @@ INSTALL_TIMEOUT_S = 1800.0
 CQLSH_TUNED = "NUMPROCESSES=2 AND MAXBATCHSIZE=100 AND MINBATCHSIZE=50 AND CHUNKSIZE=10000"
 DSBULK_TUNED = ("--batch.mode", "REPLICA_SET", "--batch.maxBatchStatements", "100")
 # What this data needs (epoch-second timestamps, long bodies, RFC 4180 doubled quotes).
-DSBULK_FORMAT = ("--codec.timestamp", "UNITS_SINCE_EPOCH", "--codec.unit", "SECONDS",
-                 "--connector.csv.maxCharsPerColumn", "-1", "--connector.csv.escape", '"\\""')
+DSBULK_TIMESTAMPS = ("--codec.timestamp", "UNITS_SINCE_EPOCH", "--codec.unit", "SECONDS")
+DSBULK_FORMAT = (*DSBULK_TIMESTAMPS, "--connector.csv.maxCharsPerColumn", "-1", "--connector.csv.escape", '"\\""')
+# JSON Lines: the json connector reads one document after another (its default mode).
+DSBULK_JSON = ("-c", "json", *DSBULK_TIMESTAMPS)
 
 
 @dataclass(frozen=True)
@@ -99,11 +101,13 @@ def cqlsh_argv(cqlsh: Path, host: str, port: int, table: str, path: Path, settin
 
 
 def dsbulk_argv(runtime: str, folder: Path, host: str, port: int, keyspace: str, table: str, path: Path,
-                logs: Path, setting: Setting) -> list[str]:
+                logs: Path, setting: Setting, fmt: str = "csv") -> list[str]:
     tuned = list(DSBULK_TUNED) if setting.name == "tuned" else []
+    # The connector's short options (-url, -header) are the csv connector's: name json's in full.
+    data = (["-url", str(path), "-header", "true", *DSBULK_FORMAT] if fmt == "csv"
+            else [*DSBULK_JSON, "--connector.json.url", str(path)])
     return [runtime, "-cp", f"{folder}/*", DSBULK_MAIN, "load", "-h", host, "-port", str(port), "-k", keyspace,
-            "-t", table, "-url", str(path), "-header", "true", *DSBULK_FORMAT, *tuned,
-            "--log.directory", str(logs)]
+            "-t", table, *data, *tuned, "--log.directory", str(logs)]
 
 
 _CQLSH_DONE = re.compile(r"(-?[\d,]+) rows imported from \d+ files? in (.+?) \((\d+) skipped\)")

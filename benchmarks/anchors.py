@@ -1,6 +1,7 @@
 """The anchors benchmark: the pipeline against the bulk loaders a Cassandra user would pick.
 
-    mysimbdp bench anchors [--mb 50] [--quick] [--only pipeline,cqlsh,dsbulk] [--json FILE] [--plot FILE]
+    mysimbdp bench anchors [--mb 50] [--format csv|json] [--quick] [--only pipeline,cqlsh,dsbulk] [--json FILE]
+                           [--plot FILE]
     python -m benchmarks.anchors [same options]
 
 In one run, one generated tenant2-style CSV file is loaded, each time into a fresh table of
@@ -12,12 +13,15 @@ tenant2's schema, by:
 
 Every table is compared row by row with the generated rows. Prints a table with rows/s, CPU per row
 per role and peak RSS, the ratios of the pipeline to the best setting of each tool, writes JSON and
-a PNG plot; exits 1 if any table does not hold exactly the rows it should. See benchmarks/README.md.
+a PNG plot; exits 1 if any table does not hold exactly the rows it should. With ``--format json``
+the same rows are loaded from a JSON Lines copy of the file by the pipeline and dsbulk (cqlsh's
+COPY reads CSV only). See benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import time
@@ -43,11 +47,16 @@ CQLSH_NOTE = ("cqlsh loaded a converted copy of the same rows: fields quoted wit
               "\\n or \\r (its COPY FROM hangs on a field that spans lines); its table is checked against "
               "the rows with that substitution")
 DSBULK_NOTE = "dsbulk loaded the generated file itself, with " + " ".join(anchor_tools.DSBULK_FORMAT)
+DSBULK_JSON_NOTE = ("dsbulk loaded the JSON Lines copy the pipeline loaded, with "
+                    + " ".join(anchor_tools.DSBULK_JSON))
+FORMATS = ("csv", "json")
+JSON_LOADERS = ("pipeline", "dsbulk")  # cqlsh's COPY FROM reads CSV only
 
 
 @dataclass(frozen=True)
 class Options:
     mb: float = 50
+    fmt: str = "csv"  # "json": the same rows as JSON Lines, for the pipeline and dsbulk
     quick: bool = False
     only: tuple[str, ...] = LOADERS
     concurrency: int = 2
@@ -73,8 +82,11 @@ def _loaders(text: str) -> tuple[str, ...]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mysimbdp bench anchors", description=__doc__.split("\n")[0])
     p.add_argument("--mb", type=float, help="size of the CSV file in MB (default 50)")
+    p.add_argument("--format", dest="fmt", choices=FORMATS, default="csv",
+                   help="csv (default), or json: the same rows as JSON Lines, loaded by the pipeline and dsbulk")
     p.add_argument("--quick", action="store_true", help=f"a smoke run on a {QUICK_MB:g} MB file (--mb still wins)")
-    p.add_argument("--only", type=_loaders, default=LOADERS, help="loaders to run (default pipeline,cqlsh,dsbulk)")
+    p.add_argument("--only", type=_loaders, help="loaders to run (default pipeline,cqlsh,dsbulk; for json "
+                                                 "pipeline,dsbulk)")
     p.add_argument("--concurrency", type=int, default=Options.concurrency, help="worker pool processes (default 2)")
     p.add_argument("--json", dest="json_out", type=Path, default=Options.json_out, help="write the results here")
     p.add_argument("--plot", dest="plot_out", type=Path, default=Options.plot_out, help="write the PNG plot here")
@@ -95,9 +107,12 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     mb = args.mb if args.mb is not None else (QUICK_MB if args.quick else Options.mb)
     if mb <= 0:
         raise BenchmarkError(f"--mb: expected a positive size, got {mb:g}")
-    return Options(mb=mb, quick=args.quick, only=args.only, concurrency=args.concurrency, json_out=args.json_out,
-                   plot_out=None if args.no_plot else args.plot_out, workdir=args.workdir, cache=args.cache,
-                   keep=args.keep, warmup=not args.no_warmup)
+    only = args.only or (JSON_LOADERS if args.fmt == "json" else LOADERS)
+    if args.fmt == "json" and "cqlsh" in only:
+        raise BenchmarkError("--format json: cqlsh's COPY FROM reads CSV only; choose --only from pipeline,dsbulk")
+    return Options(mb=mb, fmt=args.fmt, quick=args.quick, only=only, concurrency=args.concurrency,
+                   json_out=args.json_out, plot_out=None if args.no_plot else args.plot_out, workdir=args.workdir,
+                   cache=args.cache, keep=args.keep, warmup=not args.no_warmup)
 
 
 @dataclass(frozen=True)
@@ -115,11 +130,21 @@ def prepare(options: Options, data: Path, echo: Callable[[str], None]) -> Prepar
     if len(expected) != item.file.distinct_keys:
         raise BenchmarkError(f"{item.file.path}: read {len(expected):,} distinct keys back, the generator wrote "
                              f"{item.file.distinct_keys:,}")
+    if options.fmt == "json":
+        lines = item.file.path.with_suffix(".jsonl")
+        written = anchor_data.write_jsonl(item.file.path, lines)
+        echo(f"wrote the same {written:,} rows as JSON Lines: {lines.name} ({lines.stat().st_size / 2**20:.1f} MB)")
+        item = dataclasses.replace(item, fmt="jsonl",
+                                   file=dataclasses.replace(item.file, path=lines, bytes=lines.stat().st_size))
     copy = data / "cqlsh-copy.csv"
     if "cqlsh" in options.only:
         written = anchor_data.write_cqlsh_copy(item.file.path, copy)
         echo(f"wrote cqlsh's copy of the same {written:,} rows: {copy.name} ({copy.stat().st_size / 2**20:.1f} MB)")
-    return Prepared(item, data / "empty.csv", copy, expected)
+    empty = data / "empty.csv"
+    if options.fmt == "json":
+        empty = data / "empty.jsonl"
+        empty.write_bytes(b"")
+    return Prepared(item, empty, copy, expected)
 
 
 def _cqlsh_argv(cqlsh: Path, host: str, port: int, path: Path,
@@ -128,8 +153,9 @@ def _cqlsh_argv(cqlsh: Path, host: str, port: int, path: Path,
 
 
 def _dsbulk_argv(runtime: str, jars: Path, host: str, port: int, path: Path, logs: Path,
-                 setting: anchor_tools.Setting) -> Callable[[Tenant], list[str]]:
-    return lambda t: anchor_tools.dsbulk_argv(runtime, jars, host, port, t.namespace, t.table_name, path, logs, setting)
+                 setting: anchor_tools.Setting, fmt: str) -> Callable[[Tenant], list[str]]:
+    return lambda t: anchor_tools.dsbulk_argv(runtime, jars, host, port, t.namespace, t.table_name, path, logs,
+                                              setting, fmt)
 
 
 def _tool_runs(ctx: cases.Context, options: Options, prep: Prepared, echo: Callable[[str], None]) -> list[LoaderRun]:
@@ -149,8 +175,8 @@ def _tool_runs(ctx: cases.Context, options: Options, prep: Prepared, echo: Calla
         for setting in anchor_tools.SETTINGS["dsbulk"]:
             echo(f"{setting.case} ...")
             logs = ctx.workdir / f"dsbulk-{setting.name}" / "logs"
-            argv = _dsbulk_argv(runtime, jars, host, port, prep.item.file.path, logs, setting)
-            note = DSBULK_NOTE if setting.name == "defaults" else ""
+            argv = _dsbulk_argv(runtime, jars, host, port, prep.item.file.path, logs, setting, options.fmt)
+            note = (DSBULK_NOTE if options.fmt == "csv" else DSBULK_JSON_NOTE) if setting.name == "defaults" else ""
             runs.append(anchor_cases.tool(ctx, setting, argv, anchor_tools.parse_dsbulk, prep.expected, note))
             echo("  " + _line(runs[-1]))
     return runs
@@ -181,7 +207,7 @@ def run(settings: Settings, options: Options, echo: Callable[[str], None] = prin
         client.close()
         if not options.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    return runs, {"input": {**prep.item.to_dict(), "mb": options.mb}, "service_pids": others}
+    return runs, {"input": {**prep.item.to_dict(), "mb": options.mb}, "format": options.fmt, "service_pids": others}
 
 
 def _line(r: LoaderRun) -> str:

@@ -140,7 +140,7 @@ class Step:
             "landed_overall_per_s": r(self.landed_overall_per_s), "mean_ms": r(self.mean_ms), "p50_ms": r(self.p50_ms),
             "p95_ms": r(self.p95_ms), "p99_ms": r(self.p99_ms), "max_ms": r(self.max_ms), "drain_s": r(self.drain_s, 3),
             "backlog_growth_per_s": r(self.backlog_growth_per_s), "peak_backlog": self.peak_backlog,
-            "verdict": self.verdict, "kept_up": self.kept_up, "p99_within_1s": self.meets_latency,
+            "verdict": self.verdict, "kept_up": self.kept_up, "p99_within_bound": self.meets_latency,
             "sustained": self.sustained, "per_tenant": self.per_tenant, "details": self.details,
         }
 

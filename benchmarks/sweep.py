@@ -27,7 +27,7 @@ from typing import Any
 
 import redis
 
-from mysimbdp_tasks.batch.jobs import OPEN, Jobs
+from mysimbdp_tasks.batch.jobs import Jobs
 from mysimbdp_tasks.batch.sweeper import Sweeper
 from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.settings import Settings
@@ -78,8 +78,8 @@ def _backlog(client: redis.Redis, dispatch: Dispatch, processing: Path, n: int) 
 def _forget(client: redis.Redis, tenant: str, ids: list[str]) -> None:
     pipe = client.pipeline(transaction=False)
     for ingest_id in ids:
-        pipe.srem(OPEN, ingest_id)
-        pipe.delete(names.job_key(ingest_id))
+        pipe.srem(names.jobs_open_key(tenant), ingest_id)
+        pipe.delete(names.job_key(tenant, ingest_id))
     pipe.delete(names.batch_queue(tenant))
     pipe.execute()
 

@@ -54,7 +54,7 @@ def _open(job: dict[str, Any]) -> tuple[Tenant, Path, Jobs] | None:
     jobs = context.on_redis(Jobs)
     if path.exists():
         return tenant, path, jobs
-    if not jobs.is_finalized(job["ingest_id"]) and jobs.results(job["ingest_id"]):
+    if not jobs.is_finalized(job["tenant"], job["ingest_id"]) and jobs.results(job["tenant"], job["ingest_id"]):
         finalize(job, tenant)
     return None
 
@@ -86,22 +86,22 @@ def start(job: dict[str, Any], dispatch: Dispatch) -> None:
             key = filekeys.load(context.settings().home, tenant.name)
             first = Chunk(0, 0, sealed.verify(path, tenant.name, key), 1)
     except PermanentIngestError as exc:
-        jobs.start(job["ingest_id"], 1, started, [])
-        jobs.record(job["ingest_id"], 0, _failed_chunk(0, exc))
+        jobs.start(tenant.name, job["ingest_id"], 1, started, [])
+        jobs.record(tenant.name, job["ingest_id"], 0, _failed_chunk(0, exc))
         finalize(job, tenant)
         return
     job = {**job, "fmt": fmt}
     if planned is None or first.end_offset >= job["bytes"]:  # the only chunk: all admitted bytes are read (_pinned)
         if planned is not None:
             planned.close()
-        jobs.start(job["ingest_id"], 1, started, [asdict(first)], fmt)
+        jobs.start(tenant.name, job["ingest_id"], 1, started, [asdict(first)], fmt)
         _log_plan(tenant, job, 1)
         run_chunk(job, asdict(first), dispatch.sender.send_task)
         return
     with closing(planned):
         count = _fan_out(job, jobs, started, itertools.chain((first,), planned), dispatch)
     _log_plan(tenant, job, count)
-    if jobs.complete(job["ingest_id"]):  # every chunk ran while the plan was being finished
+    if jobs.complete(tenant.name, job["ingest_id"]):  # every chunk ran while the plan was being finished
         finalize(job, tenant)
 
 
@@ -121,8 +121,8 @@ def _fan_out(job: dict[str, Any], jobs: Jobs, started: float, chunks: Iterable[C
     the last chunk to finish, or this call if they all finished first, finalizes it. A scan that
     fails part way makes the rest of the file one more chunk, failed with the reason.
     """
-    ingest_id = job["ingest_id"]
-    jobs.start(ingest_id, None, started, None, job["fmt"])
+    tenant, ingest_id = job["tenant"], job["ingest_id"]
+    jobs.start(tenant, ingest_id, None, started, None, job["fmt"])
     plan: list[dict[str, Any]] = []
     try:
         for chunk in chunks:
@@ -131,8 +131,8 @@ def _fan_out(job: dict[str, Any], jobs: Jobs, started: float, chunks: Iterable[C
     except PermanentIngestError as exc:
         index, end = len(plan), plan[-1]["end_offset"] if plan else 0
         plan.append(asdict(Chunk(index, end, end, 0)))  # recorded at once: the sweeper never sends it
-        jobs.record(ingest_id, index, _failed_chunk(index, exc))
-    jobs.start(ingest_id, len(plan), started, plan, job["fmt"])
+        jobs.record(tenant, ingest_id, index, _failed_chunk(index, exc))
+    jobs.start(tenant, ingest_id, len(plan), started, plan, job["fmt"])
     return len(plan)
 
 
@@ -175,7 +175,7 @@ def run_chunk(job: dict[str, Any], chunk: dict[str, Any], send: outputs.Send | N
     outcome["ms"] = round((time.perf_counter() - t0) * 1000, 1)
     log.info("tenant=%s ingest=%s file=%s chunk=%d rows_ok=%d rows_refused=%d elapsed_ms=%.1f", tenant.name,
              job["ingest_id"], job["file"], c.index, outcome["rows_ok"], outcome["rows_refused"], outcome["ms"])
-    if jobs.record(job["ingest_id"], c.index, outcome):
+    if jobs.record(tenant.name, job["ingest_id"], c.index, outcome):
         finalize(job, tenant)
 
 
@@ -212,8 +212,8 @@ def finish(job: dict[str, Any]) -> None:
     if opened is None:
         return
     tenant, _, jobs = opened
-    chunks = jobs.chunk_count(job["ingest_id"])
-    if chunks is not None and len(jobs.results(job["ingest_id"])) >= chunks:
+    chunks = jobs.chunk_count(tenant.name, job["ingest_id"])
+    if chunks is not None and len(jobs.results(tenant.name, job["ingest_id"])) >= chunks:
         finalize(job, tenant)
 
 
@@ -239,19 +239,19 @@ def give_up(job: dict[str, Any], chunk: dict[str, Any] | None, exc: BaseExceptio
     if chunk is None:
         # The file task plans the file and runs it when it is one chunk; fanned out chunks have
         # tasks of their own, which record their own outcomes.
-        chunks = jobs.chunk_count(ingest_id)
+        chunks = jobs.chunk_count(tenant.name, ingest_id)
         if chunks is not None and chunks > 1:
             log.error("tenant=%s ingest=%s file=%s file task failed after planning %d chunks: %s",
                       tenant.name, ingest_id, job["file"], chunks, error)
             return
         if chunks is None:
-            jobs.start(ingest_id, 1, time.time(), [])
+            jobs.start(tenant.name, ingest_id, 1, time.time(), [])
         index = 0
     else:
         index = int(chunk["index"])
     log.error("tenant=%s ingest=%s file=%s chunk=%d failed for good: %s", tenant.name, ingest_id, job["file"],
               index, error)
-    if jobs.record(ingest_id, index, _failed_chunk(index, error)):
+    if jobs.record(tenant.name, ingest_id, index, _failed_chunk(index, error)):
         finalize(job, tenant)
 
 
@@ -259,22 +259,22 @@ def finalize(job: dict[str, Any], tenant: Tenant) -> None:
     """Move the file to done/ or failed/, write its receipt and metrics; refund if nothing landed."""
     jobs = context.on_redis(Jobs)
     ingest_id = job["ingest_id"]
-    if not jobs.claim_finalize(ingest_id):
+    if not jobs.claim_finalize(tenant.name, ingest_id):
         return
     try:
         _finalize(job, tenant, jobs)
     except BaseException:
-        jobs.release_finalize(ingest_id)  # let the retry of this task finalize
+        jobs.release_finalize(tenant.name, ingest_id)  # let the retry of this task finalize
         raise
 
 
 def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
     settings = context.settings()
     ingest_id = job["ingest_id"]
-    results = jobs.results(ingest_id)
+    results = jobs.results(tenant.name, ingest_id)
     total = summarize(results)
     errors = [r["error"] for r in results if r.get("error")]
-    started = jobs.started_at(ingest_id) or time.time()
+    started = jobs.started_at(tenant.name, ingest_id) or time.time()
     finished = time.time()
     if total["rows_ok"] > 0:
         # What landed is counted and kept, so the file is done even if reading it stopped early.
@@ -290,7 +290,7 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
     stage = folders.DONE if status == "done" else folders.FAILED
     folder = folders.Layout(settings.data).folder(stage, tenant.name)
     folder.mkdir(parents=True, exist_ok=True)
-    final = Path(jobs.final_path(ingest_id, str(folders.final_path(folder, ingest_id, job["file"]))))
+    final = Path(jobs.final_path(tenant.name, ingest_id, str(folders.final_path(folder, ingest_id, job["file"]))))
     rows = total["rows_ok"] + total["rows_refused"]
     receipt = {
         "tenant": tenant.name, "file": job["file"], "ingest_id": ingest_id, "status": status, "reason": reason,
@@ -328,9 +328,9 @@ def _finalize(job: dict[str, Any], tenant: Tenant, jobs: Jobs) -> None:
     _log_events(settings.logs, receipt, final)
     telemetry.file_finished(tenant.name, status, results, job["admitted_at"], finished)
     telemetry.quality_checked(tenant.name, "batch", tenant.quality.actions, total["quality"])
-    jobs.finalized(ingest_id)
+    jobs.finalized(tenant.name, ingest_id)
     if slots.LEASE_KEY in job:
-        slots.give_back(jobs.redis, ingest_id)
+        slots.give_back(jobs.redis, tenant.name, ingest_id)
 
 
 def _log_events(logs: Path, receipt: dict[str, Any], final: Path) -> None:

@@ -98,7 +98,7 @@ class Schedule:
         ingest_id = job["ingest_id"]
         if not self.redis.set(LOCK_PREFIX + ingest_id, "1", nx=True, ex=LOCK_S):
             return False  # another watcher is starting it
-        if not self.redis.hexists(names.job_key(ingest_id), "job"):  # else started by a release that died
+        if not self.jobs.is_open(job["tenant"], ingest_id):  # else started by a release that died
             job = {k: v for k, v in job.items() if k != "opens_at"}
             self._go(job, tenant, now)
             log.info("tenant=%s file=%s ingest=%s window open: started after %.0f s scheduled", job["tenant"],

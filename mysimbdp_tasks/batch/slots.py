@@ -22,7 +22,15 @@ sends its file task (a watcher that dies in between leaves the grant in a set it
 finishes). Every task of a granted file renews the slot while it runs (``hold_slot.lua`` at start,
 then a heartbeat every third of the lease); finalizing gives it back. A worker killed mid-file
 stops renewing and the slot is free again one lease later; its file's tasks, when they come back,
-find the slot gone, queue the file again at its old rank and retry until it is granted again.
+find the slot gone and ask for it again, the watcher queues the file again at its old rank, and
+the tasks retry until it is granted again.
+
+Who writes what: every slot key is the platform's (the watcher's), except two per tenant that its
+pool writes: its files' leases (``slot_lease_key``: the grant puts a file's lease there, the pool
+renews it and, finalizing, removes it) and its files that ask for a slot again (``slot_wanted_key``).
+The grant reads a holder's lease from its tenant's key, so in secure mode a pool cannot renew,
+give back or queue another tenant's file, nor move anyone's place in the line
+(security/redis_acl.py).
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ log = logging.getLogger(__name__)
 
 LOCK_S = 60
 LEASE_KEY = "slot_lease"  # job field: the lease (s) of a file that runs in a slot; absent: no slot
+WANTED_TTL_S = 7 * 24 * 3600  # a tenant's asks for a slot are forgotten after a week without one
 
 
 def _text(value: object) -> str:
@@ -63,8 +72,21 @@ def queued(client: redis.Redis, tenant: str | None = None) -> list[dict[str, Any
 
 
 def held(client: redis.Redis) -> list[str]:
-    """Ingest ids of the files holding a slot now."""
-    return [_text(i) for i in client.zrange(names.SLOTS_HELD, 0, -1)]
+    """Ingest ids of the files holding a slot now (a slot its pool gave back is not held, even
+    before the next grant frees it)."""
+    ids = [_text(i) for i in client.zrange(names.SLOTS_HELD, 0, -1)]
+    jobs = client.hmget(names.SLOTS_RUNNING, ids) if ids else []
+    owned = [(i, json.loads(raw)["tenant"]) for i, raw in zip(ids, jobs, strict=True) if raw is not None]
+    pipe = client.pipeline(transaction=False)
+    for ingest_id, tenant in owned:
+        pipe.zscore(names.slot_lease_key(tenant), ingest_id)
+    given_back = {i for (i, _), lease in zip(owned, pipe.execute() if owned else [], strict=True) if lease is None}
+    return [i for i in ids if i not in given_back]
+
+
+def rank(job: dict[str, Any]) -> float:
+    """A queued file's place in the line: its tenant's priority, then its admission time."""
+    return priorities.rank(int(job.get("priority", priorities.DEFAULT.level)), float(job["admitted_at"]))
 
 
 class Slots:
@@ -81,7 +103,7 @@ class Slots:
         job = {**job, "priority": level, LEASE_KEY: self.lease_s}
         pipe = self.redis.pipeline()
         pipe.hset(names.SLOTS_QUEUED_JOBS, job["ingest_id"], json.dumps(job))
-        pipe.zadd(names.SLOTS_QUEUED, {job["ingest_id"]: priorities.rank(level, float(job["admitted_at"]))})
+        pipe.zadd(names.SLOTS_QUEUED, {job["ingest_id"]: rank(job)})
         pipe.execute()
         log.info("tenant=%s file=%s ingest=%s queued for a batch slot, priority %d", job["tenant"], job["file"],
                  job["ingest_id"], level)
@@ -89,8 +111,10 @@ class Slots:
 
     def release_due(self, now: float | None = None) -> list[str]:
         """Grant the free slots, then start every granted file not started yet; their ingest ids."""
-        granted, lapsed = self._grant(keys=[names.SLOTS_HELD, names.SLOTS_QUEUED, names.SLOTS_GRANTED],
-                                      args=[self.slots, self.lease_s])
+        self._queue_again()
+        granted, lapsed = self._grant(keys=[names.SLOTS_HELD, names.SLOTS_QUEUED, names.SLOTS_GRANTED,
+                                            names.SLOTS_QUEUED_JOBS, names.SLOTS_RUNNING, names.SLOTS_LAPSED],
+                                      args=[self.slots, self.lease_s, names.SLOTS_LEASE_PREFIX])
         for ingest_id in lapsed:
             log.warning("ingest=%s batch slot given back: its lease lapsed (no worker renewed it for %.0f s)",
                         _text(ingest_id), self.lease_s)
@@ -101,14 +125,31 @@ class Slots:
                 started.append(ingest_id)
         return started
 
+    def _queue_again(self) -> None:
+        """Queue again, at its old place, each file whose lease lapsed and whose tasks came back asking
+        for a slot; forget one that was finalized (or expired) meanwhile."""
+        for key, raw in self.redis.hgetall(names.SLOTS_LAPSED).items():
+            ingest_id, job = _text(key), json.loads(raw)
+            if self.redis.srem(names.slot_wanted_key(job["tenant"]), ingest_id):
+                pipe = self.redis.pipeline()
+                pipe.hset(names.SLOTS_QUEUED_JOBS, ingest_id, raw)
+                pipe.zadd(names.SLOTS_QUEUED, {ingest_id: rank(job)})
+                pipe.hdel(names.SLOTS_LAPSED, ingest_id)
+                pipe.execute()
+                log.info("tenant=%s file=%s ingest=%s queued again for a batch slot: its tasks are back",
+                         job["tenant"], job["file"], ingest_id)
+            elif (not self.jobs.is_open(job["tenant"], ingest_id)
+                  or self.jobs.is_finalized(job["tenant"], ingest_id)):
+                self.redis.hdel(names.SLOTS_LAPSED, ingest_id)
+
     def _start(self, ingest_id: str, now: float) -> bool:
         if not self.redis.set(names.SLOTS_LOCK_PREFIX + ingest_id, "1", nx=True, ex=LOCK_S):
             return False  # another watcher is starting it
         raw = self.redis.hget(names.SLOTS_QUEUED_JOBS, ingest_id)
+        job = json.loads(raw) if raw is not None else None
         # A job already open was started before (by a watcher that died before cleaning up), or is
         # a running file granted its slot again: its own tasks are retrying for it.
-        if raw is not None and not self.redis.hexists(names.job_key(ingest_id), "job"):
-            job = json.loads(raw)
+        if job is not None and not self.jobs.is_open(job["tenant"], ingest_id):
             self.jobs.open(job, now)
             self.dispatch.send_file(job)
             log.info("tenant=%s file=%s ingest=%s batch slot granted: started after %.1f s queued (priority %d)",
@@ -123,17 +164,17 @@ class Slots:
 
 # -- the workers' side -------------------------------------------------------------------------
 def hold(client: redis.Redis, job: dict[str, Any], renew_only: bool = False) -> bool:
-    """Renew the file's slot; if it was given back, queue the file again (unless ``renew_only``)."""
-    ingest_id = job["ingest_id"]
+    """Renew the file's slot; if it was given back, ask for one again (unless ``renew_only``)."""
+    tenant, ingest_id = job["tenant"], job["ingest_id"]
     script = client.register_script(source("hold_slot"))
-    rank = priorities.rank(int(job.get("priority", priorities.DEFAULT.level)), float(job["admitted_at"]))
-    return bool(script(keys=[names.SLOTS_HELD, names.SLOTS_QUEUED, names.SLOTS_QUEUED_JOBS, names.job_key(ingest_id)],
-                       args=[ingest_id, float(job[LEASE_KEY]), rank, json.dumps(job), "1" if renew_only else "0"]))
+    return bool(script(keys=[names.slot_lease_key(tenant), names.slot_wanted_key(tenant),
+                             names.job_key(tenant, ingest_id)],
+                       args=[ingest_id, float(job[LEASE_KEY]), "1" if renew_only else "0", WANTED_TTL_S]))
 
 
-def give_back(client: redis.Redis, ingest_id: str) -> None:
-    """The file is finalized: its slot is free for the next queued file."""
-    client.zrem(names.SLOTS_HELD, ingest_id)
+def give_back(client: redis.Redis, tenant: str, ingest_id: str) -> None:
+    """The file is finalized: its slot is free for the next queued file (at the next grant)."""
+    client.zrem(names.slot_lease_key(tenant), ingest_id)
 
 
 @contextmanager

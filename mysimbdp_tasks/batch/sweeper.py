@@ -90,7 +90,7 @@ class Sweeper:
         if not wanted:
             self.suspects = set()
             return []
-        queues = sorted({names.batch_queue(job["job"]["tenant"]) for job in stale})
+        queues = sorted({names.batch_queue(job["tenant"]) for job in stale})
         lost = set(wanted) - broker.held_ids(self.redis, queues)
         resent = sorted(lost & self.suspects)
         for task_id in resent:
@@ -100,8 +100,8 @@ class Sweeper:
         return resent
 
     def _resend(self, job: dict[str, Any], task_id: str, need: Need) -> None:
-        data, ingest_id = job["job"], job["ingest_id"]
-        count = self.jobs.count_resend(ingest_id, task_id)
+        data, tenant, ingest_id = job["job"], job["tenant"], job["ingest_id"]
+        count = self.jobs.count_resend(tenant, ingest_id, task_id)
         if need.kind == "finalize" or count <= self.max_resends:
             log.warning("tenant=%s ingest=%s file=%s task %s was lost by the broker; sending it again (%d/%d)",
                         data["tenant"], ingest_id, data["file"], task_id, count, self.max_resends)
@@ -117,8 +117,8 @@ class Sweeper:
                   data["tenant"], ingest_id, data["file"], task_id, count)
         index = need.chunk["index"] if need.chunk is not None else 0
         if not job["plan"]:  # lost before planning: the file is one failed chunk
-            self.jobs.start(ingest_id, 1, time.time(), [], data.get("fmt", ""))
-        self.jobs.record(ingest_id, index, lost_outcome(index, count - 1))
+            self.jobs.start(tenant, ingest_id, 1, time.time(), [], data.get("fmt", ""))
+        self.jobs.record(tenant, ingest_id, index, lost_outcome(index, count - 1))
         self.dispatch.send_finalize(data)
 
     def run(self, stop: threading.Event, every: float | None = None) -> None:

@@ -38,7 +38,7 @@ from ..services.dispatch import Dispatch
 from ..services.outages import Waiter
 from ..services.quotas import Quotas
 from ..services.registry import Registry
-from . import claims, folders, fsevents, retries
+from . import claims, folders, fsevents, legacy, retries
 from .claims import CLAIM_NOTE, CLAIMS, PENDING
 from .claims import OUTAGES as _OUTAGES
 from .jobs import Jobs
@@ -358,6 +358,7 @@ class Watcher:
         observer.start()
         log.info("watching %s", self.staging)
         try:
+            wait.call(lambda: legacy.adopt(self.redis))  # jobs in flight across an upgrade
             wait.call(self.recover)
             while not stop.is_set():
                 wait.call(self.scan, resume=self.recover)

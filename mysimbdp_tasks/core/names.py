@@ -80,16 +80,25 @@ ADMISSION_PREFIX = PREFIX + "admission:"
 JOB_PREFIX = PREFIX + "job:"
 REDELIVERIES_PREFIX = PREFIX + "redeliveries:"
 REPLAYED_PREFIX = PREFIX + "replayed:"
-JOBS_OPEN = PREFIX + "jobs:open"  # set of ingest ids admitted and not finalized yet
+# Open jobs (ingest ids admitted and not finalized yet): one set per tenant, ``jobs_open_key``;
+# ``JOBS_OPEN`` itself is the one set of a platform before that (batch/legacy.py adopts it).
+JOBS_OPEN = PREFIX + "jobs:open"
+JOBS_TENANTS = PREFIX + "jobs:tenants"  # set of tenants that may have open jobs (the sweeper's index)
 WATCHER_PENDING = PREFIX + "watcher:pending"  # hash: ingest id -> job JSON, until its task is sent
 # Batch slots (batch/slots.py): holders (ingest id -> lease end), the queue (ingest id -> rank) with
-# its jobs (hash), and the granted files whose task is not sent yet (set).
+# its jobs (hash), the granted files whose task is not sent yet (set), the running files' jobs (hash)
+# and the jobs of files whose lease lapsed (hash). The platform's alone; a tenant's pool renews its
+# files' leases in its own keys (slot_lease_key, slot_wanted_key).
 SLOTS_PREFIX = PREFIX + "slots:"
 SLOTS_HELD = SLOTS_PREFIX + "held"
 SLOTS_QUEUED = SLOTS_PREFIX + "queued"
 SLOTS_QUEUED_JOBS = SLOTS_PREFIX + "queued:jobs"
 SLOTS_GRANTED = SLOTS_PREFIX + "granted"
+SLOTS_RUNNING = SLOTS_PREFIX + "running"
+SLOTS_LAPSED = SLOTS_PREFIX + "lapsed"
 SLOTS_LOCK_PREFIX = SLOTS_PREFIX + "lock:"
+SLOTS_LEASE_PREFIX = SLOTS_PREFIX + "lease:"
+SLOTS_WANTED_PREFIX = SLOTS_PREFIX + "wanted:"
 
 
 def usage_key(tenant: str, day: str) -> str:
@@ -139,19 +148,41 @@ def replayed_key(tenant: str) -> str:
     return f"{REPLAYED_PREFIX}{tenant}"
 
 
-def job_key(ingest_id: str) -> str:
+def job_key(tenant: str, ingest_id: str) -> str:
     """Hash of one file's ingestion: the job, its plan, timestamps, finalized."""
-    return f"{JOB_PREFIX}{ingest_id}"
+    return f"{JOB_PREFIX}{tenant}:{ingest_id}"
 
 
-def job_chunks_key(ingest_id: str) -> str:
+def job_chunks_key(tenant: str, ingest_id: str) -> str:
     """Hash: chunk index -> that chunk's outcome (JSON)."""
-    return f"{JOB_PREFIX}{ingest_id}:chunks"
+    return f"{job_key(tenant, ingest_id)}:chunks"
 
 
-def job_finalizing_key(ingest_id: str) -> str:
+def job_finalizing_key(tenant: str, ingest_id: str) -> str:
     """Short lock held by the one task finalizing the job."""
-    return f"{JOB_PREFIX}{ingest_id}:finalizing"
+    return f"{job_key(tenant, ingest_id)}:finalizing"
+
+
+def jobs_open_key(tenant: str) -> str:
+    """Set of the tenant's ingest ids admitted and not finalized yet."""
+    return f"{JOBS_OPEN}:{tenant}"
+
+
+def legacy_job_keys(ingest_id: str) -> tuple[str, str]:
+    """The job hash and chunk outcomes of a platform that named them by ingest id only (in the one
+    open set ``JOBS_OPEN``); read once, to adopt them (batch/legacy.py)."""
+    return f"{JOB_PREFIX}{ingest_id}", f"{JOB_PREFIX}{ingest_id}:chunks"
+
+
+def slot_lease_key(tenant: str) -> str:
+    """Sorted set: ingest id of each of the tenant's files holding a batch slot -> end of its lease
+    (Redis time). Its pool renews and gives back there; the platform's grants read it."""
+    return f"{SLOTS_LEASE_PREFIX}{tenant}"
+
+
+def slot_wanted_key(tenant: str) -> str:
+    """Set: the tenant's files whose tasks came back after their lease lapsed and ask for a slot again."""
+    return f"{SLOTS_WANTED_PREFIX}{tenant}"
 
 
 # -- Kafka -----------------------------------------------------------------------------------

@@ -20,28 +20,44 @@ from .identities import ADMIN, account, tenant_principal
 
 log = logging.getLogger(__name__)
 
-# Exchanges whose binding sets a worker adds itself to: remote control, its replies, task events.
-CELERY_EXCHANGES = ("celery.pidbox", "reply.celery.pidbox", "celeryev")
+# Exchanges whose binding sets a worker adds itself to: its remote-control queue's, to hear broadcasts.
+CELERY_EXCHANGES = ("celery.pidbox",)
 # kombu's binding table of an exchange, and its set of bindings that never expire.
 BINDING_TABLES = ("binding", "binding_permanent")
-# Platform keys named by an ingest id only (a uuid, not the tenant): any pool may reach them.
-BY_ID_KEYS = (names.JOB_PREFIX + "*", names.JOBS_OPEN,
-              names.SLOTS_PREFIX + "*")  # batch slots: every pool renews its files' and gives them back
 REGISTRY_KEYS = (names.TENANTS, names.TENANTS_ACTIVE)  # read only
+# Pub/sub channels, as kombu's Redis transport names them: "/<db>." + exchange ("fanout_prefix"),
+# then "/" + routing key ("fanout_patterns"). Celery's remote control is the fanout exchange
+# "celery.pidbox" (broadcast, routing key ""): a worker PSUBSCRIBEs its channel. Task and worker
+# events go to "celeryev" (made a fanout exchange on Redis), routing key the event's type
+# ("task.succeeded", "worker.heartbeat"): a worker PUBLISHes them; without gossip it hears none.
+PIDBOX_EXCHANGE = "celery.pidbox"
+EVENTS_EXCHANGE = "celeryev"
+PUBSUB_COMMANDS = ("subscribe", "psubscribe", "unsubscribe", "punsubscribe")
+
+
+def pidbox_channel(db: int) -> str:
+    return f"/{db}.{PIDBOX_EXCHANGE}"
+
+
+def events_channels(db: int) -> str:
+    """The pattern of every event channel (for PUBLISH: a glob, not a PSUBSCRIBE pattern)."""
+    return f"/{db}.{EVENTS_EXCHANGE}/*"
 
 
 def digest(password: str) -> str:
     return hashlib.sha256(password.encode()).hexdigest()
 
 
-def tenant_rules(tenant: str) -> list[str]:
-    """The ACL rules of the tenant's pool user (without ``on`` and its password)."""
+def tenant_rules(tenant: str, db: int = 0) -> list[str]:
+    """The ACL rules of the tenant's pool user (without ``on`` and its password), for the Redis
+    database ``db`` the platform uses (kombu names its pub/sub channels by it)."""
     queues = (names.batch_queue(tenant), names.stream_queue(tenant))
     keys = [
         # Its queues, with kombu's priority sub-queues ("<queue>\x06\x16<n>").
         *(f"~{q}*" for q in queues),
-        # Bindings: read all (routing), write only its own queues' and Celery's fanout ones, plus
-        # the one sorted set of binding deadlines every consumer refreshes.
+        # Bindings: read all (routing, also of remote-control replies), write only its own queues'
+        # and its remote-control queue's, plus the one sorted set of binding deadlines every
+        # consumer refreshes.
         "%R~_kombu.binding*",
         *(f"~_kombu.{table}.{x}" for x in (*queues, *CELERY_EXCHANGES) for table in BINDING_TABLES),
         "~_kombu.binding_deadlines",
@@ -59,14 +75,29 @@ def tenant_rules(tenant: str) -> list[str]:
         # watcher's alone).
         f"~{names.refund_key(tenant, '*')}",
         f"~{names.redeliveries_key(tenant, '*')}",
-        *(f"~{k}" for k in BY_ID_KEYS),
+        # Its files' jobs (state, chunk outcomes, finalizing lock) and its set of open jobs.
+        f"~{names.job_key(tenant, '*')}",
+        f"~{names.jobs_open_key(tenant)}",
+        # Batch slots: only its files' leases and its asks for a slot again (the grants are the platform's).
+        f"~{names.slot_lease_key(tenant)}",
+        f"~{names.slot_wanted_key(tenant)}",
         *(f"%R~{k}" for k in REGISTRY_KEYS),
     ]
-    # Pub/sub: task events and remote-control broadcasts are channels named by Celery, not by tenant.
-    commands = ["resetchannels", "&*", "-@all", "+@read", "+@write", "+@keyspace", "+@list", "+@hash", "+@set",
-                "+@sortedset", "+@string", "+@scripting", "+@transaction", "+@pubsub", "+@connection",
+    commands = ["-@all", "+@read", "+@write", "+@keyspace", "+@list", "+@hash", "+@set",
+                "+@sortedset", "+@string", "+@scripting", "+@transaction", "+@connection",
                 "-@dangerous", "-@admin", "+client|setname", "+client|id", "+time", "+ping", "+echo"]
-    return [*commands, *keys]
+    # Pub/sub: it may listen on the remote-control channel (to obey commands sent to its own
+    # workers) and nowhere else, and publish only events: a selector (Redis 7) grants PUBLISH on
+    # the event channels alone, so a pool cannot broadcast a command (shutdown, pool_shrink…) that
+    # every tenant's workers would obey. PUBLISH is taken off the root whatever category grants it.
+    channels = ["resetchannels", f"&{pidbox_channel(db)}", *(f"+{c}" for c in PUBSUB_COMMANDS), "-publish",
+                "-spublish", f"(+publish &{events_channels(db)})"]
+    return [*commands, *channels, *keys]
+
+
+def tenant_rules_for(client: Any, tenant: str) -> list[str]:
+    """:func:`tenant_rules` for the database ``client`` (the platform's admin connection) is on."""
+    return tenant_rules(tenant, int(client.connection_pool.connection_kwargs.get("db", 0) or 0))
 
 
 def admin_lines(home: Path) -> list[str]:
@@ -94,7 +125,8 @@ def ensure_tenant_user(client: Any, home: Path, tenant: str, *, rotate: bool = F
     user = account(principal)
     password = secrets.password(home, principal, rotate=rotate)
     # One command: the user never exists half set up. Only the password's hash is sent.
-    client.execute_command("ACL", "SETUSER", user, "reset", "on", f"#{digest(password)}", *tenant_rules(tenant))
+    client.execute_command("ACL", "SETUSER", user, "reset", "on", f"#{digest(password)}",
+                           *tenant_rules_for(client, tenant))
     client.execute_command("ACL", "SAVE")
     log.info("tenant=%s redis user %s: its queues and counters only", tenant, user)
     return user

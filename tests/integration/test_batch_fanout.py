@@ -21,20 +21,20 @@ OUTCOME = {"rows_ok": 1, "rows_refused": 0, "refusals": []}
 
 def test_chunks_done_before_the_plan_is_recorded_complete_the_job_only_then(redis_client: Any) -> None:
     jobs = Jobs(redis_client)
-    ingest_id = "fanout-early-chunks"
+    tenant, ingest_id = "fanout", "fanout-early-chunks"
     try:
-        jobs.start(ingest_id, None, started_at=0.0, fmt="json")  # being planned: no chunk count yet
-        assert not jobs.record(ingest_id, 0, {"index": 0, **OUTCOME})
-        assert not jobs.record(ingest_id, 1, {"index": 1, **OUTCOME})
-        assert not jobs.complete(ingest_id)
+        jobs.start(tenant, ingest_id, None, started_at=0.0, fmt="json")  # being planned: no chunk count yet
+        assert not jobs.record(tenant, ingest_id, 0, {"index": 0, **OUTCOME})
+        assert not jobs.record(tenant, ingest_id, 1, {"index": 1, **OUTCOME})
+        assert not jobs.complete(tenant, ingest_id)
         plan = [{"index": i, "start_offset": i, "end_offset": i + 1, "first_number": i + 1} for i in range(3)]
-        jobs.start(ingest_id, 3, started_at=1.0, plan=plan, fmt="json")
-        assert not jobs.complete(ingest_id)
-        assert jobs.record(ingest_id, 2, {"index": 2, **OUTCOME})  # the last chunk sees the count
-        assert jobs.complete(ingest_id)
-        assert jobs.started_at(ingest_id) == 0.0  # the first start counts
+        jobs.start(tenant, ingest_id, 3, started_at=1.0, plan=plan, fmt="json")
+        assert not jobs.complete(tenant, ingest_id)
+        assert jobs.record(tenant, ingest_id, 2, {"index": 2, **OUTCOME})  # the last chunk sees the count
+        assert jobs.complete(tenant, ingest_id)
+        assert jobs.started_at(tenant, ingest_id) == 0.0  # the first start counts
     finally:
-        redis_client.delete(names.job_key(ingest_id), names.job_chunks_key(ingest_id))
+        redis_client.delete(names.job_key(tenant, ingest_id), names.job_chunks_key(tenant, ingest_id))
 
 
 @pytest.mark.slow

@@ -34,7 +34,7 @@ def _wait_for_chunks(client: redis.Redis, platform: Platform, at_least: int, tim
     while time.monotonic() < deadline:
         for path in (platform.home / "processing" / platform.tenant.name).glob("*__*"):
             ingest_id = path.name.split("__", 1)[0]
-            if len(Jobs(client).results(ingest_id)) >= at_least:
+            if len(Jobs(client).results(platform.tenant.name, ingest_id)) >= at_least:
                 return
         time.sleep(0.1)
     raise TimeoutError(f"no chunk finished in {timeout} s; logs:\n{platform.logs()}")
@@ -94,8 +94,8 @@ def test_sweeper_resends_only_a_chunk_that_the_broker_lost(make_tenant: Any, set
     plan = [{"index": i, "start_offset": i, "end_offset": i + 1, "first_number": i + 2} for i in range(3)]
     jobs = Jobs(redis_client)
     jobs.open(job, now=0.0)
-    jobs.start(ingest_id, 3, started_at=0.0, plan=plan, fmt="csv")
-    jobs.record(ingest_id, 0, {"index": 0, "rows_ok": 1, "rows_refused": 0, "refusals": []}, now=0.0)
+    jobs.start(tenant.name, ingest_id, 3, started_at=0.0, plan=plan, fmt="csv")
+    jobs.record(tenant.name, ingest_id, 0, {"index": 0, "rows_ok": 1, "rows_refused": 0, "refusals": []}, now=0.0)
     queue = tenant.batch_queue
     dispatch = Dispatch(make_app(settings))
     dispatch.send_chunk({**job, "fmt": "csv"}, plan[2])  # chunk 2 is still queued; chunk 1 was lost
@@ -107,4 +107,4 @@ def test_sweeper_resends_only_a_chunk_that_the_broker_lost(make_tenant: Any, set
         assert sweeper.sweep() == []  # now it is queued again
     finally:
         redis_client.delete(queue)
-        jobs.finalized(ingest_id)
+        jobs.finalized(tenant.name, ingest_id)

@@ -29,7 +29,7 @@ def _wait_for_a_chunk(client: redis.Redis, platform: Platform, timeout: float = 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for path in (platform.home / "processing" / platform.tenant.name).glob("*__*"):
-            if Jobs(client).results(path.name.split("__", 1)[0]):
+            if Jobs(client).results(platform.tenant.name, path.name.split("__", 1)[0]):
                 return
         time.sleep(0.1)
     raise TimeoutError(f"no chunk finished in {timeout} s; logs:\n{platform.logs()}")

@@ -24,7 +24,8 @@ from producers.generate import generate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SLOT_KEYS = (names.SLOTS_HELD, names.SLOTS_QUEUED, names.SLOTS_QUEUED_JOBS, names.SLOTS_GRANTED)
+SLOT_KEYS = (names.SLOTS_HELD, names.SLOTS_QUEUED, names.SLOTS_QUEUED_JOBS, names.SLOTS_GRANTED, names.SLOTS_RUNNING,
+             names.SLOTS_LAPSED)
 
 
 @pytest.fixture(autouse=True)
@@ -112,7 +113,7 @@ def test_a_killed_workers_slot_is_given_back_when_its_lease_lapses_and_its_file_
         big = p.stage(src.path, f"{low.name}-big.csv")
 
         def a_chunk_done() -> bool:
-            return any(Jobs(redis_client).results(path.name.split("__", 1)[0])
+            return any(Jobs(redis_client).results(low.name, path.name.split("__", 1)[0])
                        for path in (home / "processing" / low.name).glob("*__*"))
 
         wait_until(a_chunk_done, p, "a chunk of the big file done", timeout=300)

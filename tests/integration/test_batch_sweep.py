@@ -12,7 +12,7 @@ import pytest
 import redis
 from kit import Platform, table_rows
 
-from mysimbdp_tasks.batch.jobs import OPEN, Jobs
+from mysimbdp_tasks.batch.jobs import Jobs
 from mysimbdp_tasks.batch.sweeper import Sweeper
 from mysimbdp_tasks.core import filenames, names
 from mysimbdp_tasks.core.settings import Settings
@@ -26,12 +26,13 @@ BACKLOG = 3000
 
 
 def _forget_jobs(client: redis.Redis, folder: Path) -> None:
-    """Close the test's open jobs, so later sweeps (of any home) do not read them."""
+    """Close the test's open jobs (``folder``: processing/<tenant>), so later sweeps (of any home) do
+    not read them."""
     ids = [p.name.split("__", 1)[0] for p in folder.glob("*__*")] if folder.is_dir() else []
     pipe = client.pipeline(transaction=False)
     for ingest_id in ids:
-        pipe.srem(OPEN, ingest_id)
-        pipe.delete(names.job_key(ingest_id))
+        pipe.srem(names.jobs_open_key(folder.name), ingest_id)
+        pipe.delete(names.job_key(folder.name, ingest_id))
     pipe.execute()
 
 
@@ -101,8 +102,8 @@ def test_a_task_lost_more_often_than_the_cap_fails_its_file_with_a_receipt(
             {"index": 1, "start_offset": split, "end_offset": len(data), "first_number": 3}]
     jobs = Jobs(redis_client)
     jobs.open(job, now=0.0)
-    jobs.start(ingest_id, 2, started_at=0.0, plan=plan, fmt="csv")
-    jobs.record(ingest_id, 0, {"index": 0, "rows_ok": 0, "rows_refused": 0, "refusals": []}, now=0.0)
+    jobs.start(tenant.name, ingest_id, 2, started_at=0.0, plan=plan, fmt="csv")
+    jobs.record(tenant.name, ingest_id, 0, {"index": 0, "rows_ok": 0, "rows_refused": 0, "refusals": []}, now=0.0)
     # Chunk 1's task is nowhere: lost. With a cap of one re-send, the first sweeps send it once
     # (and it is "lost" again: nothing consumes it), the next ones give it up.
     sweeper = Sweeper(redis_client, (platform.home / "processing").resolve(), Dispatch(make_app(settings)),
@@ -114,7 +115,8 @@ def test_a_task_lost_more_often_than_the_cap_fails_its_file_with_a_receipt(
         assert sweeper.sweep() == [] and sweeper.sweep() == [task]  # given up: the file is finalized
         platform.start_worker()
         final, receipt = platform.final("lost.csv")
-        _wait_until("the job closed", lambda: not redis_client.sismember(OPEN, ingest_id), platform, 60)
+        _wait_until("the job closed", lambda: not redis_client.sismember(names.jobs_open_key(tenant.name), ingest_id),
+                    platform, 60)
     finally:
         platform.stop()
     assert final.parent.parent.name == "failed"

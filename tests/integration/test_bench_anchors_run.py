@@ -57,3 +57,24 @@ def test_quick_run_loads_and_verifies_every_row_with_each_loader(tmp_path: Path,
     assert platform_processes_under(tmp_path) == []
     assert list(work.iterdir()) == []
     assert _anchor_keyspaces(cassandra_session) <= before
+
+
+def test_json_lines_run_loads_the_same_rows_with_the_pipeline_and_dsbulk(tmp_path: Path,
+                                                                         cassandra_session: Session) -> None:
+    out, work = tmp_path / "anchors-json.json", tmp_path / "work"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mysimbdp_tasks.cli", "bench", "anchors", "--quick", "--format", "json",
+         "--json", str(out), "--no-plot", "--workdir", str(work)],
+        cwd=ROOT, env={**os.environ, "MYSIMBDP_HOME": str(tmp_path / "home")}, capture_output=True, text=True,
+        timeout=1700, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    doc = json.loads(out.read_text())
+    assert doc["format"] == "json" and doc["input"]["format"] == "jsonl"
+    assert [r["case"] for r in doc["runs"]] == ["pipeline", "dsbulk defaults", "dsbulk tuned"]
+    keys = doc["input"]["distinct_keys"]
+    for run in doc["runs"]:
+        check = run["verification"]
+        assert run["verified"] and check["found"] == check["expected"] == keys > 0, run["case"]
+    assert doc["ratios"]["pipeline_vs_best_dsbulk"] and doc["ratios"]["pipeline_vs_best_cqlsh"] is None
+    assert platform_processes_under(tmp_path) == []

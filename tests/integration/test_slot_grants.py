@@ -1,5 +1,6 @@
 """Batch slot grants against the real Redis: several schedulers granting at once never give out more
-slots than there are, and give them in priority order; a lapsed lease's slot goes to the next file."""
+slots than there are, and give them in priority order; a lapsed lease's slot goes to the next file,
+and the lapsed file, once its tasks ask again, gets its old place back."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from mysimbdp_tasks.worker.celery_app import make_app
 
 pytestmark = pytest.mark.integration
 
-SLOT_KEYS = (names.SLOTS_HELD, names.SLOTS_QUEUED, names.SLOTS_QUEUED_JOBS, names.SLOTS_GRANTED)
+SLOT_KEYS = (names.SLOTS_HELD, names.SLOTS_QUEUED, names.SLOTS_QUEUED_JOBS, names.SLOTS_GRANTED, names.SLOTS_RUNNING,
+             names.SLOTS_LAPSED)
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ def tenant(redis_client: redis.Redis) -> Iterator[str]:
     name = "s" + uuid.uuid4().hex[:10]
     redis_client.delete(*SLOT_KEYS)
     yield name
-    redis_client.delete(*SLOT_KEYS, names.batch_queue(name))
+    redis_client.delete(*SLOT_KEYS, names.batch_queue(name), names.slot_lease_key(name), names.slot_wanted_key(name))
 
 
 def _queue(client: redis.Redis, tenant: str, levels: list[int], lease: float) -> list[str]:
@@ -54,9 +56,9 @@ def _sent(client: redis.Redis, tenant: str) -> list[str]:
     return [b["headers"]["id"] for b in bodies]
 
 
-def _forget(client: redis.Redis, ids: list[str]) -> None:
-    client.delete(*(names.job_key(i) for i in ids))
-    client.srem(names.JOBS_OPEN, *ids)
+def _forget(client: redis.Redis, tenant: str, ids: list[str]) -> None:
+    client.delete(*(names.job_key(tenant, i) for i in ids))
+    client.srem(names.jobs_open_key(tenant), *ids)
 
 
 def test_concurrent_schedulers_never_over_grant_and_grant_the_highest_priorities(
@@ -85,7 +87,7 @@ def test_concurrent_schedulers_never_over_grant_and_grant_the_highest_priorities
         assert sorted(_sent(redis_client, tenant)) == sorted(names.file_task_id(i) for i in urgent[:3])  # once each
         assert len(slots.queued(redis_client, tenant)) == 197
     finally:
-        _forget(redis_client, ids)
+        _forget(redis_client, tenant, ids)
 
 
 def test_a_lapsed_lease_gives_its_slot_to_the_next_file(
@@ -98,4 +100,29 @@ def test_a_lapsed_lease_gives_its_slot_to_the_next_file(
         assert head.release_due() == ids[3:]
         assert slots.held(redis_client) == ids[3:]
     finally:
-        _forget(redis_client, ids)
+        _forget(redis_client, tenant, ids)
+
+
+def test_a_lapsed_file_asking_again_gets_its_old_place_and_a_given_back_slot_is_free(
+        settings: Settings, tenant: str, redis_client: redis.Redis) -> None:
+    """The pool's side goes through its tenant's own keys only: renewing, asking again, giving back."""
+    ids = _queue(redis_client, tenant, [5, 5, 5], lease=0.5)
+    head = slots.Slots(redis_client, Jobs(redis_client), Dispatch(make_app(settings)), slots=1, lease_s=0.5)
+    try:
+        assert head.release_due() == ids[:1]
+        first = json.loads(redis_client.hget(names.SLOTS_RUNNING, ids[0]) or b"{}")
+        assert slots.hold(redis_client, first)  # its task runs, renewing the lease
+        time.sleep(0.6)  # its pool died: nobody renews
+        assert head.release_due() == ids[1:2]
+        assert not slots.hold(redis_client, first)  # its task is back: the slot went to the next file
+        assert [q["ingest_id"] for q in slots.queued(redis_client, tenant)] == ids[2:]
+        slots.give_back(redis_client, tenant, ids[1])  # the second file is finalized
+        assert slots.held(redis_client) == []
+        # The first file asked again: it is back in the line at its old place, ahead of the third.
+        assert head.release_due() == ids[:1]
+        assert slots.held(redis_client) == ids[:1] and slots.hold(redis_client, first)
+        assert [q["ingest_id"] for q in slots.queued(redis_client, tenant)] == ids[2:]
+        # Granted again, it was not sent again: its own tasks are retrying for it.
+        assert _sent(redis_client, tenant) == [names.file_task_id(i) for i in ids[:2]]
+    finally:
+        _forget(redis_client, tenant, ids)

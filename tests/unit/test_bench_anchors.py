@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from benchmarks import anchor_data, anchor_results, anchor_tools, anchors
 from benchmarks.anchor_data import Verdict
 from benchmarks.anchor_results import LoaderRun
+from benchmarks.errors import BenchmarkError
 from benchmarks.results import PIPELINE, Measurement
 
 pytestmark = pytest.mark.unit
@@ -105,6 +107,34 @@ def test_dsbulk_tuned_adds_its_options_and_keeps_the_format_options(tmp_path: Pa
     assert "REPLICA_SET" in argv and "UNITS_SINCE_EPOCH" in argv and argv[argv.index("-url") + 1].endswith("f.csv")
     plain = anchor_tools.dsbulk_argv("java", tmp_path, "h", 9042, "ks", "t", tmp_path / "f.csv", tmp_path, defaults)
     assert "REPLICA_SET" not in plain and "-1" in plain
+
+
+def test_json_lines_copy_holds_the_same_rows_with_integer_times(tmp_path: Path) -> None:
+    src = _generated(tmp_path / "g.csv")
+    assert anchor_data.write_jsonl(src, tmp_path / "g.jsonl") == len(AWKWARD)
+    lines = (tmp_path / "g.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(AWKWARD)  # a record per line, line breaks in bodies escaped by JSON
+    records = [json.loads(line) for line in lines]
+    got = {(r["subreddit"], r["id"], r["author"]): (dt.datetime.fromtimestamp(r["created_utc"], dt.UTC)
+                                                    .replace(tzinfo=None), r["body"]) for r in records}
+    assert got == anchor_data.expected_rows(src)
+    assert all(type(r["created_utc"]) is int for r in records)
+
+
+def test_dsbulk_reads_json_lines_with_its_json_connector(tmp_path: Path) -> None:
+    _, tuned = anchor_tools.SETTINGS["dsbulk"]
+    argv = anchor_tools.dsbulk_argv("java", tmp_path, "h", 9042, "ks", "t", tmp_path / "f.jsonl", tmp_path, tuned,
+                                    "json")
+    assert argv[argv.index("-c") + 1] == "json" and "UNITS_SINCE_EPOCH" in argv and "REPLICA_SET" in argv
+    assert argv[argv.index("--connector.json.url") + 1].endswith("f.jsonl") and "-url" not in argv
+    assert "-header" not in argv and not any(a.startswith("--connector.csv") for a in argv)
+
+
+def test_json_format_loads_with_the_pipeline_and_dsbulk_only() -> None:
+    assert anchors.parse_options(["--format", "json"]).only == ("pipeline", "dsbulk")
+    assert anchors.parse_options(["--format", "json", "--only", "pipeline"]).only == ("pipeline",)
+    with pytest.raises(BenchmarkError, match="CSV only"):
+        anchors.parse_options(["--format", "json", "--only", "pipeline,cqlsh"])
 
 
 def run(case: str, tool: str, rows: int, seconds: float, ok: bool = True, loader_us: float = 30.0) -> LoaderRun:

@@ -32,9 +32,16 @@ def test_redis_keys() -> None:
     assert names.stream_done_key("t1-stream-0.5.9") == "mysimbdp:stream:done:t1-stream-0.5.9"
     assert names.stream_done_pattern("t1") == "mysimbdp:stream:done:t1-stream-*"
     assert names.refund_key("t1", "abc") == "mysimbdp:refund:t1:abc"
-    assert (names.job_key("abc"), names.job_chunks_key("abc"), names.job_finalizing_key("abc")) == (
-        "mysimbdp:job:abc", "mysimbdp:job:abc:chunks", "mysimbdp:job:abc:finalizing")
+    assert (names.job_key("t1", "abc"), names.job_chunks_key("t1", "abc"), names.job_finalizing_key("t1", "abc")) == (
+        "mysimbdp:job:t1:abc", "mysimbdp:job:t1:abc:chunks", "mysimbdp:job:t1:abc:finalizing")
+    assert (names.jobs_open_key("t1"), names.JOBS_TENANTS) == ("mysimbdp:jobs:open:t1", "mysimbdp:jobs:tenants")
+    # What a platform before job keys were named by tenant left, adopted at the watcher's start.
+    assert names.legacy_job_keys("abc") == ("mysimbdp:job:abc", "mysimbdp:job:abc:chunks")
     assert (names.JOBS_OPEN, names.WATCHER_PENDING) == ("mysimbdp:jobs:open", "mysimbdp:watcher:pending")
+    assert (names.slot_lease_key("t1"), names.slot_wanted_key("t1")) == (
+        "mysimbdp:slots:lease:t1", "mysimbdp:slots:wanted:t1")
+    assert (names.SLOTS_HELD, names.SLOTS_RUNNING, names.SLOTS_LAPSED) == (
+        "mysimbdp:slots:held", "mysimbdp:slots:running", "mysimbdp:slots:lapsed")
     assert (names.TENANTS, names.TENANTS_ACTIVE, names.TENANTS_APPLIED_AT) == (
         "mysimbdp:tenants", "mysimbdp:tenants:active", "mysimbdp:tenants:applied_at")
 

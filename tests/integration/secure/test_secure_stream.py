@@ -57,6 +57,9 @@ def test_a_tenants_messages_land_through_the_secure_stack(secure_stack: Settings
         want = {(m["subreddit"], m["id"], m["author"]): m["body"] for m in sent}
         rows = wait_rows(session, tenant, len(want), platform)
         assert {(r.subreddit, r.id, r.author): r.body for r in rows} == want
+        # Its pool was refused nothing on the way (the Redis keys and channels of its ACL user suffice).
+        user = identities.account(identities.tenant_principal(tenant.name))
+        assert [e for e in client.acl_log(count=128) if e.get("username") == user] == []
     finally:
         if platform is not None:
             platform.stop()
