@@ -23,6 +23,7 @@ import io
 import itertools
 import pstats
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -85,9 +86,10 @@ def _cpu(proc: psutil.Process | None) -> float:
 
 
 def measure(path: Path, converter: RowConverter | None, write: Any, profile: bool, top: int,
-            cassandra: psutil.Process | None = None) -> Probe:
+            cassandra: psutil.Process | None = None, columnar: bool = True) -> Probe:
     """Ingest ``path`` with ``converter`` and ``write`` in this process (only read it, without a
-    converter); rows, time, CPU and (``profile``) the top functions."""
+    converter); rows, time, CPU and (``profile``) the top functions. ``columnar`` False: a CSV file
+    is read row by row even where it could be read by column (core/csvcolumns.py)."""
     fmt = detect_format(path)
     profiler = cProfile.Profile() if profile else None
     me = psutil.Process()
@@ -95,7 +97,8 @@ def measure(path: Path, converter: RowConverter | None, write: Any, profile: boo
     started = time.perf_counter()
     if profiler is not None:
         profiler.enable()
-    rows = parse_only(path, fmt) if converter is None else ingest_chunk(path, fmt, None, converter, write).rows_ok
+    rows = parse_only(path, fmt) if converter is None else ingest_chunk(
+        path, fmt, None, converter, write, columnar=columnar).rows_ok
     if profiler is not None:
         profiler.disable()
     seconds = time.perf_counter() - started
@@ -122,6 +125,35 @@ def _best(runs: Iterable[Probe]) -> Probe:
     return min(runs, key=lambda r: r.cpu_s)
 
 
+def compare_columnar(path: Path, shape: str, settings: Settings, session: Any, rounds: int,
+                     cassandra: psutil.Process | None) -> int:
+    """CSV read row by row against read by column, alternated in this process for ``rounds`` rounds:
+    parse+encode with a counting writer, then the whole write into a fresh table; medians of CPU per row."""
+    cpu: dict[str, list[float]] = {}
+    for round_ in range(rounds):
+        for columnar in (False, True):
+            way = "by column" if columnar else "row by row"
+            tenant = harness.fresh_tenant(shape, prefix="probe")
+            harness.provision(session, settings, tenant)
+            try:
+                sink = Sink(session, tenant)
+                encode = measure(path, sink.encoder, count_only, False, 0, columnar=columnar)
+                whole = measure(path, sink.encoder, sink.write, False, 0, cassandra, columnar=columnar)
+                counted = report.rows_in_table(session, tenant)
+            finally:
+                harness.discard(None, session, tenant)
+            if counted != whole.rows:
+                print(f"error: {counted:,} rows in the table, {whole.rows:,} written", file=sys.stderr)
+                return 1
+            for stage, probe in (("parse+encode", encode), ("whole write", whole)):
+                cpu.setdefault(f"{stage}, {way}", []).append(probe.cpu_s / probe.rows * 1e6)
+                print(f"round {round_ + 1} {stage} {way}: {probe.line()}", flush=True)
+    for name, values in cpu.items():
+        print(f"median of {rounds} rounds, {name}: {statistics.median(values):.2f} us/row here "
+              f"(all: {', '.join(f'{v:.2f}' for v in values)})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.probe", description=__doc__.split("\n")[0])
     p.add_argument("--mb", type=float, default=8, help="file size in MB (default 8: one default chunk)")
@@ -132,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="run under cProfile and print the top functions")
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--repeat", type=int, default=1, help="runs per combination (the best one is shown)")
+    p.add_argument("--columnar-rounds", type=int, default=0, metavar="N",
+                   help="CSV only: instead of the stages, N rounds of row by row against by column, alternated")
     args = p.parse_args(argv)
 
     settings = Settings.from_env()
@@ -140,9 +174,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mysimbdp-probe-") as tmp:
         made = generate(shape, round(args.mb * MIB), Path(tmp) / f"probe.{args.fmt}", seed=7, fmt=args.fmt)
         print(f"{made.path.name}: {made.records:,} rows, {made.bytes / MIB:.1f} MB", flush=True)
-        tenant = harness.fresh_tenant(shape, prefix="probe")
         cassandra = my_cassandra(settings)
         path = made.path
+        if args.columnar_rounds:
+            code = compare_columnar(path, shape, settings, session, args.columnar_rounds, cassandra)
+            cluster.shutdown()
+            return code
+        tenant = harness.fresh_tenant(shape, prefix="probe")
         stages: list[tuple[str, RowConverter | None]] = [
             ("parse only", None), ("parse+convert (Python values)", converter_for(tenant))]
         harness.provision(session, settings, tenant)

@@ -1,12 +1,15 @@
 """The stream benchmark: end to end, from the tenants' Kafka messages to the rows in Cassandra.
 
     mysimbdp bench stream [--json-out FILE] [--plot FILE] [--rates 1000,2500,5000,7500] [--seconds 20] [--quick]
+                          [--producer prebuilt|kafka-python|prebuilt,kafka-python]
     python -m benchmarks.stream [same options]
 
 In one run:
 
 1. the pipeline: two fresh tenants shaped like tenant1 and tenant2, each with its own worker pool
-   and bridge as real processes on a private MYSIMBDP_HOME, and one producer process per tenant.
+   and bridge as real processes on a private MYSIMBDP_HOME, and ``--producers`` producer processes
+   per tenant (records encoded before each step, or kafka-python's producer: ``--producer``;
+   with both, each rate is sent once by each, alternately).
    After a warm-up, both tenants send at each total rate of ``--rates`` (half each) for
    ``--seconds``; every message has a fresh id. After each step the benchmark waits until every
    acknowledged message is in Cassandra (or the drain timeout) and measures, per message, the time
@@ -15,8 +18,9 @@ In one run:
    ``--naive-messages`` pre-sent messages (or ``--naive-seconds``, whichever first).
 
 Prints a table per step (with the CPU microseconds per message of each role: bridges, workers,
-Cassandra, Kafka, Redis, producers), the sustained rate (the highest step that kept up with
-p99 <= 500 ms) and its ratio to the baseline; writes JSON and a PNG plot; exits 1 if an acknowledged message is missing
+Cassandra, Kafka, Redis, producers) and the rate the platform's CPU per message would allow on
+this host's cores, the sustained rate (the highest step that kept up with p99 <= 500 ms) and its
+ratio to the baseline; writes JSON and a PNG plot; exits 1 if an acknowledged message is missing
 from Cassandra. See benchmarks/README.md.
 """
 
@@ -38,6 +42,7 @@ from . import stream_results as results
 from .errors import BenchmarkError
 from .harness import ROOT, connect, publish, run_cli, run_meta
 from .options import chooser, positive_numbers, print_line
+from .stream_producer import KINDS
 from .stream_steps import Rig, RigOptions, baseline, describe
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -52,7 +57,9 @@ class Options:
     warmup_rate: float = 500
     warmup_seconds: float = 3
     concurrency: int = 2
-    producers: int = 2
+    producers: int | None = None  # per tenant; None: 1 pre-built, 2 kafka-python (stream_steps.DEFAULT_PRODUCERS)
+    tick_ms: float | None = None
+    producer: tuple[str, ...] = KINDS[:1]  # the producer kinds; with several, each rate is sent by each in turn
     bridges: int = 1
     partitions: int | None = None
     bridge_max_messages: int | None = None
@@ -85,6 +92,15 @@ def _rates(text: str) -> tuple[float, ...]:
     return positive_numbers(text, "total rates in msg/s", "1000,2500,5000")
 
 
+def _kinds(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    wrong = [k for k in kinds if k not in KINDS]
+    if wrong or not kinds or len(set(kinds)) < len(kinds):
+        raise argparse.ArgumentTypeError(f"expected {' or '.join(KINDS)}, or both separated by a comma "
+                                         f"(e.g. {','.join(KINDS)}), got {text!r}")
+    return kinds
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mysimbdp bench stream", description=__doc__.split("\n")[0])
     p.add_argument("--json-out", "--json", dest="json_out", type=Path, metavar="FILE", default=Options.json_out,
@@ -100,7 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=Options.concurrency, metavar="N",
                    help="processes of each tenant's worker pool (default 2)")
     p.add_argument("--producers", type=int, default=Options.producers, metavar="N",
-                   help="producer processes per tenant, each sending its share of the rate (default 2)")
+                   help="producer processes per tenant, each sending its share of the rate (default 1 prebuilt, "
+                        "2 kafka-python)")
+    p.add_argument("--tick-ms", type=float, metavar="MS",
+                   help="prebuilt producers: send what is due every MS milliseconds (default: the tenant client's "
+                        "linger, 5)")
+    p.add_argument("--producer", type=_kinds, default=Options.producer, metavar="KIND[,KIND]",
+                   help="prebuilt: records encoded before each step, batched and stamped when due (default); "
+                        "kafka-python: the tenant client's KafkaProducer.send() per message; "
+                        "prebuilt,kafka-python: each rate once with each, alternately")
     p.add_argument("--bridges", type=int, default=Options.bridges, metavar="N",
                    help="bridge processes per tenant, in its one consumer group (default 1)")
     p.add_argument("--partitions", type=int, metavar="N",
@@ -129,7 +153,9 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     return Options(
         rates=pick("rates"), seconds=pick("seconds"), warmup_rate=defaults.warmup_rate,
         warmup_seconds=quick.get("warmup_seconds", defaults.warmup_seconds), concurrency=args.concurrency,
-        producers=max(1, args.producers), bridges=max(1, args.bridges), partitions=args.partitions,
+        producers=None if args.producers is None else max(1, args.producers), producer=args.producer,
+        tick_ms=args.tick_ms if args.tick_ms and args.tick_ms > 0 else None, bridges=max(1, args.bridges),
+        partitions=args.partitions,
         bridge_max_messages=args.bridge_max_messages, bridge_max_wait_ms=args.bridge_max_wait_ms,
         drain_timeout=pick("drain_timeout"), naive=not args.no_naive, naive_messages=pick("naive_messages"),
         naive_seconds=pick("naive_seconds"), json_out=args.json_out,
@@ -153,7 +179,8 @@ def run(settings: Settings, options: Options, echo: Callable[[str], None] = prin
     try:
         rig = Rig(settings, client, session, workdir, DATA,
                   RigOptions(options.concurrency, options.bridge_args, options.drain_timeout, options.keep,
-                             options.producers, options.bridges, options.partitions), echo)
+                             options.producers, options.bridges, options.partitions, options.producer,
+                             options.tick_ms), echo)
         try:
             pipeline(rig, options, outcome, echo)
         finally:
@@ -182,9 +209,10 @@ def pipeline(rig: Rig, options: Options, outcome: Outcome, echo: Callable[[str],
         raise BenchmarkError(f"warm-up: only {warm.landed:,} of {warm.acked:,} messages landed within "
                              f"{options.drain_timeout:g} s; still waiting: {warm.details.get('stalled')}; "
                              f"logs:\n{rig.tails()}")
-    for number, rate in enumerate(options.rates, start=1):
-        echo(f"step {number}: {rate:,.0f} msg/s offered for {options.seconds:g} s ...")
-        step = rig.step(number, rate, options.seconds)
+    runs = [(rate, kind) for rate in options.rates for kind in options.producer]
+    for number, (rate, kind) in enumerate(runs, start=1):
+        echo(f"step {number}: {rate:,.0f} msg/s offered for {options.seconds:g} s by the {kind} producers ...")
+        step = rig.step(number, rate, options.seconds, kind)
         outcome.steps.append(step)
         echo("  " + _line(step))
         if step.landed < step.acked:
@@ -203,14 +231,16 @@ def _line(s: results.Step) -> str:
 
 METHOD = (
     "latency: per message, its row's WRITETIME (microseconds, assigned by the worker's Cassandra driver when it "
-    "issues the write) minus its Kafka CreateTime (milliseconds, set by the producer inside send()); one machine, "
-    "one clock. sent/s and landed/s: the step's messages acknowledged by Kafka (by CreateTime) and its rows "
+    "issues the write) minus its Kafka CreateTime (milliseconds: set when its pre-built record batch is sent, or "
+    "by kafka-python inside send()); one machine, one clock. sent/s and landed/s: the step's messages "
+    "acknowledged by Kafka (by CreateTime) and its rows "
     "in Cassandra (by WRITETIME) per second, both from a quarter into the sending span to its last send. "
     "kept up: every acknowledged message landed, "
     "and the backlog (sent - written) did not grow by more than 5 % of the sent rate over the step unless it "
     "drained within 1 s of the last send. sustained: the highest step that kept up with p99 <= 500 ms. "
     "CPU us per message: CPU seconds of each kind of role from the first send to the step's last row, over the "
-    "messages acknowledged.")
+    "messages acknowledged. CPU-bound msg/s: the host's cores divided by the platform's CPU per message (bridges, "
+    "workers, Cassandra, Kafka, Redis; not the producers, the benchmark or the rest of the machine).")
 
 
 def meta(options: Options, started: float, load_before: tuple[float, ...],

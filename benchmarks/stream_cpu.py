@@ -13,20 +13,17 @@ from dataclasses import dataclass
 
 import psutil
 
-SERVICE_MARKS = {"kafka": "kafka.Kafka", "cassandra": "org.apache.cassandra.service.CassandraDaemon",
-                 "redis": "redis-server"}
+from mysimbdp_tasks.core.settings import Settings
+
+from . import resources
+
 BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
 
 
-def service_pids() -> dict[str, int]:
-    """The local stack's server processes, found by their command lines."""
-    found: dict[str, int] = {}
-    for proc in psutil.process_iter(["cmdline"]):
-        line = " ".join(proc.info.get("cmdline") or ())
-        for name, mark in SERVICE_MARKS.items():
-            if name not in found and mark in line:
-                found[name] = proc.pid
-    return found
+def service_pids(settings: Settings) -> dict[str, int]:
+    """The local stack's Kafka, Cassandra and Redis this run talks to, found by the port each listens
+    on (by command line, another stack's server on the same machine could be taken for ours)."""
+    return {name: pid for name, pid in resources.service_pids(settings).items() if pid is not None}
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from typing import Any
 from . import plotting
 from .stream_results import MAX_P99_MS, MIN_SUSTAINED
 
-TARGET_RATE = int(MIN_SUSTAINED)
-BOUND = f"p99 {MAX_P99_MS:g} ms"
+TARGET_RATE = MIN_SUSTAINED
+STYLES = {"prebuilt": "-", "kafka-python": "--"}  # one line per load generator when a run alternates them
 
 
 def render(doc: dict[str, Any], out: Path) -> Path:
@@ -22,9 +22,15 @@ def render(doc: dict[str, Any], out: Path) -> Path:
 
     top = max([*offered, *(s["landed_per_s"] for s in steps), TARGET_RATE], default=TARGET_RATE) * 1.1
     ax_rate.plot([0, top], [0, top], color="#a0aec0", linestyle=":", label="landed = offered")
-    ax_rate.plot(offered, [s["sent_per_s"] for s in steps], marker="s", color="#718096", label="sent (Kafka acks)")
-    ax_rate.plot(offered, [s["landed_per_s"] for s in steps], marker="o", color="#2b6cb0", linewidth=2,
-                 label="landed in Cassandra")
+    kinds = list(dict.fromkeys(s.get("producer") or "prebuilt" for s in steps))
+    for kind in kinds:
+        mine = [s for s in steps if (s.get("producer") or "prebuilt") == kind]
+        suffix = f", {kind} producers" if len(kinds) > 1 else ""
+        x, style = [s["offered_per_s"] for s in mine], STYLES.get(kind, "-")
+        ax_rate.plot(x, [s["sent_per_s"] for s in mine], marker="s", color="#718096", linestyle=style,
+                     label=f"sent (Kafka acks){suffix}")
+        ax_rate.plot(x, [s["landed_per_s"] for s in mine], marker="o", color="#2b6cb0", linewidth=2,
+                     linestyle=style, label=f"landed in Cassandra{suffix}")
     best = (doc.get("sustained") or {}).get("step")
     for s in steps:
         label = "ok" if s["sustained"] else ("did not keep up" if not s["kept_up"] else f"p99 > {MAX_P99_MS:g} ms")
@@ -33,7 +39,7 @@ def render(doc: dict[str, Any], out: Path) -> Path:
                          textcoords="offset points", xytext=(0, -28), ha="center", fontsize=8,
                          color="#2f855a" if s["sustained"] else "#c53030",
                          fontweight="bold" if s["step"] == best else "normal")
-    ax_rate.axhline(TARGET_RATE, color="#2f855a", linestyle="--", linewidth=1, label=f"target {TARGET_RATE:,} msg/s")
+    ax_rate.axhline(TARGET_RATE, color="#2f855a", linestyle="--", linewidth=1, label=f"target {TARGET_RATE:,.0f} msg/s")
     naive = doc.get("naive")
     if naive:
         ax_rate.axhline(naive["msgs_per_s"], color="#c05621", linestyle="-.", linewidth=1,
@@ -46,10 +52,14 @@ def render(doc: dict[str, Any], out: Path) -> Path:
     ax_rate.grid(alpha=0.3)
     ax_rate.legend(loc="upper left", fontsize=8)
 
-    for key, color in (("p50_ms", "#90cdf4"), ("p95_ms", "#4299e1"), ("p99_ms", "#2a4365")):
-        points = [(s["offered_per_s"], s[key]) for s in steps if s[key] is not None]
-        ax_lat.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=color, label=key[:3])
-    ax_lat.axhline(MAX_P99_MS, color="#c53030", linestyle="--", linewidth=1, label=f"{BOUND} bound")
+    for kind in kinds:
+        suffix = f", {kind}" if len(kinds) > 1 else ""
+        for key, color in (("p50_ms", "#90cdf4"), ("p95_ms", "#4299e1"), ("p99_ms", "#2a4365")):
+            points = [(s["offered_per_s"], s[key]) for s in steps
+                      if s[key] is not None and (s.get("producer") or "prebuilt") == kind]
+            ax_lat.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=color,
+                        linestyle=STYLES.get(kind, "-"), label=key[:3] + suffix)
+    ax_lat.axhline(MAX_P99_MS, color="#c53030", linestyle="--", linewidth=1, label=f"p99 bound {MAX_P99_MS:g} ms")
     ax_lat.set_yscale("log")
     ax_lat.yaxis.set_major_formatter(ScalarFormatter())
     ax_lat.yaxis.set_minor_formatter(NullFormatter())

@@ -33,13 +33,17 @@ from mysimbdp_tasks.services.provisioning import STREAM_METRICS
 from . import harness, stream_cpu
 from .errors import PlatformError
 from .stream_platform import Backlog, StreamPlatform, count_rows, write_times
-from .stream_producer import Command, ProducerProcess, StepSent, merge, read_times
+from .stream_producer import KINDS, Command, ProducerProcess, StepSent, merge, read_times
 from .stream_results import Landed, Naive, Sent, Step, percentile, step_result
 
 SHAPES = ("tenant1", "tenant2")
 INPUT_GLOBS = {"tenant1": "*.json", "tenant2": "*.csv"}
 QUOTA = 1_000_000_000  # messages per day: never the limit in a benchmark
-START_DELAY_S = 0.5  # both producers start at one instant this far ahead
+# One pre-built producer per tenant, as one client per tenant would send; kafka-python's needs two to
+# keep up with more than about 5,000 msg/s each.
+DEFAULT_PRODUCERS = {"prebuilt": 1, "kafka-python": 2}
+START_DELAY_S = 0.5  # every producer starts at one instant this far ahead, once all are prepared
+PREPARE_TIMEOUT_S = 300.0  # building a long step's record batches takes seconds
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,14 @@ class RigOptions:
     bridge_args: tuple[str, ...] = ()
     drain_timeout: float = 120.0
     keep: bool = False
-    producers: int = 1  # producer processes per tenant
+    producers: int | None = None  # producer processes per tenant (None: DEFAULT_PRODUCERS of the kind)
     bridges: int = 1  # bridge processes per tenant, in its one consumer group
     partitions: int | None = None  # of each tenant's topic (None: the shipped tenant's)
+    kinds: tuple[str, ...] = KINDS[:1]  # producer kinds (stream_producer.KINDS): a set of processes each
+    tick_ms: float | None = None  # how often the pre-built producers send what is due (None: the client's linger)
+
+    def producers_for(self, kind: str) -> int:
+        return self.producers or DEFAULT_PRODUCERS[kind]
 
 
 def fresh_stream_tenant(like: str, prefix: str = "bench", partitions: int | None = None) -> Tenant:
@@ -75,7 +84,7 @@ class Rig:
         self.workdir, self.data, self.options, self.echo = workdir, data, options, echo
         self.tenants: list[Tenant] = []
         self.platforms: list[StreamPlatform] = []
-        self.producers: list[ProducerProcess] = []
+        self.producers: dict[str, list[ProducerProcess]] = {}
         self.backlog: Backlog | None = None
 
     # -- set-up and tear-down ----------------------------------------------------------------
@@ -93,24 +102,30 @@ class Rig:
             platform.launch(self.options.bridge_args)
         for platform in self.platforms:
             platform.wait_started()
-        self.producers = [self._producer(like, t, i) for like, t in zip(SHAPES, self.tenants, strict=True)
-                          for i in range(self.options.producers)]
+        for kind in self.options.kinds:
+            self.producers[kind] = [self._producer(like, t, i, kind)
+                                    for like, t in zip(SHAPES, self.tenants, strict=True)
+                                    for i in range(self.options.producers_for(kind))]
         self.backlog = Backlog(self.settings, self.tenants)
         shown = ", ".join(f"{t.name} (like {like})" for like, t in zip(SHAPES, self.tenants, strict=True))
+        kinds = ", ".join(f"{self.options.producers_for(k)} {k}" for k in self.options.kinds)
         self.echo(f"tenants {shown}: worker pools of {self.options.concurrency}, {self.options.bridges} bridge(s) "
-                  f"and {self.options.producers} producer process(es) each")
+                  f"and producer process(es) {kinds} each")
         return self
 
-    def _producer(self, like: str, tenant: Tenant, index: int) -> ProducerProcess:
+    def _producer(self, like: str, tenant: Tenant, index: int, kind: str) -> ProducerProcess:
         out = self.workdir / "times"
         out.mkdir(parents=True, exist_ok=True)
         return ProducerProcess(like, tenant.name, self.settings.kafka_bootstrap_str, out,
-                               inputs_for(like, self.data), self.workdir / f"producer-{tenant.name}-{index}.log",
-                               harness.ROOT, index=index, of=self.options.producers)
+                               inputs_for(like, self.data),
+                               self.workdir / f"producer-{tenant.name}-{index}-{kind}.log", harness.ROOT,
+                               index=index, of=self.options.producers_for(kind), kind=kind,
+                               tick_ms=self.options.tick_ms)
 
     def stop(self) -> None:
-        for producer in self.producers:
-            producer.close()
+        for producers in self.producers.values():
+            for producer in producers:
+                producer.close()
         for platform in self.platforms:
             platform.stop()
         if self.backlog is not None:
@@ -122,22 +137,26 @@ class Rig:
                 forget(self.settings, self.redis, self.session, tenant)
 
     def roles(self) -> dict[str, stream_cpu.Role]:
-        roles = {name: stream_cpu.Role(pid, False) for name, pid in stream_cpu.service_pids().items()}
+        roles = {name: stream_cpu.Role(pid, False) for name, pid in stream_cpu.service_pids(self.settings).items()}
         for platform in self.platforms:
             for name, pid in platform.pids().items():
                 kind = "workers" if name == "worker" else name  # "bridge", "bridge.2", ...
                 roles[f"{kind} {platform.tenant.name}"] = stream_cpu.Role(pid, kind == "workers")
-        for i, producer in enumerate(self.producers):
-            roles[f"producer {producer.tenant}.{i % self.options.producers + 1}"] = stream_cpu.Role(producer.pid, False)
+        for kind, producers in self.producers.items():
+            for i, producer in enumerate(producers):
+                roles[f"producer {producer.tenant}.{i % self.options.producers_for(kind) + 1} {kind}"] = \
+                    stream_cpu.Role(producer.pid, False)
         roles["benchmark"] = stream_cpu.Role(os.getpid(), False)
         return roles
 
     # -- one step ----------------------------------------------------------------------------
-    def step(self, number: int, offered: float, seconds: float) -> Step:
+    def step(self, number: int, offered: float, seconds: float, kind: str | None = None) -> Step:
+        """One step at ``offered`` msg/s, sent by the producers of ``kind`` (default: the first)."""
         assert self.backlog is not None
+        kind = kind or self.options.kinds[0]
         dead_before = {t.name: self.backlog.dead(t) for t in self.tenants}
         roles = self.roles()
-        results, cpu, before = self._send(number, offered, seconds, roles)
+        results, cpu, before = self._send(number, offered, seconds, roles, self.producers[kind])
         times = {r.tenant: read_times(Path(r.times)) for r in results}
         expected = {name: sum(1 for c in created if c >= 0) for name, (created, _) in times.items()}
         found, drain_wait = self._drain(number, expected)
@@ -151,7 +170,7 @@ class Rig:
             dead = self.backlog.dead(self._tenant(r.tenant)) - dead_before[r.tenant]
             landed.append(Landed(r.tenant, dead, tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)))
             clock += [c - t * 1000 for c, t in zip(created, sent_at, strict=True) if c >= 0]
-        details: dict[str, Any] = {"cpu_pct_of_one_core": cpu, "cpu_us_per_message": per_message,
+        details: dict[str, Any] = {"producer": kind, "cpu_pct_of_one_core": cpu, "cpu_us_per_message": per_message,
                                    "drain_wait_s": round(drain_wait, 2),
                                    "createtime_minus_send_ms": _spread(clock),
                                    "worker_windows": self._worker_windows(results)}
@@ -172,15 +191,20 @@ class Rig:
         return next(t for t in self.tenants if t.name == name)
 
     def _send(self, number: int, offered: float, seconds: float, roles: dict[str, stream_cpu.Role],
-              ) -> tuple[list[StepSent], dict[str, float], stream_cpu.Snapshot]:
-        """Every producer sends from one instant, the offered rate split evenly; CPU per role meanwhile.
-        Returns one result per tenant (its producers' merged), the CPU shares, and the first snapshot."""
+              producers: Sequence[ProducerProcess]) -> tuple[list[StepSent], dict[str, float], stream_cpu.Snapshot]:
+        """Every producer prepares the step, then all send from one instant, the offered rate split
+        evenly; CPU per role meanwhile. Returns one result per tenant (its producers' merged), the CPU
+        shares, and the first snapshot."""
+        for producer in producers:
+            producer.send(Command(number, offered / len(producers), seconds, None))
+        for producer in producers:
+            producer.prepared(PREPARE_TIMEOUT_S)
         start_at = time.time() + START_DELAY_S
-        for producer in self.producers:
-            producer.send(Command(number, offered / len(self.producers), seconds, None, start_at))
+        for producer in producers:
+            producer.go(start_at)
         time.sleep(max(0.0, start_at - time.time()))
         before = stream_cpu.snapshot(roles)
-        sent = [p.result(timeout=seconds + 180) for p in self.producers]
+        sent = [p.result(timeout=seconds + 180) for p in producers]
         cpu = stream_cpu.usage(before, stream_cpu.snapshot(roles))
         results = [merge([r for r in sent if r.tenant == t.name], self.workdir / "times" / f"{t.name}-s{number}.times")
                    for t in self.tenants]

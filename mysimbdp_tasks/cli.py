@@ -182,7 +182,8 @@ def _tenant_parsers(sub: Any) -> None:
     p = ten.add_parser("credentials", help="what a tenant's clients need to log in (secure mode)")
     p.add_argument("name", help="the tenant's name")
     p.add_argument("--rotate", action="store_true",
-                   help="first replace its password, in the secrets store, Cassandra and Redis")
+                   help="first replace its password, in the secrets store, Redis, Cassandra and Kafka "
+                        "(its running pool logs in with the new one: no restart)")
     _json_flag(p)
     p.set_defaults(handler=tenants_credentials)
     p = ten.add_parser("list", help="tenants applied so far, on or off, and whether their tables exist")

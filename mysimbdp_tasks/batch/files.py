@@ -185,7 +185,8 @@ def _ingest(tenant: Tenant, job: dict[str, Any], path: Path, c: Chunk, send: out
     converter, check = checked(tenant, sink.encoder)  # with quality rules, values the rules read
     if not tenant.sinks:
         return ingest_chunk(path, job["fmt"], c, converter, sink.write, c.index, limit=job["bytes"],
-                            inflate_limit=inflate_limit(tenant), check=check, opener=_opener(tenant, job)).to_dict()
+                            inflate_limit=inflate_limit(tenant), check=check, opener=_opener(tenant, job),
+                            columnar=context.settings().csv_by_column).to_dict()
     tee = deliveries.Tee(converter)
     refused: list[int] = []
 

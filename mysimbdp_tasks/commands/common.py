@@ -8,10 +8,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import redis
-
 from ..core.settings import Settings
-from ..security import identities
+from ..security import logins
 
 SERVICES = ("redis", "kafka", "cassandra")
 
@@ -31,7 +29,7 @@ def print_rows(rows: list[dict[str, Any]], as_json: bool, line: Callable[[dict[s
 
 
 def redis_client(settings: Settings) -> Any:
-    return redis.Redis.from_url(identities.redis_url(settings))
+    return logins.redis_client(settings)
 
 
 def stop_event() -> threading.Event:

@@ -199,6 +199,7 @@ def metrics(settings: Settings, args: argparse.Namespace) -> int:
 def flower(settings: Settings, args: argparse.Namespace) -> int:
     from ..control import flower as ui
     from ..core import flower as options
+    from ..security import identities
     from ..services.registry import Registry
     from ..worker.celery_app import make_app
 
@@ -212,6 +213,9 @@ def flower(settings: Settings, args: argparse.Namespace) -> int:
     tenants = waiter(settings, "flower", stop).call(registry.names)
     # Every tenant's queues declared in the app: Flower lists them while their workers are offline.
     app = make_app(settings, tenants)
+    # Flower's Broker page opens a Redis client of its own from the broker URL with its password
+    # (flower/utils/broker.py): only here does the URL carry it (the admin's; Flower logs it masked).
+    app.conf.broker_url = identities.redis_url(settings)
     echo(f"flower: {plan.url} ({'basic auth' if plan.auth else 'no password'}; "
          f"{len(tenants)} tenant(s), {2 * len(tenants)} queues)")
     ui.run(app, plan, ui.registry_queues(registry.names, tenants))

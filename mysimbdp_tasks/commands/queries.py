@@ -16,7 +16,7 @@ from ..core import progress
 from ..core.cql import ident
 from ..core.settings import Settings
 from ..core.tenants import MB, Tenant
-from ..security import identities, tls
+from ..security import logins, tls
 from ..services import events as metrics
 from ..services.quotas import Quotas
 
@@ -177,13 +177,12 @@ def dead_letters(settings: Settings, tenant: Tenant, timeout_ms: int = 2000) -> 
 
 def stream_backlog(settings: Settings, tenants: list[Tenant]) -> int:
     """Messages not yet bridged plus stream tasks not yet taken by a worker."""
-    import redis
     from kafka import KafkaConsumer
 
     from ..core import names
     from ..services import topics
 
-    client = redis.Redis.from_url(identities.redis_url(settings))
+    client = logins.redis_client(settings)
     backlog = sum(int(client.llen(t.stream_queue)) for t in tenants)
     for t in tenants:
         # A consumer in the bridge's group that never subscribes only reads the group's offsets.

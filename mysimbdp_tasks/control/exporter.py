@@ -21,7 +21,7 @@ from ..core import names
 from ..core.errors import MysimbdpError
 from ..core.settings import Settings
 from ..core.tenants import Tenant
-from ..security import identities
+from ..security import logins
 from ..services import telemetry
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
     from ..services.quotas import today
     from ..services.registry import Registry
 
-    client = redis.Redis.from_url(identities.redis_url(settings), socket_connect_timeout=2, socket_timeout=5)
+    client = logins.redis_client(settings, socket_connect_timeout=2, socket_timeout=5)
     served = serve(settings, lambda: read_redis(client, Registry(client).active(), today()))
     if served["url"] is None:
         raise MysimbdpError(f"metrics not served: {served['error']}")

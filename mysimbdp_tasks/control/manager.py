@@ -20,13 +20,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from kafka import KafkaConsumer
 
 from ..core.errors import Stopping, WorkerUnreachable
 from ..core.settings import DEFAULT_COOLDOWN_S, Settings
 from ..core.tenants import Tenant
-from ..security import identities, tls
+from ..security import logins, tls
 from ..services import events as metrics
 from ..services import telemetry, topics
 from ..services.outages import Waiter
@@ -118,7 +117,7 @@ class Manager:
         self.settings = settings
         self.scope = scope
         self.cooldown_s = cooldown_s
-        self.registry = Registry(redis.Redis.from_url(identities.redis_url(settings)))
+        self.registry = Registry(logins.redis_client(settings))
         self.pools = Pools()
         self.last_change: dict[str, float] = {}
         # The size a pool was just resized to, and when. A node's stats list a process being

@@ -39,7 +39,7 @@ from ..core.errors import Stopping
 from ..core.reports import Report
 from ..core.settings import DEFAULT_BATCH_IDLE_AFTER_S, DEFAULT_IDLE_AFTER_S, Settings
 from ..core.tenants import Tenant
-from ..security import identities, tls
+from ..security import logins, tls
 from ..services import topics
 from ..services.outages import Waiter
 from ..services.registry import Registry
@@ -109,7 +109,7 @@ def run(settings: Settings, scope: set[str] | None, idle_after_s: float, stop: t
     the monitor waits for it (logged once per outage), then goes on where it was.
     """
     wait = waiter or Waiter("monitor", stop)
-    client = redis.Redis.from_url(identities.redis_url(settings))
+    client = logins.redis_client(settings)
     registry = Registry(client)
     # The topics it writes and its manager reads: the local Kafka creates no topic by itself.
     wait.call(functools.partial(topics.ensure_platform, settings))

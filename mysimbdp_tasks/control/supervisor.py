@@ -30,7 +30,7 @@ from ..core.backoff import RESTART_POLICY, RestartPolicy
 from ..core.errors import MysimbdpError, Stopping
 from ..core.settings import DEFAULT_CONCURRENCY, Settings
 from ..core.tenants import Tenant
-from ..security import identities
+from ..security import logins
 from ..services import telemetry
 from ..services.outages import Waiter
 from ..services.quotas import today
@@ -76,7 +76,7 @@ class Tenants:
     """
 
     def __init__(self, settings: Settings, stop: threading.Event, state: runstate.ProcessState) -> None:
-        self.registry = Registry(redis.Redis.from_url(identities.redis_url(settings), socket_connect_timeout=5,
+        self.registry = Registry(logins.redis_client(settings, socket_connect_timeout=5,
                                                       socket_timeout=10))
         self.waiter = Waiter("supervisor", stop, state)
         self.stop = stop

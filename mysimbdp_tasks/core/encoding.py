@@ -30,7 +30,7 @@ from .convert import CONVERTERS, RowConverter, present
 from .timestamps import TIMESTAMP_MS_THRESHOLD, to_timestamp
 from .values import Converter
 
-__all__ = ["RowEncoder", "timestamp_bytes"]
+__all__ = ["EncodedRows", "RowEncoder", "timestamp_bytes"]
 
 #: A converted value to its protocol bytes (the driver's ``serialize`` for the column's type).
 Serializer = Callable[[Any], bytes]
@@ -102,6 +102,17 @@ def column_encoder(cql_type: str, serialize: Serializer) -> Callable[[Any], Any]
     return _composed(CONVERTERS[kind], serialize)
 
 
+class EncodedRows:
+    """Rows a reader already encoded (lists of protocol bytes, as :meth:`RowEncoder.convert_fields`
+    makes them), each with the number of its record: a block of a CSV chunk read by column."""
+
+    __slots__ = ("numbers", "rows")
+
+    def __init__(self, numbers: list[int], rows: list[list[Any]]) -> None:
+        self.numbers = numbers
+        self.rows = rows
+
+
 class RowEncoder(RowConverter):
     """A ``RowConverter`` whose rows are lists of protocol bytes, ``null`` for a null value."""
 
@@ -120,6 +131,19 @@ class RowEncoder(RowConverter):
         keys = self._keys * 2 if len(self._keys) == 1 else self._keys
         self._key_values: Callable[[list[Any]], tuple[Any, ...]] = (
             operator.itemgetter(*keys) if keys else (lambda _: ()))
+
+    @property
+    def null(self) -> object:
+        """What a null value becomes in a row of bytes."""
+        return self._null
+
+    def column_plan(self) -> list[tuple[str, str, Callable[[Any], Any], bool]]:
+        """Per schema column, in order: its name, CQL type (lower case), the encoder of one raw value
+        (bytes, or None for a null; raises as converting would) and whether it is a key column.
+        For readers that encode a column at a time (:mod:`csvcolumns`)."""
+        keys = set(self._keys)
+        return [(name, self.types[name].strip().lower(), encode, index in keys)
+                for index, (name, encode) in enumerate(zip(self.columns, self._encoders, strict=True))]
 
     def convert(self, record: Mapping[str, Any]) -> Any:
         try:

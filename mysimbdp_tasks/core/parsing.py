@@ -220,6 +220,11 @@ def _csv_records(f: BinaryIO, chunk: Chunk, size: int, read_size: int,
             yield number, None, f"bad_csv: {exc}"
 
 
+# For the reader of CSV by column (csvcolumns): the exact reader it hands a chunk's rest to, the header
+# it reads, and the chunk checked against the file's size.
+csv_records, csv_header, fitted_chunk = _csv_records, _csv_header, _fitted
+
+
 def _jsonl_records(f: BinaryIO, chunk: Chunk, read_size: int) -> Iterator[tuple[int, Any, str | None]]:
     number = chunk.first_number - 1
     for block in _blocks(f, chunk.start_offset, chunk.end_offset, read_size):

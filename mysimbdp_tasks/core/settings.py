@@ -164,6 +164,8 @@ class Settings:
     topic_replication: int = DEFAULT_TOPIC_REPLICATION  # replicas of each partition of the platform's topics
     topic_min_insync: int = DEFAULT_TOPIC_MIN_INSYNC  # min.insync.replicas of those topics
     chunk_bytes: int = 8 * 1024 * 1024
+    # CSV chunks read by column (core/csvcolumns.py) where that reads the same; False: row by row only.
+    csv_by_column: bool = True
     # A gzip file may inflate to at most this many times its tenant's max_file_size (a bomb is refused).
     gzip_ratio: float = 20.0
     visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
@@ -274,6 +276,7 @@ class Settings:
             slot_lease_seconds=_number(env, "MYSIMBDP_SLOT_LEASE_SECONDS", DEFAULT_SLOT_LEASE_SECONDS),
             staging_owners=_owners(env.get("MYSIMBDP_STAGING_OWNERS", "")),
             flat_staging=_flag(env, "MYSIMBDP_FLAT_STAGING", True),
+            csv_by_column=_flag(env, "MYSIMBDP_CSV_BY_COLUMN", True),
             secure=secure,
             secure_from=secure_from,
             stall_seconds=stall,

@@ -8,6 +8,7 @@ principal ``tenant:<name>`` (secrets store) is the password of all three account
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,6 +20,8 @@ from ..core.settings import Settings
 from ..core.tenants import Tenant
 from . import cassandra_roles, kafka_access, redis_acl, secrets, tls
 from .identities import account, tenant_principal
+
+log = logging.getLogger(__name__)
 
 
 def grant(settings: Settings, session: Session, client: Any, tenants: Iterable[Tenant]) -> list[str]:
@@ -32,12 +35,38 @@ def grant(settings: Settings, session: Session, client: Any, tenants: Iterable[T
 
 
 def rotate(settings: Settings, session: Session, client: Any, tenant: Tenant) -> None:
-    """A new password for the tenant: in the store first, then in Cassandra, Redis and Kafka."""
+    """A new password for the tenant, while its pool goes on ingesting.
+
+    The platform's processes read the store at every login (``security/logins.py``) and the services
+    keep connections that logged in before a change, so only new logins matter. In order:
+
+    1. the new password is kept aside in the store (``<principal>.password.next``): a rotation cut
+       short is finished by the next one, with the same password (one rotation at a time);
+    2. Redis: the pool user gets it as a second password (both log in);
+    3. Cassandra: ``ALTER ROLE`` (one password per role), then a login with the new password until
+       Cassandra takes it (its credentials cache keeps the old one up to ``credentials_validity``);
+    4. the store: the new password becomes the current one (one rename), read by every later login;
+    5. Kafka: the SCRAM credential becomes the new one (only the tenant's own clients log in as the
+       tenant there: the pool produces as ``platform:worker``);
+    6. Redis: the new password becomes the user's only one.
+
+    Windows: in step 3, from the moment Cassandra's cache lets the old password go until the rename
+    (one poll of ``cassandra_roles.wait_for_login`` at most), a new Cassandra connection offers the
+    old password, is refused, and is made again (the driver's reconnection, or the task's retry), as
+    during any outage; between 4 and 5 (one admin request) a Kafka client made then offers the new
+    password too early. Open connections are never touched.
+    """
     principal = tenant_principal(tenant.name)
-    secrets.password(settings.home, principal, rotate=True)
-    cassandra_roles.ensure_tenant_role(session, settings.home, tenant.name, tenant.namespace, new_password=True)
-    redis_acl.ensure_tenant_user(client, settings.home, tenant.name)
-    kafka_access.set_password(settings, principal)
+    with secrets.rotating(settings.home, principal):
+        new = secrets.pending(settings.home, principal)
+        redis_acl.add_password(client, tenant.name, new)
+        cassandra_roles.set_password(session, tenant.name, new)
+        cassandra_roles.wait_for_login(settings, tenant.name, new)
+        secrets.promote(settings.home, principal)
+        kafka_access.set_password(settings, principal, new)
+        redis_acl.keep_only_password(client, tenant.name, new)
+    log.info("tenant=%s password rotated: store, Redis, Cassandra and Kafka (account %s)", tenant.name,
+             account(principal))
 
 
 def revoke(settings: Settings, session: Session, client: Any, tenant: Tenant) -> None:

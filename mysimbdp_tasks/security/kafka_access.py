@@ -107,10 +107,11 @@ def grant(settings: Settings, tenants: Iterable[str]) -> None:
         _create(client, [g for t in chosen for g in tenant_plan(t)])
 
 
-def set_password(settings: Settings, principal: str) -> None:
-    """Make Kafka take ``principal``'s current password from the store (after a rotation)."""
+def set_password(settings: Settings, principal: str, password: str) -> None:
+    """``password`` becomes ``principal``'s SCRAM credential (a rotation). Kafka keeps connections
+    that logged in with the old one (the broker sets no ``connections.max.reauth.ms``)."""
     with admin_client(settings) as client:
-        _upsert_users(client, settings, [principal])
+        _upsert(client, {tls.kafka_user(principal): password})
 
 
 def revoke(settings: Settings, tenant: str) -> None:
@@ -154,10 +155,14 @@ class admin_client:  # noqa: N801 - used as a context manager, named like one
 
 
 def _upsert_users(client: Any, settings: Settings, principals: list[str]) -> None:
+    _upsert(client, {tls.kafka_user(p): secrets.password(settings.home, p) for p in principals})
+
+
+def _upsert(client: Any, passwords: dict[str, str]) -> None:
     from kafka.admin import ScramMechanism, UserScramCredentialUpsertion
 
-    alterations = [UserScramCredentialUpsertion(tls.kafka_user(p), ScramMechanism.SCRAM_SHA_512,
-                                                secrets.password(settings.home, p)) for p in principals]
+    alterations = [UserScramCredentialUpsertion(user, ScramMechanism.SCRAM_SHA_512, password)
+                   for user, password in passwords.items()]
     if not alterations:
         return
     failed = {user: error for user, error in client.alter_user_scram_credentials(alterations).items() if error}

@@ -119,14 +119,33 @@ def write_aclfile(path: Path, home: Path) -> None:
     tmp.replace(path)
 
 
-def ensure_tenant_user(client: Any, home: Path, tenant: str, *, rotate: bool = False) -> str:
+def ensure_tenant_user(client: Any, home: Path, tenant: str) -> str:
     """Create or reset the tenant's pool user with the store's password; saved to the ACL file."""
     principal = tenant_principal(tenant)
     user = account(principal)
-    password = secrets.password(home, principal, rotate=rotate)
+    password = secrets.password(home, principal)
     # One command: the user never exists half set up. Only the password's hash is sent.
     client.execute_command("ACL", "SETUSER", user, "reset", "on", f"#{digest(password)}",
                            *tenant_rules_for(client, tenant))
     client.execute_command("ACL", "SAVE")
     log.info("tenant=%s redis user %s: its queues and counters only", tenant, user)
     return user
+
+
+def add_password(client: Any, tenant: str, password: str) -> None:
+    """A second password for the tenant's pool user: the one it had and ``password`` both log in
+    (a rotation's first step; open connections are not touched)."""
+    _set_passwords(client, tenant, f"#{digest(password)}")
+
+
+def keep_only_password(client: Any, tenant: str, password: str) -> None:
+    """``password`` becomes the pool user's only password (a rotation's last step). Redis keeps the
+    connections that logged in with an older one; a new login with it is refused."""
+    _set_passwords(client, tenant, "resetpass", f"#{digest(password)}")
+
+
+def _set_passwords(client: Any, tenant: str, *rules: str) -> None:
+    user = account(tenant_principal(tenant))
+    # Only the hashes travel; the rules apply in order, in one command: no moment without a password.
+    client.execute_command("ACL", "SETUSER", user, *rules)
+    client.execute_command("ACL", "SAVE")

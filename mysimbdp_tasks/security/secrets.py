@@ -5,13 +5,21 @@ platform's own processes, e.g. ``platform:admin``). A password is created on fir
 ``<home>/secrets/<principal>.password``, the folder mode 0700, the file mode 0600, written to a
 temporary file and renamed, so a reader never sees half a password. Passwords only ever travel
 through these files and the processes' memory: never argv, logs or receipts.
+
+A rotation (``security/access.py``) first keeps the new password aside, ``<principal>.password.next``,
+while the services learn it, then :func:`promote` renames it over the current one: processes read
+the store at every login, so every login after the rename uses the new password. A rotation cut
+short leaves the next file, and the next rotation finishes with that same password.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..core.errors import SettingsError
@@ -28,6 +36,10 @@ def folder(home: Path) -> Path:
 def path(home: Path, principal: str) -> Path:
     check_principal(principal)
     return folder(home) / f"{principal}.password"
+
+
+def next_path(home: Path, principal: str) -> Path:
+    return path(home, principal).with_name(f"{principal}.password.next")
 
 
 def check_principal(principal: str) -> str:
@@ -52,6 +64,38 @@ def password(home: Path, principal: str, *, rotate: bool = False) -> str:
     value = secrets.token_urlsafe(PASSWORD_BYTES)
     write(file, value)
     return value
+
+
+def pending(home: Path, principal: str) -> str:
+    """The password a rotation of ``principal`` is setting: the one kept aside, or a fresh one."""
+    file = next_path(home, principal)
+    try:
+        text = file.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        text = ""
+    if PASSWORD.match(text):
+        return text
+    value = secrets.token_urlsafe(PASSWORD_BYTES)
+    write(file, value)
+    return value
+
+
+def promote(home: Path, principal: str) -> None:
+    """The password kept aside becomes ``principal``'s password (one rename: a reader sees either)."""
+    os.replace(next_path(home, principal), path(home, principal))
+
+
+@contextlib.contextmanager
+def rotating(home: Path, principal: str) -> Iterator[None]:
+    """Held while ``principal``'s password is rotated: a second rotation waits for the first."""
+    file = path(home, principal).with_name(f"{principal}.rotating")
+    file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(file, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def write(file: Path, value: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from cassandra import AuthenticationFailed, OperationTimedOut, RequestExecutionException, Unauthorized
-from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
     Cluster,
@@ -20,8 +19,7 @@ from ..core.backoff import OUTAGE_BACKOFF
 from ..core.envvalues import REPLICATION
 from ..core.errors import PermanentIngestError, ServiceUnavailable, SettingsError, TransientIngestError
 from ..core.settings import Settings
-from ..security import tls
-from ..security.identities import credentials
+from ..security import logins, tls
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +63,8 @@ class _Connection(Cluster.connection_class):
 def connect(settings: Settings, request_timeout: float = 30.0) -> tuple[Cluster, Session]:
     """Open a token-aware session to the configured Cassandra hosts (in secure mode, logged in as
     the process's principal: a tenant's pool as its tenant's role)."""
-    found = credentials(settings)
+    # Secure mode: the store's password is read at each new connection (a rotation needs no restart).
+    auth = logins.cassandra_auth(settings)
     profile = ExecutionProfile(
         # Token-aware: each write goes to a replica of its partition, in the local data centre (the
         # setting's, else the one of the first contact point the driver reaches).
@@ -90,7 +89,7 @@ def connect(settings: Settings, request_timeout: float = 30.0) -> tuple[Cluster,
         reconnection_policy=ExponentialReconnectionPolicy(base_delay=1.0, max_delay=RECONNECT_MAX_S),
         # Secure mode: TLS verifying the local CA and the node's name; None (plaintext) otherwise.
         ssl_context=tls.ssl_context(settings),
-        auth_provider=None if found is None else PlainTextAuthProvider(username=found[0], password=found[1]),
+        auth_provider=auth,
     )
     try:
         session = cluster.connect()
@@ -98,10 +97,10 @@ def connect(settings: Settings, request_timeout: float = 30.0) -> tuple[Cluster,
         cluster.shutdown()
         hosts = ", ".join(f"{h}:{p}" for h, p in settings.cassandra_hosts)
         errors = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
-        if found is not None and any(isinstance(e, AuthenticationFailed) for e in errors.values()):
+        if auth is not None and any(isinstance(e, AuthenticationFailed) for e in errors.values()):
             # Still "unavailable" (work waits, nothing is given up) until the credentials are fixed.
             raise ServiceUnavailable(
-                f"Cassandra at {hosts} refused the login of role {found[0]} (secure mode): its password in "
+                f"Cassandra at {hosts} refused the login of role {auth.user} (secure mode): its password in "
                 f"{settings.home / 'secrets'} does not match; `mysimbdp tenants credentials <tenant> --rotate` "
                 "sets a new one in both"
             ) from exc

@@ -23,7 +23,7 @@ from ..core.errors import TenantError
 from ..core.reports import Window
 from ..core.settings import Settings
 from ..core.tenants import Tenant
-from ..security import identities, tls
+from ..security import logins, tls
 from . import cassandra as db
 from .registry import Registry
 from .sink import Sink
@@ -106,7 +106,7 @@ def kafka_producer() -> KafkaProducer:
 def redis_client() -> redis.Redis:
     with _process.lock:
         if _process.redis is None:
-            _process.redis = redis.Redis.from_url(identities.redis_url(settings()))
+            _process.redis = logins.redis_client(settings())
         return _process.redis
 
 

@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from typing import Any
 
 from celery import Celery
+from celery.app.amqp import AMQP
 from celery.signals import worker_process_init, worker_process_shutdown
-from kombu import Exchange, Queue
+from kombu import Connection, Exchange, Queue
 
 from ..core import names
 from ..core.settings import Settings
-from ..security import identities
+from ..security import identities, logins
 from ..services import context
 from .lease import Lease
 
@@ -44,17 +46,32 @@ def tenant_queues(tenants: Iterable[str]) -> tuple[Queue, ...]:
     return tuple(found)
 
 
+class StoreLogins(AMQP):
+    """Celery's broker side, whose connections log in with the secrets store's password of the moment.
+
+    Celery 5.7 makes every broker connection with ``app.amqp.Connection(url, ...)`` and passes no
+    ``credential_provider`` through (``Celery._connection``); kombu's ``Connection`` takes one, gives
+    it to every Redis pool it makes and keeps it across ``clone()``. So a worker whose connection to
+    Redis drops after a rotation logs in again with the new password.
+    """
+
+    def Connection(self, *args: Any, **kwargs: Any) -> Connection:  # noqa: N802 - the name Celery calls
+        kwargs["credential_provider"] = logins.redis_credentials(self.app.conf.mysimbdp_settings)
+        return Connection(*args, **kwargs)
+
+
 def make_app(settings: Settings, tenants: Iterable[str] = ()) -> Celery:
     """A Celery app for ``settings``. Sending needs nothing more; a worker also gets the task bodies
     (``include``: imported when the worker starts, registered on this app as shared tasks).
     ``tenants``: the tenants whose queues it declares (a worker's ``-Q`` still picks what it consumes)."""
-    app = Celery("mysimbdp", include=["mysimbdp_tasks.worker.tasks"])
+    app = Celery("mysimbdp", include=["mysimbdp_tasks.worker.tasks"], amqp=StoreLogins)
     queues = tenant_queues(tenants)
     if queues:
         app.conf.task_queues = queues
     unacked, unacked_index, unacked_mutex = names.unacked_keys(identities.pool_tenant(settings))
     app.conf.update(
-        broker_url=identities.redis_url(settings),  # with the process's credentials in secure mode
+        # In secure mode the account only: the password is read at each login (StoreLogins).
+        broker_url=logins.broker_url(settings),
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout,
@@ -68,7 +85,7 @@ def make_app(settings: Settings, tenants: Iterable[str] = ()) -> Celery:
             "unacked_restore_interval": settings.restore_every_seconds,
             "unacked_restore_throttle": 1,
         },
-        mysimbdp_settings=settings,  # read by the lease bootstep
+        mysimbdp_settings=settings,  # read by the lease bootstep and StoreLogins
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,

@@ -26,11 +26,10 @@ import logging
 import time
 from typing import Any
 
-import redis
 from celery import bootsteps
 
 from ..core.settings import Settings
-from ..security import identities
+from ..security import logins
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class Lease(bootsteps.StartStopStep):
     def __init__(self, c: Any, **kwargs: Any) -> None:
         settings: Settings = c.app.conf.mysimbdp_settings
         self.renew_every = settings.lease_renew_seconds
-        self.client = redis.Redis.from_url(identities.redis_url(settings), socket_timeout=2, socket_connect_timeout=2)
+        self.client = logins.redis_client(settings, socket_timeout=2, socket_connect_timeout=2)
         self.tref: Any = None
         self.failing = False
         super().__init__(c, **kwargs)

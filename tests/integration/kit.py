@@ -141,6 +141,19 @@ class Platform:
             time.sleep(0.3)
         raise TimeoutError(f"{name} has no receipt after {timeout} s; logs:\n{self.logs()}")
 
+    def wait_for_a_chunk(self, client: redis.Redis, timeout: float = 180) -> None:
+        """Until a chunk of a file in processing has finished: the file is under way, not done."""
+        from mysimbdp_tasks.batch.jobs import Jobs
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for path in (self.home / "processing" / self.tenant.name).glob("*__*"):
+                if Jobs(client).results(self.tenant.name, path.name.split("__", 1)[0]):
+                    return
+            self.check_alive()
+            time.sleep(0.1)
+        raise TimeoutError(f"no chunk finished in {timeout} s; logs:\n{self.logs()}")
+
     def check_alive(self) -> None:
         """Raise, with the logs, if any process started here has exited."""
         for name, proc in self.procs.items():

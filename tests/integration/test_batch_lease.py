@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-from kit import Platform, running_platform
+from kit import running_platform
 
-from mysimbdp_tasks.batch.jobs import Jobs
 from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.settings import DEFAULT_VISIBILITY_TIMEOUT, Settings
 from producers.generate import generate
@@ -25,16 +23,6 @@ def _count(session: Any, tenant: Any) -> int:
                                timeout=120).one()[0])
 
 
-def _wait_for_a_chunk(client: redis.Redis, platform: Platform, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in (platform.home / "processing" / platform.tenant.name).glob("*__*"):
-            if Jobs(client).results(platform.tenant.name, path.name.split("__", 1)[0]):
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"no chunk finished in {timeout} s; logs:\n{platform.logs()}")
-
-
 @pytest.mark.chaos
 @pytest.mark.timeout(600)
 def test_a_killed_pools_tasks_come_back_within_the_lease_with_default_settings(
@@ -44,7 +32,7 @@ def test_a_killed_pools_tasks_come_back_within_the_lease_with_default_settings(
     # Default visibility timeout and stall time; small chunks so the pool holds tasks when killed.
     with running_platform(settings, tenant, tmp_path / "h", extra_env={"MYSIMBDP_CHUNK_MB": "1"}) as p:
         name = p.stage(src.path, f"{tenant.name}-big.csv")
-        _wait_for_a_chunk(redis_client, p)
+        p.wait_for_a_chunk(redis_client)
         held = set(redis_client.zrange(names.UNACKED_INDEX, 0, -1))
         p.kill_worker()
         killed_at = time.time()

@@ -18,7 +18,7 @@ from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.services.registry import Registry
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]  # two steps: one per producer
 
 
 def _count(session: Session, keyspace: str, table: str) -> int:
@@ -42,16 +42,19 @@ def test_quick_run_lands_every_message_it_sent(settings: Settings, redis_client:
     out = tmp_path / "stream.json"
     doc: dict[str, Any] = {}
     try:
+        # Both load generators, one step each: the pre-built batches and kafka-python's producer.
         assert stream.main(settings, ["--quick", "--json", str(out), "--no-plot", "--keep",
-                                      "--workdir", str(tmp_path / "work")]) == 0
+                                      "--producer", "prebuilt,kafka-python", "--workdir", str(tmp_path / "work")]) == 0
         doc = json.loads(out.read_text())
         assert doc["benchmark"] == "stream" and doc["verified"] is True
-        assert doc["steps"], "the quick run measures at least one step"
+        assert [s["producer"] for s in doc["steps"]] == ["prebuilt", "kafka-python"]
         for step in [doc["warmup"], *doc["steps"]]:
             assert step["sent"] > 0
             assert step["landed"] == step["acked"] == step["sent"]
             assert step["dead_letters"] == 0 and step["errors"] == 0
             assert step["p99_ms"] is not None and step["p99_ms"] > 0
+            assert step["details"]["cpu_us_per_message"]["producers"] > 0  # the producers found and measured
+            assert step["cpu_bound_per_s"] > 0
         # Counted again, independently: each tenant's table holds exactly what it was sent.
         for t in doc["tenants"]:
             sent = sum(s["per_tenant"][t["tenant"]]["acked"] for s in [doc["warmup"], *doc["steps"]])

@@ -12,6 +12,7 @@ from benchmarks import stream_results as results
 from benchmarks.stream import parse_options
 from benchmarks.stream_producer import StepSent, Template, merge, message_id, parse_id, read_times
 from benchmarks.stream_results import Landed, Naive, Sent
+from benchmarks.stream_steps import RigOptions
 from producers.stream import encode, key_for
 
 pytestmark = pytest.mark.unit
@@ -150,6 +151,32 @@ def test_report_has_steps_targets_and_ratio() -> None:
     assert "kept up" in results.table(steps) and "sustained:" in results.summary(doc)
 
 
+def test_cpu_bound_rate_counts_the_platform_not_the_load_generator() -> None:
+    step = _step(*_uniform(1000, 10, 50))
+    step.details["cpu_us_per_message"] = {"bridge": 20.0, "workers": 40.0, "cassandra": 30.0, "kafka": 8.0,
+                                          "redis": 2.0, "producers": 75.0, "benchmark": 5.0, "other": 300.0}
+    assert step.platform_us == 100.0
+    assert step.cpu_bound_per_s(cores=2) == pytest.approx(20_000)
+    assert _step(*_uniform(1000, 10, 50)).cpu_bound_per_s() is None  # nothing measured
+    row = json.loads(json.dumps(step.to_dict()))
+    assert row["platform_cpu_us_per_message"] == 100.0 and row["cpu_bound_per_s"] == round(results.CORES * 1e4)
+
+
+def test_without_a_sustained_step_the_ratio_is_not_met_and_the_kept_up_step_is_named() -> None:
+    slow = _step(*_uniform(1000, 10, 900), offered=1000)  # kept up, p99 900 ms
+    naive = Naive(messages=100, seconds=1.0, rows_in_cassandra=100, service_p50_ms=0.5, service_p99_ms=1.5,
+                  stopped_by="count")
+    doc = json.loads(json.dumps(results.report([slow], naive, {})))
+    assert doc["sustained"] is None and doc["sustained_vs_naive"] is None
+    assert doc["kept_up"]["meets_latency"] is False
+    assert doc["kept_up"]["vs_naive"] == pytest.approx(slow.landed_per_s / 100, abs=0.01)
+    ratio = doc["targets"][1]
+    assert ratio["measured"] is None and ratio["met"] is False
+    assert "no step kept up with p99 <= 500 ms" in ratio["note"] and "10.0x naive at p99 900 ms" in ratio["note"]
+    text = results.summary(doc)
+    assert "not a sustained rate" in text and "-> NOT met (no step kept up" in text
+
+
 def test_report_is_not_verified_when_rows_are_missing() -> None:
     sends, writes = _uniform(1000, 10, 50)
     doc = results.report([_step(sends[:10], writes[:10], all_sends=sends[:20])], None, {})
@@ -201,3 +228,12 @@ def test_options_quick_and_explicit_values() -> None:
     assert parse_options([]).rates == (1000, 2500, 5000, 7500)
     with pytest.raises(SystemExit):
         parse_options(["--rates", "fast"])
+    assert parse_options([]).producer == ("prebuilt",)
+    assert parse_options(["--tick-ms", "20"]).tick_ms == 20 and parse_options([]).tick_ms is None
+    # One pre-built producer per tenant (one client each), two of kafka-python's; or as asked.
+    assert [RigOptions().producers_for(k) for k in ("prebuilt", "kafka-python")] == [1, 2]
+    assert RigOptions(producers=3).producers_for("prebuilt") == 3
+    assert parse_options(["--producer", "prebuilt,kafka-python"]).producer == ("prebuilt", "kafka-python")
+    for wrong in ("java", "prebuilt,prebuilt", ","):
+        with pytest.raises(SystemExit):
+            parse_options(["--producer", wrong])

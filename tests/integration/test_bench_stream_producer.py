@@ -1,0 +1,103 @@
+"""The stream benchmark's load generator against the real Kafka of the local stack.
+
+The pre-built producer must put on Kafka exactly what the tenant client (kafka-python's producer)
+puts there for the same step: the same payloads under the same keys on the same partitions, each
+message once, acknowledged with acks=all by an idempotent producer, with the CreateTime it reports.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import NewTopic
+
+from benchmarks.stream_producer import Command, KafkaPythonSender, Messages, PrebuiltSender, StepSent, read_times
+from mysimbdp_tasks.core import names
+from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.services import topics
+from producers import samples
+from producers.stream import producer_config
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+PARTITIONS = 3
+COUNT = 1500
+
+
+@pytest.fixture
+def two_tenants(settings: Settings) -> Iterator[tuple[str, str]]:
+    """Two fresh tenants' ingest topics of three partitions each."""
+    made = (f"lg{uuid.uuid4().hex[:8]}", f"lg{uuid.uuid4().hex[:8]}")
+    admin = topics.admin(settings)
+    try:
+        admin.create_topics([NewTopic(names.ingest_topic(t), num_partitions=PARTITIONS, replication_factor=1)
+                             for t in made])
+        yield made
+        admin.delete_topics([names.ingest_topic(t) for t in made])
+    finally:
+        admin.close()
+
+
+def _records(settings: Settings, tenant: str, want: int) -> list[tuple[int, bytes, bytes, int]]:
+    """(partition, key, value, timestamp) of every record of the tenant's topic."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str, enable_auto_commit=False)
+    try:
+        topic = names.ingest_topic(tenant)
+        parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        out: list[tuple[int, bytes, bytes, int]] = []
+        deadline = time.monotonic() + 60
+        while len(out) < want and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                out += [(r.partition, r.key, r.value, r.timestamp) for r in batch]
+        out += [(r.partition, r.key, r.value, r.timestamp) for b in consumer.poll(timeout_ms=1000).values() for r in b]
+        return out
+    finally:
+        consumer.close()
+
+
+def _send(sender: PrebuiltSender | KafkaPythonSender, cmd: Command) -> StepSent:
+    try:
+        sender.prepare(cmd)
+        return sender.run(time.time())
+    finally:
+        sender.close()
+
+
+def test_prebuilt_batches_land_as_the_tenant_clients_messages(settings: Settings, two_tenants: tuple[str, str],
+                                                               tmp_path: Path) -> None:
+    client_tenant, prebuilt_tenant = two_tenants
+    inputs = [samples.default_dir() / "1000rows.csv"]  # COUNT > its rows: the samples cycle
+    config = producer_config(settings.kafka_bootstrap_str, "bx")
+    assert config.get("enable_idempotence"), "the tenant client is idempotent: so is the pre-built producer"
+    # The same step of the same messages (their "tenant" field: bx) through each producer to its own topic.
+    step = Command(5, 3000.0, None, COUNT)
+    by_client = _send(KafkaPythonSender(client_tenant, Messages("tenant2", "bx", inputs), tmp_path, config), step)
+    prebuilt = _send(PrebuiltSender(prebuilt_tenant, Messages("tenant2", "bx", inputs), tmp_path, config), step)
+
+    for sent in (by_client, prebuilt):
+        assert (sent.sent, sent.acked, sent.errors) == (COUNT, COUNT, 0)
+    client_records = _records(settings, client_tenant, COUNT)
+    prebuilt_records = _records(settings, prebuilt_tenant, COUNT)
+    assert len(prebuilt_records) == COUNT  # each message once
+    assert sorted(r[:3] for r in prebuilt_records) == sorted(r[:3] for r in client_records)
+    assert len({r[2] for r in prebuilt_records}) == COUNT  # every payload is new (a fresh id)
+    assert len({r[0] for r in prebuilt_records}) == PARTITIONS
+
+    # The CreateTime the producer reports for each message is the one Kafka keeps, taken when it was sent.
+    created, sent_at = read_times(Path(prebuilt.times))
+    by_seq = {value: ts for _, _, value, ts in prebuilt_records}
+    values = [v for v, _ in _take(Messages("tenant2", "bx", inputs), 5, COUNT)]  # by seq
+    assert [by_seq[v] for v in values] == list(created)
+    assert all(abs(c - t * 1000) <= 1 for c, t in zip(created, sent_at, strict=True))
+
+
+def _take(messages: Messages, step: int, n: int) -> list[tuple[bytes, bytes]]:
+    fresh = messages.fresh(step)
+    return [next(fresh) for _ in range(n)]
