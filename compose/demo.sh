@@ -9,6 +9,8 @@ DATA="${MYSIMBDP_SAMPLES:-$PWD/../shared/data/reddit}"
 [ -d "$DATA" ] || { echo "error: no sample data in $DATA (set MYSIMBDP_SAMPLES)" >&2; exit 1; }
 
 echo "== 1. local stack and tenants"
+# A new home is secure (TLS, a login for every client, per-tenant rights); a home that already holds
+# a plain stack stays plain. `stack up --plain` (or MYSIMBDP_SECURE=0) asks for a plain one.
 mysimbdp stack up
 mysimbdp tenants apply tenants/tenants.json
 
@@ -29,6 +31,8 @@ python3 -m producers.stream --tenant tenant2 "$DATA"/1000rows*.csv
 
 # What a careless client sends: a CSV with a bad time and a row without its id, and three messages
 # that are not JSON objects or lack a key column. Each is refused with its reason; the good row lands.
+# The client sends as tenant2 itself: on a secure stack over TLS with tenant2's own login (the
+# password file `mysimbdp tenants credentials tenant2` names), which may write only tenant2.ingest.
 printf 'created_utc,subreddit,id,author,body\n1430458939,demo,ok1,alice,fine\nyesterday,demo,bad1,bob,late\n1430458939,demo,,carol,no id\n' \
     > "$MYSIMBDP_HOME/staging/.tenant2-careless.csv.part"
 mv "$MYSIMBDP_HOME/staging/.tenant2-careless.csv.part" "$MYSIMBDP_HOME/staging/tenant2-careless.csv"
@@ -36,8 +40,11 @@ python3 - <<'PY'
 import json
 from kafka import KafkaProducer
 from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.security import tls
 
-producer = KafkaProducer(bootstrap_servers=Settings.from_env().kafka_bootstrap_str, acks="all")
+settings = Settings.from_env()
+producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all",
+                         **tls.kafka_options(settings, "tenant:tenant2"))
 for value in (b'{"id": "cut short", "body": ', b"[1, 2]", json.dumps({"id": "x1", "author": "a", "body": "b"}).encode()):
     producer.send("tenant2.ingest", value)
 producer.flush()
@@ -60,6 +67,9 @@ echo "  tenants side by side: $MYSIMBDP_HOME/report-all.html"
 echo "  (again at any time: mysimbdp report --tenant tenant2 --since 1h --html FILE, or --json)"
 read -r metrics_url flower_url < <(python3 -c 'from mysimbdp_tasks.core.settings import Settings
 s = Settings.from_env(); print(s.metrics_url or "off", s.flower_url)')
+python3 -c 'from mysimbdp_tasks.core.settings import Settings
+s = Settings.from_env(); print("  this stack is", s.mode)
+if s.secure: print("  what a tenant client logs in with: mysimbdp tenants credentials tenant2")'
 echo "  Prometheus metrics of every platform process: $metrics_url"
 echo "  Flower (queues, workers, tasks): run \`mysimbdp flower\` (or start the platform with"
 echo "    \`mysimbdp up --flower\`), then open $flower_url"

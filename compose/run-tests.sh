@@ -13,13 +13,27 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] && export PATH="$PWD/.venv/bin:$PATH"
 export MYSIMBDP_HOME="${MYSIMBDP_HOME:-$PWD/.mysimbdp}"
 
+# The stages run a plain stack: the secure tests start a secure one of their own on another address
+# (SECURE_STACK_HOST). A home made secure (`make demo` on a new home is) is not turned plain under
+# its data: its platform and stack are stopped, and the tests run on a home beside it.
+if [ -e "$MYSIMBDP_HOME/secure" ]; then
+    echo "== $MYSIMBDP_HOME is secure: stopping its platform and stack; the tests use $MYSIMBDP_HOME-plain"
+    MYSIMBDP_SECURE=1 mysimbdp down >/dev/null 2>&1 || true
+    MYSIMBDP_SECURE=1 mysimbdp stack down || true
+    jars="$MYSIMBDP_HOME/jars"
+    export MYSIMBDP_HOME="$MYSIMBDP_HOME-plain"
+    mkdir -p "$MYSIMBDP_HOME"
+    [ -d "$jars" ] && [ ! -e "$MYSIMBDP_HOME/jars" ] && ln -s "$jars" "$MYSIMBDP_HOME/jars"
+fi
+export MYSIMBDP_SECURE=0
+
 CLUSTER_HOME="$MYSIMBDP_HOME-cluster"
 SECURE_CLUSTER_HOME="$MYSIMBDP_HOME-cluster-secure"
 cleanup() {
     mysimbdp down >/dev/null 2>&1 || true
     mysimbdp stack down || true
     [ -d "$CLUSTER_HOME" ] && MYSIMBDP_HOME="$CLUSTER_HOME" mysimbdp stack down || true
-    [ -d "$SECURE_CLUSTER_HOME" ] && MYSIMBDP_HOME="$SECURE_CLUSTER_HOME" mysimbdp stack down || true
+    [ -d "$SECURE_CLUSTER_HOME" ] && MYSIMBDP_HOME="$SECURE_CLUSTER_HOME" MYSIMBDP_SECURE=1 mysimbdp stack down || true
 }
 trap cleanup EXIT
 
@@ -51,7 +65,7 @@ cluster() {
     [ -e "$home/jars" ] || ln -s "$MYSIMBDP_HOME/jars" "$home/jars"
     local started=$SECONDS
     (
-        export MYSIMBDP_HOME="$home"
+        export MYSIMBDP_HOME="$home" MYSIMBDP_SECURE="$SECURE"
         # host:port of the first endpoint, then the same port on the next two addresses (as the nodes run).
         three() {
             local first="${1%%,*}" port=$2
@@ -71,9 +85,9 @@ cluster() {
         stage "$name" -m "$marks" "$@"
     )
 }
-UP_FLAGS=()
+UP_FLAGS=() SECURE=0
 cluster "cluster" "$CLUSTER_HOME" "cluster and not secure" "$@" || failed=1
 MYSIMBDP_HOME="$CLUSTER_HOME" mysimbdp stack down >/dev/null || true
-UP_FLAGS=(--secure)
+UP_FLAGS=(--secure) SECURE=1
 cluster "secure cluster" "$SECURE_CLUSTER_HOME" "cluster and secure" "$@" || failed=1
 exit "$failed"

@@ -142,9 +142,13 @@ def _stack_parsers(sub: Any) -> None:
                            ).add_subparsers(dest="action", required=True, metavar="ACTION")
     p = stack.add_parser("up", help="start the local services; those already running are left as they are")
     p.add_argument("services", nargs="*", metavar="SERVICE", help="redis, kafka or cassandra (default: all)")
-    p.add_argument("--secure", action="store_true",
-                   help="TLS on every listener, a login per principal and per-tenant authorization; remembered in "
-                        "$MYSIMBDP_HOME, so every later command on this home is secure too")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--secure", action="store_true",
+                      help="TLS on every listener, a login per principal and per-tenant authorization; remembered in "
+                           "$MYSIMBDP_HOME, so every later command on this home is secure too (the default for a "
+                           "new home)")
+    mode.add_argument("--plain", action="store_true",
+                      help="no TLS and no logins (development only); remembered in $MYSIMBDP_HOME like --secure")
     p.add_argument("--with-prometheus", action="store_true",
                    help="also run Prometheus (Debian's package), scraping the platform's metrics")
     p.add_argument("--nodes", type=int,

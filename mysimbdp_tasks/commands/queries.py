@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from ..core.tenants import MB, Tenant
 from ..security import logins, tls
 from ..services import events as metrics
 from ..services.quotas import Quotas
+
+log = logging.getLogger(__name__)
 
 
 def usage(quotas: Quotas, tenant: Tenant) -> dict[str, Any]:
@@ -89,10 +92,26 @@ def file_outcomes(settings: Settings, tenant: str) -> dict[str, Any]:
             "rows_refused": rows["refused"]}
 
 
+COUNT_ATTEMPTS = 3
+
+
 def rows_in_table(session: Session, tenant: Tenant) -> int:
-    row = session.execute(f"SELECT COUNT(*) FROM {ident(tenant.namespace)}.{ident(tenant.table_name)}",
-                          timeout=120).one()
-    return int(row[0])
+    """Rows in the tenant's table. A whole-table count may run out of Cassandra's own time on a busy
+    node (a ReadFailure or ReadTimeout, e.g. right after a large load): it is tried again."""
+    from cassandra import ReadFailure, ReadTimeout
+
+    for attempt in range(1, COUNT_ATTEMPTS + 1):
+        try:
+            row = session.execute(f"SELECT COUNT(*) FROM {ident(tenant.namespace)}.{ident(tenant.table_name)}",
+                                  timeout=120).one()
+            return int(row[0])
+        except (ReadFailure, ReadTimeout) as exc:
+            if attempt == COUNT_ATTEMPTS:
+                raise
+            log.warning("%s: counting %s.%s failed (%s), attempt %d of %d; trying again", tenant.name,
+                        tenant.namespace, tenant.table_name, type(exc).__name__, attempt, COUNT_ATTEMPTS)
+            time.sleep(2.0 * attempt)
+    raise AssertionError("unreachable")
 
 
 def pending_files(settings: Settings) -> int:

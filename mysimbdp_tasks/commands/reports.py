@@ -23,7 +23,7 @@ def process_status(settings: Settings, args: argparse.Namespace) -> int:
     """Each platform process: pid, state, uptime, restarts. Read from files: works while Redis is away."""
     from ..control.supervisor import snapshot
 
-    data = snapshot(settings)
+    data = snapshot(settings) | {"secure": settings.secure}
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -34,6 +34,7 @@ def process_status(settings: Settings, args: argparse.Namespace) -> int:
         print(processes.metrics_line(sup.get("metrics")))
     else:
         print("supervisor: not running (`mysimbdp up` starts it)")
+    print(f"mode: {settings.mode}")
     print(f"{'NAME':<24} {'PID':>7}  {'STATE':<44} {'UPTIME':>8} {'RESTARTS':>8} {'POOL':>4}")
     for p in data["processes"]:
         pool = p.get("pool")

@@ -7,13 +7,14 @@ import json
 import sys
 
 from ..core.errors import MysimbdpError
-from ..core.settings import Settings, mark_secure
+from ..core.settings import Settings
 from .common import SERVICES, echo
 
 
 def stack_up(settings: Settings, args: argparse.Namespace) -> int:
     from .. import stack
     from ..core import progress
+    from ..stack import mode as stack_mode
     from ..stack import nodes as stack_nodes
 
     nodes = getattr(args, "nodes", None)
@@ -21,8 +22,9 @@ def stack_up(settings: Settings, args: argparse.Namespace) -> int:
         stack_nodes.write_count(settings.home, nodes)
     chosen = _chosen(args.services) if args.services else tuple(stack.node_names(settings))
     chosen += ("prometheus",) if args.with_prometheus else ()
-    if args.secure and not settings.secure:
-        settings = mark_secure(settings)
+    choice = stack_mode.choose(stack_mode.facts(settings, "secure" if args.secure else "plain" if args.plain else None))
+    settings = stack_mode.apply(settings, choice)
+    print(f"stack: {'secure' if choice.secure else 'plain'}: {choice.reason}", flush=True)
     with progress.ticking(progress.bar("stack up", total=len(chosen), unit="service")) as bar:
         def say(line: str) -> None:
             # Lines above the bar; a service counts once it answers ("ready", "already running", "using it").
@@ -59,8 +61,9 @@ def stack_status(settings: Settings, args: argparse.Namespace) -> int:
     states = stack.status(settings)
     if args.json:
         print(json.dumps([{"service": s.name, "running": s.running, "answering": s.answering, "endpoint": s.endpoint,
-                           "pid": s.pid, "detail": s.detail} for s in states], indent=2))
+                           "pid": s.pid, "detail": s.detail, "secure": settings.secure} for s in states], indent=2))
         return 0 if stack.all_up(states) else 1
+    print(f"mode: {settings.mode}")
     for s in states:
         state = "up" if s.running and s.answering else ("running, not answering" if s.running else "down")
         pid = f" pid {s.pid}" if s.pid else ""

@@ -78,9 +78,10 @@ DEFAULT_SLOT_LEASE_SECONDS = 30.0  # a dead worker's batch slot is free again th
 DEFAULT_TOPIC_REPLICATION = 1
 DEFAULT_TOPIC_MIN_INSYNC = 1
 
-# `mysimbdp stack up --secure` leaves this file in MYSIMBDP_HOME: every later command on that home
-# is in secure mode unless MYSIMBDP_SECURE says otherwise.
+# `mysimbdp stack up` leaves one of these files in MYSIMBDP_HOME, saying which mode it chose for the
+# home (stack/mode.py): every later command on that home follows it unless MYSIMBDP_SECURE says otherwise.
 SECURE_MARKER = "secure"
+PLAIN_MARKER = "plain"
 
 # Read outside the platform's processes: by the producers and the benchmarks, for their sample data.
 OTHER_VARIABLES = ("MYSIMBDP_SAMPLES",)
@@ -124,11 +125,30 @@ def secure_redis_url(url: str, home: Path) -> str:
     return parts._replace(scheme="rediss", query=urlencode(query)).geturl()
 
 
+def home_mode(home: Path) -> str | None:
+    """The mode `stack up` recorded for ``home``: SECURE_MARKER, PLAIN_MARKER, or None (never decided)."""
+    if (home / SECURE_MARKER).exists():
+        return SECURE_MARKER
+    return PLAIN_MARKER if (home / PLAIN_MARKER).exists() else None
+
+
 def mark_secure(settings: Settings) -> Settings:
     """``settings`` in secure mode, remembered in its home (the marker file) for later commands."""
     settings.home.mkdir(parents=True, exist_ok=True)
     (settings.home / SECURE_MARKER).write_text("secure mode: see `mysimbdp stack up --secure`\n")
+    (settings.home / PLAIN_MARKER).unlink(missing_ok=True)
     return dataclasses.replace(settings, secure=True, redis_url=secure_redis_url(settings.redis_url, settings.home))
+
+
+def mark_plain(settings: Settings) -> Settings:
+    """``settings`` in plain mode, remembered in its home (the marker file) for later commands."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    (settings.home / PLAIN_MARKER).write_text("plain mode: see `mysimbdp stack up --plain`\n")
+    (settings.home / SECURE_MARKER).unlink(missing_ok=True)
+    if not settings.secure:
+        return settings
+    # Built again rather than undoing secure_redis_url: the URL as the environment gives it.
+    return Settings.from_env({**os.environ, "MYSIMBDP_HOME": str(settings.home), "MYSIMBDP_SECURE": "0"})
 
 
 @dataclass(frozen=True)
@@ -176,6 +196,9 @@ class Settings:
     # ``platform:admin`` for the platform's processes, ``tenant:<name>`` for a tenant's worker pool.
     secure: bool = False
     principal: str = "platform:admin"
+    # What decided ``secure``: "environment" (MYSIMBDP_SECURE), "home" (the marker `stack up` left) or
+    # "default" (neither: plain until `stack up` decides for the home, stack/mode.py).
+    secure_from: str = "default"
     # Several hosts (docs/deploy.md): the data folders (staging, processing, done, failed, rejected)
     # live in ``data_dir``, a file system every host mounts at the same path; run state and logs stay
     # in ``home``, one per host. None: the data folders are in ``home`` (one host). ``node_name``
@@ -209,7 +232,8 @@ class Settings:
         if local_dc and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", local_dc):
             raise SettingsError(f"MYSIMBDP_CASSANDRA_LOCAL_DC: expected a data-centre name (letters, digits, "
                                 f"'_', '.', '-'), got {local_dc!r}")
-        secure = _flag(env, "MYSIMBDP_SECURE", (home / SECURE_MARKER).exists())
+        secure = _flag(env, "MYSIMBDP_SECURE", home_mode(home) == SECURE_MARKER)
+        secure_from = "environment" if "MYSIMBDP_SECURE" in env else "home" if home_mode(home) else "default"
         if secure:
             redis_url = secure_redis_url(redis_url, home)
         partitions = _count(env, "MYSIMBDP_KAFKA_PARTITIONS", 3)
@@ -254,6 +278,7 @@ class Settings:
             flat_staging=_flag(env, "MYSIMBDP_FLAT_STAGING", True),
             csv_by_column=_flag(env, "MYSIMBDP_CSV_BY_COLUMN", True),
             secure=secure,
+            secure_from=secure_from,
             stall_seconds=stall,
             report_every=report_every,
             chunk_bytes=int(chunk_mb * 1024 * 1024),
@@ -269,6 +294,16 @@ class Settings:
             topic_replication=topic_replication,
             topic_min_insync=topic_min_insync,
         )
+
+    @property
+    def mode(self) -> str:
+        """Secure or plain, and what decided it: one line for operators (`stack status`, `status`)."""
+        what = ("secure (TLS on every listener, a login for every client)" if self.secure
+                else "plain (no TLS, no logins)")
+        marker = self.home / (SECURE_MARKER if self.secure else PLAIN_MARKER)
+        how = {"environment": f"MYSIMBDP_SECURE={int(self.secure)}", "home": f"recorded in {marker}",
+               "default": "no mode recorded for this home yet: `mysimbdp stack up` makes a new home secure"}
+        return f"{what}; {how.get(self.secure_from, self.secure_from)}"
 
     # The lease of delivered tasks (worker/lease.py) ----------------------------------------------
     @property

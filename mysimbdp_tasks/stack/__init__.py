@@ -4,8 +4,9 @@ For development, demos and CI only: runtime code never imports this package. Eve
 ``$MYSIMBDP_HOME``: jars in ``jars/<service>``, configuration in ``<service>/conf``, data in
 ``<service>/data``, logs in ``logs/<service>.log`` and pid files in ``run/<service>.pid``.
 
-Modules: ``lifecycle`` (up, down, restart, status), ``service`` (what every service has in common),
-``redis``, ``kafka``, ``cassandra``, ``prometheus`` (optional) (one per service), ``tuning``
+Modules: ``lifecycle`` (up, down, restart, status), ``mode`` (a home secure or plain), ``service``
+(what every service has in common), ``redis``, ``kafka``, ``cassandra``, ``prometheus`` (optional)
+(one per service), ``tuning``
 (Cassandra's ingest settings), ``java`` and ``jars`` (the JVM and the jars Kafka and Cassandra run
 from). It may import ``core`` and the client libraries, nothing else.
 """

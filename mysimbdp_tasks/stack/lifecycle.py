@@ -311,6 +311,11 @@ def _state(svc: Service) -> ServiceState:
     return ServiceState(svc.name, running, answering, svc.endpoint, pid, detail)
 
 
+def started_here(settings: Settings) -> list[str]:
+    """The services that run from this MYSIMBDP_HOME now (started by its `up`), without probing them."""
+    return [svc.name for svc in _services(settings, _with_started(settings, None)) if svc.live_pid() is not None]
+
+
 # helpers ----------------------------------------------------------------------------------------
 
 

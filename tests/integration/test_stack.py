@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 import redis
@@ -69,3 +73,23 @@ def test_kafka_round_trip_on_a_fresh_topic(stack: Settings) -> None:
     finally:
         admin.delete_topics([topic])
         admin.close()
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mysimbdp_tasks.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_a_new_home_joining_the_plain_stack_stays_plain_and_says_so(stack: Settings, tmp_path: Path) -> None:
+    """`stack up` on a new home whose addresses already answer in plaintext (here: the test stack,
+    started from another home) follows them instead of making the home secure, and records it."""
+    env = {k: v for k, v in os.environ.items() if k != "MYSIMBDP_SECURE"} | {"MYSIMBDP_HOME": str(tmp_path)}
+    up = _cli(env, "stack", "up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "stack: plain: services not started from this home already answer at its addresses in plaintext" \
+        in up.stdout, up.stdout
+    assert (tmp_path / "plain").exists() and not (tmp_path / "secure").exists()
+    status = _cli(env, "stack", "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert status.stdout.startswith(f"mode: plain (no TLS, no logins); recorded in {tmp_path / 'plain'}")
+    assert "mode: plain" in _cli(env, "status").stdout
