@@ -283,8 +283,9 @@ def baseline(settings: Settings, client: redis.Redis, session: Session, workdir:
         topics.ensure(settings, made)
         out = workdir / "times-naive"
         out.mkdir(parents=True, exist_ok=True)
+        # Untimed: the tenant client's own producer, as fast as it goes (the prebuilt sender paces by rate).
         producers = [ProducerProcess(like, t.name, settings.kafka_bootstrap_str, out, inputs_for(like, data),
-                                     workdir / f"producer-{t.name}.log", harness.ROOT)
+                                     workdir / f"producer-{t.name}.log", harness.ROOT, kind="kafka-python")
                      for like, t in zip(SHAPES, made, strict=True)]
         try:
             share = [messages // 2, messages - messages // 2]
