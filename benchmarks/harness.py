@@ -68,6 +68,15 @@ def fresh_tenant(like: str, prefix: str = "bench", shipped: Path = SHIPPED_TENAN
 
 def provision(session: Session, settings: Settings, tenant: Tenant) -> None:
     provisioning.apply(session, [tenant], settings.replication, echo=lambda _: None)
+    if settings.secure:  # its Cassandra role, Redis user and Kafka user, as `tenants apply` makes them
+        from mysimbdp_tasks.security import access, kafka_access, logins
+
+        client = logins.redis_client(settings, identities.ADMIN)
+        try:
+            access.grant(settings, session, client, [tenant])
+        finally:
+            client.close()
+        kafka_access.grant(settings, [tenant.name])
 
 
 def register(client: redis.Redis, tenant: Tenant) -> None:
@@ -93,6 +102,9 @@ class Receipt:
         return str(self.data.get("status"))
 
 
+SECURE_SHARED = ("secrets", "tls")  # what a private home takes from a secure stack's home
+
+
 class Platform:
     """A watcher and one tenant's worker pool as real processes, on a private MYSIMBDP_HOME."""
 
@@ -106,6 +118,11 @@ class Platform:
         self.env = {**os.environ, "MYSIMBDP_HOME": str(home), "MYSIMBDP_DATA_DIR": str(home), **(env or {})}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         folders.Layout(home).ensure()
+        if settings.secure:  # a secure stack: its processes log in with the stack's secrets and trust its CA
+            for name in SECURE_SHARED:
+                if not (home / name).exists():
+                    (home / name).symlink_to(settings.home / name)
+            self.env["MYSIMBDP_SECURE"] = "1"
         self.logs_dir.mkdir(parents=True, exist_ok=True)
 
     @property
