@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .stream_timeline import timeline
+
 SCHEMA_VERSION = 1
 MAX_P99_MS = 500.0  # the product owner's latency bound for a sustained rate
 MIN_SUSTAINED = 20_000.0  # msg/s, the target of issue 9
@@ -207,6 +209,8 @@ def step_result(step: int, offered_per_s: float, seconds: float, sent: Sequence[
         lat = sorted(w - c for c, w in zip(item.sends_ms, item.writes_ms, strict=True))
         per_tenant[s.tenant] = {"sent": s.sent, "acked": s.acked, "errors": s.errors, "dead_letters": item.dead,
                                 "landed": len(item.writes_ms), "p99_ms": _round(percentile(lat, 99))}
+    details = {**(details or {}), "timeline": timeline(
+        [(c, w) for item in landed for c, w in zip(item.sends_ms, item.writes_ms, strict=True)], sends, writes)}
     return Step(
         step=step, offered_per_s=offered_per_s, seconds=seconds, sent=sum(s.sent for s in sent), acked=acked,
         errors=sum(s.errors for s in sent), dead=dead, landed=len(writes), sent_per_s=sent_per_s,
