@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 TRACK_EVERY_S = 0.2  # how often the completions of the batches in flight are read (one MGET)
 IDLE_FETCH_WAIT_MS = 500
 PRINCIPAL = "platform:bridge"  # who the bridge is towards Kafka in secure mode
-POLL_GAP_S = 0.05  # within a micro-batch, polls at most this often
+POLL_GAP_S = 0.05  # within a micro-batch, polls at most this often (and at most 4 times per max_wait_s)
 
 
 @dataclass
@@ -167,7 +167,7 @@ class Bridge:
             if len(records) < self.max_messages:
                 # The fetcher had no more: let messages gather (never past the deadline) rather than
                 # poll for every few of them, each poll costing kafka-python a few hundred µs of CPU.
-                time.sleep(max(0.0, min(POLL_GAP_S, deadline - time.monotonic())))
+                time.sleep(max(0.0, min(POLL_GAP_S, self.max_wait_s / 4, deadline - time.monotonic())))
         return records
 
     def _room(self) -> bool:

@@ -211,3 +211,22 @@ def test_a_reservoir_percentile_uses_the_nearest_rank() -> None:
     for v in (5.0, 1.0, 3.0, 2.0, 4.0):
         r.add(v)
     assert (r.percentile(50), r.percentile(99), r.percentile(100), r.percentile(1)) == (3.0, 5.0, 5.0, 1.0)
+
+
+def test_a_reservoir_keeps_early_and_late_values_alike() -> None:
+    # Each of 200 values should be in a sample of 20 about 10 % of the time, wherever it came.
+    rng = random.Random(11)
+    counts = [0] * 200
+    trials = 3000
+    for _ in range(trials):
+        r = Reservoir(size=20, rng=rng)
+        r.extend([float(v) for v in range(150)])
+        for v in range(150, 200):
+            r.add(float(v))
+        assert r.seen == 200 and len(r.values) == 20
+        for v in r.values:
+            counts[int(v)] += 1
+    shares = [c / trials for c in counts]
+    assert all(0.08 < s < 0.12 for s in shares), (min(shares), max(shares))
+    early, late = sum(shares[:50]) / 50, sum(shares[150:]) / 50
+    assert abs(early - late) < 0.01
