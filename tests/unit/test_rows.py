@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -109,3 +110,25 @@ def test_a_collector_disabled_by_the_process_stays_disabled(tmp_path: Path) -> N
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+class _Future:
+    """Like the driver's future: in a reference cycle, holding the rows it wrote."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        self.rows = rows
+        self.me = self
+
+
+def test_what_a_chunk_left_in_reference_cycles_is_freed_when_it_ends(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("id,n\na,1\nb,2\n")
+    left: list[weakref.ref[_Future]] = []
+
+    def write(rows: Iterable[Sequence[Any]], _refuse: Refuse) -> int:
+        batch = list(rows)
+        left.append(weakref.ref(_Future(batch)))  # dropped at once, freed only by the collector
+        return len(batch)
+
+    assert ingest_chunk(path, "csv", None, CONVERTER, write).rows_ok == 2
+    assert left and left[0]() is None
