@@ -16,7 +16,16 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from benchmarks.stream_producer import Command, KafkaPythonSender, Messages, PrebuiltSender, StepSent, read_times
+from benchmarks import harness
+from benchmarks.stream_producer import (
+    Command,
+    KafkaPythonSender,
+    Messages,
+    PrebuiltSender,
+    ProducerProcess,
+    StepSent,
+    read_times,
+)
 from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.services import topics
@@ -27,6 +36,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 PARTITIONS = 3
 COUNT = 1500
+UNPACED = 10_000  # per producer, as the naive baseline pre-sends
 
 
 @pytest.fixture
@@ -101,3 +111,22 @@ def test_prebuilt_batches_land_as_the_tenant_clients_messages(settings: Settings
 def _take(messages: Messages, step: int, n: int) -> list[tuple[bytes, bytes]]:
     fresh = messages.fresh(step)
     return [next(fresh) for _ in range(n)]
+
+
+def test_unpaced_prebuilt_producers_both_answer(settings: Settings, two_tenants: tuple[str, str],
+                                                tmp_path: Path) -> None:
+    # The naive baseline's pre-send: two producer processes, each told to send its count as fast as it
+    # goes, their results read one after the other. The second has answered "prepared" and its result
+    # long before it is read: both answers must still be read.
+    inputs = [samples.default_dir() / "1000rows.csv"]
+    procs = [ProducerProcess("tenant2", tenant, settings.kafka_bootstrap_str, tmp_path, inputs,
+                             tmp_path / f"producer-{tenant}.log", harness.ROOT) for tenant in two_tenants]
+    try:
+        for proc in procs:
+            proc.send(Command(0, 0.0, None, UNPACED, time.time()))
+        sent = [proc.result(timeout=120) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.close()
+    assert [(s.sent, s.acked, s.errors) for s in sent] == [(UNPACED, UNPACED, 0)] * 2
+    assert [len(_records(settings, tenant, UNPACED)) for tenant in two_tenants] == [UNPACED] * 2
