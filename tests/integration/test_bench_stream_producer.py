@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -130,3 +131,30 @@ def test_unpaced_prebuilt_producers_both_answer(settings: Settings, two_tenants:
             proc.close()
     assert [(s.sent, s.acked, s.errors) for s in sent] == [(UNPACED, UNPACED, 0)] * 2
     assert [len(_records(settings, tenant, UNPACED)) for tenant in two_tenants] == [UNPACED] * 2
+
+
+def test_prebuilt_sender_wakes_once_per_request(settings: Settings, two_tenants: tuple[str, str],
+                                                tmp_path: Path) -> None:
+    # Its CPU goes in event-loop turns: between ticks it sleeps, and each tick takes the answers that
+    # came and writes its request at once, one select per request (not one per answer, write or wake-up).
+    inputs = [samples.default_dir() / "1000rows.csv"]
+    sender = PrebuiltSender(two_tenants[0], Messages("tenant2", "bx", inputs), tmp_path,
+                            producer_config(settings.kafka_bootstrap_str, "bx"))
+    client = sender.sender.client
+    counts = {"select": 0, "request": 0}
+    selector = client._net._selector  # noqa: SLF001 - kafka-python's epoll of this client
+    select, send = selector.select, client.send
+
+    def counted_select(timeout: float | None = None) -> Any:
+        counts["select"] += 1
+        return select(timeout)
+
+    def counted_send(node: int, request: Any, **kwargs: Any) -> Any:
+        counts["request"] += 1
+        return send(node, request, **kwargs)
+
+    selector.select, client.send = counted_select, counted_send
+    sent = _send(sender, Command(1, 4000.0, None, 4000))
+    assert (sent.sent, sent.acked, sent.errors) == (4000, 4000, 0)
+    assert counts["request"] >= 20  # paced: many ticks
+    assert counts["select"] <= 1.5 * counts["request"] + 10
