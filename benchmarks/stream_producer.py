@@ -16,7 +16,7 @@ Two ways to send them (``--producer``):
 
 - ``prebuilt`` (the default): every record of the step is encoded before it starts, and during
   the step the due records are only put into record batches stamped with the send time
-  (stream_batches.py, stream_sender.py): about 6 µs of CPU per message at 10,000 msg/s on a busy
+  (stream_batches.py, stream_sender.py): 6 to 9 µs of CPU per message at 10,000 msg/s on a busy
   2-core machine, and it keeps the offered rate where kafka-python's producer does not;
 - ``kafka-python``: the tenant client's own ``KafkaProducer.send()`` per message (50 to 80 µs of
   CPU per message), for comparison.
