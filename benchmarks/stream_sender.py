@@ -20,6 +20,11 @@ Pacing: message ``k`` is due ``k / rate`` seconds after the start, and the sende
 tick's worth (the client's 5 ms linger) is due, as the tenant client's token bucket paces it. A
 sender that fell behind catches up at most :data:`BURST_S` of sending at once, like the bucket; the
 rest of the delay moves the schedule.
+
+Wake-ups: between ticks the sender sleeps; answers wait in the socket. At a tick, one non-blocking
+poll takes every answer that came, and each request is written to its socket as it is made (not an
+event-loop turn later, after a wake-up for writability): one select per request, where waiting in
+``poll`` until the tick woke it for every answer and every write, about four selects per request.
 """
 
 from __future__ import annotations
@@ -159,7 +164,6 @@ class BatchSender:
         end = start + plan.seconds if plan.seconds else None
         shift = 0.0  # how far the schedule moved for stalls longer than the burst
         tick, burst = tick_of(plan.rate, self.tick_s), max(1, round(plan.rate * max(BURST_S, self.tick_s)))
-        poll = self.client.poll
         while out.sent < plan.total:
             now = time.monotonic()
             if end is not None and now >= end:
@@ -169,18 +173,47 @@ class BatchSender:
                 shift += (ready - out.sent - burst) / plan.rate
                 ready = out.sent + burst
             if ready - out.sent < min(tick, plan.total - out.sent):  # linger until a tick's worth is due
-                poll(timeout_ms=max(0.0, (start + shift + (out.sent + tick - 1) / plan.rate - now) * 1000))
+                self._sleep_until(start + shift + (out.sent + tick - 1) / plan.rate, end)
                 continue
+            self._take_answers()
             if not all(self.client.ready(q.leader) for q in plan.queues):
-                poll(timeout_ms=10)  # returns at the first answer, which frees a request slot
+                self._wait_answer()
                 continue
             self._send(plan.queues, ready)
         deadline = time.monotonic() + FLUSH_SECONDS
         while self.in_flight and time.monotonic() < deadline:
-            poll(timeout_ms=100)
+            self.client.poll(timeout_ms=100)
         last = max((q.members[q.sent - 1] for q in plan.queues if q.sent), default=-1)
         del out.created[last + 1:], out.sent_at[last + 1:]
         return out
+
+    # -- the event loop, woken as little as the pacing allows -------------------------------------
+    def _sleep_until(self, wake: float, end: float | None) -> None:
+        """Sleep until monotonic ``wake`` (or ``end``): answers wait in the socket until the next tick,
+        one select instead of one wake-up per event."""
+        delay = min(wake, end if end is not None else wake) - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+    def _take_answers(self) -> None:
+        """Handle what arrived since the last tick (answers free request slots), without waiting."""
+        self.client.poll(timeout_ms=0)
+
+    def _wait_answer(self) -> None:
+        """Every request slot of a leader taken: wait for an answer (one wake-up), at most a tick."""
+        self.client.poll(timeout_ms=self.tick_s * 1000)
+
+    def _write_now(self, node: int) -> None:
+        """Put the request just made for ``node`` on its socket now, as its CreateTime says, rather than
+        one event-loop turn later (the write task would register for writability, then wake to write):
+        whatever the socket does not take stays queued for that task."""
+        conn = self.client._manager._conns.get(node)  # noqa: SLF001 - kafka-python's connection of the node
+        transport = getattr(conn, "transport", None)
+        if transport is None:
+            return
+        _, err = transport._sock_send()  # noqa: SLF001
+        if err is not None:
+            transport.abort(error=err)  # as the write task does: the connection's requests fail
 
     def _send(self, queues: Sequence[Queue], upto: int) -> None:
         """Every queue's records numbered below ``upto`` (a batch's worth each), one request per leader."""
@@ -209,6 +242,7 @@ class BatchSender:
                 max_version=9)  # as kafka-python's producer asks
             self.in_flight += 1
             future = self.client.send(node, request)
+            self._write_now(node)
             future.add_callback(self._answered, [sent for sent, _ in batches], ms)
             future.add_errback(self._failed, [sent for sent, _ in batches])
 

@@ -43,6 +43,7 @@ QUOTA = 1_000_000_000  # messages per day: never the limit in a benchmark
 # keep up with more than about 5,000 msg/s each.
 DEFAULT_PRODUCERS = {"prebuilt": 1, "kafka-python": 2}
 START_DELAY_S = 0.5  # every producer starts at one instant this far ahead, once all are prepared
+NAIVE_GRACE_S = 120.0  # the naive consumer's connect, first-message wait (60 s at most) and close, past its budget
 PREPARE_TIMEOUT_S = 300.0  # building a long step's record batches takes seconds
 
 
@@ -283,9 +284,9 @@ def baseline(settings: Settings, client: redis.Redis, session: Session, workdir:
         topics.ensure(settings, made)
         out = workdir / "times-naive"
         out.mkdir(parents=True, exist_ok=True)
-        # Untimed: the tenant client's own producer, as fast as it goes (the prebuilt sender paces by rate).
+        # Untimed: the pre-built producer unpaced (rate 0), as fast as it goes.
         producers = [ProducerProcess(like, t.name, settings.kafka_bootstrap_str, out, inputs_for(like, data),
-                                     workdir / f"producer-{t.name}.log", harness.ROOT, kind="kafka-python")
+                                     workdir / f"producer-{t.name}.log", harness.ROOT)
                      for like, t in zip(SHAPES, made, strict=True)]
         try:
             share = [messages // 2, messages - messages // 2]
@@ -295,14 +296,23 @@ def baseline(settings: Settings, client: redis.Redis, session: Session, workdir:
         finally:
             for producer in producers:
                 producer.close()
-        echo(f"  pre-sent {sum(s.acked for s in sent):,} messages; consuming them naively ...")
+        acked = sum(s.acked for s in sent)
+        if acked < messages:
+            raise PlatformError(f"the naive baseline's pre-send: {acked:,} of {messages:,} messages acknowledged "
+                                f"({sum(s.errors for s in sent):,} failed); see {out.parent}/producer-*.log")
+        echo(f"  pre-sent {acked:,} messages; consuming them naively ...")
         group = f"mysimbdp.bench.naive.{uuid.uuid4().hex[:8]}"
         argv = [sys.executable, "-m", "benchmarks.stream_naive", "--group", group,
                 "--max-messages", str(messages), "--max-seconds", str(seconds)]
         for tenant in made:
             argv += ["--tenant-json", tenant.to_json()]
-        proc = subprocess.run(argv, check=False, capture_output=True, text=True, cwd=harness.ROOT,
-                              timeout=seconds + 120)
+        try:
+            proc = subprocess.run(argv, check=False, capture_output=True, text=True, cwd=harness.ROOT,
+                                  timeout=seconds + NAIVE_GRACE_S)
+        except subprocess.TimeoutExpired as e:
+            err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else e.stderr or ""
+            raise PlatformError(f"the naive consumer (group {group}) did not end within {seconds + NAIVE_GRACE_S:g} s; "
+                                f"its stderr:\n{err[-3000:]}") from None
         if proc.returncode != 0:
             raise PlatformError(f"the naive consumer failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -313,4 +323,4 @@ def baseline(settings: Settings, client: redis.Redis, session: Session, workdir:
                 forget(settings, None, session, tenant)
     return Naive(int(result["messages"]), float(result["seconds"]), rows, result["service_p50_ms"],
                  result["service_p99_ms"], str(result["stopped_by"]),
-                 {"tenants": describe(made), "pre_sent": sum(s.acked for s in sent)})
+                 {"tenants": describe(made), "pre_sent": acked, "cpu_us_per_message": result.get("cpu_us_per_message")})

@@ -11,12 +11,22 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from benchmarks.stream_producer import Command, KafkaPythonSender, Messages, PrebuiltSender, StepSent, read_times
+from benchmarks import harness
+from benchmarks.stream_producer import (
+    Command,
+    KafkaPythonSender,
+    Messages,
+    PrebuiltSender,
+    ProducerProcess,
+    StepSent,
+    read_times,
+)
 from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.services import topics
@@ -27,6 +37,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 PARTITIONS = 3
 COUNT = 1500
+UNPACED = 10_000  # per producer, as the naive baseline pre-sends
 
 
 @pytest.fixture
@@ -101,3 +112,49 @@ def test_prebuilt_batches_land_as_the_tenant_clients_messages(settings: Settings
 def _take(messages: Messages, step: int, n: int) -> list[tuple[bytes, bytes]]:
     fresh = messages.fresh(step)
     return [next(fresh) for _ in range(n)]
+
+
+def test_unpaced_prebuilt_producers_both_answer(settings: Settings, two_tenants: tuple[str, str],
+                                                tmp_path: Path) -> None:
+    # The naive baseline's pre-send: two producer processes, each told to send its count as fast as it
+    # goes, their results read one after the other. The second has answered "prepared" and its result
+    # long before it is read: both answers must still be read.
+    inputs = [samples.default_dir() / "1000rows.csv"]
+    procs = [ProducerProcess("tenant2", tenant, settings.kafka_bootstrap_str, tmp_path, inputs,
+                             tmp_path / f"producer-{tenant}.log", harness.ROOT) for tenant in two_tenants]
+    try:
+        for proc in procs:
+            proc.send(Command(0, 0.0, None, UNPACED, time.time()))
+        sent = [proc.result(timeout=120) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.close()
+    assert [(s.sent, s.acked, s.errors) for s in sent] == [(UNPACED, UNPACED, 0)] * 2
+    assert [len(_records(settings, tenant, UNPACED)) for tenant in two_tenants] == [UNPACED] * 2
+
+
+def test_prebuilt_sender_wakes_once_per_request(settings: Settings, two_tenants: tuple[str, str],
+                                                tmp_path: Path) -> None:
+    # Its CPU goes in event-loop turns: between ticks it sleeps, and each tick takes the answers that
+    # came and writes its request at once, one select per request (not one per answer, write or wake-up).
+    inputs = [samples.default_dir() / "1000rows.csv"]
+    sender = PrebuiltSender(two_tenants[0], Messages("tenant2", "bx", inputs), tmp_path,
+                            producer_config(settings.kafka_bootstrap_str, "bx"))
+    client = sender.sender.client
+    counts = {"select": 0, "request": 0}
+    selector = client._net._selector  # noqa: SLF001 - kafka-python's epoll of this client
+    select, send = selector.select, client.send
+
+    def counted_select(timeout: float | None = None) -> Any:
+        counts["select"] += 1
+        return select(timeout)
+
+    def counted_send(node: int, request: Any, **kwargs: Any) -> Any:
+        counts["request"] += 1
+        return send(node, request, **kwargs)
+
+    selector.select, client.send = counted_select, counted_send
+    sent = _send(sender, Command(1, 4000.0, None, 4000))
+    assert (sent.sent, sent.acked, sent.errors) == (4000, 4000, 0)
+    assert counts["request"] >= 20  # paced: many ticks
+    assert counts["select"] <= 1.5 * counts["request"] + 10
