@@ -32,7 +32,7 @@ from kombu import Connection, Exchange, Queue
 from ..core import names
 from ..core.settings import Settings
 from ..security import identities, logins
-from ..services import context
+from ..services import context, taskbody
 from .lease import Lease
 
 
@@ -64,6 +64,7 @@ def make_app(settings: Settings, tenants: Iterable[str] = ()) -> Celery:
     """A Celery app for ``settings``. Sending needs nothing more; a worker also gets the task bodies
     (``include``: imported when the worker starts, registered on this app as shared tasks).
     ``tenants``: the tenants whose queues it declares (a worker's ``-Q`` still picks what it consumes)."""
+    taskbody.register()  # a worker reads stream tasks in the serializer and compression they are sent in
     app = Celery("mysimbdp", include=["mysimbdp_tasks.worker.tasks"], amqp=StoreLogins)
     queues = tenant_queues(tenants)
     if queues:
@@ -93,7 +94,9 @@ def make_app(settings: Settings, tenants: Iterable[str] = ()) -> Celery:
         result_backend=None,
         worker_prefetch_multiplier=1,
         task_serializer="json",
-        accept_content=["json"],
+        # Batch tasks (and stream tasks of an older bridge) in Celery's JSON, stream tasks in
+        # orjson's (services/taskbody.py); never a serializer that can run code.
+        accept_content=list(taskbody.ACCEPT),
         task_default_queue=names.DEFAULT_QUEUE,
         worker_hijack_root_logger=False,
         worker_send_task_events=True,  # Flower shows tasks live
