@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,8 +14,10 @@ from kombu import compression, serialization
 from kombu.exceptions import ContentDisallowed
 from kombu.message import Message
 
+from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.services import taskbody
 from mysimbdp_tasks.stream import wire
+from mysimbdp_tasks.worker.celery_app import make_app
 
 pytestmark = pytest.mark.unit
 
@@ -83,3 +86,11 @@ def test_zstd_level_chosen_on_numbers_stays_a_fast_one() -> None:
     packed, content_type = compression.compress(data, taskbody.COMPRESSION)
     assert content_type == "application/zstd"
     assert compression.decompress(packed, content_type) == data
+
+
+def test_the_workers_app_accepts_both_bodies_and_a_bridges_app_sends_no_task_sent_events(tmp_path: Path) -> None:
+    settings = Settings.from_env({"MYSIMBDP_HOME": str(tmp_path)})
+    worker = make_app(settings)
+    assert serialization.prepare_accept_content(worker.conf.accept_content) == ACCEPT
+    assert worker.conf.task_send_sent_event  # batch tasks: Flower shows them sent
+    assert not make_app(settings, sent_events=False).conf.task_send_sent_event
