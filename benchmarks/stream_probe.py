@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # No worker writes these tasks: nothing completes, so the bridge may hold every
                 # batch in flight and never looks for lost ones.
                 unbounded = dataclasses.replace(settings, stream_max_pending=1_000_000, stream_stall_seconds=1e9)
-                bridge = Bridge(unbounded, tenant, Quotas(client), Dispatch(make_app(settings)),
+                bridge = Bridge(unbounded, tenant, Quotas(client), Dispatch(make_app(settings, sent_events=False)),
                                 max_messages=args.max_messages, max_wait_s=args.max_wait_ms / 1000)
                 expected: list[int] = []
                 stop = threading.Event()

@@ -8,6 +8,9 @@ in the app it built (``worker.celery_app.make_app``) and the names stay in :mod:
 Every task is sent with a short ``argsrepr`` that starts with its tenant (``tenant='t1' file=...``):
 it is what Flower's Tasks page shows and searches (``args:"tenant='t1'"``), and Celery need not
 ``saferepr`` a whole job or micro-batch on each send.
+
+Stream micro-batches travel compressed and serialized by orjson (:mod:`.taskbody`); batch tasks are
+small and keep Celery's JSON.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ..core import names
+from . import taskbody
 
 
 class Sender(Protocol):
@@ -30,6 +34,7 @@ def shown(tenant: str, **what: object) -> str:
 class Dispatch:
     def __init__(self, sender: Sender) -> None:
         self.sender = sender
+        taskbody.register()  # the stream tasks' serializer and compression, before the first send
 
     def send_file(self, job: dict[str, Any]) -> None:
         """Plan an admitted file: one task per file, whose id the sweeper can look for."""
@@ -57,4 +62,5 @@ class Dispatch:
         (:func:`~mysimbdp_tasks.core.names.stream_task_id`) is how the bridge follows it."""
         # Left to Celery, argsrepr walks the batch's lists with saferepr on every send (about 1 us per message).
         self.sender.send_task(names.INGEST_MESSAGES, args=(tenant, batch), queue=names.stream_queue(tenant),
-                              task_id=task_id, argsrepr=shown(tenant, micro_batch=task_id), kwargsrepr="{}")
+                              task_id=task_id, argsrepr=shown(tenant, micro_batch=task_id), kwargsrepr="{}",
+                              **taskbody.send_options())

@@ -32,7 +32,7 @@ from kombu import Connection, Exchange, Queue
 from ..core import names
 from ..core.settings import Settings
 from ..security import identities, logins
-from ..services import context
+from ..services import context, taskbody
 from .lease import Lease
 
 
@@ -60,10 +60,13 @@ class StoreLogins(AMQP):
         return Connection(*args, **kwargs)
 
 
-def make_app(settings: Settings, tenants: Iterable[str] = ()) -> Celery:
+def make_app(settings: Settings, tenants: Iterable[str] = (), sent_events: bool = True) -> Celery:
     """A Celery app for ``settings``. Sending needs nothing more; a worker also gets the task bodies
     (``include``: imported when the worker starts, registered on this app as shared tasks).
-    ``tenants``: the tenants whose queues it declares (a worker's ``-Q`` still picks what it consumes)."""
+    ``tenants``: the tenants whose queues it declares (a worker's ``-Q`` still picks what it consumes).
+    ``sent_events``: whether each task sent publishes a ``task-sent`` event (for Flower); a bridge's
+    app does not (its micro-batches send no events in the workers either, ``worker/tasks.py``)."""
+    taskbody.register()  # a worker reads stream tasks in the serializer and compression they are sent in
     app = Celery("mysimbdp", include=["mysimbdp_tasks.worker.tasks"], amqp=StoreLogins)
     queues = tenant_queues(tenants)
     if queues:
@@ -93,11 +96,13 @@ def make_app(settings: Settings, tenants: Iterable[str] = ()) -> Celery:
         result_backend=None,
         worker_prefetch_multiplier=1,
         task_serializer="json",
-        accept_content=["json"],
+        # Batch tasks (and stream tasks of an older bridge) in Celery's JSON, stream tasks in
+        # orjson's (services/taskbody.py); never a serializer that can run code.
+        accept_content=list(taskbody.ACCEPT),
         task_default_queue=names.DEFAULT_QUEUE,
         worker_hijack_root_logger=False,
         worker_send_task_events=True,  # Flower shows tasks live
-        task_send_sent_event=True,
+        task_send_sent_event=sent_events,
         timezone="UTC",
         enable_utc=True,
     )
