@@ -221,11 +221,11 @@ def test_a_reservoir_keeps_early_and_late_values_alike() -> None:
     for _ in range(trials):
         r = Reservoir(size=20, rng=rng)
         r.extend([float(v) for v in range(150)])
-        for v in range(150, 200):
-            r.add(float(v))
+        for n in range(150, 200):
+            r.add(float(n))
         assert r.seen == 200 and len(r.values) == 20
-        for v in r.values:
-            counts[int(v)] += 1
+        for kept in r.values:
+            counts[int(kept)] += 1
     shares = [c / trials for c in counts]
     assert all(0.08 < s < 0.12 for s in shares), (min(shares), max(shares))
     early, late = sum(shares[:50]) / 50, sum(shares[150:]) / 50
