@@ -56,7 +56,7 @@ DEFAULT_CASSANDRA_HOSTS = "127.0.0.1:9042"
 # Cassandra driver just to parse its arguments.
 DEFAULT_CONCURRENCY = 2  # processes per tenant worker pool
 DEFAULT_STABLE_SECONDS = 2.0  # a staged file whose size holds this long is complete
-DEFAULT_BATCH_MESSAGES = 500  # the bridge's largest micro-batch
+DEFAULT_BATCH_MESSAGES = 2000  # the bridge's largest micro-batch (benchmarks/README.md, "Micro-batch size")
 DEFAULT_BATCH_WAIT_MS = 100.0  # the bridge's longest wait to fill one
 DEFAULT_IDLE_AFTER_S = 60.0  # the monitor counts a stream tenant idle after this long without messages
 DEFAULT_COOLDOWN_S = 30.0  # the manager leaves a pool alone this long after a change

@@ -1,6 +1,6 @@
 """The micro-batch as it travels from the bridge to a worker, in the task's JSON argument.
 
-Column by column, so a batch of 500 messages is a few lists rather than 500 small objects to
+Column by column, so a batch of 2,000 messages is a few lists rather than 2,000 small objects to
 build, encode and decode: ``{"bridged_at": epoch seconds, "v": [...], "k": [...], "p": [...],
 "o": [...], "ts": [...], "n": bytes}``. Per admitted message, at the same index: ``v`` the original
 payload (UTF-8 JSON text, as validated by the bridge), ``k`` the Kafka key (bytes mapped one to one
