@@ -101,6 +101,32 @@ def cpu_s(pid: int) -> float:
     return float(t.user + t.system)
 
 
+# Cassandra's thread names (Linux keeps their first 15 characters) -> the work they do.
+THREAD_ROLES = (("PerDiskMemtable", "flush"), ("MemtableFlushWr", "flush"), ("MemtablePostFlu", "flush"),
+                ("CompactionExecu", "compaction"))
+
+
+def thread_role(name: str) -> str | None:
+    """The role of a Cassandra thread by its name: "flush", "compaction", or None (requests, GC, JIT...)."""
+    return next((role for prefix, role in THREAD_ROLES if name.startswith(prefix)), None)
+
+
+def role_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds so far of ``pid``'s flush and compaction threads (from /proc/<pid>/task/*/stat)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals = {"flush": 0.0, "compaction": 0.0}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            role = thread_role((task / "comm").read_text().strip())
+            stat = (task / "stat").read_text() if role else ""
+        except OSError:  # the thread ended meanwhile
+            continue
+        if role:
+            fields = stat[stat.rindex(")") + 2:].split()
+            totals[role] += (int(fields[11]) + int(fields[12])) / ticks
+    return totals
+
+
 def peak_rss_mb(pid: int) -> float:
     """The highest RSS ``pid`` had since it started (VmHWM in /proc/<pid>/status), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -159,10 +185,13 @@ def measure(settings: Settings, options: Options, tuning: Tuning, item: cases.In
         time.sleep(options.idle_s)
         idle_rate = (cpu_s(pid) - idle_from) / options.idle_s if options.idle_s else 0.0
         # The measured table is kept through the after-window: a dropped table is never flushed.
+        roles_from = role_cpu_s(pid)
         load = cases.pipeline(dataclasses.replace(ctx, keep=True), setup, item, empty, count_rows(session))
         before = cpu_s(pid)
         time.sleep(options.after_s)
         after = cpu_s(pid) - before
+        # Flush and compaction threads over the load and the after-window (their CPU is part of both totals).
+        roles = {role: s - roles_from[role] for role, s in role_cpu_s(pid).items()}
         Registry(client).forget(load.details["tenant"])
         session.execute(f"DROP KEYSPACE IF EXISTS {ident(load.details['keyspace'])}", timeout=60)
     finally:
@@ -176,6 +205,8 @@ def measure(settings: Settings, options: Options, tuning: Tuning, item: cases.In
             # (right after the warm-up Cassandra still compiles and cleans up, so it can exceed the load's CPU).
             "cassandra_idle_us_per_row": round(idle_rate * load.seconds / load.rows * 1e6, 1) if load.rows else None,
             "cassandra_after_us_per_row": round(after / load.rows * 1e6, 1) if load.rows else None,
+            "cassandra_flush_us_per_row": round(roles["flush"] / load.rows * 1e6, 1) if load.rows else None,
+            "cassandra_compaction_us_per_row": round(roles["compaction"] / load.rows * 1e6, 1) if load.rows else None,
             "rows_per_s": round(load.rows_per_s), "cassandra_peak_rss_mb": peak_rss_mb(pid),
             "verified": warm.verified and load.verified}
 
@@ -190,12 +221,14 @@ def _line(r: dict[str, Any]) -> str:
         return f"{r['variant']['name']:<28} failed: {r['error'][:80]}"
     return (f"{r['variant']['name']:<28} {r['cassandra_us_per_row']:>9.1f} "
             f"{r['cassandra_idle_cpu_pct']:>7.1f} {r['cassandra_after_us_per_row']:>9.1f} "
+            f"{r.get('cassandra_flush_us_per_row') or 0:>7.1f} {r.get('cassandra_compaction_us_per_row') or 0:>7.1f} "
             f"{r['measured']['cpu_us_per_row'].get('workers', 0):>9.1f} {r['rows_per_s']:>9,} "
             f"{r['cassandra_peak_rss_mb']:>9.0f} {r['warmup']['cpu_us_per_row'].get('cassandra', 0):>9.1f}"
             f" {'ok' if r['verified'] else 'MISMATCH'}")
 
 
-HEADER = (f"{'variant':<28} {'C* us/row':>9} {'idle %':>7} {'+after':>9} {'workers':>9} {'rows/s':>9}"
+HEADER = (f"{'variant':<28} {'C* us/row':>9} {'idle %':>7} {'+after':>9} {'flush':>7} {'compact':>7}"
+          f" {'workers':>9} {'rows/s':>9}"
           f" {'C* RSS MB':>9} {'cold us':>9} check")
 
 

@@ -11,6 +11,7 @@ from mysimbdp_tasks.stack.tuning import DEFAULTS, G1_OPTIONS, Tuning
 SKIPLIST_MEMTABLE = ("\n  configurations:\n    skiplist:\n      class_name: SkipListMemtable\n"
                      "    default:\n      inherits: skiplist")
 LZ4_COMMITLOG = "\n  - class_name: LZ4Compressor"
+BTI = "\n  selected_format: bti"
 UCS = "\n  class_name: UnifiedCompactionStrategy\n  parameters:\n    scaling_parameters: T4"
 
 VARIANTS: tuple[Tuning, ...] = (
@@ -38,6 +39,17 @@ VARIANTS: tuple[Tuning, ...] = (
            note="compaction throttled during ingest (it catches up afterwards)"),
     Tuning("compaction-ucs", {"default_compaction": UCS},
            note="UnifiedCompactionStrategy (T4) as the default for new tables"),
+    # Flush cost (benchmarks/README.md, "Cassandra"): what a memtable flush writes and how often.
+    Tuning("flush-uncompressed", {"flush_compression": "none"},
+           note="flushes write uncompressed SSTables (compaction compresses them later); default: fast (LZ4)"),
+    Tuning("cleanup-0.75", {"memtable_cleanup_threshold": "0.75"},
+           note="flush when memtables fill 75 % of their space instead of 1/(1+flush writers) = 50 %"),
+    Tuning("memtables-64", {"memtable_heap_space": "64MiB", "memtable_offheap_space": "64MiB"},
+           note="half the memtable space: flushes twice as often, each half as long"),
+    Tuning("compat-none", {"storage_compatibility_mode": "NONE"},
+           note="Cassandra 5's own storage format ('oa' SSTables) instead of the 4.x-compatible one"),
+    Tuning("bti", {"storage_compatibility_mode": "NONE", "sstable": BTI},
+           note="the trie-indexed SSTable format (as cassandra_latest.yaml): no partition summary, trie indexes"),
     Tuning("heap-2g", heap="2G", note="a 2 GiB heap instead of 1 GiB"),
     Tuning("g1-young-50", gc=(*G1_OPTIONS, "-XX:+UnlockExperimentalVMOptions", "-XX:G1NewSizePercent=50"),
            note="G1 with at least half the heap young: short-lived request objects die there"),

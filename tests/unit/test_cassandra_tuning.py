@@ -78,3 +78,20 @@ def test_no_variant_turns_durability_off() -> None:
         settings = tuning.yaml_settings()
         assert settings.get("commitlog_sync") in ("periodic", "group"), tuning.name
         assert "durable_writes" not in settings, tuning.name
+
+
+def test_the_trie_indexed_format_comes_with_cassandra_5_storage(tmp_path: Path) -> None:
+    # As cassandra_latest.yaml pairs them: BTI SSTables with Cassandra 5's own storage format.
+    text = node(tmp_path, BY_NAME["bti"]).cassandra_yaml()
+    assert "\nsstable: \n  selected_format: bti\n" in text
+    assert "\nstorage_compatibility_mode: NONE\n" in text
+    assert top_level_keys(text).count("sstable") == 1
+
+
+def test_flush_and_compaction_threads_are_told_from_the_rest_by_name() -> None:
+    roles = {name: cassandra_tuning.thread_role(name) for name in (
+        "PerDiskMemtable", "MemtableFlushWr", "MemtablePostFlu", "CompactionExecu", "Native-Transpor",
+        "MutationStage", "C2 CompilerThre", "GC Thread#0")}
+    assert roles == {"PerDiskMemtable": "flush", "MemtableFlushWr": "flush", "MemtablePostFlu": "flush",
+                     "CompactionExecu": "compaction", "Native-Transpor": None, "MutationStage": None,
+                     "C2 CompilerThre": None, "GC Thread#0": None}
