@@ -1,7 +1,7 @@
 """Where a bridge's time goes: one tenant's bridge loop run in this process under cProfile.
 
     python -m benchmarks.stream_probe [--like tenant2] [--rate 2500] [--seconds 15]
-                                      [--max-messages 500] [--max-wait-ms 100] [--top 30]
+                                      [--max-messages 2000] [--max-wait-ms 60] [--top 30]
 
 A fresh tenant (registered, with its topics, but no worker and no keyspace) gets ``--rate`` messages per second for
 ``--seconds`` from a producer process, while this process runs the real ``Bridge`` with the real
@@ -27,7 +27,7 @@ import redis
 from kafka.record import util as kafka_record_util
 
 from mysimbdp_tasks.core import names
-from mysimbdp_tasks.core.settings import Settings
+from mysimbdp_tasks.core.settings import DEFAULT_BATCH_MESSAGES, DEFAULT_BATCH_WAIT_MS, Settings
 from mysimbdp_tasks.security import identities
 from mysimbdp_tasks.services import topics
 from mysimbdp_tasks.services.dispatch import Dispatch
@@ -54,8 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="send N messages as fast as possible before the bridge starts, then time the bridge "
                         "alone until it has bridged them (steady state: no idle polls); --rate and --seconds "
                         "are then ignored")
-    p.add_argument("--max-messages", type=int, default=500, help="the bridge's micro-batch size (default 500)")
-    p.add_argument("--max-wait-ms", type=float, default=100, help="the bridge's micro-batch wait (default 100)")
+    p.add_argument("--max-messages", type=int, default=DEFAULT_BATCH_MESSAGES,
+                   help=f"the bridge's micro-batch size (default {DEFAULT_BATCH_MESSAGES})")
+    p.add_argument("--max-wait-ms", type=float, default=DEFAULT_BATCH_WAIT_MS,
+                   help=f"the bridge's micro-batch wait (default {DEFAULT_BATCH_WAIT_MS:g})")
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--no-profile", action="store_true", help="only the CPU time per message (no profiler overhead)")
     p.add_argument("--save-profile", type=Path, metavar="FILE", help="also write the raw profile (pstats format)")
