@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from mysimbdp_tasks.core.settings import DEFAULT_BATCH_MESSAGES, DEFAULT_BATCH_WAIT_MS, Settings
+from producers.stream import LINGER_MS
 
 from . import stream_results as results
 from .errors import BenchmarkError
@@ -120,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "2 kafka-python)")
     p.add_argument("--tick-ms", type=float, metavar="MS",
                    help="prebuilt producers: send what is due every MS milliseconds (default: the tenant client's "
-                        "linger, 5)")
+                        f"linger, {LINGER_MS})")
     p.add_argument("--producer", type=_kinds, default=Options.producer, metavar="KIND[,KIND]",
                    help="prebuilt: records encoded before each step, batched and stamped when due (default); "
                         "kafka-python: the tenant client's KafkaProducer.send() per message; "

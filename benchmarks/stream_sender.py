@@ -5,8 +5,9 @@ connections, TLS and SASL login, metadata and request encoding), but does none o
 per-message work while a step is timed. Before the step, :meth:`BatchSender.prepare` encodes every
 record into its partition's queue (benchmarks/stream_batches.py); during it, :meth:`BatchSender.run`
 wakes when a tick's worth of messages is due, puts each partition's due records into one record
-batch stamped with the wall clock (their CreateTime), the producer id and the next sequence number,
-and sends one ProduceRequest per partition leader.
+batch stamped with the time the earliest of them was due (their CreateTime: kafka-python stamps a
+record when the application calls ``send()``, so the time it lingers counts in its latency), the
+producer id and the next sequence number, and sends one ProduceRequest per partition leader.
 
 What the tenant client does, kept: the same payloads and keys, the default partitioner's
 partitions, ``acks``, ``batch_size`` and compression from ``producers.stream.producer_config``, and
@@ -108,6 +109,7 @@ class BatchSender:
                                         else (NO_PRODUCER_ID, NO_EPOCH))
         self.sequences = dict.fromkeys(self.partitions, 0)
         self.in_flight = 0
+        self._schedule = (0.0, 0.0, 0.0)  # wall clock of a step's start, its rate, how far it moved
         self._outcome = Outcome(array("q"), array("d"), 0, 0)
 
     # -- set-up --------------------------------------------------------------------------------
@@ -163,6 +165,7 @@ class BatchSender:
         start = time.monotonic()
         end = start + plan.seconds if plan.seconds else None
         shift = 0.0  # how far the schedule moved for stalls longer than the burst
+        self._schedule = (time.time() - (time.monotonic() - start), plan.rate, 0.0)
         tick, burst = tick_of(plan.rate, self.tick_s), max(1, round(plan.rate * max(BURST_S, self.tick_s)))
         while out.sent < plan.total:
             now = time.monotonic()
@@ -172,6 +175,7 @@ class BatchSender:
             if plan.rate > 0 and ready - out.sent > burst:  # a stall: catch up one burst, skip the rest
                 shift += (ready - out.sent - burst) / plan.rate
                 ready = out.sent + burst
+                self._schedule = (self._schedule[0], plan.rate, shift)
             if ready - out.sent < min(tick, plan.total - out.sent):  # linger until a tick's worth is due
                 self._sleep_until(start + shift + (out.sent + tick - 1) / plan.rate, end)
                 continue
@@ -218,7 +222,7 @@ class BatchSender:
     def _send(self, queues: Sequence[Queue], upto: int) -> None:
         """Every queue's records numbered below ``upto`` (a batch's worth each), one request per leader."""
         wall = time.time()
-        ms = int(wall * 1000)  # as kafka-python stamps a record's CreateTime
+        ms = self._create_time(queues, upto, wall)
         sent_at = self._outcome.sent_at
         idempotent = self.producer_id != NO_PRODUCER_ID
         by_leader: dict[int, list[tuple[_Sent, bytearray]]] = {}
@@ -245,6 +249,17 @@ class BatchSender:
             self._write_now(node)
             future.add_callback(self._answered, [sent for sent, _ in batches], ms)
             future.add_errback(self._failed, [sent for sent, _ in batches])
+
+    def _create_time(self, queues: Sequence[Queue], upto: int, wall: float) -> int:
+        """The CreateTime (ms) of a request: when its earliest record was due, the moment the tenant's
+        application would have handed it to ``send()``, where kafka-python stamps it. The time a record
+        lingers until its tick therefore counts in its latency, whatever the tick."""
+        wall_start, rate, shift = self._schedule
+        first = min((q.members[q.sent] for q in queues if q.sent < len(q.members) and q.members[q.sent] < upto),
+                    default=None)
+        if first is None or rate <= 0:
+            return int(wall * 1000)
+        return min(int(wall * 1000), int((wall_start + shift + first / rate) * 1000))
 
     def _answered(self, batches: Sequence[_Sent], ms: int, response: Any) -> None:
         self.in_flight -= 1

@@ -17,9 +17,9 @@ from benchmarks import stream_batches as batches
 from benchmarks.errors import ProducerError
 from benchmarks.stream_batches import Template, assemble, murmur2, partition_for, plan
 from benchmarks.stream_producer import Command, StepSent, serve
-from benchmarks.stream_sender import due, tick_of
+from benchmarks.stream_sender import BatchSender, due, tick_of
 from producers import samples
-from producers.stream import encode, key_for, message_for, records_for
+from producers.stream import PACE_TICK, encode, key_for, message_for, records_for
 
 pytestmark = pytest.mark.unit
 
@@ -123,9 +123,26 @@ def test_sequences_wrap_as_int32() -> None:
 
 
 def test_pacing_is_the_clients_linger_at_the_rate() -> None:
-    assert tick_of(10_000) == 50 and tick_of(100) == 1
+    assert tick_of(10_000, 0.005) == 50 and tick_of(100, 0.005) == 1
+    assert tick_of(10_000) == round(10_000 * PACE_TICK)  # by default, the tenant client's linger
     assert due(0.0, 1000, 50) == 1 and due(0.0105, 1000, 50) == 11 and due(9.0, 1000, 50) == 50
     assert due(0.0, 0, 50) == 50  # unpaced: everything at once
+
+
+def test_a_request_is_stamped_when_its_earliest_record_was_due() -> None:
+    """kafka-python stamps a record inside send(): the time it lingers until its tick is latency too."""
+    evens, odds = batches.Queue(0, 1), batches.Queue(1, 1)
+    for own in range(6):
+        (evens if own % 2 == 0 else odds).add(own, b"v", b"k")
+    stamp = BatchSender._create_time  # noqa: SLF001 - the sender's clock, without a Kafka connection
+    step = type("Step", (), {"_schedule": (1000.0, 64.0, 0.0)})()  # started at 1000 s, 64 msg/s
+    assert stamp(step, [evens, odds], 4, 1000.05) == 1_000_000  # record 0, due at the start
+    evens.sent = 1
+    assert stamp(step, [evens, odds], 4, 1000.05) == 1_000_015  # record 1, due 15.6 ms in
+    step._schedule = (1000.0, 64.0, 0.5)  # noqa: SLF001 - a stall moved the schedule by half a second
+    assert stamp(step, [evens, odds], 4, 1000.75) == 1_000_515
+    assert stamp(step, [evens, odds], 4, 1000.0) == 1_000_000  # never after the send itself
+    assert stamp(step, [evens, odds], 1, 1000.75) == 1_000_750  # nothing due: the wall clock
 
 
 class _Recorder:
