@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 KEY_FIELDS = ("subreddit", "id")  # both tenants' tables are partitioned by (subreddit, id)
 PROGRESS_SECONDS = 1.0
 # A request costs the client and the broker about the same whatever it carries: the client gathers a
-# partition's records for one linger (README, "The tenant client's linger"; it counts in latency).
+# partition's records for one linger (benchmarks/README.md, "The tenant client's linger").
 LINGER_MS = 20
 PACE_TICK = LINGER_MS / 1000  # a paced sender wakes at most once a linger and sends what has accrued
 PACE_BURST = 0.1  # seconds of sending a paced sender may catch up after a stall
