@@ -68,10 +68,20 @@ def redis_client(stack: Settings) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture(scope="session")
-def cassandra_session(stack: Settings) -> Iterator[Session]:
+def shared_cassandra_session(stack: Settings) -> Iterator[Session]:
     cluster, session = db.connect(stack)
     yield session
     cluster.shutdown()
+
+
+@pytest.fixture
+def cassandra_session(shared_cassandra_session: Session) -> Session:
+    """The shared session, answering: a test that restarted Cassandra may leave it waiting for the
+    driver's next reconnection attempt."""
+    from kit import wait_until_answering
+
+    wait_until_answering(shared_cassandra_session)
+    return shared_cassandra_session
 
 
 @pytest.fixture

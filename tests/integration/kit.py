@@ -24,7 +24,8 @@ from typing import Any
 
 import psutil
 import redis
-from cassandra.cluster import Session
+from cassandra import DriverException
+from cassandra.cluster import NoHostAvailable, Session
 
 from mysimbdp_tasks.batch import folders
 from mysimbdp_tasks.core import procs, tenants
@@ -260,3 +261,18 @@ def platform_processes_under(folder: Path) -> list[int]:
         if home.startswith(str(folder)):
             found.append(proc.pid)
     return found
+
+
+def wait_until_answering(session: Session, limit_s: float = 180.0) -> None:
+    """Until ``session`` answers again. After a restart of Cassandra the driver tries the node again
+    only on its reconnection schedule (up to 10 s apart); until then every query fails at once with
+    ``NoHostAvailable``, in this test and in the next ones that share the session."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            session.execute("SELECT release_version FROM system.local", timeout=10)
+            return
+        except (DriverException, NoHostAvailable):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import redis
-from kit import Platform, running_platform
+from kit import Platform, running_platform, wait_until_answering
 
 from mysimbdp_tasks import stack
 from mysimbdp_tasks.batch.jobs import Jobs
@@ -77,6 +77,7 @@ def test_cassandra_restart_during_ingestion_loses_nothing(make_tenant: Any, sett
     assert receipt["status"] == "done", receipt
     assert receipt["rows_ok"] == src.records and receipt["rows_refused"] == 0
     assert path.parent.parent.name == "done"
+    wait_until_answering(cassandra_session)  # this test's own session, back from the restart too
     assert _count(cassandra_session, tenant) == src.distinct_keys
 
 

@@ -15,9 +15,9 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from cassandra import DriverException
-from cassandra.cluster import NoHostAvailable, Session
+from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
+from kit import wait_until_answering
 
 from mysimbdp_tasks import stack as local_stack
 from mysimbdp_tasks.core.cql import ident
@@ -73,19 +73,6 @@ def sync_window_s(running: dict[str, str]) -> float:
     assert match, f"unexpected commitlog_sync_period {running['commitlog_sync_period']!r}"
     value, unit = int(match.group(1)), match.group(2).lower()
     return value / 1000 if unit in ("ms", "") else value
-
-
-def wait_until_answering(session: Session, limit_s: float = 180.0) -> None:
-    """Until the shared session has reconnected to the restarted node (later tests use it too)."""
-    deadline = time.monotonic() + limit_s
-    while True:
-        try:
-            session.execute("SELECT release_version FROM system.local", timeout=10)
-            return
-        except (DriverException, NoHostAvailable):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
 
 
 @pytest.mark.slow
