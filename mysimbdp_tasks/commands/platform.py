@@ -20,6 +20,8 @@ from .common import echo, redis_client, stop_event
 if TYPE_CHECKING:
     from ..services.outages import Waiter
 
+log = logging.getLogger(__name__)
+
 
 def platform_up(settings: Settings, args: argparse.Namespace) -> int:
     """Start the supervisor; exit 1 if a process it runs has not started (or died at start)."""
@@ -160,12 +162,33 @@ def bridge(settings: Settings, args: argparse.Namespace) -> int:
     # Kafka away at start: each bridge waits for it here (logged once), then runs.
     bridges = [wait.call(functools.partial(Bridge, settings, t, quotas, dispatch, max_messages=args.max_messages,
                                            max_wait_s=args.max_wait_ms / 1000)) for t in chosen]
-    threads = [threading.Thread(target=b.run, args=(stop, wait), name=f"bridge-{b.tenant.name}") for b in bridges]
+    return 1 if run_bridges(bridges, stop, wait) else 0
+
+
+def run_bridges(bridges: list[Any], stop: threading.Event, wait: Waiter) -> list[str]:
+    """Run each bridge in a thread of its own until all end; the tenants whose bridge failed.
+
+    A bridge that fails must not leave its tenant unserved in a process that goes on for the
+    others: every bridge of the process is stopped (each commits what it has written) and the caller
+    exits non-zero, for its supervisor to start it again; what was not committed is read again.
+    """
+    failed: list[str] = []
+
+    def bridging(b: Any) -> None:
+        try:
+            b.run(stop, wait)
+        except Exception:
+            log.exception("tenant=%s bridge failed; stopping this process's bridges, to be started again",
+                          b.tenant.name)
+            failed.append(b.tenant.name)
+            stop.set()
+
+    threads = [threading.Thread(target=bridging, args=(b,), name=f"bridge-{b.tenant.name}") for b in bridges]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return 0
+    return failed
 
 
 def monitor(settings: Settings, args: argparse.Namespace) -> int:

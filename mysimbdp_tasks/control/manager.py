@@ -28,7 +28,7 @@ from ..core.tenants import Tenant
 from ..security import logins, tls
 from ..services import events as metrics
 from ..services import telemetry, topics
-from ..services.outages import Waiter
+from ..services.outages import ControlPoller, Waiter
 from ..services.registry import Registry
 from .backlog import target_size
 from .decision import Decision
@@ -158,9 +158,10 @@ class Manager:
             auto_offset_reset="latest", enable_auto_commit=True, metadata_max_age_ms=15000))
         log.info("manager: acting on %s for %s (cooldown %.0f s)", topics.CONTROL,
                  ", ".join(sorted(self.scope)) if self.scope else "all tenants", self.cooldown_s)
+        poller = ControlPoller(consumer, wait)
         try:
             while not stop.is_set():
-                for batch in consumer.poll(timeout_ms=1000).values():
+                for batch in poller.poll(timeout_ms=1000).values():
                     for record in batch:
                         self._handle(record, wait)
         except Stopping:

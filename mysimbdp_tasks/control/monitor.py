@@ -41,7 +41,7 @@ from ..core.settings import DEFAULT_BATCH_IDLE_AFTER_S, DEFAULT_IDLE_AFTER_S, Se
 from ..core.tenants import Tenant
 from ..security import logins, tls
 from ..services import topics
-from ..services.outages import Waiter
+from ..services.outages import ControlPoller, Waiter
 from ..services.registry import Registry
 from .backlog import SWEEP_EVERY_S, BacklogRule, read_waiting
 from .decision import Decision
@@ -134,10 +134,11 @@ def run(settings: Settings, scope: set[str] | None, idle_after_s: float, stop: t
     consumer.subscribe(pattern=REPORTS_PATTERN)
     producer = wait.call(lambda: KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all", **security))
     log.info("monitor: watching %s for %s", REPORTS_PATTERN, ", ".join(sorted(scope)) if scope else "all tenants")
+    poller = ControlPoller(consumer, wait)
     try:
         while not stop.is_set():
             decisions: list[Decision] = []
-            for batch in consumer.poll(timeout_ms=1000).values():
+            for batch in poller.poll(timeout_ms=1000).values():
                 for record in batch:
                     decision = intake(evaluator, record)
                     if decision:

@@ -214,14 +214,19 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
-def port_holder(port: int) -> str:
-    """Describe the process listening on ``port`` (for error messages), as far as we may see it."""
+def port_holder(host: str, port: int) -> str:
+    """Describe the process listening on ``host:port`` (for error messages), as far as we may see it.
+
+    Several nodes of one service listen on the same port on addresses of their own (127.0.0.1-3):
+    only a listener on ``host`` itself, or on every address, holds it.
+    """
     try:
         conns = psutil.net_connections(kind="tcp")
     except psutil.Error:
         return "another process"
     for conn in conns:
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+        if (conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
+                and conn.laddr.ip in (host, "0.0.0.0", "::")):
             if conn.pid is None:
                 return "another process"
             try:

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis
 from kombu.exceptions import OperationalError
@@ -111,3 +111,44 @@ class Waiter:
             self.state.resumed(service)
         if not self.stop.is_set():
             log.warning("%s: %s is back after %.0f s of waiting", self.who, service, time.monotonic() - since)
+
+
+#: Polls in a row that may fail (other than for Kafka being away) before the process gives up and
+#: lets the supervisor start it again with a new client.
+POLL_FAILURES_LIMIT = 10
+
+
+class ControlPoller:
+    """``consumer.poll()`` for a process that reads the control topics (the monitor's reports, the
+    manager's decisions), which must outlive a broker going away.
+
+    Kafka away: waited out by ``wait``. Any other failure of a poll (kafka-python raises in ``poll``
+    what its background heartbeat died of, and starts a new one at the next poll) is logged with
+    its traceback and the poll is tried again after a pause, up to ``limit`` times in a row; records
+    fetched before the failure stay in the consumer's buffer for the next poll.
+    """
+
+    def __init__(self, consumer: Any, wait: Waiter, limit: int = POLL_FAILURES_LIMIT) -> None:
+        self.consumer = consumer
+        self.wait = wait
+        self.limit = limit
+        self.failures = 0  # in a row
+
+    def poll(self, timeout_ms: int) -> dict[Any, list[Any]]:
+        try:
+            records: dict[Any, list[Any]] = self.wait.call(lambda: self.consumer.poll(timeout_ms=timeout_ms))
+        except Stopping:
+            raise
+        except Exception as exc:
+            self.failures += 1
+            if self.failures >= self.limit:
+                log.error("%s: %d polls in a row failed; giving up (%s: %s)", self.wait.who, self.failures,
+                          type(exc).__name__, exc)
+                raise
+            log.warning("%s: a poll failed (%d in a row), polling again: %s: %s", self.wait.who, self.failures,
+                        type(exc).__name__, exc, exc_info=True)
+            if self.wait.stop.wait(self.wait.backoff.delay(self.failures - 1)):
+                raise Stopping(f"{self.wait.who}: stopped after a failed poll") from exc
+            return {}
+        self.failures = 0
+        return records

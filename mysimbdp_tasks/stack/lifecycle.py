@@ -212,7 +212,8 @@ def _check_ports(svc: Service) -> None:
         if not procs.port_free(svc.bind_host, port):
             raise StackError(_failure(
                 svc,
-                f"{role} port {svc.bind_host}:{port} is already in use by {procs.port_holder(port)}; "
+                f"{role} port {svc.bind_host}:{port} is already in use by "
+                f"{procs.port_holder(svc.bind_host, port)}; "
                 f"stop that process{svc.port_advice(role)}",
                 None,
             ))
@@ -262,7 +263,8 @@ def _bring_down(svc: Service, say: Echo) -> None:
         svc.paths.pidfile.unlink(missing_ok=True)
         note = ""
         if not procs.port_free(svc.bind_host, svc.port):
-            note = f"; port {svc.port} is held by {procs.port_holder(svc.port)}, not started here, left alone"
+            holder = procs.port_holder(svc.bind_host, svc.port)
+            note = f"; port {svc.bind_host}:{svc.port} is held by {holder}, not started here, left alone"
         say(f"{svc.name}: not running{note}")
         return
     say(f"{svc.name}: stopping (pid {pid}) ...")
@@ -305,7 +307,7 @@ def _state(svc: Service) -> ServiceState:
             running = True
             detail += f"; not started from {svc.settings.home}"
         elif not procs.port_free(svc.bind_host, svc.port):
-            detail = f"port held by {procs.port_holder(svc.port)}"
+            detail = f"port held by {procs.port_holder(svc.bind_host, svc.port)}"
         else:
             detail = "not running"
     return ServiceState(svc.name, running, answering, svc.endpoint, pid, detail)

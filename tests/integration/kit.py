@@ -238,6 +238,19 @@ class Supervised:
         return self.wait_for("every process running", lambda ps: ps and all(
             p["state"] == "running" for p in ps.values()), timeout)
 
+    def assert_none_restarted(self, before: dict[str, dict[str, Any]]) -> None:
+        """Every process of ``before`` (an :meth:`all_running`) still runs with the same pid. If one
+        was restarted, the failure shows its last exit and its log (the traceback it died with)."""
+        after = self.all_running()
+        changed = sorted(n for n in before if after.get(n, {}).get("pid") != before[n]["pid"])
+        if not changed:
+            return
+        shown = []
+        for name in changed:
+            text = (self.home / "logs" / f"{name}.log").read_text(errors="replace").splitlines()
+            shown.append(f"--- {name}: last exit {after.get(name, {}).get('last_exit')}\n" + "\n".join(text[-120:]))
+        raise AssertionError(f"restarted: {', '.join(changed)}\n" + "\n".join(shown))
+
 
 @contextmanager
 def supervised(settings: Settings, tenants: list[Tenant], home: Path, **kwargs: Any) -> Iterator[Supervised]:

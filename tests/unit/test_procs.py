@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 
@@ -56,3 +58,16 @@ def test_stop_child_of_an_exited_child_says_gone_or_stopped() -> None:
     proc = _start("pass")
     proc.wait(30)
     assert procs.stop_child(proc, 1) in ("gone", "stopped")
+
+
+def test_the_holder_of_a_port_is_the_listener_on_that_address_not_another_node_on_the_same_port() -> None:
+    # Nodes of one service share a port on addresses of their own: the one on 127.0.0.71 does not
+    # hold 127.0.0.72's, and `stack down` must not name it as the process it leaves alone there.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.71", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        assert procs.port_holder("127.0.0.71", port).startswith(f"pid {os.getpid()} ")
+        assert procs.port_holder("127.0.0.72", port) == "another process"
+        assert not procs.port_free("127.0.0.71", port)
+        assert procs.port_free("127.0.0.72", port)

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 import redis
+from kafka.errors import CommitFailedError, IllegalGenerationError, KafkaConnectionError
 
+from mysimbdp_tasks.commands.platform import run_bridges
 from mysimbdp_tasks.core.backoff import Backoff, RestartPolicy
 from mysimbdp_tasks.core.errors import Stopping
 from mysimbdp_tasks.core.runstate import ProcessState, describe, read_json
-from mysimbdp_tasks.services.outages import Waiter, service_of
+from mysimbdp_tasks.services.outages import ControlPoller, Waiter, service_of
 
 pytestmark = pytest.mark.unit
 
@@ -132,3 +134,66 @@ def test_two_threads_waiting_for_one_service_publish_running_only_when_both_are_
     assert (read_json(tmp_path / "state" / "bridge.json") or {})["state"] == "waiting"
     state.resumed("kafka")
     assert (read_json(tmp_path / "state" / "bridge.json") or {})["state"] == "running"
+
+
+class _Consumer:
+    """A consumer whose polls fail with the given errors, in order, then return one record."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.polls = 0
+
+    def poll(self, timeout_ms: int) -> dict[str, list[str]]:
+        self.polls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return {"reports-0": ["r"]}
+
+
+FAST = Backoff(initial=0.001, factor=1, cap=0.001)
+
+
+def test_a_control_process_polls_again_after_a_poll_failed_for_a_reason_other_than_kafka_away(
+        caplog: pytest.LogCaptureFixture) -> None:
+    consumer = _Consumer(IllegalGenerationError(), CommitFailedError("rebalanced"))
+    poller = ControlPoller(consumer, Waiter("monitor", backoff=FAST))
+    with caplog.at_level(logging.WARNING):
+        assert [poller.poll(10), poller.poll(10), poller.poll(10)] == [{}, {}, {"reports-0": ["r"]}]
+    assert [r.getMessage().split(":")[:2] for r in caplog.records] == [
+        ["monitor", " a poll failed (1 in a row), polling again"],
+        ["monitor", " a poll failed (2 in a row), polling again"]]
+    assert poller.failures == 0
+
+
+def test_kafka_away_is_waited_out_within_one_poll() -> None:
+    consumer = _Consumer(KafkaConnectionError("refused"), KafkaConnectionError("refused"))
+    poller = ControlPoller(consumer, Waiter("manager", backoff=FAST))
+    assert poller.poll(10) == {"reports-0": ["r"]}
+    assert consumer.polls == 3
+
+
+def test_a_control_process_gives_up_after_too_many_failed_polls_in_a_row() -> None:
+    poller = ControlPoller(_Consumer(*[IllegalGenerationError()] * 3), Waiter("monitor", backoff=FAST), limit=3)
+    assert poller.poll(10) == poller.poll(10) == {}
+    with pytest.raises(IllegalGenerationError):
+        poller.poll(10)
+
+
+class _Bridge:
+    def __init__(self, name: str, fails: bool) -> None:
+        self.tenant = type("T", (), {"name": name})()
+        self.fails = fails
+        self.ended = False
+
+    def run(self, stop: threading.Event, wait: Waiter) -> None:
+        if self.fails:
+            raise RuntimeError("poison")
+        stop.wait(30)
+        self.ended = True
+
+
+def test_a_failed_bridge_stops_its_process_rather_than_leave_its_tenant_unserved_beside_the_others() -> None:
+    stop = threading.Event()
+    failing, healthy = _Bridge("t1", fails=True), _Bridge("t2", fails=False)
+    assert run_bridges([failing, healthy], stop, Waiter("bridge", stop)) == ["t1"]
+    assert stop.is_set() and healthy.ended  # the other bridge stopped cleanly, to be started again
