@@ -218,7 +218,8 @@ def port_holder(host: str, port: int) -> str:
     """Describe the process listening on ``host:port`` (for error messages), as far as we may see it.
 
     Several nodes of one service listen on the same port on addresses of their own (127.0.0.1-3):
-    only a listener on ``host`` itself, or on every address, holds it.
+    only a listener on ``host`` itself, or on every address, holds it. A JVM listens on an IPv6
+    socket, which shows an IPv4 address as ``::ffff:127.0.0.1``.
     """
     try:
         conns = psutil.net_connections(kind="tcp")
@@ -226,7 +227,7 @@ def port_holder(host: str, port: int) -> str:
         return "another process"
     for conn in conns:
         if (conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
-                and conn.laddr.ip in (host, "0.0.0.0", "::")):
+                and conn.laddr.ip.removeprefix("::ffff:") in (host, "0.0.0.0", "::")):
             if conn.pid is None:
                 return "another process"
             try:

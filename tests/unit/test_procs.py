@@ -60,14 +60,20 @@ def test_stop_child_of_an_exited_child_says_gone_or_stopped() -> None:
     assert procs.stop_child(proc, 1) in ("gone", "stopped")
 
 
-def test_the_holder_of_a_port_is_the_listener_on_that_address_not_another_node_on_the_same_port() -> None:
-    # Nodes of one service share a port on addresses of their own: the one on 127.0.0.71 does not
-    # hold 127.0.0.72's, and `stack down` must not name it as the process it leaves alone there.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.71", 0))
+
+@pytest.mark.parametrize(("family", "bound", "host", "other"), [
+    (socket.AF_INET, "127.0.0.71", "127.0.0.71", "127.0.0.72"),
+    # A JVM (Kafka's) listens on an IPv6 socket: 127.0.0.73 shows as ::ffff:127.0.0.73.
+    (socket.AF_INET6, "::ffff:127.0.0.73", "127.0.0.73", "127.0.0.74"),
+])
+def test_the_holder_of_a_port_is_the_listener_on_that_address_not_another_node_on_the_same_port(
+        family: socket.AddressFamily, bound: str, host: str, other: str) -> None:
+    # Nodes of one service share a port on addresses of their own: the one on one address does not
+    # hold another's, and `stack down` must not name it as the process it leaves alone there.
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((bound, 0))
         sock.listen()
         port = sock.getsockname()[1]
-        assert procs.port_holder("127.0.0.71", port).startswith(f"pid {os.getpid()} ")
-        assert procs.port_holder("127.0.0.72", port) == "another process"
-        assert not procs.port_free("127.0.0.71", port)
-        assert procs.port_free("127.0.0.72", port)
+        assert procs.port_holder(host, port).startswith(f"pid {os.getpid()} ")
+        assert procs.port_holder(other, port) == "another process"
+        assert procs.port_free(other, port)
