@@ -6,7 +6,7 @@
 #      MYSIMBDP_HOME and 127.0.0.1-3) started, node-failure tests against it, the cluster's RSS shown;
 #   4. secure cluster: that cluster stopped, a secure one (`stack up --secure --nodes 3`, TLS between
 #      the nodes too) on another home and the same addresses, the secure cluster tests against it.
-# Each stage prints its duration. Arguments are passed to pytest in every stage.
+# Each stage prints its duration and its ten slowest tests. Arguments are passed to pytest in every stage.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # The tools of the virtual environment `make install` made (compose/install.sh), if it is there.
@@ -41,7 +41,8 @@ stage() {
     local name=$1; shift
     local started=$SECONDS code=0
     echo "== stage: $name"
-    python3 -m pytest -q "$@" || code=$?
+    # The ten slowest tests of each stage are listed, to keep the whole run well inside CI's limit.
+    python3 -m pytest -q --durations=10 "$@" || code=$?
     # pytest exits 5 when a stage selects no test; that is not a failure of the stage.
     [ "$code" = 5 ] && code=0
     echo "== stage: $name finished in $((SECONDS - started)) s (exit $code)"

@@ -30,6 +30,7 @@ from ..core import names
 from ..core.deadletters import Letter, letter
 from ..core.settings import Settings
 from ..security import tls
+from . import topics
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ ADMIN = "platform:admin"  # replay is an operator's command: it reads dead lette
 
 def _consumer(settings: Settings) -> KafkaConsumer:
     return KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str, enable_auto_commit=False,
-                         group_id=None, **tls.kafka_options(settings, ADMIN))
+                         group_id=None, bootstrap_timeout_ms=topics.COMMAND_BOOTSTRAP_MS,
+                         **tls.kafka_options(settings, ADMIN))
 
 
 def read(settings: Settings, tenant: str, timeout_s: float = READ_TIMEOUT_S) -> Iterator[Letter]:
@@ -136,7 +138,8 @@ def replay(settings: Settings, client: redis.Redis, tenant: str, letters: Sequen
         return out
     topic = names.ingest_topic(tenant)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all", linger_ms=5,
-                             max_request_size=8 * 1024 * 1024, **tls.kafka_options(settings, ADMIN))
+                             max_request_size=8 * 1024 * 1024, bootstrap_timeout_ms=topics.COMMAND_BOOTSTRAP_MS,
+                             **tls.kafka_options(settings, ADMIN))
     try:
         pending = []
         for item in fresh:

@@ -25,11 +25,14 @@ log = logging.getLogger(__name__)
 REPORTS = names.REPORTS_TOPIC
 CONTROL = names.CONTROL_TOPIC
 ADMIN = "platform:admin"  # who creates and deletes topics in secure mode
+#: How long an operator's command waits for a first Kafka broker before it says Kafka is away
+#: (kafka-python's default is 30 s). Long-running processes wait out outages on their own.
+COMMAND_BOOTSTRAP_MS = 10_000
 
 
 def admin(settings: Settings) -> KafkaAdminClient:
     return KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_str, client_id="mysimbdp-admin",
-                            request_timeout_ms=30000, bootstrap_timeout_ms=10000,
+                            request_timeout_ms=30000, bootstrap_timeout_ms=COMMAND_BOOTSTRAP_MS,
                             **tls.kafka_options(settings, ADMIN))
 
 

@@ -178,9 +178,9 @@ def test_a_task_the_broker_lost_is_sent_again_and_lands(stream_tenant: Any, plat
     send(settings, tenant, encoded(msgs))
     queue = tenant.stream_queue
     deadline = time.monotonic() + 120
-    while redis_client.llen(queue) < 2 and time.monotonic() < deadline:
+    while redis_client.llen(queue) < 1 and time.monotonic() < deadline:
         time.sleep(0.2)
-    found = redis_client.lindex(queue, 0)
+    found = redis_client.lindex(queue, 0)  # the first micro-batch (2,000 messages may make only one)
     assert isinstance(found, bytes)
     raw = found.decode()
     assert redis_client.lrem(queue, 1, raw) == 1  # lost, as in kombu's BRPOP window
