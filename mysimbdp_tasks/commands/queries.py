@@ -163,11 +163,8 @@ def dead_letters(settings: Settings, tenant: Tenant, timeout_ms: int = 2000) -> 
     """Dead-lettered messages of the tenant by reason, read from ``<tenant>.dead``."""
     from kafka import KafkaConsumer
 
-    from ..services import topics
-
     consumer = KafkaConsumer(tenant.dead_topic, bootstrap_servers=settings.kafka_bootstrap_str,
-                             bootstrap_timeout_ms=topics.COMMAND_BOOTSTRAP_MS,
-                             **tls.kafka_options(settings, "platform:admin"),
+                             **tls.command_kafka_options(settings),
                              auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=timeout_ms)
     reasons: Counter[str] = Counter()
     try:
@@ -190,8 +187,7 @@ def stream_backlog(settings: Settings, tenants: list[Tenant]) -> int:
     for t in tenants:
         # A consumer in the bridge's group that never subscribes only reads the group's offsets.
         consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str, group_id=names.bridge_group(t.name),
-                                 bootstrap_timeout_ms=topics.COMMAND_BOOTSTRAP_MS,
-                                 **tls.kafka_options(settings, "platform:admin"),
+                                 **tls.command_kafka_options(settings),
                                  enable_auto_commit=False)
         try:
             backlog += topics.lag(consumer, t.ingest_topic)

@@ -15,6 +15,9 @@ from ..core.settings import Settings
 from . import identities, secrets
 
 SCRAM = "SCRAM-SHA-512"
+#: How long an operator's command waits for a first Kafka broker before it says Kafka is away
+#: (kafka-python's default is 30 s). Long-running processes wait out outages on their own.
+COMMAND_BOOTSTRAP_MS = 10_000
 
 
 def ca_cert(home: Path) -> Path:
@@ -41,6 +44,13 @@ def kafka_options(settings: Settings, principal: str) -> dict[str, Any]:
         "sasl_plain_username": kafka_user(principal),
         "sasl_plain_password": secrets.password(settings.home, principal),
     }
+
+
+def command_kafka_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for a short-lived kafka-python client of an operator's command (topic
+    admin, dead letters, backlog): it acts as ``platform:admin`` and gives up on Kafka after
+    ``COMMAND_BOOTSTRAP_MS``."""
+    return {"bootstrap_timeout_ms": COMMAND_BOOTSTRAP_MS, **kafka_options(settings, identities.ADMIN)}
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:

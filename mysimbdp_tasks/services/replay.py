@@ -30,7 +30,6 @@ from ..core import names
 from ..core.deadletters import Letter, letter
 from ..core.settings import Settings
 from ..security import tls
-from . import topics
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +37,11 @@ POLL_MS = 500
 READ_TIMEOUT_S = 60.0
 ACK_TIMEOUT_S = 30.0
 SENDING, SENT = "sending", "sent"
-ADMIN = "platform:admin"  # replay is an operator's command: it reads dead letters and writes ingest topics
 
 
 def _consumer(settings: Settings) -> KafkaConsumer:
     return KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str, enable_auto_commit=False,
-                         group_id=None, bootstrap_timeout_ms=topics.COMMAND_BOOTSTRAP_MS,
-                         **tls.kafka_options(settings, ADMIN))
+                         group_id=None, **tls.command_kafka_options(settings))
 
 
 def read(settings: Settings, tenant: str, timeout_s: float = READ_TIMEOUT_S) -> Iterator[Letter]:
@@ -138,8 +135,7 @@ def replay(settings: Settings, client: redis.Redis, tenant: str, letters: Sequen
         return out
     topic = names.ingest_topic(tenant)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_str, acks="all", linger_ms=5,
-                             max_request_size=8 * 1024 * 1024, bootstrap_timeout_ms=topics.COMMAND_BOOTSTRAP_MS,
-                             **tls.kafka_options(settings, ADMIN))
+                             max_request_size=8 * 1024 * 1024, **tls.command_kafka_options(settings))
     try:
         pending = []
         for item in fresh:

@@ -24,16 +24,11 @@ log = logging.getLogger(__name__)
 
 REPORTS = names.REPORTS_TOPIC
 CONTROL = names.CONTROL_TOPIC
-ADMIN = "platform:admin"  # who creates and deletes topics in secure mode
-#: How long an operator's command waits for a first Kafka broker before it says Kafka is away
-#: (kafka-python's default is 30 s). Long-running processes wait out outages on their own.
-COMMAND_BOOTSTRAP_MS = 10_000
 
 
 def admin(settings: Settings) -> KafkaAdminClient:
     return KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_str, client_id="mysimbdp-admin",
-                            request_timeout_ms=30000, bootstrap_timeout_ms=COMMAND_BOOTSTRAP_MS,
-                            **tls.kafka_options(settings, ADMIN))
+                            request_timeout_ms=30000, **tls.command_kafka_options(settings))
 
 
 @dataclass
@@ -199,7 +194,7 @@ def ensure_platform(settings: Settings) -> list[str]:
 def _wait_for_leaders(settings: Settings, wanted_n: dict[str, int], timeout: float = 30.0) -> None:
     """Return once the topics (name -> partitions) have all their partitions, so clients can use them at once."""
     names = list(wanted_n)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str, **tls.kafka_options(settings, ADMIN))
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_str, **tls.command_kafka_options(settings))
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
