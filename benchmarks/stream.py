@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from mysimbdp_tasks.core.settings import DEFAULT_BATCH_MESSAGES, DEFAULT_BATCH_WAIT_MS, Settings
-from producers.stream import LINGER_MS
+from producers.pacing import LINGER_MS
 
 from . import stream_results as results
 from .errors import BenchmarkError

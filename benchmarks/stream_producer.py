@@ -47,7 +47,8 @@ from kafka import KafkaProducer
 from mysimbdp_tasks.core import names
 from mysimbdp_tasks.core.settings import Settings
 from mysimbdp_tasks.security import tls
-from producers.stream import TokenBucket, message_for, producer_config, records_for
+from producers.pacing import TokenBucket
+from producers.stream import message_for, producer_config, records_for
 
 from .errors import ProducerError
 from .stream_batches import Template

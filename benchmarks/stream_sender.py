@@ -43,7 +43,7 @@ from kafka.net.compat import KafkaNetClient
 from kafka.protocol.producer import InitProducerIdRequest, ProduceRequest
 from kafka.structs import TopicPartition
 
-from producers.stream import PACE_BURST, PACE_TICK
+from producers.pacing import PACE_BURST, PACE_TICK
 
 from .errors import ProducerError
 from .stream_batches import CODECS, NO_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, Queue, assemble, next_sequence, plan

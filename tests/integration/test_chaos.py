@@ -54,7 +54,8 @@ from mysimbdp_tasks.services.quotas import Quotas
 from mysimbdp_tasks.stream import wire
 from producers.batch import wrangle
 from producers.generate import generate
-from producers.stream import TokenBucket, encode, key_for, message_for, producer_config, records_for
+from producers.pacing import TokenBucket
+from producers.stream import encode, key_for, message_for, producer_config, records_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.chaos]
 

@@ -19,7 +19,8 @@ from benchmarks.stream_batches import Template, assemble, murmur2, partition_for
 from benchmarks.stream_producer import Command, StepSent, serve
 from benchmarks.stream_sender import BatchSender, due, tick_of
 from producers import samples
-from producers.stream import PACE_TICK, encode, key_for, message_for, records_for
+from producers.pacing import PACE_TICK
+from producers.stream import encode, key_for, message_for, records_for
 
 pytestmark = pytest.mark.unit
 

@@ -12,8 +12,9 @@ import pytest
 
 from mysimbdp_tasks.core.errors import TenantError
 from producers import awkward, samples, stream
+from producers.pacing import TokenBucket
 from producers.readers import InputError
-from producers.stream import TokenBucket, encode, key_for, message_for, records_for
+from producers.stream import encode, key_for, message_for, records_for
 
 pytestmark = pytest.mark.unit
 
