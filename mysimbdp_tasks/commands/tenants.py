@@ -189,6 +189,7 @@ def tenants_list(settings: Settings, args: argparse.Namespace) -> int:
 
     registry = Registry(redis_client(settings))
     known = registry.all()
+    unreadable = registry.unreadable()
     active = registry.active_names()
     cluster, session = db.connect(settings)
     try:
@@ -206,10 +207,14 @@ def tenants_list(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         cluster.shutdown()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        refused = [{"tenant": n, "active": n in active, "unreadable": why} for n, why in sorted(unreadable.items())]
+        print(json.dumps(rows + refused, indent=2))
         return 0
-    if not rows:
+    if not rows and not unreadable:
         print("no tenants applied yet (mysimbdp tenants apply FILE)")
+    for name, why in sorted(unreadable.items()):
+        print(f"{name:<12} {'active' if name in active else 'inactive':<9} its applied configuration no longer "
+              f"validates: {why}")
     for r in rows:
         print(f"{r['tenant']:<12} {'active' if r['active'] else 'inactive':<9} "
               f"{'provisioned' if r['provisioned'] else 'NOT provisioned':<16} {r['keyspace']}.{r['table']} {r['key']}")
@@ -223,10 +228,22 @@ def tenants_remove(settings: Settings, args: argparse.Namespace) -> int:
 
     registry = Registry(redis_client(settings))
     known = registry.all()
+    say = _quiet if args.json else print
+    unreadable = registry.unreadable()
+    if args.name in unreadable:
+        # Its stored configuration no longer validates: ingestion stops, but nothing is dropped on
+        # the strength of a configuration the platform cannot read.
+        registry.deactivate(args.name)
+        say(f"{args.name}: deactivated: no new files or messages are admitted")
+        if args.drop_data:
+            raise MysimbdpError(f"{args.name}: its applied configuration no longer validates "
+                                f"({unreadable[args.name]}); data kept")
+        if args.json:
+            print(json.dumps({"tenant": args.name, "active": False, "keyspace": None, "data": "kept"}, indent=2))
+        return 0
     if args.name not in known:
         raise MysimbdpError(f"tenant {args.name!r} is not known; known: {', '.join(sorted(known)) or 'none'}")
     registry.deactivate(args.name)
-    say = _quiet if args.json else print
     say(f"{args.name}: deactivated: no new files or messages are admitted")
     if args.drop_data:
         owner = registry.namespace_owner(known[args.name].namespace)

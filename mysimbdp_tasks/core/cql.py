@@ -10,7 +10,7 @@ import re
 
 # Unquoted CQL identifiers are case-insensitive (folded to lower case), so we accept lower case only:
 # the name in the config is then exactly the name in Cassandra.
-IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*\Z")
 MAX_KEYSPACE_LENGTH = 48  # Cassandra's limit for keyspace and table names
 
 # Reserved keywords of CQL 3 (Cassandra 5.0 documentation, "Appendix A: CQL Keywords", reserved ones).

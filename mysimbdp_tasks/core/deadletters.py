@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-REF = re.compile(r"^(\d{1,9}):(\d{1,19})$")
-DURATION = re.compile(r"^(\d{1,9})\s*([smhd])$")
+REF = re.compile(r"^(\d{1,9}):(\d{1,19})\Z")
+DURATION = re.compile(r"^(\d{1,9})\s*([smhd])\Z")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

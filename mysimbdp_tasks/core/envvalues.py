@@ -15,7 +15,7 @@ from . import flower
 from .errors import SettingsError
 
 # Keyspace replication: ``SimpleStrategy:RF`` or ``NetworkTopologyStrategy:dc1=RF,dc2=RF``.
-REPLICATION = re.compile(r"^(SimpleStrategy):(\d+)$|^(NetworkTopologyStrategy):((?:[A-Za-z0-9_.-]+=\d+,?)+)$")
+REPLICATION = re.compile(r"^(SimpleStrategy):(\d+)\Z|^(NetworkTopologyStrategy):((?:[A-Za-z0-9_.-]+=\d+,?)+)\Z")
 
 
 def hostport(text: str, var: str, default_port: int) -> tuple[str, int]:

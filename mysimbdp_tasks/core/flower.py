@@ -18,9 +18,9 @@ from .errors import SettingsError
 DEFAULT_ADDRESS = "127.0.0.1"
 AUTH_FILE = "flower-auth"  # under MYSIMBDP_HOME: one user:password a line, mode 0600
 # Flower splits FLOWER_BASIC_AUTH on "," and each pair on its first ":".
-_USER = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
-_PREFIX = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
-_HOST = re.compile(r"^[A-Za-z0-9.:-]{1,253}$")
+_USER = re.compile(r"^[A-Za-z0-9._@+-]{1,64}\Z")
+_PREFIX = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*\Z")
+_HOST = re.compile(r"^[A-Za-z0-9.:-]{1,253}\Z")
 # The columns of Flower's Tasks page: the worker (``<tenant>@host``), the routing key (the tenant's
 # queue) and the arguments (``tenant=...`` first) each tell whose task it is; the long id comes last.
 TASKS_COLUMNS = "name,state,args,routing_key,worker,received,runtime,uuid"

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+#: The first part of the platform's own queues, topics and consumer groups (``mysimbdp.reports``,
+#: ``mysimbdp.bridge.<tenant>``): a tenant of this name would own them, so none may have it.
+PLATFORM = "mysimbdp"
+
 # -- Celery ----------------------------------------------------------------------------------
 INGEST_FILE = "mysimbdp.ingest_file"  # plan one admitted file (and ingest it if it is one chunk)
 INGEST_CHUNK = "mysimbdp.ingest_chunk"  # ingest one chunk of a planned file
@@ -212,3 +216,4 @@ def bridge_group(tenant: str) -> str:
 BATCH_METRICS_TABLE = "batch_ingestion_metrics"
 STREAM_METRICS_TABLE = "stream_ingestion_metrics"
 QUALITY_METRICS_TABLE = "quality_metrics"
+METRICS_TABLES = (BATCH_METRICS_TABLE, STREAM_METRICS_TABLE, QUALITY_METRICS_TABLE)

@@ -30,7 +30,7 @@ from typing import Any
 from . import checks, expressions
 from .checks import CHECKS, Check
 
-RULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+RULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}\Z")
 MAX_RULES = 32  # rule names are a metric label: bounded
 ACTIONS = ("refuse", "tag")
 

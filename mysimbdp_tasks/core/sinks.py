@@ -31,13 +31,15 @@ from typing import Any
 from . import cql
 from .errors import UnknownSinkError
 from .keys import PrimaryKey, parse_key
+from .names import METRICS_TABLES
 
 PRIMARY = "table"
 KINDS = ("cassandra", "kafka", "files")
 FORMATS = ("parquet", "jsonl")
 FIELD = "sink"  # the message field naming a subset of the tenant's sinks
-NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")
 MAX_ROWS = 100_000
+MAX_PARTITIONS = 1_000  # as a tenant's ingest topic
 _KEYS = {"cassandra": ("table", "key"), "kafka": ("partitions",), "files": ("format", "max_rows")}
 
 Bad = Callable[[str, str], None]
@@ -114,6 +116,8 @@ def _cassandra(name: str, item: Mapping[str, Any], columns: Sequence[str], bad: 
     problem = cql.identifier_problem(table)
     if problem:
         bad("table", problem)
+    elif table in METRICS_TABLES:
+        bad("table", f"{table!r} is one of the platform's metrics tables; choose another name")
     key = None
     if "key" in item:
         try:
@@ -124,13 +128,15 @@ def _cassandra(name: str, item: Mapping[str, Any], columns: Sequence[str], bad: 
             for column in key.columns:
                 if column not in columns:
                     bad("key", f"column {column!r} is not in the schema")
+            if len(set(key.columns)) != len(key.columns):
+                bad("key", "names a column more than once")
     return SinkSpec(name, "cassandra", table=str(table), key=key)
 
 
 def _kafka(name: str, item: Mapping[str, Any], _columns: Sequence[str], bad: Bad) -> SinkSpec:
     partitions = item.get("partitions", 1)
-    if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
-        bad("partitions", f"expected a positive integer, got {partitions!r}")
+    if isinstance(partitions, bool) or not isinstance(partitions, int) or not 1 <= partitions <= MAX_PARTITIONS:
+        bad("partitions", f"expected a positive integer up to {MAX_PARTITIONS:,}, got {partitions!r}")
     return SinkSpec(name, "kafka", partitions=partitions)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from .errors import ConfigError, ConfigProblem
 from .keys import PrimaryKey, parse_key
 
 MB = 1024 * 1024
-TENANT_NAME = re.compile(r"^[a-z][a-z0-9]{0,31}$")  # no '-' or '_': those end the name in file names
+TENANT_NAME = re.compile(r"^[a-z][a-z0-9]{0,31}\Z")  # no '-' or '_': those end the name in file names
 FILE_TYPES = (".csv", ".json", ".jsonl", ".ndjson", ".parquet", ".csv.gz", ".json.gz", ".jsonl.gz", ".ndjson.gz")
 # Two names of one format: a tenant allowed either may stage files with either extension.
 ALIASES = {".jsonl": ".ndjson", ".ndjson": ".jsonl", ".jsonl.gz": ".ndjson.gz", ".ndjson.gz": ".jsonl.gz"}
@@ -43,6 +44,23 @@ DEFAULTS: dict[str, Any] = {
     "max_workers": 4,  # manager: largest pool size for the tenant
     "max_queued_tasks": 2,  # monitor/manager: batch tasks waiting per pool process before the pool grows
     "partitions": 3,  # Kafka partitions of <tenant>.ingest
+}
+
+# The largest value each number may take: enough for any real tenant, small enough that sizes in
+# bytes and counts stay 64-bit integers in Redis, and that a pool or a topic is never made absurd.
+MAX_MB = 2**30  # 1 EiB, as bytes still far below 2**63
+MAX_COUNT = 10**12
+LIMITS: dict[str, float] = {
+    "max_file_size": MAX_MB,
+    "max_amount_of_data": MAX_MB,
+    "max_number_of_files": MAX_COUNT,
+    "max_messages_per_day": MAX_COUNT,
+    "max_avg_ingestion_ms": 86_400_000,  # a day
+    "max_lag_messages": MAX_COUNT,
+    "min_workers": 256,
+    "max_workers": 256,
+    "max_queued_tasks": 10_000,
+    "partitions": 1_000,
 }
 
 BATCH_KEYS = ("max_file_size", "file_type", "max_amount_of_data", "max_number_of_files")
@@ -167,6 +185,9 @@ def _duplicates(value: Any, where: str) -> Any:
     if isinstance(value, dict):
         for key, inner in value.items():
             yield from _duplicates(inner, f"{where}.{key}" if where else key)
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            yield from _duplicates(inner, f"{where}[{i}]")
 
 
 def parse(data: Any, source: str = "") -> dict[str, Tenant]:
@@ -192,9 +213,11 @@ def _parse_tenant(name: str, raw: Any, problems: list[ConfigProblem]) -> Tenant 
     def bad(path: str, message: str) -> None:
         problems.append(ConfigProblem(f"{name}.{path}" if path else name, message))
 
-    if not TENANT_NAME.match(name):
+    if not isinstance(name, str) or not TENANT_NAME.match(name):
         bad("", "tenant names are lower-case letters and digits, starting with a letter, at most 32 "
             "(no '-' or '_': they separate the tenant from the rest of a staged file's name)")
+    elif name == names.PLATFORM:
+        bad("", f"{name!r} is the platform's own name (its topics, queues and consumer groups); choose another")
     if not isinstance(raw, dict):
         bad("", f"expected an object of settings, got {type(raw).__name__}")
         return None
@@ -210,8 +233,8 @@ def _parse_tenant(name: str, raw: Any, problems: list[ConfigProblem]) -> Tenant 
     columns, key = _schema(raw.get("schema"), bad) if "schema" in raw else ((), None)
     if namespace.startswith("system"):
         bad("namespace", f"{namespace!r}: names starting with 'system' belong to Cassandra itself")
-    if table_name in ("batch_ingestion_metrics", "stream_ingestion_metrics"):
-        bad("table_name", f"{table_name!r} is the platform's metrics table; choose another name")
+    if table_name in names.METRICS_TABLES:
+        bad("table_name", f"{table_name!r} is one of the platform's metrics tables; choose another name")
 
     batch = _batch(raw, bad)
     stream = None
@@ -276,10 +299,10 @@ def _schema(schema: Any, bad: Any) -> tuple[tuple[tuple[str, str], ...], Primary
     except ValueError as exc:
         bad("schema.key", str(exc))
         return tuple(columns), None
-    names = [c for c, _ in columns]
+    given = [c for c, _ in columns]
     for column in key.columns:
-        if column not in schema:
-            bad("schema.key", f"column {column!r} is not in the schema{_did_you_mean(column, names)}")
+        if column not in schema or column == "key":  # "key" is the key itself, not a column
+            bad("schema.key", f"column {column!r} is not in the schema{_did_you_mean(column, given)}")
     if len(set(key.columns)) != len(key.columns):
         bad("schema.key", "names a column more than once")
     return tuple(columns), key
@@ -323,8 +346,11 @@ def _positive_number(raw: dict[str, Any], key: str, bad: Any, integer: bool = Fa
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
         bad(key, f"expected a positive {'integer' if integer else 'number'}, got {value!r}")
         return 0
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         bad(key, f"must be positive, got {value!r}")
+        return 0
+    if value > LIMITS.get(key, math.inf):
+        bad(key, f"{value!r} is more than the largest allowed, {LIMITS[key]:,}")
         return 0
     return value
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_SECONDS = 86400
 _TIME = r"(\d{1,2}):(\d{2})(?::(\d{2}))?"
-_RANGE = re.compile(rf"^(?:(?P<days>[a-z,\-]+)\s+)?{_TIME}\s*-\s*{_TIME}$")
+_RANGE = re.compile(rf"^(?:(?P<days>[a-z,\-]+)\s+)?{_TIME}\s*-\s*{_TIME}\Z")
 FORM = '"[days ]HH:MM-HH:MM" in UTC, e.g. "22:00-06:00" or "mon-fri 18:30-23:00"'
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from ..core.errors import SettingsError
 
-PRINCIPAL = re.compile(r"^(tenant|platform):[A-Za-z][A-Za-z0-9_]{0,47}$")
+PRINCIPAL = re.compile(r"^(tenant|platform):[A-Za-z][A-Za-z0-9_]{0,47}\Z")
 PASSWORD_BYTES = 24  # 32 URL-safe characters
-PASSWORD = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+PASSWORD = re.compile(r"^[A-Za-z0-9_-]{16,128}\Z")
 
 
 def folder(home: Path) -> Path:

@@ -10,15 +10,18 @@ read these, so adding a tenant with ``tenants apply``, changing its limits, or t
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import redis
 
 from ..core import names
 from ..core import tenants as tenant_model
-from ..core.errors import TenantError
+from ..core.errors import ConfigError, TenantError
 from ..core.tenants import Tenant
 from . import completions
+
+log = logging.getLogger(__name__)
 
 CONFIGS = names.TENANTS
 ACTIVE = names.TENANTS_ACTIVE
@@ -121,15 +124,46 @@ class Registry:
         return {n.decode() if isinstance(n, bytes) else n for n in self.redis.hkeys(CONFIGS)}
 
     def all(self) -> dict[str, Tenant]:
-        """Every tenant ever applied (active or not), as it was applied."""
+        """Every tenant ever applied (active or not), as it was applied.
+
+        A stored configuration that no longer validates (the rules were tightened after it was
+        applied) is left out, with a warning naming the tenant and why: it stops its own tenant,
+        never the others (:meth:`unreadable` lists them; ``tenants remove`` still takes one out).
+        """
+        return self._read()[0]
+
+    def unreadable(self) -> dict[str, str]:
+        """Tenants whose stored configuration no longer validates -> why."""
+        return self._read()[1]
+
+    def _read(self) -> tuple[dict[str, Tenant], dict[str, str]]:
         found: dict[str, Tenant] = {}
-        for raw in self.redis.hgetall(CONFIGS).values():
-            found.update(tenant_model.parse(json.loads(raw), source="registry"))
-        return found
+        refused: dict[str, str] = {}
+        for key, raw in self.redis.hgetall(CONFIGS).items():
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            try:
+                found.update(tenant_model.parse(json.loads(raw), source="registry"))
+            except ConfigError as exc:
+                refused[name] = "; ".join(str(problem) for problem in exc.problems)
+            except ValueError as exc:  # not JSON at all
+                refused[name] = f"not valid JSON: {exc}"
+            if name in refused:
+                _warn_once(name, raw, refused[name])
+        return found, refused
 
     def active(self) -> dict[str, Tenant]:
         names = self.active_names()
         return {n: t for n, t in self.all().items() if n in names}
+
+
+_warned: set[tuple[str, bytes | str]] = set()  # one warning per stored configuration and process
+
+
+def _warn_once(name: str, raw: bytes | str, why: str) -> None:
+    if (name, raw) not in _warned:
+        _warned.add((name, raw))
+        log.warning("tenant=%s its applied configuration no longer validates; the tenant is left out until it "
+                    "is applied again or removed (mysimbdp tenants remove %s): %s", name, name, why)
 
 
 def parsed(name: str, raw: bytes) -> Tenant | None:

@@ -19,7 +19,7 @@ from ..core.errors import StackError
 CLUSTERED = ("kafka", "cassandra")  # the services that run one process per node
 MAX_NODES = 9
 NODES_FILE = "stack-nodes"
-_NAME = re.compile(r"^([a-z]+?)([2-9])?$")
+_NAME = re.compile(r"^([a-z]+?)([2-9])?\Z")
 # Murmur3's token range is [-2**63, 2**63 - 1]; the nodes own equal shares of it.
 _RING = 2**64
 

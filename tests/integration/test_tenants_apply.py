@@ -158,3 +158,45 @@ def test_an_ndjson_file_lands_for_a_tenant_that_takes_jsonl(make_tenant: Any, se
         _, receipt = p.final(p.stage(src, f"{tenant.name}-votes.ndjson"))
     assert receipt["status"] == "done" and receipt["rows_ok"] == 50
     assert len(table_rows(cassandra_session, tenant)) == 50
+
+
+def test_an_applied_configuration_that_no_longer_validates_stops_only_its_own_tenant(
+        make_tenant: Any, settings: Settings, redis_client: redis.Redis, cassandra_session: Session,
+        tmp_path: Path) -> None:
+    """A configuration applied before a rule was tightened (here: a pool of 10,000 workers) is left
+    out of the registry with its reason; the other tenants' files still land, and the operator can
+    still list it and take it out."""
+    from kit import running_platform, table_rows
+
+    from mysimbdp_tasks.core import names
+
+    tenant = make_tenant(like="tenant1", file_type=".jsonl")
+    stale = "t" + uuid.uuid4().hex[:10]
+    raw = {**copy.deepcopy(STREAM), "namespace": f"test_{stale}", "max_workers": 10_000}
+    redis_client.hset(names.TENANTS, stale, json.dumps({stale: raw}))
+    redis_client.sadd(names.TENANTS_ACTIVE, stale)
+    try:
+        registry = Registry(redis_client)
+        assert tenant.name in registry.all() and stale not in registry.all()
+        assert "max_workers" in registry.unreadable()[stale]
+
+        src = tmp_path / "votes.jsonl"
+        src.write_text("".join(json.dumps({"created_utc": 1430458939 + i, "ups": i, "subreddit": "s",
+                                           "id": f"id{i}", "author": "a", "score": i}) + "\n" for i in range(50)))
+        with running_platform(settings, tenant, tmp_path / "h") as p:
+            _, receipt = p.final(p.stage(src, f"{tenant.name}-votes.jsonl"))
+        assert receipt["status"] == "done" and receipt["rows_ok"] == 50
+        assert len(table_rows(cassandra_session, tenant)) == 50
+
+        listed = cli(settings, "tenants", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert any(line.startswith(stale) and "no longer validates" in line and "max_workers" in line
+                   for line in listed.stdout.splitlines()), listed.stdout
+        dropped = cli(settings, "tenants", "remove", stale, "--drop-data")
+        assert dropped.returncode != 0 and "data kept" in dropped.stderr and "Traceback" not in dropped.stderr
+        assert not registry.is_active(stale)
+        removed = cli(settings, "tenants", "remove", stale)
+        assert removed.returncode == 0 and "deactivated" in removed.stdout, removed.stderr
+    finally:
+        redis_client.hdel(names.TENANTS, stale)
+        redis_client.srem(names.TENANTS_ACTIVE, stale)

@@ -64,6 +64,11 @@ def test_three_kinds_parse_with_their_settings() -> None:
     ([{"name": "f", "kind": "kafka", "table": "t"}], "tenant1.sinks.f.table: unknown setting for a kafka sink"),
     ([{"name": "f", "kind": "kafka"}, {"name": "f", "kind": "files"}], "tenant1.sinks.f.name: 'f' is already"),
     ([{"name": "table", "kind": "kafka"}], "tenant1.sinks.table.name: 'table' is already"),
+    ([{"name": "m", "kind": "cassandra", "table": "batch_ingestion_metrics"}],
+     "tenant1.sinks.m.table: 'batch_ingestion_metrics' is one of the platform's metrics tables"),
+    ([{"name": "c", "kind": "cassandra", "key": "((id, id))"}], "tenant1.sinks.c.key: names a column more than once"),
+    ([{"name": "f", "kind": "kafka", "partitions": 10**9}], "tenant1.sinks.f.partitions: expected a positive integer"),
+    ([{"name": "f\n", "kind": "kafka"}], "tenant1.sinks[0].name"),
 ])
 def test_mistakes_name_the_sink_and_field(sink_list: Any, expected: str) -> None:
     assert expected in _problems(sink_list)

@@ -96,6 +96,20 @@ MISTAKES = [
     (_mutated(["max_queued_tasks"], 2.5), "tenant2.max_queued_tasks", "expected a positive integer, got 2.5"),
     (_mutated(["max_queue_tasks"], 3), "tenant2.max_queue_tasks", "did you mean 'max_queued_tasks'"),
     ({"tenant_2": GOOD["tenant2"]}, "tenant_2", "tenant names are lower-case letters and digits"),
+    # A tenant of the platform's name would own the platform's reports topic and consumer groups.
+    ({"mysimbdp": GOOD["tenant2"]}, "mysimbdp", "the platform's own name"),
+    # '$' would let a name through with a newline at its end, into DDL and topic names.
+    ({"tenant2\n": GOOD["tenant2"]}, "tenant2\n", "tenant names are lower-case letters and digits"),
+    (_mutated(["namespace"], "tenant2\n"), "tenant2.namespace", "not a plain CQL identifier"),
+    (_mutated(["schema", "id\n"], "text"), "tenant2.schema.id\n", "not a plain CQL identifier"),
+    (_mutated(["max_file_size"], float("nan")), "tenant2.max_file_size", "must be positive, got nan"),
+    (_mutated(["max_amount_of_data"], float("inf")), "tenant2.max_amount_of_data", "must be positive, got inf"),
+    (_mutated(["max_amount_of_data"], 1e308), "tenant2.max_amount_of_data", "more than the largest allowed"),
+    (_mutated(["max_messages_per_day"], 10**20), "tenant2.max_messages_per_day", "more than the largest allowed"),
+    (_mutated(["max_workers"], 10_000), "tenant2.max_workers", "more than the largest allowed, 256"),
+    (_mutated(["partitions"], 10**9), "tenant2.partitions", "more than the largest allowed"),
+    (_mutated(["schema", "key"], "key"), "tenant2.schema.key", "column 'key' is not in the schema"),
+    (_mutated(["table_name"], "quality_metrics"), "tenant2.table_name", "one of the platform's metrics tables"),
 ]
 
 
@@ -139,3 +153,20 @@ def test_check_command_exits_nonzero_with_every_error(tmp_path: Path, capsys: py
 def test_check_command_accepts_the_shipped_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tenants", "check", str(ROOT / "tenants" / "tenants.json")]) == 0
     assert "tenant1: ok" in capsys.readouterr().out
+
+
+def test_a_file_with_nan_or_a_key_twice_inside_a_list_is_refused_naming_the_field(tmp_path: Path) -> None:
+    data = copy.deepcopy(GOOD)
+    data["tenant1"]["sinks"] = [{"name": "feed", "kind": "kafka", "partitions": 1}]
+    text = json.dumps(data).replace('"max_file_size": 64', '"max_file_size": NaN', 1)
+    text = text.replace('"partitions": 1}', '"partitions": 1, "partitions": 50}')
+    assert "NaN" in text and '"partitions": 50' in text
+    f = tmp_path / "t.json"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        tenants.load(f)
+    assert "tenant1.sinks[0].partitions: given more than once" in str(info.value)
+    f.write_text(text.replace(', "partitions": 50', ""))
+    with pytest.raises(ConfigError) as info:
+        tenants.load(f)
+    assert "tenant1.max_file_size: must be positive, got nan" in str(info.value)
