@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import math
+import operator
 import re
 from collections.abc import Callable
 from typing import Any
@@ -67,13 +69,16 @@ def _bound(key: str) -> Callable[[Any, str, str], Check]:
         if ctype not in _NUMBERS:
             raise ValueError(f"applies to number columns; column {column!r} is {ctype}"
                              + (" (use max_length for text)" if ctype in _TEXTS else ""))
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"expected a number, got {value!r}")
-        if key == "min":
-            return lambda v, _now: f"column {column!r} is {v}, under the minimum {value}" if (
-                v is not None and v < value) else None
-        return lambda v, _now: f"column {column!r} is {v}, over the maximum {value}" if (
-            v is not None and v > value) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {value!r}")
+        # NaN is neither under nor over anything: "within the bound" is what is tested, so it fails.
+        within, outside = (operator.ge, "under the minimum") if key == "min" else (operator.le, "over the maximum")
+
+        def check(v: Any, _now: dt.datetime) -> str | None:
+            if v is None or within(v, value):
+                return None
+            return f"column {column!r} is {v}, " + ("not a number" if v != v else f"{outside} {value}")
+        return check
     return build
 
 

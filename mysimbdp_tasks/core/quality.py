@@ -170,7 +170,11 @@ def _rule(name: str, spec: Any, columns: Mapping[str, str], bad: Callable[[str],
 
 def _row_test(expression: expressions.Test) -> Callable[[Sequence[Any], dt.datetime], str | None]:
     def test(row: Sequence[Any], _now: dt.datetime) -> str | None:
-        return "the row rule is false" if expression(row) is False else None
+        try:
+            result = expression(row)
+        except (ArithmeticError, TypeError):  # a decimal against a float NaN: unknown, as with a null
+            return None
+        return "the row rule is false" if result is False else None
     return test
 
 

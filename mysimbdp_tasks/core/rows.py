@@ -121,17 +121,17 @@ def ingest_chunk(path: Path, fmt: Format, chunk: Chunk | None, converter: RowCon
                     else:
                         refuse_record(number, "unparseable", error or "cannot parse")
                         continue
+                    if check is not None:
+                        refusal = check(row)
+                        if refusal is not None:
+                            refuse_record(number, *refusal)
+                            continue
                 except RowError as exc:
                     refuse_record(number, exc.reason, exc.detail)
                     continue
                 except Exception as exc:  # noqa: BLE001 - one record's surprise must not end the file
                     refuse_record(number, "bad_value", f"{type(exc).__name__}: {exc}")
                     continue
-                if check is not None:
-                    refusal = check(row)
-                    if refusal is not None:
-                        refuse_record(number, *refusal)
-                        continue
                 numbers.append(number)
                 yield row
         except PermanentIngestError as exc:

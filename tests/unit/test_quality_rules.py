@@ -14,8 +14,10 @@ import pytest
 from mysimbdp_tasks.cli import main
 from mysimbdp_tasks.commands.quality import totals
 from mysimbdp_tasks.core import checks, expressions, quality, tenants
+from mysimbdp_tasks.core.convert import RowConverter
 from mysimbdp_tasks.core.errors import ConfigError
 from mysimbdp_tasks.core.formats import detect_format
+from mysimbdp_tasks.core.quality import Checker
 from mysimbdp_tasks.core.rows import checked, converter_for, ingest_chunk, summarize
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,7 +201,7 @@ def test_safe_patterns_match_whole_values_and_long_values_are_not_matched() -> N
     ({"x": {"column": "ups", "one_of": ["a"], "action": "refuse"}}, "one_of: 'a' is not a value of column 'ups' (int)"),
     ({"x": {"column": "ups", "one_of": [], "action": "refuse"}}, "expected a list of 1 to"),
     ({"x": {"column": "body", "not_in_future": True, "action": "refuse"}}, "applies to timestamp and date"),
-    ({"x": {"column": "ups", "min": "5", "action": "refuse"}}, "expected a number"),
+    ({"x": {"column": "ups", "min": "5", "action": "refuse"}}, "expected a finite number"),
     ({"x": {"column": "ups", "between": 5, "action": "refuse"}}, "unknown check 'between'"),
     ({"x": {"column": "ups", "action": "refuse"}}, "no check given"),
     ({"x": {"column": "ups", "min": 5, "action": "drop"}}, '"action" must be "refuse"'),
@@ -260,6 +262,32 @@ def test_a_chunk_refuses_and_tags_by_rule_with_line_numbers(tmp_path: Path) -> N
     assert quality.describe(tenant.quality, total["quality"]) == {
         "checked": 6,
         "rules": {"deleted_body": {"action": "tag", "failed": 2}, "named": {"action": "refuse", "failed": 2}}}
+
+
+def test_a_nan_fails_a_range_and_leaves_a_row_rule_unknown_and_the_rows_after_it_land(tmp_path: Path) -> None:
+    # NaN is neither under a minimum nor over a maximum; a decimal compared with it raises. Neither
+    # may let the value through a range, nor end the chunk for the rows after it.
+    columns = {"id": "text", "price": "decimal", "score": "double"}
+    problems: list[tuple[str, str]] = []
+    rules = quality.parse({"cheap": {"check": "price <= score", "action": "tag"},
+                           "bounded": {"column": "score", "min": 0, "max": 100, "action": "refuse"}},
+                          columns, lambda where, message: problems.append((where, message)))
+    assert problems == []
+    path = tmp_path / "t.csv"
+    path.write_text("id,price,score\na,1,5\nb,1,NaN\nc,2,7\nd,3,8\ne,1,-inf\n")
+    result = ingest_chunk(path, "csv", None, RowConverter(columns, ["id"]), count_only, check=Checker(rules))
+    assert result.error is None and result.rows_ok == 3
+    assert [(r["line"], r["reason"], r["detail"]) for r in result.refusals] == [
+        (3, "quality:bounded", "column 'score' is nan, not a number"),
+        (6, "quality:bounded", "column 'score' is -inf, under the minimum 0")]
+
+
+@pytest.mark.parametrize("bound", [float("nan"), float("inf")])
+def test_a_range_bound_must_be_a_finite_number(bound: float) -> None:
+    problems: list[tuple[str, str]] = []
+    quality.parse({"r": {"column": "ups", "min": bound, "action": "refuse"}}, {"ups": "int"},
+                  lambda where, message: problems.append((where, message)))
+    assert problems and "expected a finite number" in problems[0][1]
 
 
 def test_a_tenant_without_rules_keeps_the_sinks_encoder_and_no_checker() -> None:
