@@ -62,6 +62,11 @@ class Outcome:
     ingest_id: str = ""
 
 
+def _ignored(name: str) -> bool:
+    """Hidden files and a writer's unfinished ones (``.part``, ``.tmp``...): never taken."""
+    return name.startswith(".") or name.endswith(IGNORED_SUFFIXES)
+
+
 class Watcher:
     def __init__(self, settings: Settings, client: redis.Redis, dispatch: Dispatch,
                  stable_seconds: float = DEFAULT_STABLE_SECONDS) -> None:
@@ -89,8 +94,9 @@ class Watcher:
 
     # -- events ------------------------------------------------------------------------------
     def mark_complete(self, path: Path) -> None:
-        with self._lock:
-            self._complete.add(path)
+        if not _ignored(path.name):  # a writer's own .part / hidden files are never taken
+            with self._lock:
+                self._complete.add(path)
         self._wake.set()
 
     def poke(self) -> None:
@@ -115,7 +121,11 @@ class Watcher:
         """Entries of staging (and its tenant subfolders) that are ready to be taken."""
         found: list[Path] = []
         now = time.monotonic()
-        for entry in self._entries():
+        with self._lock:
+            closed_before = set(self._complete)
+        entries = self._entries()
+        self._forget_gone(set(entries), closed_before)
+        for entry in entries:
             try:
                 st = os.lstat(entry)
             except FileNotFoundError:
@@ -137,6 +147,23 @@ class Watcher:
             if closed or now - self._seen[entry][2] >= self.stable_seconds:
                 found.append(entry)
         return found
+
+    def remembered(self) -> int:
+        """How many staging paths the watcher keeps something for: at most what staging lists (ask
+        from the scanning thread)."""
+        with self._lock:
+            return len(self._seen.keys() | self._complete)
+
+    def _forget_gone(self, listed: set[Path], closed_before: set[Path]) -> None:
+        """Drop what is remembered of paths no longer in staging (taken by hand, renamed, deleted,
+        or never scanned: a nested folder's files), so the watcher's memory follows the folder and
+        not the number of files ever seen. A close reported after the listing is kept for the next."""
+        for gone in [p for p in self._seen if p not in listed]:
+            del self._seen[gone]
+        for gone in [p for p in self._stuck if p not in listed]:
+            del self._stuck[gone]
+        with self._lock:
+            self._complete -= closed_before - listed
 
     def _entries(self) -> list[Path]:
         try:
@@ -162,7 +189,7 @@ class Watcher:
     @staticmethod
     def _listing(folder: str | Path) -> list[os.DirEntry[str]]:
         with os.scandir(folder) as it:
-            return [e for e in it if not e.name.startswith(".") and not e.name.endswith(IGNORED_SUFFIXES)]
+            return [e for e in it if not _ignored(e.name)]
 
     def _warn_folder(self, folder: Path, exc: OSError) -> None:
         if folder not in self._unreadable:

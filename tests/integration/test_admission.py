@@ -152,3 +152,24 @@ def test_concurrent_watchers_take_each_file_once_and_never_overshoot(make_tenant
     assert taken == sorted(names)  # every file exactly once
     assert sum(o.status == "admitted" for o in results) == 7
     assert {o.reason for o in results if o.status == "rejected"} == {"daily_files_exceeded"}
+
+
+def test_the_watcher_remembers_only_what_is_in_staging(settings: Settings, redis_client: Any) -> None:
+    """Writers' .part files, files in nested folders, and files that left staging by other hands leave
+    nothing behind in the one watcher every tenant shares: its memory follows the folder."""
+    watcher = Watcher(settings, redis_client, Dispatch(make_app(settings)), stable_seconds=3600)
+    folder = settings.staging / "tenant1"
+    (folder / "nested").mkdir(parents=True)
+    for i in range(2000):  # what a careful producer reports per file before it renames it in
+        watcher.mark_complete(folder / f".tenant1-{i}.csv.part")
+    files = [folder / f"tenant1-{i}.csv" for i in range(50)]
+    for f in files:
+        f.write_text("created_utc,subreddit,id,author,body\n")
+        watcher.mark_complete(f)
+    watcher.mark_complete(folder / "nested" / "tenant1-deep.csv")
+    assert sorted(watcher.candidates()) == sorted(files)  # closed: ready, though not quiet for an hour
+    assert watcher.remembered() == 50
+    for f in files:
+        f.unlink()  # taken away by hand before the watcher took them
+    assert watcher.candidates() == []
+    assert watcher.remembered() == 0
