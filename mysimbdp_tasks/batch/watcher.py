@@ -48,7 +48,6 @@ from .slots import Slots
 
 log = logging.getLogger(__name__)
 
-IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".swp")
 __all__ = ["Outcome", "Watcher", "tenant_of"]
 
 
@@ -60,11 +59,6 @@ class Outcome:
     reason: str
     location: Path
     ingest_id: str = ""
-
-
-def _ignored(name: str) -> bool:
-    """Hidden files and a writer's unfinished ones (``.part``, ``.tmp``...): never taken."""
-    return name.startswith(".") or name.endswith(IGNORED_SUFFIXES)
 
 
 class Watcher:
@@ -94,7 +88,7 @@ class Watcher:
 
     # -- events ------------------------------------------------------------------------------
     def mark_complete(self, path: Path) -> None:
-        if not _ignored(path.name):  # a writer's own .part / hidden files are never taken
+        if not filenames.unfinished(path.name):  # never taken, so never remembered
             with self._lock:
                 self._complete.add(path)
         self._wake.set()
@@ -149,15 +143,12 @@ class Watcher:
         return found
 
     def remembered(self) -> int:
-        """How many staging paths the watcher keeps something for: at most what staging lists (ask
-        from the scanning thread)."""
+        """Staging paths the watcher keeps something for: at most what staging lists (scanning thread)."""
         with self._lock:
             return len(self._seen.keys() | self._complete)
 
     def _forget_gone(self, listed: set[Path], closed_before: set[Path]) -> None:
-        """Drop what is remembered of paths no longer in staging (taken by hand, renamed, deleted,
-        or never scanned: a nested folder's files), so the watcher's memory follows the folder and
-        not the number of files ever seen. A close reported after the listing is kept for the next."""
+        """Forget paths no longer listed (taken by hand, deleted, in a nested folder); keep later closes."""
         for gone in [p for p in self._seen if p not in listed]:
             del self._seen[gone]
         for gone in [p for p in self._stuck if p not in listed]:
@@ -189,7 +180,7 @@ class Watcher:
     @staticmethod
     def _listing(folder: str | Path) -> list[os.DirEntry[str]]:
         with os.scandir(folder) as it:
-            return [e for e in it if not _ignored(e.name)]
+            return [e for e in it if not filenames.unfinished(e.name)]
 
     def _warn_folder(self, folder: Path, exc: OSError) -> None:
         if folder not in self._unreadable:

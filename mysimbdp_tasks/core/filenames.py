@@ -22,6 +22,12 @@ SAFE_NAME_BYTES = 100  # the sanitized part of a disk name
 SUFFIX_CHARS = 12  # longest extension kept whole (".ndjson" and friends)
 DISK_NAME_BYTES = 32 + 2 + SAFE_NAME_BYTES  # ingest id (uuid4 hex), "__", sanitized name
 _UNSAFE = re.compile(r"[^\w.+=@,-]")
+UNFINISHED_SUFFIXES = (".part", ".tmp", ".crdownload", ".swp")
+
+
+def unfinished(name: str) -> bool:
+    """A hidden file, or one a writer is still filling (``.part``, ``.tmp``...): staging never takes it."""
+    return name.startswith(".") or name.endswith(UNFINISHED_SUFFIXES)
 
 
 def text(name: str | bytes) -> str:
