@@ -32,6 +32,7 @@ class Letter:
     detail: str
     source: str  # "<ingest topic>:<partition>:<offset>" it came from, or "" if not said
     replay_of: str  # the dead letter this message was a replay of, or ""
+    cut_from: int = 0  # the original payload's size when it was kept cut to fit the dead topic, else 0
 
     @property
     def ref(self) -> str:
@@ -46,6 +47,8 @@ class Letter:
         out: dict[str, Any] = {"ref": self.ref, "at": self.at, "reason": self.reason, "detail": self.detail,
                                "source": self.source, "replay_of": self.replay_of,
                                "key": _text(self.key), "bytes": len(self.value or b"")}
+        if self.cut_from:
+            out["cut_from_bytes"] = self.cut_from
         if payload:
             out["value"] = _text(self.value)
         return out
@@ -70,7 +73,12 @@ def letter(record: Any) -> Letter:
         source = f"{_header(h, 'source_topic')}:{_header(h, 'source_partition')}:{_header(h, 'source_offset')}"
     return Letter(partition=record.partition, offset=record.offset, timestamp_ms=record.timestamp or 0,
                   key=record.key, value=record.value, reason=_header(h, "reason") or "unknown",
-                  detail=_header(h, "detail"), source=source, replay_of=_header(h, "replay_of"))
+                  detail=_header(h, "detail"), source=source, replay_of=_header(h, "replay_of"),
+                  cut_from=_size(_header(h, "value_bytes")) or _size(_header(h, "key_bytes")))
+
+
+def _size(text: str) -> int:
+    return int(text) if text.isdigit() and len(text) < 19 else 0
 
 
 def parse_ref(text: str) -> str:

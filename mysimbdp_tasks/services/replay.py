@@ -128,8 +128,10 @@ def replay(settings: Settings, client: redis.Redis, tenant: str, letters: Sequen
     book = ReplayLog(client, tenant)
     done = book.all()
     out = Outcome(chosen=len(letters), dry_run=dry_run)
-    fresh = [x for x in letters if x.ref not in done]
     out.already = [x.ref for x in letters if x.ref in done]
+    out.failed = [{"ref": x.ref, "error": f"its message ({x.cut_from} bytes) was kept cut to fit the dead topic; "
+                   "only the original can be sent again"} for x in letters if x.cut_from and x.ref not in done]
+    fresh = [x for x in letters if x.ref not in done and not x.cut_from]
     if dry_run or not fresh:
         out.sent = [{"ref": x.ref, "reason": x.reason} for x in fresh] if dry_run else []
         return out

@@ -85,7 +85,9 @@ def _headers(data: bytes, pos: int) -> tuple[list[tuple[str, bytes | None]], int
         key_len, pos = decode_varint(data, pos)
         if key_len < 0:
             raise CorruptRecordError(f"Invalid negative header key size {key_len}")
-        key = data[pos:pos + key_len].decode("utf-8")
+        # A header's name is whatever the client sent: bytes that are not UTF-8 are kept as
+        # surrogates (kafka-python's strict decoding would fail every later poll of the partition).
+        key = data[pos:pos + key_len].decode("utf-8", "surrogateescape")
         pos += key_len
         value_len, pos = decode_varint(data, pos)
         if value_len >= 0:
@@ -148,7 +150,7 @@ class FastPartitionRecords(Fetcher.PartitionRecords):
             yield _new(ConsumerRecord, (
                 topic, partition, epoch, offset, timestamp, ts_type, key, value, headers, None,
                 -1 if key is None else len(key), -1 if value is None else len(value),
-                sum(len(k.encode("utf-8")) + (len(v) if v is not None else 0) for k, v in headers) if headers else -1))
+                _headers_size(headers)))
 
     def _slow(self, tp: Any, batch: Any) -> Iterator[Any]:
         """Records of an older format, as kafka-python gives them (no deserializers here)."""
@@ -163,8 +165,12 @@ class FastPartitionRecords(Fetcher.PartitionRecords):
             yield ConsumerRecord(
                 tp.topic, tp.partition, self.leader_epoch, record.offset, record.timestamp, record.timestamp_type,
                 key, value, headers, record.checksum, -1 if key is None else len(key),
-                -1 if value is None else len(value),
-                sum(len(k.encode("utf-8")) + (len(v) if v is not None else 0) for k, v in headers) if headers else -1)
+                -1 if value is None else len(value), _headers_size(headers))
+
+
+def _headers_size(headers: list[Any]) -> int:
+    return sum(len(k.encode("utf-8", "surrogateescape")) + (len(v) if v is not None else 0)
+               for k, v in headers) if headers else -1
 
 
 def speed_up(consumer: KafkaConsumer) -> bool:

@@ -79,7 +79,8 @@ def ingest_messages(tenant_name: str, batch: dict[str, Any], task_id: str, send:
     deadletters.send_all(context.kafka_producer(), tenant.name, letters)
     completions.mark_done(context.redis_client(), task_id)
     now_ms = done * 1000
-    latencies = [now_ms - ts for ts in columns["ts"] if ts]
+    # A message's time is its producer's to set: one from the future counts as no wait, not a negative one.
+    latencies = [max(0.0, now_ms - ts) for ts in columns["ts"] if ts]
     telemetry.messages_written(tenant.name, written, latencies, (letter.reason for letter in letters))
     if check is not None:
         telemetry.quality_checked(tenant.name, "stream", tenant.quality.actions, check.counts())

@@ -88,3 +88,18 @@ def test_replay_of_an_unknown_or_removed_tenant_is_refused_with_the_reason(strea
         done = subprocess.run([sys.executable, "-m", "mysimbdp_tasks.cli", "dead", "replay", "--tenant", name],
                               env=platform.env, text=True, capture_output=True, timeout=120, check=False)
         assert done.returncode == 1 and why in done.stderr, done.stderr
+
+
+def test_a_letter_kept_cut_is_not_replayed_and_says_why(settings: Settings, redis_client: Any) -> None:
+    from types import SimpleNamespace
+
+    from mysimbdp_tasks.core import deadletters
+    from mysimbdp_tasks.services.replay import replay
+
+    cut = deadletters.letter(SimpleNamespace(
+        partition=0, offset=5, timestamp=0, key=b"k", value=b'{"id": "xx',
+        headers=[("reason", b"bad_json"), ("value_bytes", b"1048400"), ("value_sha256", b"ab")]))
+    out = replay(settings, redis_client, f"t{time.monotonic_ns()}", [cut])
+    assert out.sent == [] and out.already == []
+    assert out.failed == [{"ref": "0:5", "error": "its message (1048400 bytes) was kept cut to fit the dead topic; "
+                                                  "only the original can be sent again"}]

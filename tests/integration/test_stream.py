@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from typing import Any
@@ -63,6 +64,26 @@ def test_bad_messages_are_dead_lettered_with_reasons_and_good_ones_land(stream_t
     assert reasons == sorted(["bad_json", "not_an_object", "bad_value", "missing_key_column", "wrong_tenant"])
     originals = {d.value for d in dead}
     assert b'{"id": "x", "ups": [1, 2' in originals  # the original payload, unchanged
+
+
+def test_a_message_near_kafkas_limit_is_dead_lettered_cut_and_the_stream_goes_on(
+        stream_tenant: Any, stream_platform: Any, settings: Settings, cassandra_session: Any) -> None:
+    """Its dead letter, headers added, would be over Kafka's limit: the letter keeps what fits with the
+    original's size and hash, and the bridge goes on with the messages after it."""
+    tenant = stream_tenant("tenant1")
+    good = {"tenant": tenant.name, "created_utc": 1430458939, "ups": 1, "subreddit": "s", "author": "a", "score": 1}
+    big = b'{"id": "' + b"x" * 1_048_392  # not even JSON, and about all a record may hold
+    platform = stream_platform(tenant)
+    _send(settings, tenant, [(b"k", json.dumps({**good, "id": "before"}).encode()), (b"k", big),
+                             (b"k", json.dumps({**good, "id": "after"}).encode())])
+    rows = _wait_rows(cassandra_session, tenant, 2, platform)
+    assert {r.id for r in rows} == {"before", "after"}
+    [letter] = _dead(settings, tenant, 1)
+    headers = dict(letter.headers)
+    assert headers["reason"] and headers["value_bytes"] == str(len(big)).encode()
+    assert headers["value_sha256"] == hashlib.sha256(big).hexdigest().encode()
+    assert big.startswith(letter.value) and len(letter.value) < len(big)
+    platform.check_alive()
 
 
 def test_quota_admits_exactly_k_of_two_concurrent_producers(stream_tenant: Any, stream_platform: Any,

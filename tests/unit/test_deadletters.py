@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -88,3 +89,20 @@ def test_a_replayed_message_names_its_dead_letter_and_refusals_link_back() -> No
     log: dict[str, dict[str, Any]] = {"1:5": {"state": "sent", "ingest_partition": 0, "ingest_offset": 99},
                                       "1:6": {"state": "sending"}}
     assert lineage(log, "t1") == {"t1.ingest:0:99": "1:5"}
+
+
+def test_a_letter_too_big_for_kafka_keeps_what_fits_with_the_originals_size_and_hash() -> None:
+    from mysimbdp_tasks.services.deadletters import MAX_LETTER_BYTES, DeadLetter, fitted, headers
+
+    small = DeadLetter(partition=2, offset=9, key=b"k", value=b'{"id": 1', reason="bad_json", detail="line 1")
+    assert fitted(small.key, small.value, headers("t1", small)) == (b"k", b'{"id": 1', headers("t1", small))
+    value = b"x" * 1_048_400  # as much as a tenant's client may send
+    big = DeadLetter(partition=2, offset=10, key=b"k" * 500, value=value, reason="bad_json", detail="d" * 10_000)
+    key, cut, heads = fitted(big.key, big.value, headers("t1", big))
+    assert key is not None and key == big.key and cut is not None and value.startswith(cut)
+    assert len(key) + len(cut) + sum(len(k) + len(v) for k, v in heads) <= MAX_LETTER_BYTES
+    extra = dict(heads)
+    assert extra["value_bytes"] == b"1048400" and extra["value_sha256"] == hashlib.sha256(value).hexdigest().encode()
+    assert len(extra["detail"]) == 2_000
+    item = deadletters.letter(SimpleNamespace(partition=0, offset=4, timestamp=0, key=key, value=cut, headers=heads))
+    assert item.cut_from == 1_048_400 and item.to_dict()["cut_from_bytes"] == 1_048_400

@@ -95,3 +95,29 @@ def test_a_corrupt_batch_is_refused_as_kafka_python_refuses_it() -> None:
     for cls in (FastPartitionRecords, Fetcher.PartitionRecords):
         with pytest.raises(CorruptRecordError, match="crc"):
             read(cls, bytes(data))
+
+
+def test_a_header_name_that_is_not_utf8_is_read_and_the_records_after_it_too() -> None:
+    """A client may send any bytes as a header's name, and the broker keeps them. kafka-python's own
+    reading fails on them at every poll of the partition; the tenant's bridge and the shared monitor
+    must read on."""
+    import struct
+
+    from kafka.record.default_records import DefaultRecordBatch
+    from kafka.record.util import calc_crc32c
+
+    data = bytearray(fetched([(1_700_000_000_000, None, b'{"id": "before"}', []),
+                              (1_700_000_000_001, None, b'{"id": "odd"}', [("zz", b"v")]),
+                              (1_700_000_000_002, None, b'{"id": "after"}', [])]))
+    at = data.index(b"zz")
+    data[at:at + 2] = b"\xff\xfe"
+    struct.pack_into(">I", data, DefaultRecordBatch.CRC_OFFSET,
+                     calc_crc32c(memoryview(data)[DefaultRecordBatch.ATTRIBUTES_OFFSET:]))
+    theirs = Fetcher.PartitionRecords(0, TP, MemoryRecords(bytes(data)), check_crcs=True)
+    assert [r.value for r in theirs.take(None)] == [b'{"id": "before"}']
+    with pytest.raises(CorruptRecordError):
+        theirs.take(None)
+    records, next_offset = read(FastPartitionRecords, bytes(data))
+    assert [r.value for r in records] == [b'{"id": "before"}', b'{"id": "odd"}', b'{"id": "after"}']
+    assert records[1].headers == [("\udcff\udcfe", b"v")] and records[1].serialized_header_size == 3
+    assert next_offset == 3
