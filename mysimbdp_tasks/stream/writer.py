@@ -79,14 +79,19 @@ def ingest_messages(tenant_name: str, batch: dict[str, Any], task_id: str, send:
     deadletters.send_all(context.kafka_producer(), tenant.name, letters)
     completions.mark_done(context.redis_client(), task_id)
     now_ms = done * 1000
-    # A message's time is its producer's to set: one from the future counts as no wait, not a negative one.
-    latencies = [max(0.0, now_ms - ts) for ts in columns["ts"] if ts]
+    latencies = waits_ms(columns["ts"], now_ms)
     telemetry.messages_written(tenant.name, written, latencies, (letter.reason for letter in letters))
     if check is not None:
         telemetry.quality_checked(tenant.name, "stream", tenant.quality.actions, check.counts())
     _account(tenant, written, columns["n"], elapsed_ms, latencies, len(letters), done,
              check.counts() if check is not None else None)
     return written
+
+
+def waits_ms(timestamps: list[int], now_ms: float) -> list[float]:
+    """How long each message waited, from its Kafka timestamp. That time is its producer's to set:
+    one from the future counts as no wait (a negative one would get the whole report refused)."""
+    return [max(0.0, now_ms - ts) for ts in timestamps if ts]
 
 
 def _rows(converter: RowConverter, values: list[str], check: Checker | None = None, keep_records: bool = True

@@ -84,3 +84,16 @@ def test_an_argument_of_the_older_form_reads_as_the_column_wise_one() -> None:
     new = _batch([json.dumps(GOOD)])
     assert wire.columns(new) is new
     assert wire.columns({k: v for k, v in new.items() if k != "n"})["n"] == new["n"]
+
+
+def test_a_message_stamped_in_the_future_waited_zero_and_the_report_is_taken() -> None:
+    from mysimbdp_tasks.core.reports import Report
+    from mysimbdp_tasks.stream.writer import waits_ms
+
+    now_ms = 1_800_000_000_000.0
+    waits = waits_ms([int(now_ms) - 250, int(now_ms) + 3_600_000, 2**63 - 1, 0], now_ms)
+    assert waits == [250.0, 0.0, 0.0]
+    report = Report(source="worker", tenant="t1", window_start=now_ms / 1000 - 5, window_end=now_ms / 1000,
+                    messages=3, bytes=300, avg_ms=10.0, max_ms=12.0, errors=0,
+                    avg_latency_ms=sum(waits) / len(waits), max_latency_ms=max(waits))
+    assert Report.from_json(report.to_json()).avg_latency_ms == report.avg_latency_ms
