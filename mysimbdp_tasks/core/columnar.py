@@ -18,6 +18,11 @@ Decisions:
   row, as in CSV and JSON. Values reach the converters as JSON values or text: timestamps as
   ``YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM]`` (naive ones are UTC), dates and times in ISO form,
   decimals as text, binary as hexadecimal (for ``blob``).
+- **Values with no Python form.** A timestamp or date outside the years 1 to 9999, a time of day
+  outside ``[00:00, 24:00)``, text that is not UTF-8: such a value reaches the converters as an
+  ``Unreadable``, which every converter refuses, so its row is refused (``bad_value``, naming the
+  column and the value) and the rows beside it still come. A batch is converted a column at a time;
+  only a column that fails is converted again value by value.
 """
 
 from __future__ import annotations
@@ -28,18 +33,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import PermanentIngestError
 from .formats import Chunk, PathLike
 
-__all__ = ["BATCH_ROWS", "check_types", "iter_chunks", "read_rows"]
+__all__ = ["BATCH_ROWS", "Unreadable", "check_types", "iter_chunks", "read_rows"]
 
 BATCH_ROWS = 4096
 _STREAM_BUFFER = 1 << 20
 _TEXT = {"text", "varchar", "ascii"}
 _INTS = {"tinyint", "smallint", "int", "bigint", "varint"}
 _NUMBERS = _INTS | {"float", "double", "decimal"}
+_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+#: What converting a column may raise for one value of it (OverflowError: a datetime's range).
+_VALUE_ERRORS = (OverflowError, ValueError, pa.ArrowException)
 
 
 def _open(path: PathLike) -> pq.ParquetFile:
@@ -143,12 +152,67 @@ def _normalizer(kind: pa.DataType) -> Callable[[Any], Any] | None:
     return _plain
 
 
-def _values(column: pa.Array | pa.ChunkedArray) -> list[Any]:
-    values = column.to_pylist()
+class Unreadable:
+    """A Parquet value that has no Python form. No converter takes it: its row is refused
+    (``bad_value``), with this description of the value in the refusal's detail."""
+
+    __slots__ = ("description",)
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+
+    def __repr__(self) -> str:
+        return self.description
+
+
+def _unreadable(kind: pa.DataType, scalar: pa.Scalar, exc: BaseException) -> Unreadable:
+    while isinstance(scalar, pa.DictionaryScalar):
+        scalar, kind = scalar.value, kind.value_type
+    raw = getattr(scalar, "value", None)  # the stored integer of a timestamp, date, time or duration
+    shown = f"the Parquet {kind} {raw}" if type(raw) is int else f"a Parquet {kind} value"
+    if (pa.types.is_timestamp(kind) or pa.types.is_date(kind)) and isinstance(exc, OverflowError):
+        return Unreadable(f"{shown} (outside the years 1 to 9999)")
+    return Unreadable(f"{shown} that cannot be read ({type(exc).__name__}: {str(exc)[:120]})")
+
+
+def _one_by_one(column: pa.Array, convert: Callable[[Any], Any] | None) -> list[Any]:
+    """The values of a column that does not convert whole: each value that fails is an ``Unreadable``."""
+    values: list[Any] = []
+    for scalar in column:
+        try:
+            value = scalar.as_py()
+        except _VALUE_ERRORS as exc:
+            values.append(_unreadable(column.type, scalar, exc))
+            continue
+        values.append(value if value is None or convert is None else convert(value))
+    return values
+
+
+def _past_a_day(column: pa.Array, values: list[Any]) -> None:
+    """Marks the times of ``column`` outside ``[0, one day)``, which ``to_pylist`` wraps around midnight."""
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    kind = column.type
+    counts = column.view(pa.int32() if kind.bit_width == 32 else pa.int64())
+    outside = pc.or_(pc.less(counts, 0), pc.greater_equal(counts, _PER_DAY[kind.unit]))
+    if pc.any(outside).as_py():
+        for index in pc.indices_nonzero(outside).to_pylist():
+            values[index] = Unreadable(f"the Parquet {kind} {counts[index].as_py()} (not within one day)")
+
+
+def _values(column: pa.Array) -> list[Any]:
     convert = _normalizer(column.type)
-    if convert is None:
-        return values
-    return [None if v is None else convert(v) for v in values]
+    try:
+        values = column.to_pylist()
+    except _VALUE_ERRORS:  # one value (or more) has no Python form: that column, value by value
+        values = _one_by_one(column, convert)
+    else:
+        if convert is not None:
+            values = [None if v is None else convert(v) for v in values]
+    kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    if pa.types.is_time(kind):
+        _past_a_day(column, values)
+    return values
 
 
 def read_rows(path: PathLike, chunk: Chunk, size: int, typed: tuple[Mapping[str, str], Sequence[str]] | None,

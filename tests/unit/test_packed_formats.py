@@ -15,14 +15,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cassandra import cqltypes
+from cassandra.query import UNSET_VALUE
 
 from mysimbdp_tasks.core import filenames, tenants
 from mysimbdp_tasks.core.chunks import plan_chunks
+from mysimbdp_tasks.core.columnar import BATCH_ROWS
 from mysimbdp_tasks.core.convert import RowConverter
+from mysimbdp_tasks.core.encoding import RowEncoder
 from mysimbdp_tasks.core.errors import PermanentIngestError
 from mysimbdp_tasks.core.formats import detect_format, extension
 from mysimbdp_tasks.core.parsing import iter_records
 from mysimbdp_tasks.core.rows import ingest_chunk
+from mysimbdp_tasks.services.serializers import column_serializer
 from producers import samples
 from producers.batch import wrangle
 
@@ -130,6 +135,83 @@ def test_a_parquet_value_that_does_not_fit_refuses_its_row_with_its_number(tmp_p
     total = _ingest(path)
     assert total["ok"] == 999 and total["refused"] == 1
     assert total["refusals"][0]["line"] == 701 and total["refusals"][0]["reason"] == "bad_value"
+
+
+def _beyond_python(path: Path, n: int, bad: dict[str, dict[int, int]]) -> Path:
+    """``n`` rows of valid timestamps, dates and times, with the stored integers of ``bad`` (per column,
+    row index to value) that no Python datetime, date or time of day holds."""
+    stored: dict[str, list[Any]] = {"ts": [1_430_438_400_000 + i for i in range(n)],
+                                    "day": [16_000 + i % 100 for i in range(n)],
+                                    "at": [i * 1_000_000 for i in range(n)]}
+    for name, values in bad.items():
+        for index, value in values.items():
+            stored[name][index] = value
+    pq.write_table(pa.table({"id": [f"r{i}" for i in range(n)], "ts": pa.array(stored["ts"], pa.timestamp("ms")),
+                             "day": pa.array(stored["day"], pa.date32()),
+                             "at": pa.array(stored["at"], pa.time64("us"))}), path, row_group_size=n)
+    return path
+
+
+def _parquet_encoder(types: dict[str, str]) -> RowEncoder:
+    driver = {"text": cqltypes.UTF8Type, "timestamp": cqltypes.DateType, "date": cqltypes.SimpleDateType,
+              "time": cqltypes.TimeType}
+    serializers = {name: column_serializer(driver[kind], 4) for name, kind in types.items()}
+    return RowEncoder(types, list(KEY), serializers, UNSET_VALUE)
+
+
+@pytest.mark.parametrize("encoded", [False, True])
+def test_a_parquet_value_with_no_python_form_refuses_only_its_row(tmp_path: Path, encoded: bool) -> None:
+    # Two record batches (BATCH_ROWS each): bad values in the first, the second, and two in one row.
+    n = BATCH_ROWS + 500
+    path = _beyond_python(tmp_path / "a.parquet", n, {"ts": {5: 2**62, 4200: -(2**62), 4300: 2**62},
+                                                      "day": {9: 2**31 - 1, BATCH_ROWS: -(2**31), 4300: 2**31 - 1},
+                                                      "at": {20: 86_400_000_000, 4400: -1}})
+    types = {"id": "text", "ts": "timestamp", "day": "date", "at": "time"}
+    converter = _parquet_encoder(types) if encoded else RowConverter(types, KEY)
+    landed: list[Any] = []
+
+    def write(rows: Iterable[Any], _refuse: Any) -> int:
+        landed.extend(rows)
+        return len(landed)
+
+    result = ingest_chunk(path, "parquet", None, converter, write)
+    assert result.error is None
+    assert result.rows_ok == n - 7 and len(landed) == n - 7 and result.reasons == {"bad_value": 7}
+    refused = {f["line"]: f["detail"] for f in result.refusals}
+    assert sorted(refused) == [6, 10, 21, BATCH_ROWS + 1, 4201, 4301, 4401]
+    assert refused[6] == ("column 'ts': expected timestamp, got the Parquet timestamp[ms] 4611686018427387904 "
+                          "(outside the years 1 to 9999)")
+    assert refused[10] == ("column 'day': expected date, got the Parquet date32[day] 2147483647 "
+                           "(outside the years 1 to 9999)")
+    assert refused[21] == "column 'at': expected time, got the Parquet time64[us] 86400000000 (not within one day)"
+    assert refused[4301].startswith("column 'ts': ")  # the first bad column of the row is named
+    assert "-4611686018427387904" in refused[4201] and "-2147483648" in refused[BATCH_ROWS + 1]
+    assert "time64[us] -1 " in refused[4401]
+    if not encoded:  # the valid rows, in order, with their own values
+        ids = [row[0] for row in landed]
+        assert ids == [f"r{i}" for i in range(n) if i + 1 not in refused]
+        assert landed[5][1] == dt.datetime(2015, 5, 1, 0, 0, 0, 6000, tzinfo=dt.UTC)
+
+
+def test_an_unreadable_parquet_value_is_marked_where_every_column_is_read(tmp_path: Path) -> None:
+    path = _beyond_python(tmp_path / "a.parquet", 10, {"ts": {3: 2**62}})
+    records = list(iter_records(path))
+    assert [r.number for r in records] == list(range(1, 11))
+    fourth, fifth = records[3].data or {}, records[4].data or {}
+    assert fourth["id"] == "r3"  # the value stands marked; the rest of its row is read
+    assert repr(fourth["ts"]) == "the Parquet timestamp[ms] 4611686018427387904 (outside the years 1 to 9999)"
+    assert fifth["ts"] == "2015-05-01 00:00:00.004000"
+
+
+def test_parquet_text_that_is_not_utf8_refuses_only_its_row(tmp_path: Path) -> None:
+    path = tmp_path / "a.parquet"
+    body = pa.array([b"ok", b"\xff\xfe", b"fine"], pa.binary()).view(pa.string())
+    pq.write_table(pa.table({"id": ["a", "b", "c"], "body": body}), path)
+    total = _ingest(path, types={"id": "text", "body": "text"})
+    assert total["ok"] == 2 and total["refused"] == 1 and total["errors"] == []
+    assert total["refusals"][0]["line"] == 2 and total["refusals"][0]["reason"] == "bad_value"
+    assert total["refusals"][0]["detail"].startswith("column 'body': expected text, got a Parquet string value that "
+                                                     "cannot be read (UnicodeDecodeError: ")
 
 
 def test_a_parquet_column_that_can_never_fit_refuses_the_file(tmp_path: Path) -> None:
