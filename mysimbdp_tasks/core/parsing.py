@@ -12,7 +12,7 @@ its records keep the numbers of one sequential read. Every record comes out as a
   Lines, and the 1-based position of the element in a JSON array.
 - A record that cannot be read yields ``data=None`` and ``error="<reason>: <detail>"`` (the same
   shape as ``RowError``), and reading goes on. Reasons: ``bad_csv``, ``too_many_fields``,
-  ``bad_encoding``, ``bad_json``, ``not_an_object``.
+  ``bad_encoding``, ``bad_json``, ``not_an_object``, ``record_too_large``.
 - A file that cannot be read at all raises ``PermanentIngestError("unparseable", ...)`` when the
   reader reaches the problem; records yielded before it stay yielded. A chunk that no longer fits
   the file raises ``FileChangedError``.
@@ -26,6 +26,10 @@ Decisions:
   fields than the header leaves the missing columns absent; a row with more is refused.
 - CSV follows the ``excel`` dialect of the ``csv`` module (comma, ``"`` quoting, doubled quotes).
   A field may be as large as ``MAX_RECORD_BYTES``.
+- A line of CSV or JSON Lines may be as long as ``MAX_RECORD_BYTES``: a longer one is dropped as it
+  is read, never held whole, and its record refused as ``record_too_large`` (a CSV header that
+  long makes the file unparseable). A JSON array's element is held while it is decoded: one over
+  the limit ends the read as unparseable (see :mod:`jsonstream`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from .blocks import Flag as _Flag
+from .blocks import LongLine as _LongLine
 from .blocks import blocks as _blocks
 from .blocks import no_long_digits as _no_long_digits
 from .blocks import orjson_agrees as _orjson_agrees
@@ -174,6 +179,9 @@ def _csv_header(f: BinaryIO, size: int, read_size: int) -> list[str] | None:
 
 def _checked_header(row: list[str], bad: _Flag) -> list[str]:
     if bad.up:
+        error = bad.take()
+        if error.startswith("record_too_large"):
+            raise unparseable(f"the CSV header is too long: {error.partition(': ')[2]}")
         raise unparseable("the CSV header is not valid UTF-8")
     seen: set[str] = set()
     for name in row:
@@ -197,8 +205,7 @@ def _csv_records(f: BinaryIO, chunk: Chunk, size: int, read_size: int,
             for row in reader:
                 number, consumed = base + consumed, reader.line_num
                 if bad.up and header is not None:  # a bad header is refused by _checked_header
-                    bad.up = False
-                    yield number, None, "bad_encoding: the row is not valid UTF-8"
+                    yield number, None, bad.take()
                     continue
                 if not row:
                     continue  # a blank line
@@ -216,7 +223,7 @@ def _csv_records(f: BinaryIO, chunk: Chunk, size: int, read_size: int,
                 raise unparseable(f"the CSV header cannot be read: {exc}") from None
             # The reader starts afresh on the next line, so the rest of the file is still read.
             number, consumed = base + consumed, reader.line_num
-            bad.up = False
+            bad.take()
             yield number, None, f"bad_csv: {exc}"
 
 
@@ -228,6 +235,10 @@ csv_records, csv_header, fitted_chunk = _csv_records, _csv_header, _fitted
 def _jsonl_records(f: BinaryIO, chunk: Chunk, read_size: int) -> Iterator[tuple[int, Any, str | None]]:
     number = chunk.first_number - 1
     for block in _blocks(f, chunk.start_offset, chunk.end_offset, read_size):
+        if isinstance(block, _LongLine):  # a line over MAX_RECORD_BYTES, never held whole
+            number += 1
+            yield number, None, block.error
+            continue
         short_numbers = _no_long_digits(block)  # once per block, not per line
         lines = block.split(b"\n")
         if not lines[-1]:
@@ -325,9 +336,11 @@ def _flat_objects(f: BinaryIO, chunk: Chunk, read_size: int, resume: list[int]) 
     while True:
         match = pattern.match(buf, pos)
         if match is None:
-            if read_to >= end or len(buf) - pos > MAX_RECORD_BYTES:
+            pending = len(buf) - pos
+            if read_to >= end or pending > MAX_RECORD_BYTES:
                 return
-            more = f.read(min(step, end - read_to))
+            # As much again as is pending: a large element is scanned again a few times, not once per read.
+            more = f.read(min(max(step, pending), end - read_to))
             if not more:
                 return
             buf, base, pos, read_to = buf[pos:] + more, base + pos, 0, read_to + len(more)
