@@ -68,6 +68,8 @@ REASONS = frozenset({
     "worker_lost", "unparseable", "file_changed", "internal_error", "task_lost", "unknown_sink",
     # file formats: a damaged gzip stream, a gzip bomb, a Parquet column that can never fit
     "bad_gzip", "inflated_too_large", "schema_mismatch",
+    # records a reader could not read (core/parsing.py)
+    "bad_csv", "too_many_fields", "bad_encoding", "record_too_large",
 })
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)

@@ -41,6 +41,12 @@ def test_labels_take_no_raw_input() -> None:
     assert telemetry.reason_label("bad value: 'x' is not an int") == "other"
 
 
+@pytest.mark.parametrize("reason", ["bad_csv", "too_many_fields", "bad_encoding", "bad_json", "not_an_object",
+                                    "record_too_large"])
+def test_each_reason_a_reader_refuses_a_record_for_is_counted_under_its_name(reason: str) -> None:
+    assert telemetry.reason_label(reason) == reason
+
+
 @pytest.fixture
 def metrics_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """This process writes its metrics as a platform process does; restored afterwards."""
