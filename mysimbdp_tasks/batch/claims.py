@@ -46,7 +46,10 @@ def write_note(path: Path, note: dict[str, str]) -> None:
         finally:
             os.close(fd)
     except OSError as exc:
-        # Only crash recovery reads it; without it a recovered file keeps its safe name.
+        # Only crash recovery reads it: a claim without it is refused then (see claim_of), never
+        # routed by its name. A note cut short is no note.
+        with contextlib.suppress(OSError):
+            os.unlink(path)
         log.warning("file=%s claim note not written: %s", note["name"], exc)
 
 
@@ -61,14 +64,18 @@ def drop_note(claimed: Path) -> None:
 
 
 def claim_of(claimed: Path) -> tuple[str, str, str]:
-    """(ingest id, staged name, staging subfolder) of a claimed file."""
+    """(ingest id, staged name, staging subfolder) of a claimed file.
+
+    Without its note nobody can tell whose folder the file came from, and its name may name any
+    tenant: it is given to no tenant (``_unknown``), so admission refuses it with a receipt.
+    """
     ingest_id, _, rest = claimed.name.partition("__")
     try:
         note = json.loads(_note(claimed).read_text(encoding="ascii"))
         return ingest_id, str(note["name"]), str(note["folder"])
     except (OSError, ValueError, KeyError, TypeError):
-        folder_tenant, sep, name = rest.partition("__")  # the older layout: id__subfolder__name
-        return (ingest_id, name, folder_tenant) if sep else (ingest_id, rest, "")
+        log.warning("ingest=%s claim has no readable note: refused as of no known tenant", ingest_id)
+        return ingest_id, rest, folders.UNKNOWN_TENANT_DIR
 
 
 def recover(watcher: Watcher) -> int:

@@ -68,6 +68,30 @@ def test_a_claim_recovered_after_a_crash_is_charged_once(make_tenant: Any, setti
 
 
 @pytest.mark.timeout(60)
+def test_a_claim_whose_note_is_lost_is_refused_not_given_to_the_tenant_its_name_names(
+        make_tenant: Any, settings: Settings, redis_client: Any, tmp_path: Path) -> None:
+    """Only the note says which tenant's folder a claimed file came from. Without it (the disk was
+    full when it was written, then the watcher died), the name may name any tenant: the file is
+    refused with a receipt, and no tenant is charged or written to."""
+    local = dataclasses.replace(settings, home=tmp_path / "home")
+    owner, named = make_tenant(provision=False), make_tenant(provision=False)
+    watcher = _watcher(local, redis_client)
+    for name in (f"{named.name}-payload.csv", f"{named.name}__x.csv"):
+        staged = _stage(local.home, name, HEADER + _rows(0, 3), sub=owner.name)
+        ingest_id = uuid.uuid4().hex
+        claim_dir = local.home / "processing" / claims.CLAIMS
+        claim_dir.mkdir(parents=True, exist_ok=True)
+        os.rename(staged, claim_dir / filenames.disk_name(ingest_id, name))  # claimed, with no note
+        assert watcher.recover() == 1
+        [receipt] = (local.home / folders.REJECTED / folders.UNKNOWN_TENANT_DIR).glob(f"{ingest_id}*.receipt.json")
+        assert json.loads(receipt.read_text())["status"] == "rejected"
+    for t in (owner, named):
+        assert Quotas(redis_client).usage(t.name) == {"files": 0, "bytes": 0, "messages": 0}
+        assert redis_client.llen(t.batch_queue) == 0
+        assert not (local.home / "processing" / t.name).exists()
+
+
+@pytest.mark.timeout(60)
 def test_owned_tenant_folders_take_only_their_owners_files(make_tenant: Any, settings: Settings,
                                                            redis_client: Any, tmp_path: Path) -> None:
     mine, theirs, unmapped = (make_tenant(provision=False) for _ in range(3))
