@@ -10,6 +10,7 @@ Format, version 1 (all integers big-endian)::
              | tenant name, UTF-8 (n) | key id (8) | nonce prefix (8)
              | wrap nonce (12) | wrapped data key (48)
     segments = seg_0 | seg_1 | ... | seg_last      (at least one; the last may be empty)
+               S is 4 KiB to 1 MiB (a file declaring another size is refused, ``not_sealed``)
     seg_i    = AES-256-GCM(data key, nonce = nonce prefix | i as 4 bytes,
                            plaintext = S bytes (the last: 0..S), AAD = 0x01 if last else 0x00)
 
@@ -63,6 +64,9 @@ SUFFIX = ".enc"
 MAGIC = b"MSBDPENC"
 VERSION = 1
 SEGMENT_BYTES = 64 << 10
+# The segment sizes a file may declare: a segment is held whole while it is decrypted, so a larger
+# one costs the worker its size in memory; a tiny one costs a decryption and a tag per few bytes.
+MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES = 4 << 10, 1 << 20
 KEY_BYTES = 32
 TAG_BYTES = 16
 KEY_ID_BYTES = 8
@@ -102,6 +106,8 @@ class SealingWriter(io.RawIOBase):
         super().__init__()
         if len(key) != KEY_BYTES:
             raise ValueError(f"a tenant file key is {KEY_BYTES} bytes, got {len(key)}")
+        if not MIN_SEGMENT_BYTES <= segment_bytes <= MAX_SEGMENT_BYTES:
+            raise ValueError(f"a segment is {MIN_SEGMENT_BYTES} to {MAX_SEGMENT_BYTES} bytes, got {segment_bytes}")
         name = tenant.encode("utf-8")
         data_key, self._prefix, wrap_nonce = (os.urandom(KEY_BYTES), os.urandom(PREFIX_BYTES),
                                               os.urandom(WRAP_NONCE_BYTES))
@@ -163,8 +169,11 @@ class _Header:
                                        f"this platform reads {VERSION}")
         wanted = n + KEY_ID_BYTES + PREFIX_BYTES + WRAP_NONCE_BYTES + KEY_BYTES + TAG_BYTES
         rest = f.read(wanted)
-        if len(rest) < wanted or not self.segment_bytes:
+        if len(rest) < wanted:
             raise PermanentIngestError("not_sealed", f"{name}: the sealed-file header is cut short or malformed")
+        if not MIN_SEGMENT_BYTES <= self.segment_bytes <= MAX_SEGMENT_BYTES:
+            raise PermanentIngestError("not_sealed", f"{name}: segments of {self.segment_bytes} bytes; a sealed file's "
+                                       f"are {MIN_SEGMENT_BYTES} to {MAX_SEGMENT_BYTES}")
         owner = rest[:n].decode("utf-8", errors="replace")
         if owner != tenant:
             raise PermanentIngestError("wrong_tenant", f"{name}: sealed for tenant {owner!r}, not {tenant!r}")

@@ -14,7 +14,7 @@ from mysimbdp_tasks.core.parsing import iter_records
 
 KEY = bytes(range(32))
 OTHER = bytes(range(1, 33))
-SEG = 64  # small segments, so a short text spans several
+SEG = sealed.MIN_SEGMENT_BYTES  # the smallest segments, so a short text spans several
 
 
 def _seal(tmp_path: Path, plain: bytes, tenant: str = "tenant1", key: bytes = KEY, name: str = "f.csv.enc") -> Path:
@@ -174,3 +174,18 @@ def test_sealed_json_is_sniffed_and_read_through_the_reader(tmp_path: Path, name
     opener = sealed.opener("tenant1", KEY)
     assert detect_format(path, opener=opener) == fmt
     assert [r.data["id"] for r in iter_records(path, opener=opener)] == ["a", "b", "c"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("declared", [1, sealed.MIN_SEGMENT_BYTES - 1, sealed.MAX_SEGMENT_BYTES + 1, 200 << 20])
+def test_a_segment_size_the_worker_should_not_hold_or_pay_for_is_refused(tmp_path: Path, declared: int) -> None:
+    # A tenant seals with its own key, so it could declare any size: one segment is held whole while
+    # it is decrypted (memory in the file's size), and tiny ones cost a decryption per few bytes.
+    path = _seal(tmp_path, os.urandom(3 * SEG))
+    data = bytearray(path.read_bytes())
+    data[9:13] = declared.to_bytes(4, "big")  # after the magic and the version
+    path.write_bytes(bytes(data))
+    with pytest.raises(PermanentIngestError, match=f"segments of {declared} bytes") as caught:
+        sealed.verify(path, "tenant1", KEY)
+    assert caught.value.reason == "not_sealed"
+    with pytest.raises(ValueError, match="a segment is"):
+        sealed.seal(io.BytesIO(b"x"), io.BytesIO(), "tenant1", KEY, segment_bytes=declared)
