@@ -19,7 +19,8 @@ import os
 import re
 
 SAFE_NAME_BYTES = 100  # the sanitized part of a disk name
-SUFFIX_CHARS = 12  # longest extension kept whole (".ndjson" and friends)
+SUFFIX_CHARS = 16  # longest extension kept whole (".ndjson.gz.enc" and friends)
+WRAPPERS = (".gz", ".enc")  # suffixes over the one that names the format: gzip, a sealed file
 DISK_NAME_BYTES = 32 + 2 + SAFE_NAME_BYTES  # ingest id (uuid4 hex), "__", sanitized name
 _UNSAFE = re.compile(r"[^\w.+=@,-]")
 UNFINISHED_SUFFIXES = (".part", ".tmp", ".crdownload", ".swp")
@@ -42,9 +43,10 @@ def safe(name: str | bytes, limit: int = SAFE_NAME_BYTES) -> str:
     """A sanitized, shortened ``name``: word characters, ``.+=@,-``; extension kept; never hidden."""
     cleaned = _UNSAFE.sub("_", text(name)).lstrip(".") or "_"
     stem, ext = os.path.splitext(cleaned)
-    if ext.lower() == ".gz":  # ".csv.gz": the format is named by both suffixes
-        stem, inner = os.path.splitext(stem)
-        ext = inner + ext
+    outer = ext
+    while outer.lower() in WRAPPERS:  # ".csv.gz", ".csv.enc": the format is named by the inner suffix
+        stem, outer = os.path.splitext(stem)
+        ext = outer + ext
     if len(ext) > SUFFIX_CHARS:
         stem, ext = cleaned, ""
     room = limit - len(ext.encode())

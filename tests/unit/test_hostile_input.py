@@ -47,6 +47,8 @@ def test_every_derived_name_fits_the_file_system_and_is_plain_text(name: str) ->
     ("tenant1-" + "z" * 300 + ".jsonl", ".jsonl"),
     (os.fsdecode(b"tenant2-\xff" * 30 + b".csv"), ".csv"),
     ("tenant2-comments.csv", ".csv"),
+    ("tenant1-" + "a" * 300 + ".csv.enc", ".csv.enc"),  # a sealed file: its format is the inner suffix
+    ("tenant1-" + "a" * 300 + ".ndjson.gz", ".ndjson.gz"),
 ])
 def test_the_extension_survives_shortening_so_the_format_is_still_known(name: str, suffix: str) -> None:
     assert filenames.safe(name).endswith(suffix)
