@@ -14,14 +14,23 @@ of the record that starts there, so ``parsing.iter_records(path, fmt, chunk)`` n
 one sequential read would; reading every chunk gives exactly the records of that read. (A JSON element that is malformed
 inside, which the scan does not decode, ends its own chunk's read with ``unparseable``; the
 chunks after it are still read.)
+
+The scan reads the file a block at a time (``read_size`` bytes, or ``target_bytes`` if fewer) into
+a ``_Window`` that drops what it has passed, so memory stays about a block, and runs its patterns
+on those bytes. It does not map the file: a tenant can truncate its own file while it is being
+planned, and touching a mapped page past the new end kills the process (SIGBUS), where a read
+only comes back short. A file that has fewer bytes than it had when planning began is refused
+with ``FileChangedError`` (``file_changed``).
 """
 
 from __future__ import annotations
 
-import mmap
+import os
 import re
 from collections.abc import Generator, Iterable, Iterator
+from typing import BinaryIO
 
+from .errors import FileChangedError
 from .formats import (
     BOM,
     DEFAULT_CHUNK_BYTES,
@@ -45,27 +54,29 @@ _JSON_WS = re.compile(rb"[ \t\n\r]*+")
 
 def plan_chunks(
     path: PathLike, fmt: Format | None = None, target_bytes: int = DEFAULT_CHUNK_BYTES,
-    *, read_size: int = READ_SIZE, limit: int | None = None,  # read_size: unused since the scan maps the file
+    *, read_size: int = READ_SIZE, limit: int | None = None,
 ) -> list[Chunk]:
     """Cut a file (its first ``limit`` bytes, if given: what was admitted) into chunks of about
     ``target_bytes`` that hold whole records (at least one chunk)."""
-    return list(iter_chunks(path, fmt, target_bytes, limit=limit))
+    return list(iter_chunks(path, fmt, target_bytes, read_size=read_size, limit=limit))
 
 
 def iter_chunks(path: PathLike, fmt: Format | None = None, target_bytes: int = DEFAULT_CHUNK_BYTES,
-                *, limit: int | None = None) -> Generator[Chunk, None, None]:
+                *, read_size: int = READ_SIZE, limit: int | None = None) -> Generator[Chunk, None, None]:
     """The chunks of :func:`plan_chunks`, each yielded as soon as its end is found: the first one
     comes after about ``target_bytes`` of scanning, not after the whole file. Arguments are
-    checked before the first chunk is asked for."""
-    if target_bytes <= 0:
-        raise ValueError(f"target_bytes must be positive, got {target_bytes}")
+    checked before the first chunk is asked for; a file that shrinks while it is planned raises
+    ``FileChangedError`` from the chunk being looked for."""
+    if target_bytes <= 0 or read_size <= 0:
+        raise ValueError(f"target_bytes and read_size must be positive, got {target_bytes} and {read_size}")
     fmt = fmt or detect_format(path)
     if fmt not in ("csv", "json", "jsonl", "parquet") and not is_gzip(fmt):
         raise ValueError(f"unknown format {fmt!r}")
-    return _chunks(path, fmt, target_bytes, limit)
+    return _chunks(path, fmt, target_bytes, min(read_size, target_bytes), limit)
 
 
-def _chunks(path: PathLike, fmt: Format, target_bytes: int, limit: int | None) -> Generator[Chunk, None, None]:
+def _chunks(path: PathLike, fmt: Format, target_bytes: int, block: int,
+            limit: int | None) -> Generator[Chunk, None, None]:
     with open(path, "rb") as f:
         size = bounded_size(f, limit)
         if is_gzip(fmt):  # a gzip stream cannot be cut: one chunk (see gzipped)
@@ -79,81 +90,153 @@ def _chunks(path: PathLike, fmt: Format, target_bytes: int, limit: int | None) -
         if size == 0:
             yield Chunk(0, 0, 0, 1)
             return
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            if fmt == "json":
-                cuts = _json_cuts(mm, size, target_bytes)
-            else:
-                scan = _csv_cut_offsets if fmt == "csv" else _line_cut_offsets
-                cuts = _with_line_numbers(mm, scan(mm, size, target_bytes))
-            index, start, number = 0, 0, 1
-            try:
-                for offset, next_number in cuts:
-                    if 0 < offset < size and offset > start:
-                        _forget(mm, offset)
-                        yield Chunk(index, start, offset, number)
-                        index, start, number = index + 1, offset, next_number
-            finally:
-                # A scan left part way (the caller stopped) still holds a regex scanner on the map,
-                # and a map cannot close while its buffer is exported.
-                cuts.close()
-            yield Chunk(index, start, size, number)
+        window = _Window(f, size, block, count_lines=fmt != "json")
+        if fmt == "json":
+            cuts = _json_cuts(window, size, target_bytes)
+        else:
+            scan = _csv_cut_offsets if fmt == "csv" else _line_cut_offsets
+            cuts = _with_line_numbers(window, scan(window, size, target_bytes))
+        index, start, number = 0, 0, 1
+        for offset, next_number in cuts:
+            if 0 < offset < size and offset > start:
+                yield Chunk(index, start, offset, number)
+                index, start, number = index + 1, offset, next_number
+        if os.fstat(f.fileno()).st_size < size:  # shrank where the scan had no need to read
+            raise _shrank(f, size)
+        yield Chunk(index, start, size, number)
 
 
-def _forget(mm: mmap.mmap, offset: int) -> None:
-    """Unmap the pages the scan has passed: nothing before a cut is read again, and a mapped page
-    counts in the process's RSS until it is unmapped, so without this a planner's RSS grew by the
-    size of the file it planned (500 MB for a 500 MB file). The file's pages stay in the page cache."""
-    end = offset - offset % mmap.PAGESIZE
-    if end > 0:
-        mm.madvise(mmap.MADV_DONTNEED, 0, end)
+def _shrank(f: BinaryIO, size: int) -> FileChangedError:
+    return FileChangedError(f"changed while being read to plan its chunks: it had {size} bytes, "
+                            f"now {os.fstat(f.fileno()).st_size}")
 
 
-def _with_line_numbers(mm: mmap.mmap, offsets: Iterable[int]) -> Generator[tuple[int, int], None, None]:
-    lines, counted = 1, 0
+class _Window:
+    """The bytes ``buf`` of the file from offset ``base``, read a block at a time up to ``size``.
+
+    A scan keeps offsets in the file and calls ``more(keep)`` when it needs bytes past ``buf``,
+    which drops those before ``keep``: memory stays about a block (plus a record that runs past
+    one). Newlines are counted as bytes are dropped, for ``line_at``.
+    """
+
+    __slots__ = ("_block", "_count_lines", "_counted", "_file", "_lines", "base", "buf", "size")
+
+    def __init__(self, f: BinaryIO, size: int, block: int, *, count_lines: bool) -> None:
+        self._file, self._block, self._count_lines, self.size = f, block, count_lines, size
+        self.buf, self.base = b"", 0
+        self._lines, self._counted = 1, 0  # the number of the line that offset _counted is on
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.buf)
+
+    def more(self, keep: int, at_least: int = 0) -> bool:
+        """Drop the bytes before ``keep`` and append the next block (at least ``at_least`` bytes);
+        False at ``size``. A file that ends before ``size`` is refused."""
+        end = self.end
+        if end >= self.size:
+            return False
+        want = min(max(self._block, at_least), self.size - end)
+        data = self._file.read(want)
+        if len(data) < want:
+            raise _shrank(self._file, self.size)
+        keep = min(max(keep, self.base), end)
+        if self._count_lines:
+            self.line_at(keep)
+        self.buf = self.buf[keep - self.base :] + data
+        self.base = keep
+        return True
+
+    def line_at(self, offset: int) -> int:
+        """The number of the line ``offset`` is on; offsets only go forward, from ``base`` on."""
+        if offset > self._counted:
+            self._lines += self.buf.count(b"\n", self._counted - self.base, offset - self.base)
+            self._counted = offset
+        return self._lines
+
+
+def _with_line_numbers(window: _Window, offsets: Iterable[int]) -> Generator[tuple[int, int], None, None]:
     for offset in offsets:
-        # mmap has no count(); slices of at most READ_SIZE keep the copies small.
-        for block in range(counted, offset, READ_SIZE):
-            lines += mm[block : min(block + READ_SIZE, offset)].count(b"\n")
-        counted = offset
-        yield offset, lines
+        yield offset, window.line_at(offset)
 
 
-def _line_cut_offsets(mm: mmap.mmap, size: int, target: int) -> Iterator[int]:
+def _starts_with_bom(window: _Window) -> bool:
+    while len(window.buf) < len(BOM) and window.more(0):
+        pass
+    return window.buf.startswith(BOM)
+
+
+def _line_cut_offsets(window: _Window, size: int, target: int) -> Iterator[int]:
     cut = target
     while cut < size:
-        newline = mm.find(b"\n", cut - 1)
-        if newline < 0:
-            break
-        yield newline + 1
-        cut = newline + 1 + target
-
-
-def _csv_cut_offsets(mm: mmap.mmap, size: int, target: int) -> Iterator[int]:
-    """Record starts about every ``target`` bytes, found by tracking quoted fields."""
-    data_start = len(BOM) if mm[: len(BOM)] == BOM else 0
-    cut, pos = target, data_start
-    while cut < size:
-        quote = mm.find(b'"', pos)
-        outside_end = size if quote < 0 else quote
-        # Between quoted fields every newline ends a record.
-        newline = mm.find(b"\n", max(pos, cut - 1), outside_end)
+        newline = window.buf.find(b"\n", max(cut - 1 - window.base, 0))
         if newline >= 0:
-            pos = newline + 1
-            yield pos
-            cut = pos + target
-        elif quote < 0:
+            yield window.base + newline + 1
+            cut = window.base + newline + 1 + target
+        elif not window.more(window.end):
             break
-        elif quote == data_start or mm[quote - 1] in b",\n":
-            closing = _QUOTED_REST.match(mm, quote + 1)
-            pos = size if closing is None else closing.end()  # unclosed: the rest is one field
+
+
+def _csv_cut_offsets(window: _Window, size: int, target: int) -> Iterator[int]:
+    """Record starts about every ``target`` bytes, found by tracking quoted fields."""
+    data_start = len(BOM) if _starts_with_bom(window) else 0
+    cut, pos = target, data_start  # in the file: where the next cut may be, where the scan is
+    while True:
+        # Through the window, in offsets in buf (this loop runs once for every quoted field).
+        buf, base = window.buf, window.base
+        i, first, after, stop = pos - base, data_start - base, cut - 1 - base, size - 1 - base
+        room = len(buf) + (window.end >= size)  # a field closed before this is closed in the file
+        inside = False
+        while after < stop:
+            quote = buf.find(b'"', i)
+            # Between quoted fields every newline ends a record.
+            newline = buf.find(b"\n", max(i, after), len(buf) if quote < 0 else quote)
+            if newline >= 0:
+                i = newline + 1
+                yield base + i
+                after = i + target - 1
+            elif quote < 0:
+                i = len(buf)
+                break
+            elif quote == first or buf[quote - 1] in b",\n":
+                closing = _QUOTED_REST.match(buf, quote + 1)
+                i = room if closing is None else closing.end()
+                if i >= room:  # not closed in buf, or by its last byte, which may be the first of a ""
+                    i, inside = (len(buf) if closing is None else i - 1), True
+                    break
+            else:
+                i = quote + 1  # inside an unquoted field a quote is an ordinary character
         else:
-            pos = quote + 1  # inside an unquoted field a quote is an ordinary character
+            return
+        pos, cut = base + i, base + after + 1
+        if inside:
+            end = _quoted_field_end(window, pos, size)
+            if end is None:
+                return  # unclosed: the rest is one field
+            pos = end
+        elif not window.more(pos - 1):  # the byte before a quote tells whether it opens a field
+            return
 
 
-def _json_cuts(mm: mmap.mmap, size: int, target: int) -> Generator[tuple[int, int], None, None]:
+def _quoted_field_end(window: _Window, at: int, size: int) -> int | None:
+    """Where a quoted field that runs on past the window ends (after its closing quote), going on
+    from ``at`` inside it (at the quote that may be the first of a ""); None if not before ``size``."""
+    while window.more(at):
+        buf, base = window.buf, window.base
+        closing = _QUOTED_REST.match(buf, at - base)
+        if closing is not None and (closing.end() < len(buf) or window.end >= size):
+            return base + closing.end()
+        at = base + (len(buf) if closing is None else closing.end() - 1)
+    return None
+
+
+def _json_cuts(window: _Window, size: int, target: int) -> Generator[tuple[int, int], None, None]:
     """Offsets right after top-level array elements, with the number of the next element."""
-    start = len(BOM) if mm[: len(BOM)] == BOM else 0
-    start = _JSON_WS.match(mm, start).end()  # type: ignore[union-attr]
-    if mm[start : start + 1] != b"[":
+    start = len(BOM) if _starts_with_bom(window) else 0
+    while True:
+        start = window.base + _JSON_WS.match(window.buf, start - window.base).end()  # type: ignore[union-attr]
+        if start < window.end or not window.more(start):
+            break
+    if window.buf[start - window.base : start - window.base + 1] != b"[":
         return  # a stream of objects, or something the reader will refuse: one chunk
-    yield from array_cuts(mm, start, size, target)
+    yield from array_cuts(window, start, size, target)

@@ -3,8 +3,9 @@
 A ``JsonWindow`` holds decoded text that grows until a whole value fits, then slides past it, so
 memory stays about ``read_size`` plus the largest record. ``json_values`` walks the top-level
 values of a whole array (or of a stream of whitespace-separated objects), or of one chunk of an
-array, which starts at a ``,``. :mod:`parsing` reads records with it; :mod:`chunks` finds where
-elements end with it, decoding the bytes as latin-1 so that text offsets are byte offsets.
+array, which starts at a ``,``. :mod:`parsing` reads records with it. :mod:`chunks` finds where
+array elements end with ``array_cuts``, which scans bytes through a ``ByteWindow`` (the file read
+a block at a time) without decoding them.
 
 A value that is valid JSON but that Python cannot build (nested too deeply, an integer ``int()``
 refuses) is stepped over by counting brackets and comes out as a ``Refused`` with its reason, so
@@ -17,14 +18,13 @@ import codecs
 import json
 import re
 from collections.abc import Callable, Generator, Iterator
-from mmap import mmap
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, Protocol
 
 from .formats import MAX_RECORD_BYTES, unparseable
 
 __all__ = [
-    "FIRST_FLAT_OBJECT", "NEXT_FLAT_OBJECT", "JsonWindow", "Refused", "array_cuts", "decoded_reader", "json_values",
-    "undecodable",
+    "FIRST_FLAT_OBJECT", "NEXT_FLAT_OBJECT", "ByteWindow", "JsonWindow", "Refused", "array_cuts", "decoded_reader",
+    "json_values", "undecodable",
 ]
 
 _JSON_WS = re.compile(r"[ \t\n\r]*")
@@ -34,7 +34,6 @@ _decode_json = json.JSONDecoder().raw_decode
 
 # Byte patterns for finding where array elements end without building them. A string is skipped
 # whole (escapes included), so brackets and commas inside text are never structure.
-Buffer = bytes | mmap  # what the byte patterns scan
 _WS_B = rb"[ \t\n\r]*+"
 _STRING_B = rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"'  # unrolled: ~1.6x faster than an alternation per character
 _OUTSIDE_B = rb'[^"{}\[\]]*+'
@@ -44,8 +43,21 @@ _FLAT_B = rb"\{" + _OUTSIDE_B + rb"(?:" + _STRING_B + _OUTSIDE_B + rb")*+\}"
 FIRST_FLAT_OBJECT = re.compile(_WS_B + rb"(" + _FLAT_B + rb")")
 NEXT_FLAT_OBJECT = re.compile(_WS_B + rb"," + _WS_B + rb"(" + _FLAT_B + rb")")
 _ELEMENT_THEN_COMMA = re.compile(_WS_B + rb"(" + _FLAT_B + rb")" + _WS_B + rb",")
-_SKIP_TOKEN_B = re.compile(_STRING_B + rb"|[\[\]{},]")
+# A lone quote is a string that does not close: it runs past the window, or it is malformed.
+_SKIP_TOKEN_B = re.compile(_STRING_B + rb'|[\[\]{},"]')
+_STRING_START_B = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+')  # a string up to where it stops matching
 _WS_ONLY_B = re.compile(_WS_B)
+
+
+class ByteWindow(Protocol):
+    """Bytes ``buf`` of a file from offset ``base``, read a block at a time (see :mod:`chunks`)."""
+
+    buf: bytes
+    base: int
+
+    def more(self, keep: int, at_least: int = 0) -> bool:
+        """Drop the bytes before offset ``keep`` and append the next block (at least ``at_least``
+        bytes); False at the end of what is planned."""
 
 
 class Refused(NamedTuple):
@@ -164,12 +176,20 @@ def _value_end(buf: str, pos: int) -> int | None:
     return None
 
 
-def _value_end_bytes(buf: Buffer, pos: int, size: int) -> int | None:
-    """Where the element starting at ``pos`` ends (a ``,`` or ``]`` after it, at depth 0), or None."""
+def _value_end_bytes(buf: bytes, pos: int, final: bool) -> int | None:
+    """Where the element starting at ``pos`` ends (a ``,`` or ``]`` after it, at depth 0), or None.
+
+    Unless ``buf`` runs to the end of the array (``final``), None also when a string goes on past
+    ``buf``; a string that cannot close (a backslash before a newline) is stepped over a quote at
+    a time, as at the end.
+    """
     depth = 0
-    for match in _SKIP_TOKEN_B.finditer(buf, pos, size):
+    for match in _SKIP_TOKEN_B.finditer(buf, pos):
         token = match.group()
-        if token in (b"[", b"{"):
+        if token == b'"':
+            if not final and _STRING_START_B.match(buf, match.start()).end() >= len(buf) - 1:  # type: ignore[union-attr]
+                return None
+        elif token in (b"[", b"{"):
             depth += 1
         elif token in (b"]", b"}"):
             if depth == 0:
@@ -182,35 +202,45 @@ def _value_end_bytes(buf: Buffer, pos: int, size: int) -> int | None:
     return None
 
 
-def array_cuts(buf: Buffer, start: int, size: int, target: int) -> Generator[tuple[int, int], None, None]:
-    """Offsets right after elements of the array opening at ``start`` in ``buf[:size]``, about every
-    ``target`` bytes, each with the number of the element after it, yielded as they are found.
+def array_cuts(window: ByteWindow, start: int, size: int, target: int) -> Generator[tuple[int, int], None, None]:
+    """Offsets right after elements of the array opening at ``start`` (``window`` holds it) in the
+    file's first ``size`` bytes, about every ``target`` bytes, each with the number of the element
+    after it, yielded as they are found.
 
     Scans bytes: strings are skipped whole, brackets counted, nothing is decoded, so planning a
     file costs a fraction of reading it. It stops cutting at anything that is not an element
-    followed by ``,``: the last chunk then runs to the end and its reader reports the problem.
+    followed by ``,``: the last chunk then runs to the end and its reader reports the problem. The
+    window drops the elements passed; one that goes on past it is scanned again with the next
+    block (twice as much each time, so it stays linear). One larger than ``MAX_RECORD_BYTES``
+    also stops the cutting, rather than being held whole.
     """
     pos, count, cut = start + 1, 0, start + target
-    scan = _ELEMENT_THEN_COMMA.scanner(buf, pos, size)  # type: ignore[attr-defined]  # match() goes on where it stopped
     while True:
+        buf, base = window.buf, window.base
+        i, local_cut = pos - base, cut - base  # offsets in buf
+        scan = _ELEMENT_THEN_COMMA.scanner(buf, i)  # type: ignore[attr-defined]  # match() goes on where it stopped
         for match in iter(scan.match, None):  # flat objects, one regex call each
             count += 1
-            if match.end(1) >= cut:
-                yield match.end(1), count + 1
-                cut = match.end(1) + target
-            pos = match.end()
-        end = _value_end_bytes(buf, _WS_ONLY_B.match(buf, pos).end(), size)  # type: ignore[union-attr]
-        if end is None or end >= size:
-            return
-        after = _WS_ONLY_B.match(buf, end).end()  # type: ignore[union-attr]
-        if after >= size or buf[after:after + 1] != b"," or not buf[pos:end].strip():
+            if match.end(1) >= local_cut:
+                yield base + match.end(1), count + 1
+                local_cut = match.end(1) + target
+            i = match.end()
+        pos, cut = base + i, base + local_cut
+        final = base + len(buf) >= size
+        end = _value_end_bytes(buf, _WS_ONLY_B.match(buf, pos - base).end(), final)  # type: ignore[union-attr]
+        after = len(buf) if end is None else _WS_ONLY_B.match(buf, end).end()  # type: ignore[union-attr]
+        if end is None or after >= len(buf):  # the element, or what follows it, goes on past the window
+            pending = base + len(buf) - pos
+            if final or pending > MAX_RECORD_BYTES or not window.more(pos, pending):
+                return
+            continue
+        if buf[after:after + 1] != b"," or not buf[pos - base:end].strip():
             return  # the last element, or something the reader will refuse
         count += 1
-        if end >= cut:
-            yield end, count + 1
-            cut = end + target
-        pos = after + 1
-        scan = _ELEMENT_THEN_COMMA.scanner(buf, pos, size)  # type: ignore[attr-defined]
+        if base + end >= cut:
+            yield base + end, count + 1
+            cut = base + end + target
+        pos = base + after + 1
 
 
 def _maybe_cut(exc: json.JSONDecodeError, window: int) -> bool:

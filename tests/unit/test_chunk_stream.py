@@ -47,7 +47,7 @@ def test_the_first_json_chunk_comes_before_the_tail_of_the_file_is_scanned(tmp_p
     data = bytearray(path.read_bytes())
     cut = data.index(b"},", 100_000) + 2
     data[cut - 1 : len(data) - 1] = b" " * (len(data) - cut)
-    with open(path, "r+b") as f:  # in place: the planner's map of the file sees the new bytes
+    with open(path, "r+b") as f:  # in place: the planner reads the blocks past its first chunk later
         f.write(data)
     rest = list(chunks)
     assert [first, *rest] == plan_chunks(path, "json", 4_000)
@@ -59,7 +59,7 @@ def test_a_plan_left_part_way_releases_the_file(tmp_path: Path) -> None:
     path = _array(tmp_path, 2_000)
     chunks = iter_chunks(path, "json", 4_000)
     next(chunks)
-    chunks.close()  # no BufferError: the scan's hold on the map is let go before the map closes
+    chunks.close()  # the file is closed with the plan left part way
     with pytest.raises(StopIteration):
         next(chunks)
 
@@ -80,4 +80,4 @@ def test_planning_a_large_file_does_not_keep_it_in_memory(tmp_path: Path, fmt: s
     out = subprocess.run([sys.executable, "-c", code, str(path), fmt], check=True, capture_output=True, text=True)
     chunks, grown_mb = map(int, out.stdout.split())
     assert chunks >= 40
-    assert grown_mb < 16  # the whole file, mapped and kept, would be 44 MB
+    assert grown_mb < 16  # the whole file, kept, would be 44 MB
